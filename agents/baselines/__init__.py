@@ -1,0 +1,1 @@
+"""Baseline policies every agent is measured against."""

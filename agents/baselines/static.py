@@ -1,0 +1,44 @@
+"""``static``: a fixed fleet, sized once for the replay's peak, as a capacity planner would.
+
+With no parameters the first on-demand pool (else the first pool) holds enough nodes
+for the peak offered load of the replayed window at the target utilisation, and the
+other pools their minimum. ``nodes: {pool: count}`` fixes the counts instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict
+
+from sim.control import ControlContext, Decision, Observation
+
+
+class StaticParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    nodes: dict[str, int] | None = None
+
+
+class StaticPolicy:
+    """Holds the same node count per pool for the whole replay."""
+
+    name = "static"
+    uses_foresight = True  # only for the peak, to size the fleet
+
+    def __init__(self, params: StaticParams | None = None) -> None:
+        self.params = params or StaticParams()
+        self._desired: dict[str, int] = {}
+
+    def reset(self, context: ControlContext) -> None:
+        if self.params.nodes is not None:
+            self._desired = {p.name: self.params.nodes.get(p.name, p.min_nodes) for p in context.pools}
+            return
+        first = next((p for p in context.pools if p.capacity_type == "on-demand"), context.pools[0])
+        peak = context.foresight.peak_offered_rps if context.foresight else 0.0
+        self._desired = {p.name: p.min_nodes for p in context.pools}
+        self._desired[first.name] = max(
+            first.min_nodes, math.ceil(peak / first.rps_per_node_at_target)
+        )
+
+    def decide(self, observation: Observation) -> Decision:
+        return Decision(desired_nodes=dict(self._desired), reasons=("static fleet",))

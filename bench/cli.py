@@ -1,0 +1,189 @@
+"""The ``opsbench`` command line.
+
+Every error a user can cause prints one line on stderr (file, field, what is allowed)
+and exits with code 2; nothing is written to ``--out`` when the input is bad.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agents.registry import POLICIES
+from bench import runner
+from sim.errors import OpsbenchError
+from sim.scenario import Scenario
+from sim.scenario_files import list_scenarios, load_scenario_file
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("on_demand_cost_usd", "on-demand $", "{:,.2f}"),
+    ("spot_cost_usd", "spot $", "{:,.2f}"),
+    ("node_hours", "node-h", "{:,.1f}"),
+    ("wasted_node_hours", "wasted node-h", "{:,.1f}"),
+    ("slo_attainment", "SLO attainment", "{:.4%}"),
+    ("slo_violation_minutes", "SLO violation min", "{:,}"),
+    ("p95_latency_ms", "p95 ms", "{:,.1f}"),
+    ("dropped_requests", "dropped req", "{:,.0f}"),
+    ("interruptions", "interruptions", "{:,}"),
+    ("wall_s", "wall s", "{:.2f}"),
+)
+
+
+@contextmanager
+def _progress(label: str, total_days: float, enabled: bool) -> Iterator[Callable[[float], None]]:
+    if not enabled:
+        yield lambda _days: None
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} sim-days"),
+        TimeElapsedColumn(), console=stderr, transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total_days)
+        yield lambda days: bar.update(task, completed=days)
+
+
+def comparison_table(title: str, summaries: list[dict[str, Any]]) -> Table:
+    """Policies side by side, one column each."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for s in summaries:
+        table.add_column(s["policy"], justify="right")
+    for key, label, fmt in SUMMARY_COLUMNS:
+        table.add_row(label, *(fmt.format(s[key]) for s in summaries))
+    return table
+
+
+@click.group()
+def cli() -> None:
+    """opsbench: replay cloud-operations scenarios and benchmark the policies that run them."""
+
+
+@cli.group()
+def scenarios() -> None:
+    """List, show and describe scenario files."""
+
+
+@scenarios.command("list")
+def scenarios_list() -> None:
+    """The shipped scenarios."""
+    table = Table(title="scenarios")
+    for col in ("id", "days", "workload", "pools", "description"):
+        table.add_column(col)
+    for sid, path in list_scenarios():
+        sc = load_scenario_file(path)
+        wl = sc.workload
+        workload = Path(wl.path).name if wl.kind == "trace" else "synthetic"
+        pools = ", ".join(f"{p.name}:{p.instance_type}/{p.capacity_type}" for p in sc.cluster.pools)
+        table.add_row(sid, f"{sc.duration_days:g}", workload, pools, sc.description)
+    stdout.print(table)
+
+
+@scenarios.command("show")
+@click.argument("scenario")
+def scenarios_show(scenario: str) -> None:
+    """One scenario, validated, with every default filled in."""
+    sc, path = runner.load(scenario)
+    click.echo(f"# {path}")
+    click.echo(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+@scenarios.command("schema")
+def scenarios_schema() -> None:
+    """JSON Schema of scenario files (for editors)."""
+    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@cli.command("policies")
+def policies() -> None:
+    """The policies a replay can run."""
+    table = Table(title="policies")
+    table.add_column("name")
+    table.add_column("parameters")
+    table.add_column("what it does")
+    for info in POLICIES.values():
+        table.add_row(info.name, ", ".join(info.params.model_fields) or "-", info.summary)
+    stdout.print(table)
+
+
+@cli.command("replay")
+@click.argument("scenario")
+@click.option("--policy", help="policy name (default: the scenario's)")
+@click.option("--seed", type=click.IntRange(min=0), help="root seed (default: the scenario's)")
+@click.option("--trace", type=click.Path(path_type=Path), help="replace the workload with this CSV")
+@click.option("--days", type=float, help="simulated days (default: the scenario's)")
+@click.option("--out", type=click.Path(path_type=Path), help="write telemetry + summary.json here")
+@click.option("--spot-availability", type=click.Path(path_type=Path),
+              help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability")
+@click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")
+def replay(
+    scenario: str, policy: str | None, seed: int | None, trace: Path | None, days: float | None,
+    out: Path | None, spot_availability: Path | None, as_json: bool,
+) -> None:
+    """Replay SCENARIO (a file or a shipped id) under one policy."""
+    world, built = runner.prepare_run(
+        scenario, policy=policy, seed=seed, trace=trace, days=days,
+        spot_availability=spot_availability,
+    )
+    days_total = world.duration_s / 86400.0
+    with _progress(f"{world.scenario.id} / {built.name}", days_total, stderr.is_terminal) as tick:
+        summary = runner.run(world, built, out=out, progress=tick)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    stdout.print(comparison_table(f"{summary['scenario']} ({summary['sim_days']:g} days, seed {summary['seed']})", [summary]))
+    if out is not None:
+        stdout.print(f"telemetry and summary.json written to {out}")
+
+
+@cli.command("demo")
+@click.option("--scenario", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object per policy")
+def demo(scenario: str, as_json: bool) -> None:
+    """The main job: replay a scenario with static, reactive and oracle, side by side."""
+    summaries = []
+    for name in ("static", "reactive", "oracle"):
+        world, built = runner.prepare_run(scenario, policy=name)
+        with _progress(f"{world.scenario.id} / {name}", world.duration_s / 86400.0, stderr.is_terminal) as tick:
+            summaries.append(runner.run(world, built, progress=tick))
+    if as_json:
+        for s in summaries:
+            click.echo(json.dumps(s))
+        return
+    first = summaries[0]
+    stdout.print(comparison_table(
+        f"{first['scenario']}: {first['sim_days']:g} simulated days, seed {first['seed']}", summaries
+    ))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line on stderr and exit 2 for any input error."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except OpsbenchError as exc:
+        click.echo(f"opsbench: error: {exc}", err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        message = " ".join(exc.format_message().split())
+        click.echo(f"opsbench: error: {message}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("opsbench: aborted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

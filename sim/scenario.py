@@ -1,0 +1,316 @@
+"""Scenario files: the declarative description of one replay.
+
+A scenario (``scenarios/*.yaml``) declares the simulated EKS/EC2 cluster, its
+workload, its SLO, its market (on-demand catalogue, spot prices, spot availability),
+the control loop and the faults to inject. It is validated into the frozen pydantic
+models below (``extra="forbid"``: a typo is an error, never silently ignored).
+
+Units are in the field names: ``_s`` seconds, ``_h`` hours, ``_ms`` milliseconds,
+``_rps`` requests per second, ``_usd_per_hour`` US dollars per hour. Relative paths
+inside a scenario are resolved against the directory of the scenario file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)]
+
+
+class Model(BaseModel):
+    """Base of every user-written model: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+class NodePool(Model):
+    """A group of identical EC2 nodes (an EKS managed node group / Karpenter pool)."""
+
+    name: Name
+    instance_type: str = Field(description="EC2 instance type from the on-demand catalogue")
+    capacity_type: Literal["on-demand", "spot"]
+    azs: list[str] = Field(min_length=1, description="availability zones the pool spans")
+    min_nodes: int = Field(ge=0)
+    max_nodes: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NodePool:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"min_nodes(={self.min_nodes}) must be <= max_nodes(={self.max_nodes})"
+            )
+        if len(set(self.azs)) != len(self.azs):
+            raise ValueError(f"azs {self.azs} contains duplicates")
+        return self
+
+
+class Cluster(Model):
+    """The simulated cluster and the service it runs."""
+
+    region: str = "us-east-1"
+    rps_per_vcpu: float = Field(
+        gt=0, description="requests/s one vCPU serves while keeping p95 at the SLO target"
+    )
+    target_utilization: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="CPU utilisation capacity is planned for (HPA target; defines waste)",
+    )
+    pod_vcpu: int = Field(default=1, ge=1, description="vCPU request of one pod (its workers)")
+    pod_memory_gib: float = Field(default=2.0, gt=0)
+    node_overhead_vcpu: float = Field(default=0.5, ge=0, description="kubelet, daemonsets")
+    node_overhead_memory_gib: float = Field(default=1.0, ge=0)
+    base_latency_ms: float = Field(default=20.0, ge=0, description="network + framework latency")
+    queue_limit_per_pod: int = Field(
+        default=200, ge=0, description="requests a pod queues before dropping"
+    )
+    request_timeout_ms: float = Field(default=30_000.0, gt=0)
+    bytes_per_request: float = Field(default=20_000.0, ge=0, description="in + out bytes")
+    pools: list[NodePool] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Cluster:
+        names = [p.name for p in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pool names {names} are not unique")
+        return self
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class TraceWorkload(Model):
+    """Load replayed from a real trace (CSV ``timestamp,value``)."""
+
+    kind: Literal["trace"]
+    path: str = Field(description="CSV with columns timestamp,value")
+    peak_rps: float | None = Field(default=None, gt=0, description="trace peak maps to this")
+    mean_rps: float | None = Field(default=None, gt=0, description="trace mean maps to this")
+    start: datetime | None = Field(default=None, description="first replayed bucket")
+    max_interpolate_min: int = Field(
+        default=60, ge=0, description="gaps up to this long are interpolated linearly"
+    )
+
+    @model_validator(mode="after")
+    def _one_normalisation(self) -> TraceWorkload:
+        if (self.peak_rps is None) == (self.mean_rps is None):
+            raise ValueError("set exactly one of peak_rps or mean_rps")
+        return self
+
+
+class FlashCrowds(Model):
+    """Sudden bursts: Poisson arrivals, each a multiplicative bump of the load."""
+
+    rate_per_day: float = Field(default=0.5, ge=0)
+    magnitude: tuple[float, float] = Field(default=(2.0, 5.0), description="peak multiplier range")
+    ramp_min: float = Field(default=5.0, gt=0)
+    duration_min: tuple[float, float] = Field(default=(20.0, 90.0))
+
+
+class SyntheticWorkload(Model):
+    """A seeded generator: diurnal + weekly cycles, noise and flash crowds."""
+
+    kind: Literal["synthetic"]
+    mean_rps: float = Field(gt=0)
+    diurnal_amplitude: float = Field(default=0.5, ge=0, lt=1)
+    peak_hour: float = Field(default=14.0, ge=0, lt=24)
+    weekly_amplitude: float = Field(default=0.2, ge=0, lt=1)
+    noise: float = Field(default=0.05, ge=0, lt=1, description="sd of log-noise (AR(1))")
+    flash_crowds: FlashCrowds = FlashCrowds()
+    start: datetime = datetime(2024, 1, 1)
+
+
+Workload = Annotated[TraceWorkload | SyntheticWorkload, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- SLO
+
+
+class Slo(Model):
+    """The service-level objective the run is scored against."""
+
+    p95_latency_ms: float = Field(gt=0)
+    error_budget: float = Field(
+        default=0.001, ge=0, lt=1, description="allowed fraction of failed requests"
+    )
+
+
+# --------------------------------------------------------------------------- pricing
+
+
+class ReplayedSpotPrices(Model):
+    """Spot prices replayed from a DescribeSpotPriceHistory-shaped CSV (step function)."""
+
+    kind: Literal["replay"]
+    path: str
+    instance_type: str | None = Field(
+        default=None, description="series to replay; defaults to each spot pool's type"
+    )
+    az_map: dict[str, str] = Field(default_factory=dict, description="scenario AZ -> source AZ")
+    offset_h: float = Field(default=0.0, ge=0, description="hours into the history at t=0")
+
+
+class ModelledSpotPrices(Model):
+    """A seeded mean-reverting price model calibrated on a price-history CSV."""
+
+    kind: Literal["model"]
+    calibrate_on: str
+    instance_type: str | None = None
+
+
+SpotPrices = Annotated[ReplayedSpotPrices | ModelledSpotPrices, Field(discriminator="kind")]
+
+
+class ReplayedAvailability(Model):
+    """Spot availability replayed from Can't-Be-Late trace JSON files, one per AZ."""
+
+    kind: Literal["replay"]
+    files: dict[str, str] = Field(min_length=1, description="scenario AZ -> trace JSON")
+    offset_h: float = Field(default=0.0, ge=0)
+
+
+class AlwaysAvailable(Model):
+    """Spot capacity never runs out (interruptions only from faults)."""
+
+    kind: Literal["always"]
+
+
+SpotAvailability = Annotated[
+    ReplayedAvailability | AlwaysAvailable, Field(discriminator="kind")
+]
+
+
+class Pricing(Model):
+    """Where prices and spot availability come from."""
+
+    catalogue: str = Field(description="on-demand price CSV (instance_type, region, ...)")
+    spot_prices: SpotPrices | None = None
+    spot_availability: SpotAvailability = AlwaysAvailable(kind="always")
+    interruption_notice_s: float = Field(default=120.0, ge=0)
+
+
+# --------------------------------------------------------------------------- control
+
+
+class UniformDelay(Model):
+    kind: Literal["uniform"]
+    low_s: float = Field(ge=0)
+    high_s: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> UniformDelay:
+        if self.low_s > self.high_s:
+            raise ValueError(f"low_s(={self.low_s}) must be <= high_s(={self.high_s})")
+        return self
+
+
+class LognormalDelay(Model):
+    """Lognormal around ``median_s``, clipped to [low_s, high_s] (EKS-like: 60-300 s)."""
+
+    kind: Literal["lognormal"]
+    median_s: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+    low_s: float = Field(ge=0)
+    high_s: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> LognormalDelay:
+        if not self.low_s <= self.median_s <= self.high_s:
+            raise ValueError(
+                f"need low_s(={self.low_s}) <= median_s(={self.median_s}) <= high_s(={self.high_s})"
+            )
+        return self
+
+
+Delay = Annotated[UniformDelay | LognormalDelay, Field(discriminator="kind")]
+
+
+class Control(Model):
+    """The control loop: which policy decides capacity, how often, how fast nodes come."""
+
+    policy: str = "reactive"
+    params: dict[str, Any] = Field(default_factory=dict)
+    interval_s: float = Field(default=60.0, ge=1, le=3600)
+    provisioning_delay: Delay = LognormalDelay(
+        kind="lognormal", median_s=120.0, sigma=0.35, low_s=60.0, high_s=300.0
+    )
+    pod_start_delay_s: float = Field(default=15.0, ge=0)
+    drain_s: float = Field(default=30.0, ge=0, description="graceful drain before terminate")
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class Window(Model):
+    start_h: float = Field(ge=0)
+    duration_h: float = Field(gt=0)
+
+
+class AzOutage(Window):
+    """Every node in ``az`` fails at the start; nothing launches there until the end."""
+
+    az: str
+
+
+class SpotStorm(Window):
+    """Spot capacity vanishes in ``azs``: a share of spot nodes get an interruption notice."""
+
+    azs: list[str] = Field(min_length=1)
+    interrupt_fraction: float = Field(default=1.0, gt=0, le=1)
+
+
+class TelemetryGap(Window):
+    """Metrics stop arriving (the controllers see stale data); the world goes on."""
+
+
+class Faults(Model):
+    node_failure_rate_per_node_day: float = Field(default=0.0, ge=0)
+    az_outages: list[AzOutage] = Field(default_factory=list)
+    spot_storms: list[SpotStorm] = Field(default_factory=list)
+    telemetry_gaps: list[TelemetryGap] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class Scenario(Model):
+    """One replay: cluster, workload, SLO, market, control loop, faults, seed, duration."""
+
+    id: Name
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    duration_days: float = Field(gt=0, le=366)
+    cluster: Cluster
+    workload: Workload
+    slo: Slo
+    pricing: Pricing
+    control: Control = Control()
+    faults: Faults = Faults()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        azs = {az for pool in self.cluster.pools for az in pool.azs}
+        for i, outage in enumerate(self.faults.az_outages):
+            if outage.az not in azs:
+                raise ValueError(
+                    f"faults.az_outages[{i}].az {outage.az!r} is not an AZ of any pool "
+                    f"(allowed: {sorted(azs)})"
+                )
+        for i, storm in enumerate(self.faults.spot_storms):
+            unknown = sorted(set(storm.azs) - azs)
+            if unknown:
+                raise ValueError(
+                    f"faults.spot_storms[{i}].azs {unknown} are not AZs of any pool "
+                    f"(allowed: {sorted(azs)})"
+                )
+        has_spot = any(p.capacity_type == "spot" for p in self.cluster.pools)
+        if has_spot and self.pricing.spot_prices is None:
+            raise ValueError("pricing.spot_prices is required when a pool is spot")
+        return self

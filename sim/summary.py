@@ -1,0 +1,69 @@
+"""The replay summary: honest cost and SLO figures from a run's ground truth.
+
+Definitions (all per simulated minute, then aggregated):
+
+- ``slo_attainment``: fraction of minutes whose p95 latency met the target with no
+  request dropped; ``slo_violation_minutes`` the others.
+- ``wasted_node_hours``: billed capacity above what the offered load needed at the
+  scenario's target utilisation, counted in pod slots and converted to node-hours
+  at the fleet's mean pods per node that minute.
+- ``p95_latency_ms``: the 95th percentile over minutes of the per-minute p95.
+- ``cost_usd``: the sum of every billing line item (per second, 60 s minimum).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim.engine import Replay, Truth
+
+
+def waste_node_hours(truth: Truth) -> float:
+    """Billed node-hours beyond what the load needed at the target utilisation."""
+    spare_pods = np.maximum(0.0, truth.billed_pods - truth.needed_pods)
+    pods_per_node = np.divide(
+        truth.billed_pods, truth.billed_nodes, out=np.ones_like(truth.billed_pods),
+        where=truth.billed_nodes > 0,
+    )
+    return float((spare_pods / pods_per_node).sum() / 60.0)
+
+
+def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> dict[str, Any]:
+    """The summary of a finished replay, as printed by ``opsbench replay --json``."""
+    world = replay.world
+    sc = world.scenario
+    cluster = replay.cluster
+    slo_ok = (truth.p95_ms <= sc.slo.p95_latency_ms) & (truth.dropped < 0.5)
+    offered = float(truth.offered.sum())
+    dropped = float(truth.dropped.sum())
+    cost = cluster.cost_usd["on-demand"] + cluster.cost_usd["spot"]
+    return {
+        "scenario": sc.id,
+        "policy": policy,
+        "seed": world.seed,
+        "sim_days": world.duration_s / 86400.0,
+        "start": world.workload.start.isoformat(),
+        "cost_usd": round(cost, 6),
+        "on_demand_cost_usd": round(cluster.cost_usd["on-demand"], 6),
+        "spot_cost_usd": round(cluster.cost_usd["spot"], 6),
+        "node_hours": round(cluster.usage_s / 3600.0, 6),
+        "wasted_node_hours": round(waste_node_hours(truth), 6),
+        "slo_attainment": round(float(slo_ok.mean()) if slo_ok.size else 1.0, 6),
+        "slo_violation_minutes": int((~slo_ok).sum()),
+        "p95_latency_ms": round(float(np.percentile(truth.p95_ms, 95)) if truth.p95_ms.size else 0.0, 3),
+        "offered_requests": round(offered, 1),
+        "dropped_requests": round(dropped, 1),
+        "error_rate": dropped / offered if offered > 0 else 0.0,
+        "error_budget_used": (dropped / offered / sc.slo.error_budget)
+        if offered > 0 and sc.slo.error_budget > 0
+        else 0.0,
+        "interruptions": cluster.interruptions,
+        "node_failures": cluster.failures,
+        "launch_failures": sum(p.launch_failures for p in cluster.pools),
+        "workload_filled_minutes": world.workload.filled_minutes,
+        "telemetry_rows": dict(replay.telemetry.rows),
+        "telemetry_sha256": replay.telemetry.sha256(),
+        "wall_s": round(wall_s, 3),
+    }

@@ -1,0 +1,289 @@
+"""Typed telemetry: the schema of every stream, a columnar writer, and sinks.
+
+The simulator emits five streams, each with a fixed Arrow schema (units in the names):
+
+``metrics``
+    CloudWatch-like, one row per simulated minute per node pool.
+``capacity``
+    One row per minute per pool and AZ: nodes by state, the price in force, whether
+    spot capacity can be had.
+``events``
+    Cluster events: launch requested / failed, ready, serving, interruption notice,
+    drain, terminated, failed.
+``billing``
+    Line items as in the AWS Cost and Usage Report: one per node per clock hour.
+``audit``
+    CloudTrail-shaped records (filled by the security work; empty until then).
+
+Rows are buffered per stream in columns and handed to a :class:`TelemetrySink` as
+Arrow record batches every ``batch_rows`` rows (micro-batches, never a dump at the end).
+The writer also keeps a SHA-256 over every row it emits, column by column and
+independent of batch boundaries, so two runs can be compared by one hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TS = pa.timestamp("s")
+
+SCHEMAS: Mapping[str, pa.Schema] = {
+    "metrics": pa.schema(
+        [
+            ("timestamp", TS),
+            ("sim_time_s", pa.float64()),
+            ("pool", pa.string()),
+            ("request_rate_rps", pa.float64()),
+            ("served_rps", pa.float64()),
+            ("dropped_requests", pa.float64()),
+            ("error_rate", pa.float64()),
+            ("cpu_utilization", pa.float64()),
+            ("memory_utilization", pa.float64()),
+            ("network_bytes_per_s", pa.float64()),
+            ("response_time_p50_ms", pa.float64()),
+            ("response_time_p95_ms", pa.float64()),
+            ("queue_depth", pa.float64()),
+            ("pod_count", pa.float64()),
+            ("node_count", pa.int32()),
+            ("node_count_on_demand", pa.int32()),
+            ("node_count_spot", pa.int32()),
+        ]
+    ),
+    "capacity": pa.schema(
+        [
+            ("timestamp", TS),
+            ("sim_time_s", pa.float64()),
+            ("pool", pa.string()),
+            ("az", pa.string()),
+            ("capacity_type", pa.string()),
+            ("instance_type", pa.string()),
+            ("nodes_pending", pa.int32()),
+            ("nodes_running", pa.int32()),
+            ("nodes_draining", pa.int32()),
+            ("price_usd_per_hour", pa.float64()),
+            ("on_demand_usd_per_hour", pa.float64()),
+            ("spot_available", pa.bool_()),
+        ]
+    ),
+    "events": pa.schema(
+        [
+            ("timestamp", TS),
+            ("sim_time_s", pa.float64()),
+            ("node_id", pa.string()),
+            ("pool", pa.string()),
+            ("az", pa.string()),
+            ("capacity_type", pa.string()),
+            ("instance_type", pa.string()),
+            ("event", pa.string()),
+            ("reason", pa.string()),
+        ]
+    ),
+    "billing": pa.schema(
+        [
+            ("node_id", pa.string()),
+            ("pool", pa.string()),
+            ("az", pa.string()),
+            ("capacity_type", pa.string()),
+            ("instance_type", pa.string()),
+            ("period_start", TS),
+            ("period_end", TS),
+            ("usage_s", pa.float64()),
+            ("billed_s", pa.float64()),
+            ("cost_usd", pa.float64()),
+        ]
+    ),
+    "audit": pa.schema(
+        [
+            ("eventTime", TS),
+            ("eventID", pa.string()),
+            ("eventSource", pa.string()),
+            ("eventName", pa.string()),
+            ("awsRegion", pa.string()),
+            ("sourceIPAddress", pa.string()),
+            ("userAgent", pa.string()),
+            ("principal_arn", pa.string()),
+            ("errorCode", pa.string()),
+            ("readOnly", pa.bool_()),
+            ("record_json", pa.string()),
+        ]
+    ),
+}
+
+STREAMS: tuple[str, ...] = tuple(SCHEMAS)
+
+EVENT_KINDS = (
+    "launch_requested",
+    "launch_failed",
+    "ready",
+    "serving",
+    "interruption_notice",
+    "drain",
+    "terminated",
+    "failed",
+)
+
+
+class TelemetrySink(Protocol):
+    """Where telemetry batches go: memory, a Parquet directory, a feature store."""
+
+    def write(self, stream: str, batch: pa.RecordBatch) -> None:
+        """Receive one micro-batch of ``stream``."""
+
+    def close(self) -> None:
+        """No more batches will come."""
+
+
+class MemorySink:
+    """Keeps every batch in memory (tests, in-process benchmarks)."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, list[pa.RecordBatch]] = {s: [] for s in STREAMS}
+
+    def write(self, stream: str, batch: pa.RecordBatch) -> None:
+        self.batches[stream].append(batch)
+
+    def close(self) -> None:
+        return None
+
+    def table(self, stream: str) -> pa.Table:
+        """All rows of ``stream`` as one Arrow table."""
+        return pa.Table.from_batches(self.batches[stream], schema=SCHEMAS[stream])
+
+
+class ParquetSink:
+    """Writes ``<dir>/<stream>.parquet``, one row group per micro-batch."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, stream: str, batch: pa.RecordBatch) -> None:
+        writer = self._writers.get(stream)
+        if writer is None:
+            writer = pq.ParquetWriter(self.directory / f"{stream}.parquet", SCHEMAS[stream])
+            self._writers[stream] = writer
+        writer.write_batch(batch)
+
+    def close(self) -> None:
+        for stream in STREAMS:
+            if stream not in self._writers:  # every stream has a file, even when empty
+                pq.write_table(SCHEMAS[stream].empty_table(), self.directory / f"{stream}.parquet")
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+class FanoutSink:
+    """Hands every batch to several sinks, in order."""
+
+    def __init__(self, *sinks: TelemetrySink) -> None:
+        self.sinks = sinks
+
+    def write(self, stream: str, batch: pa.RecordBatch) -> None:
+        for sink in self.sinks:
+            sink.write(stream, batch)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+class _ColumnHasher:
+    """SHA-256 per column, fed batch by batch; the digest ignores batch boundaries."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.hashers = {name: hashlib.sha256() for name in schema.names}
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            h = self.hashers[name]
+            if pa.types.is_string(column.type):
+                for value in column.to_pylist():
+                    h.update(b"\x00" if value is None else value.encode("utf-8") + b"\x1f")
+            else:
+                values = column.to_numpy(zero_copy_only=False)
+                if values.dtype.kind == "M":
+                    values = values.astype("datetime64[s]").astype(np.int64)
+                h.update(np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<")).tobytes())
+
+    def digest(self) -> bytes:
+        outer = hashlib.sha256()
+        for name, h in self.hashers.items():
+            outer.update(name.encode() + b"=" + h.digest())
+        return outer.digest()
+
+
+class TelemetryWriter:
+    """Buffers rows per stream in columns; flushes micro-batches to a sink.
+
+    Parameters
+    ----------
+    sink
+        Receives each batch as it fills.
+    batch_rows
+        Rows per micro-batch and stream.
+    """
+
+    def __init__(self, sink: TelemetrySink, *, batch_rows: int = 50_000) -> None:
+        self.sink = sink
+        self.batch_rows = batch_rows
+        self._columns: dict[str, dict[str, list[Any]]] = {
+            s: {name: [] for name in SCHEMAS[s].names} for s in STREAMS
+        }
+        self._hashers = {s: _ColumnHasher(SCHEMAS[s]) for s in STREAMS}
+        self.rows: dict[str, int] = dict.fromkeys(STREAMS, 0)
+
+    def append(self, stream: str, row: Mapping[str, Any]) -> None:
+        """Add one row (a mapping with every column of ``stream``)."""
+        columns = self._columns[stream]
+        for name, values in columns.items():
+            values.append(row[name])
+        self.maybe_flush(stream)
+
+    def columns(self, stream: str) -> dict[str, list[Any]]:
+        """Direct access to a stream's column buffers, for hot loops.
+
+        Append one value to every list, then call :meth:`maybe_flush`.
+        """
+        return self._columns[stream]
+
+    def maybe_flush(self, stream: str) -> None:
+        """Flush ``stream`` if its buffer holds a full batch."""
+        first = next(iter(self._columns[stream].values()))
+        if len(first) >= self.batch_rows:
+            self.flush(stream)
+
+    def flush(self, stream: str) -> None:
+        """Send whatever ``stream`` has buffered as one batch."""
+        columns = self._columns[stream]
+        first = next(iter(columns.values()))
+        if not first:
+            return
+        schema = SCHEMAS[stream]
+        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        self._hashers[stream].update(batch)
+        self.rows[stream] += batch.num_rows
+        for values in columns.values():
+            values.clear()
+        self.sink.write(stream, batch)
+
+    def close(self) -> None:
+        """Flush every stream and close the sink."""
+        for stream in STREAMS:
+            self.flush(stream)
+        self.sink.close()
+
+    def sha256(self) -> str:
+        """Hex SHA-256 over every row emitted so far, all streams, in schema order."""
+        outer = hashlib.sha256()
+        for stream in STREAMS:
+            outer.update(stream.encode() + b"=" + self._hashers[stream].digest())
+        return outer.hexdigest()

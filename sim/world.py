@@ -1,0 +1,219 @@
+"""Resolving a scenario into everything a replay needs, before anything runs.
+
+:func:`prepare` reads and validates every file a scenario names (catalogue, trace,
+spot prices, availability traces) and turns them into arrays and step functions. All
+bad input is found here, so a replay that starts never fails half-way on a file and
+never leaves partial output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sim.catalog import InstanceType, load_catalogue, lookup
+from sim.control import PoolSpec
+from sim.errors import InputError
+from sim.latency import LatencyModel
+from sim.market import (
+    AvailabilitySeries,
+    PriceSeries,
+    availability_from_path,
+    constant_price,
+    modelled_spot_prices,
+    replay_availability,
+    replay_spot_prices,
+)
+from sim.scenario import LognormalDelay, ModelledSpotPrices, Scenario, UniformDelay
+from sim.seeding import component_rng
+from sim.traces import WorkloadSeries, workload_rps_per_minute
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """A scenario with every input loaded: ready to replay."""
+
+    scenario: Scenario
+    source: str  # the scenario file
+    seed: int
+    duration_s: float
+    workload: WorkloadSeries
+    pools: tuple[PoolSpec, ...]
+    prices: dict[tuple[int, str], PriceSeries]  # (pool index, AZ) -> USD/hour
+    availability: dict[str, AvailabilitySeries]  # AZ -> spot capacity on offer
+    latency: LatencyModel
+
+    @property
+    def n_minutes(self) -> int:
+        return int(self.workload.offered_rps.size)
+
+
+def pods_per_node(instance: InstanceType, scenario: Scenario) -> int:
+    """Pods of the scenario's size that fit on one node after its overheads."""
+    c = scenario.cluster
+    by_cpu = math.floor((instance.vcpus - c.node_overhead_vcpu) / c.pod_vcpu)
+    by_memory = math.floor((instance.memory_gib - c.node_overhead_memory_gib) / c.pod_memory_gib)
+    return max(0, min(by_cpu, by_memory))
+
+
+def prepare(
+    scenario: Scenario,
+    *,
+    source: Path,
+    seed: int | None = None,
+    days: float | None = None,
+    trace_override: Path | None = None,
+    spot_availability_override: Path | None = None,
+) -> World:
+    """Load and validate everything ``scenario`` refers to.
+
+    Parameters
+    ----------
+    scenario
+        The validated scenario.
+    source
+        The scenario file; relative paths inside it are resolved against its folder.
+    seed
+        Overrides ``scenario.seed``.
+    days
+        Overrides ``scenario.duration_days``.
+    trace_override
+        A CSV ``timestamp,value`` replacing the scenario's workload.
+    spot_availability_override
+        A Can't-Be-Late trace JSON, or a folder of them, replacing spot availability.
+    """
+    base_dir = source.parent
+    run_seed = scenario.seed if seed is None else seed
+    duration_days = scenario.duration_days if days is None else days
+    if duration_days <= 0:
+        raise InputError("--days", "days", f"{duration_days} is not positive", "a number > 0")
+    duration_s = duration_days * 86400.0
+    c = scenario.cluster
+    if scenario.slo.p95_latency_ms <= c.base_latency_ms:
+        raise InputError(
+            source,
+            "slo.p95_latency_ms",
+            f"{scenario.slo.p95_latency_ms} ms leaves no room above "
+            f"cluster.base_latency_ms={c.base_latency_ms} ms",
+            "a target above the base latency",
+        )
+    latency = LatencyModel(
+        workers_per_pod=c.pod_vcpu,
+        rps_per_vcpu=c.rps_per_vcpu,
+        p95_target_ms=scenario.slo.p95_latency_ms,
+        base_latency_ms=c.base_latency_ms,
+    )
+    catalogue = load_catalogue(_resolve(base_dir, scenario.pricing.catalogue), region=c.region)
+    pools = []
+    for i, pool in enumerate(c.pools):
+        instance = lookup(
+            catalogue, pool.instance_type, source=str(source),
+            field=f"cluster.pools[{i}].instance_type",
+        )
+        fit = pods_per_node(instance, scenario)
+        if fit < 1:
+            raise InputError(
+                source,
+                f"cluster.pools[{i}].instance_type",
+                f"{pool.instance_type} ({instance.vcpus} vCPU, {instance.memory_gib} GiB) fits no "
+                f"pod of {c.pod_vcpu} vCPU / {c.pod_memory_gib} GiB after node overheads",
+                "a larger instance type or smaller pods",
+            )
+        pod_rps_at_target = c.pod_vcpu * latency.service_rate_rps * c.target_utilization
+        pools.append(
+            PoolSpec(
+                name=pool.name,
+                instance_type=pool.instance_type,
+                capacity_type=pool.capacity_type,
+                azs=tuple(pool.azs),
+                min_nodes=pool.min_nodes,
+                max_nodes=pool.max_nodes,
+                vcpus=instance.vcpus,
+                memory_gib=instance.memory_gib,
+                pods_per_node=fit,
+                on_demand_usd_per_hour=instance.on_demand_usd_per_hour,
+                rps_per_node_at_target=fit * pod_rps_at_target,
+            )
+        )
+    workload = workload_rps_per_minute(
+        scenario.workload,
+        base_dir=base_dir,
+        duration_s=duration_s,
+        rng=component_rng(run_seed, "workload"),
+        trace_override=trace_override,
+    )
+    prices = _prices(scenario, base_dir, tuple(pools), duration_s, run_seed)
+    spot_azs = sorted({az for p in pools if p.capacity_type == "spot" for az in p.azs})
+    if spot_availability_override is not None:
+        availability = availability_from_path(
+            spot_availability_override, azs=spot_azs, duration_s=duration_s
+        )
+    else:
+        availability = replay_availability(
+            scenario.pricing.spot_availability, base_dir=base_dir, azs=spot_azs,
+            duration_s=duration_s,
+        )
+    return World(
+        scenario=scenario,
+        source=str(source),
+        seed=run_seed,
+        duration_s=duration_s,
+        workload=workload,
+        pools=tuple(pools),
+        prices=prices,
+        availability=availability,
+        latency=latency,
+    )
+
+
+def _prices(
+    scenario: Scenario, base_dir: Path, pools: tuple[PoolSpec, ...], duration_s: float, seed: int
+) -> dict[tuple[int, str], PriceSeries]:
+    prices: dict[tuple[int, str], PriceSeries] = {}
+    spot_keys = sorted(
+        {(p.instance_type, az) for p in pools if p.capacity_type == "spot" for az in p.azs}
+    )
+    spot: dict[tuple[str, str], PriceSeries] = {}
+    cfg = scenario.pricing.spot_prices
+    if spot_keys and cfg is not None:
+        if isinstance(cfg, ModelledSpotPrices):
+            spot = modelled_spot_prices(
+                cfg,
+                base_dir=base_dir,
+                pools=spot_keys,
+                on_demand={p.instance_type: p.on_demand_usd_per_hour for p in pools},
+                duration_s=duration_s,
+                rng=component_rng(seed, "spot-prices"),
+            )
+        else:
+            spot = replay_spot_prices(cfg, base_dir=base_dir, pools=spot_keys, duration_s=duration_s)
+    for i, p in enumerate(pools):
+        for az in p.azs:
+            if p.capacity_type == "spot":
+                prices[(i, az)] = spot[(p.instance_type, az)]
+            else:
+                prices[(i, az)] = constant_price(p.on_demand_usd_per_hour)
+    return prices
+
+
+def _resolve(base_dir: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else base_dir / p
+
+
+def delay_bounds(delay: UniformDelay | LognormalDelay) -> tuple[float, float]:
+    """(median, max) of a provisioning-delay distribution, in seconds."""
+    if isinstance(delay, UniformDelay):
+        return 0.5 * (delay.low_s + delay.high_s), delay.high_s
+    return delay.median_s, delay.high_s
+
+
+def draw_delay(delay: UniformDelay | LognormalDelay, rng: np.random.Generator) -> float:
+    """One provisioning delay (seconds) from the scenario's distribution."""
+    if isinstance(delay, UniformDelay):
+        return float(rng.uniform(delay.low_s, delay.high_s))
+    value = delay.median_s * math.exp(delay.sigma * float(rng.standard_normal()))
+    return float(min(max(value, delay.low_s), delay.high_s))
