@@ -68,3 +68,81 @@ def make_before_break(
         surplus -= removed * spec.pods_per_node
         result[spec.name] = state.nodes_active - cancel_pending - removed
     return result
+
+
+def spread(total: int, azs: tuple[str, ...], prices: Mapping[str, float]) -> dict[str, int]:
+    """``total`` nodes spread evenly over ``azs``; the cheapest AZs take the remainder."""
+    if not azs:
+        return {}
+    base, extra = divmod(total, len(azs))
+    order = sorted(azs, key=lambda az: (prices[az], azs.index(az)))
+    return {az: base + (1 if order.index(az) < extra else 0) for az in azs}
+
+
+def allocate_by_az(
+    pods_needed: float,
+    specs: tuple[PoolSpec, ...],
+    states: Mapping[str, PoolState],
+    feasible_azs: Mapping[str, tuple[str, ...]],
+) -> dict[str, dict[str, int]]:
+    """Nodes per pool and AZ holding ``pods_needed`` at the lowest price.
+
+    Pools are filled cheapest first (price per pod slot over their feasible AZs); a
+    pool's nodes are spread evenly over its feasible AZs, so one AZ's loss never
+    takes more than its share. A pool with no feasible AZ keeps only its minimum.
+    """
+
+    def pool_price(spec: PoolSpec) -> float:
+        azs = feasible_azs[spec.name]
+        prices = states[spec.name].price_usd_per_hour
+        return min(prices[az] for az in azs) / spec.pods_per_node if azs else math.inf
+
+    totals = {s.name: s.min_nodes for s in specs}
+    remaining = pods_needed - sum(s.min_nodes * s.pods_per_node for s in specs)
+    for i in sorted(range(len(specs)), key=lambda i: (pool_price(specs[i]), i)):
+        spec = specs[i]
+        if remaining <= 0 or not feasible_azs[spec.name]:
+            continue
+        add = max(0, min(spec.max_nodes - spec.min_nodes, math.ceil(remaining / spec.pods_per_node)))
+        totals[spec.name] += add
+        remaining -= add * spec.pods_per_node
+    result = {}
+    for spec in specs:
+        azs = feasible_azs[spec.name] or spec.azs
+        by_az = dict.fromkeys(spec.azs, 0)
+        by_az.update(spread(totals[spec.name], azs, states[spec.name].price_usd_per_hour))
+        result[spec.name] = by_az
+    return result
+
+
+def make_before_break_by_az(
+    desired: Mapping[str, Mapping[str, int]],
+    pods_needed_now: float,
+    specs: tuple[PoolSpec, ...],
+    states: Mapping[str, PoolState],
+) -> dict[str, dict[str, int]]:
+    """:func:`make_before_break` per AZ: cancel pending nodes freely; remove running
+    ones, most expensive first, only out of the running surplus over the need now."""
+    result = {name: dict(by_az) for name, by_az in desired.items()}
+    running_pods = sum(
+        (states[s.name].nodes_by_az[az] - states[s.name].pending_by_az[az]) * s.pods_per_node
+        for s in specs
+        for az in s.azs
+    )
+    surplus = running_pods - pods_needed_now
+    slots = sorted(
+        ((s, az) for s in specs for az in s.azs),
+        key=lambda slot: -states[slot[0].name].price_usd_per_hour[slot[1]] / slot[0].pods_per_node,
+    )
+    for spec, az in slots:
+        state = states[spec.name]
+        active = state.nodes_by_az[az]
+        cut = active - desired[spec.name][az]
+        if cut <= 0:
+            continue
+        cancel_pending = min(cut, state.pending_by_az[az])
+        allowed = max(0, math.floor(surplus / spec.pods_per_node)) if surplus > 0 else 0
+        removed = min(cut - cancel_pending, allowed)
+        surplus -= removed * spec.pods_per_node
+        result[spec.name][az] = active - cancel_pending - removed
+    return result

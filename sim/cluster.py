@@ -17,6 +17,7 @@ loop over nodes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -85,7 +86,8 @@ class PoolRuntime:
     index: int
     nodes: dict[str, Node] = field(default_factory=dict)  # every node not yet terminated
     counts: dict[str, int] = field(default_factory=dict)
-    active_by_az: dict[str, int] = field(default_factory=dict)
+    active_by_az: dict[str, int] = field(default_factory=dict)  # pending + starting + serving
+    by_az: dict[str, dict[str, int]] = field(default_factory=dict)  # AZ -> state -> nodes
     serving: _Integral = field(default_factory=_Integral)
     billed: _Integral = field(default_factory=_Integral)
     interruptions: int = 0
@@ -94,6 +96,10 @@ class PoolRuntime:
     def __post_init__(self) -> None:
         self.counts = dict.fromkeys((PENDING, STARTING, SERVING, NOTICED, DRAINING), 0)
         self.active_by_az = dict.fromkeys(self.spec.azs, 0)
+        self.by_az = {
+            az: dict.fromkeys((PENDING, STARTING, SERVING, NOTICED, DRAINING), 0)
+            for az in self.spec.azs
+        }
 
     @property
     def active(self) -> int:
@@ -153,17 +159,13 @@ class Cluster:
     def _event(self, node: Node, event: str, reason: str = "") -> None:
         spec = self.pools[node.pool].spec
         now = self.env.now
-        cols = self.telemetry.columns("events")
-        cols["timestamp"].append(self.epoch_s + int(now))
-        cols["sim_time_s"].append(float(now))
-        cols["node_id"].append(node.node_id)
-        cols["pool"].append(spec.name)
-        cols["az"].append(node.az)
-        cols["capacity_type"].append(spec.capacity_type)
-        cols["instance_type"].append(spec.instance_type)
-        cols["event"].append(event)
-        cols["reason"].append(reason)
-        self.telemetry.maybe_flush("events")
+        self.telemetry.append(
+            "events",
+            (
+                self.epoch_s + int(now), float(now), node.node_id, spec.name, node.az,
+                spec.capacity_type, spec.instance_type, event, reason,
+            ),
+        )
 
     def _after(self, delay_s: float, action: Callable[[], None]) -> None:
         self.env.timeout(delay_s).callbacks.append(lambda _event: action())
@@ -173,8 +175,10 @@ class Cluster:
         now = self.env.now
         if old != TERMINATED:
             pool.counts[old] -= 1
+            pool.by_az[node.az][old] -= 1
         if new_state != TERMINATED:
             pool.counts[new_state] += 1
+            pool.by_az[node.az][new_state] += 1
         was_serving = node.is_serving(old)
         is_serving = node.is_serving(new_state)
         if was_serving != is_serving:
@@ -191,6 +195,7 @@ class Cluster:
         node = Node(f"{pool.spec.name}-{self._seq:06d}", pool_index, az, self.env.now)
         pool.nodes[node.node_id] = node
         pool.counts[PENDING] += 1
+        pool.by_az[az][PENDING] += 1
         pool.active_by_az[az] += 1
         pool.billed.change(self.env.now, 1)
         self._event(node, "launch_requested", "initial fleet" if warm else "")
@@ -220,25 +225,20 @@ class Cluster:
         pool = self.pools[pool_index]
         pool.launch_failures += 1
         spec = pool.spec
-        cols = self.telemetry.columns("events")
-        cols["timestamp"].append(self.epoch_s + int(self.env.now))
-        cols["sim_time_s"].append(float(self.env.now))
-        cols["node_id"].append("")
-        cols["pool"].append(spec.name)
-        cols["az"].append("")
-        cols["capacity_type"].append(spec.capacity_type)
-        cols["instance_type"].append(spec.instance_type)
-        cols["event"].append("launch_failed")
-        cols["reason"].append(reason)
-        self.telemetry.maybe_flush("events")
+        now = self.env.now
+        self.telemetry.append(
+            "events",
+            (
+                self.epoch_s + int(now), float(now), "", spec.name, "", spec.capacity_type,
+                spec.instance_type, "launch_failed", reason,
+            ),
+        )
 
-    def scale_in(self, pool_index: int, count: int) -> None:
-        """Remove ``count`` active nodes: pending first, then the fullest AZ, newest first."""
+    def scale_in(self, pool_index: int, count: int, az: str | None = None) -> None:
+        """Remove ``count`` active nodes (of ``az`` if given): pending first, then the
+        fullest AZ, newest first."""
         pool = self.pools[pool_index]
-        for _ in range(count):
-            victim = self._scale_in_victim(pool)
-            if victim is None:
-                return
+        for victim in self._scale_in_victims(pool, count, az):
             if victim.state == PENDING:
                 self._event(victim, "drain", "scale-in (cancelled launch)")
                 self._terminate(pool, victim, "scale-in")
@@ -248,15 +248,22 @@ class Cluster:
                 self._after(self.drain_s, lambda v=victim: self._terminate(pool, v, "scale-in"))
 
     @staticmethod
-    def _scale_in_victim(pool: PoolRuntime) -> Node | None:
-        pending = [n for n in pool.nodes.values() if n.state == PENDING]
-        if pending:
-            return pending[-1]
-        fullest = max(pool.spec.azs, key=lambda az: (pool.active_by_az[az], -pool.spec.azs.index(az)))
-        candidates = [n for n in pool.nodes.values() if n.state in (STARTING, SERVING)]
-        in_fullest = [n for n in candidates if n.az == fullest]
-        chosen = in_fullest or candidates
-        return chosen[-1] if chosen else None
+    def _scale_in_victims(pool: PoolRuntime, count: int, az: str | None) -> list[Node]:
+        """Pending nodes first (newest first); then running ones from the AZ with the
+        most active nodes, newest first."""
+        nodes = [n for n in pool.nodes.values() if az is None or n.az == az]
+        chosen = [n for n in reversed(nodes) if n.state == PENDING][:count]
+        running = [n for n in nodes if n.state in (STARTING, SERVING)]
+        active = {a: pool.active_by_az[a] - sum(1 for n in chosen if n.az == a) for a in pool.spec.azs}
+        by_az = {a: [n for n in running if n.az == a] for a in pool.spec.azs}
+        while len(chosen) < count:
+            candidates = [a for a in pool.spec.azs if by_az[a]]
+            if not candidates:
+                break
+            fullest = max(candidates, key=lambda a: (active[a], -pool.spec.azs.index(a)))
+            chosen.append(by_az[fullest].pop())
+            active[fullest] -= 1
+        return chosen
 
     def notice(self, node: Node, reason: str) -> None:
         """Spot interruption notice: the node is reclaimed ``notice_s`` later."""
@@ -300,36 +307,33 @@ class Cluster:
 
     # ------------------------------------------------------------------ billing
     def _bill(self, pool: PoolRuntime, node: Node, start_s: float, end_s: float) -> None:
+        """Line items per clock hour of ``[start_s, end_s)`` at the prices in force."""
         spec = pool.spec
         prices = self.prices[(pool.index, node.az)]
         usage_s = end_s - start_s
-        hour_edges = np.arange(np.floor(start_s / 3600.0) * 3600.0, end_s, 3600.0)
-        t0 = np.maximum(hour_edges, start_s)
-        t1 = np.minimum(hour_edges + 3600.0, end_s)
-        keep = t1 > t0
-        t0, t1 = t0[keep], t1[keep]
-        if t0.size == 0:  # launched and terminated in the same instant
-            t0, t1 = np.array([start_s]), np.array([start_s])
-        costs = prices.cost_usd_many(t0, t1)
-        used = t1 - t0
-        billed = used.copy()
-        if usage_s < MIN_BILLED_S:  # EC2's 60-second minimum, at the launch price
-            extra_s = MIN_BILLED_S - usage_s
-            billed[0] += extra_s
-            costs[0] += extra_s * prices.price_at(start_s) / 3600.0
-        self.cost_usd[spec.capacity_type] += float(costs.sum())
+        first_edge = (math.floor(start_s / 3600.0) + 1.0) * 3600.0
+        starts = [start_s]
+        starts.extend(float(h) for h in np.arange(first_edge, end_s, 3600.0))
+        ends = [*starts[1:], end_s]
+        if len(prices.times_s) == 1:  # a constant price (on-demand): no integral needed
+            rate = float(prices.prices_usd_per_hour[0]) / 3600.0
+            costs = [(b - a) * rate for a, b in zip(starts, ends, strict=True)]
+        else:
+            costs = prices.cost_usd_many(np.array(starts), np.array(ends)).tolist()
+        billed = [b - a for a, b in zip(starts, ends, strict=True)]
+        if usage_s < MIN_BILLED_S:  # EC2's 60-second minimum, charged at the launch price
+            short_s = MIN_BILLED_S - usage_s
+            costs[0] += short_s * prices.price_at(start_s) / 3600.0
+            billed[0] += short_s
+        rows = self.telemetry.buffer("billing")
+        base = self.epoch_s
+        for a, b, used, cost in zip(starts, ends, billed, costs, strict=True):
+            rows.append(
+                (
+                    node.node_id, spec.name, node.az, spec.capacity_type, spec.instance_type,
+                    base + int(a), base + math.ceil(b), b - a, used, cost,
+                )
+            )
+        self.cost_usd[spec.capacity_type] += math.fsum(costs)
         self.usage_s += usage_s
-        cols = self.telemetry.columns("billing")
-        for a, b, u, bs, c in zip(t0, t1, used, billed, costs, strict=True):
-            cols["node_id"].append(node.node_id)
-            cols["pool"].append(spec.name)
-            cols["az"].append(node.az)
-            cols["capacity_type"].append(spec.capacity_type)
-            cols["instance_type"].append(spec.instance_type)
-            cols["period_start"].append(self.epoch_s + int(a))
-            cols["period_end"].append(self.epoch_s + int(np.ceil(b)))
-            cols["usage_s"].append(float(u))
-            cols["billed_s"].append(float(bs))
-            cols["cost_usd"].append(float(c))
         self.telemetry.maybe_flush("billing")
-

@@ -49,6 +49,16 @@ class Foresight(Protocol):
     def peak_offered_rps(self) -> float:
         """The highest per-minute offered load of the whole replay (requests/s)."""
 
+    def spot_available_throughout(self, az: str, t0_s: float, t1_s: float) -> bool:
+        """Whether the replayed market offers spot capacity in ``az`` for all of ``[t0_s, t1_s]``.
+
+        Only the availability trace is foreseen; injected faults (storms) are not.
+        """
+
+    @property
+    def spot_reclaim_fraction(self) -> float:
+        """Share of an AZ's spot nodes reclaimed each time its availability drops."""
+
 
 @dataclass(frozen=True, slots=True)
 class ControlContext:
@@ -100,6 +110,7 @@ class PoolState:
     nodes_running: int  # serving or about to (ready, pods starting)
     nodes_leaving: int  # draining or under an interruption notice
     nodes_by_az: Mapping[str, int]  # pending + running, per AZ
+    pending_by_az: Mapping[str, int]  # pending only, per AZ
     price_usd_per_hour: Mapping[str, float]  # per AZ, price in force
     spot_available: Mapping[str, bool]  # per AZ; always True for on-demand pools
     launchable_azs: tuple[str, ...]  # AZs where a launch would succeed now
@@ -125,10 +136,16 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Desired node count per pool (clamped by the simulator to [min, max])."""
+    """Desired node count per pool (clamped by the simulator to [min, max]).
+
+    A policy may also place nodes itself: for a pool listed in ``desired_by_az`` the
+    simulator reconciles each AZ to its count (launching there, or scaling in there);
+    other pools are spread over their AZs like an Auto Scaling group does.
+    """
 
     desired_nodes: Mapping[str, int]
     reasons: tuple[str, ...] = field(default=())
+    desired_by_az: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -22,7 +22,8 @@ real monitoring pipeline would have delivered, gaps included.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from types import MappingProxyType
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +39,7 @@ from sim.control import (
     PoolMetrics,
     PoolState,
 )
+from sim.market import AvailabilitySeries
 from sim.seeding import component_rng
 from sim.telemetry import TelemetrySink, TelemetryWriter
 from sim.traffic import MinuteTraffic, ServiceModel
@@ -48,9 +50,12 @@ ProgressCallback = Callable[[float], None]  # called with simulated days done
 
 @dataclass(frozen=True, slots=True)
 class WorkloadForesight:
-    """Perfect knowledge of the offered load, handed to the oracle limits."""
+    """Perfect knowledge of the offered load and the replayed spot market, for the
+    oracle limits (never for a policy that claims to be realistic)."""
 
     offered: np.ndarray  # requests/s per minute
+    availability: dict[str, AvailabilitySeries]
+    spot_reclaim_fraction: float = 1.0
 
     def offered_rps(self, t0_s: float, t1_s: float) -> np.ndarray:
         i0 = max(0, int(t0_s // 60))
@@ -61,6 +66,14 @@ class WorkloadForesight:
     def peak_offered_rps(self) -> float:
         return float(self.offered.max())
 
+    def spot_available_throughout(self, az: str, t0_s: float, t1_s: float) -> bool:
+        series = self.availability.get(az)
+        if series is None:
+            return True
+        i0 = max(0, int(np.searchsorted(series.times_s, t0_s, side="right")) - 1)
+        i1 = max(0, int(np.searchsorted(series.times_s, t1_s, side="right")) - 1)
+        return bool(series.available[i0 : i1 + 1].all())
+
 
 @dataclass(slots=True)
 class Truth:
@@ -70,13 +83,14 @@ class Truth:
     served: np.ndarray
     dropped: np.ndarray
     p95_ms: np.ndarray
-    billed_pods: np.ndarray  # time-weighted pod slots on billed nodes
     billed_nodes: np.ndarray  # time-weighted billed nodes
+    serving_pods: np.ndarray  # time-weighted pods on serving nodes
+    serving_nodes: np.ndarray  # time-weighted serving nodes
     needed_pods: np.ndarray  # pods the offered load needs at the target utilisation
 
     @classmethod
     def empty(cls, n: int) -> Truth:
-        return cls(*(np.zeros(n) for _ in range(7)))
+        return cls(*(np.zeros(n) for _ in range(8)))
 
 
 class Replay:
@@ -104,6 +118,9 @@ class Replay:
         self.interval_s = sc.control.interval_s
         delay_rng = component_rng(world.seed, "provisioning")
         self.faults_rng = component_rng(world.seed, "faults")
+        self.market_rng = component_rng(world.seed, "spot-market")
+        availability_cfg = sc.pricing.spot_availability
+        self.reclaim_fraction = getattr(availability_cfg, "reclaim_fraction", 1.0)
         self.cluster = Cluster(
             self.env,
             world.pools,
@@ -121,6 +138,24 @@ class Replay:
             request_timeout_ms=sc.cluster.request_timeout_ms,
         )
         self.truth = Truth.empty(self.n_minutes)
+        minute_marks = np.arange(self.n_minutes + 1, dtype=np.float64) * 60.0
+        self._minute_prices = {  # price at every minute mark, looked up in O(1)
+            key: series.prices_usd_per_hour[
+                np.maximum(np.searchsorted(series.times_s, minute_marks, side="right") - 1, 0)
+            ]
+            for key, series in world.prices.items()
+        }
+        # Per pool, a counter that moves whenever any of its AZ prices changes, so that
+        # the per-AZ price map handed to policies is rebuilt only when a price moved.
+        self._price_version = []
+        for i, spec in enumerate(world.pools):
+            moved = np.zeros(self.n_minutes + 1, dtype=np.int64)
+            for az in spec.azs:
+                moved[1:] += np.diff(self._minute_prices[(i, az)]) != 0
+            self._price_version.append(np.cumsum(moved))
+        self._price_maps: dict[int, tuple[int, Mapping[str, float]]] = {}
+        self._market_version = 0  # moves whenever availability, storms or outages change
+        self._market_maps: dict[int, tuple[int, Mapping[str, bool], tuple[str, ...]]] = {}
         self.backlog = 0.0
         self.az_down: dict[str, int] = {}
         self.storm: dict[str, int] = {}
@@ -149,7 +184,9 @@ class Replay:
             pod_start_delay_s=sc.control.pod_start_delay_s,
             interruption_notice_s=sc.pricing.interruption_notice_s,
             seed=world.seed,
-            foresight=WorkloadForesight(world.workload.offered_rps)
+            foresight=WorkloadForesight(
+                world.workload.offered_rps, world.availability, self.reclaim_fraction
+            )
             if getattr(policy, "uses_foresight", False)
             else None,
         )
@@ -164,15 +201,23 @@ class Replay:
         return gaps
 
     def _initial_fleet(self) -> None:
-        """Every policy starts from the same warm fleet: pool minimums, plus enough
-        on the first on-demand pool (else the first pool) for minute 0's load."""
+        """Every policy starts from the same warm fleet: pool minimums, plus enough nodes
+        for minute 0's load at the target utilisation on the pool with the cheapest pod
+        slot that can launch at t=0."""
         pools = self.cluster.pools
-        first = next((p for p in pools if p.spec.capacity_type == "on-demand"), pools[0])
         need_pods = self._needed_pods[0] if self.n_minutes else 0.0
+
+        def price_per_pod(pool: PoolRuntime) -> float:
+            azs = [az for az in pool.spec.azs if self._launchable(pool, az)]
+            if not azs:
+                return math.inf
+            return min(self._price(pool.index, az, 0) for az in azs) / pool.spec.pods_per_node
+
+        cheapest = min(pools, key=lambda p: (price_per_pod(p), p.index))
+        covered = sum(p.spec.min_nodes * p.spec.pods_per_node for p in pools if p is not cheapest)
         for pool in pools:
             count = pool.spec.min_nodes
-            if pool is first:
-                covered = sum(p.spec.min_nodes * p.spec.pods_per_node for p in pools if p is not pool)
+            if pool is cheapest:
                 extra = math.ceil(max(0.0, need_pods - covered) / pool.spec.pods_per_node)
                 count = min(pool.spec.max_nodes, max(count, extra))
             for _ in range(count):
@@ -240,10 +285,9 @@ class Replay:
         t.dropped[minute] = result.dropped_requests
         t.p95_ms[minute] = result.p95_ms
         t.billed_nodes[minute] = sum(billed_nodes)
-        t.billed_pods[minute] = sum(
-            n * p.spec.pods_per_node for n, p in zip(billed_nodes, pools, strict=True)
-        )
         t.needed_pods[minute] = self._needed_pods[minute]
+        t.serving_pods[minute] = pods
+        t.serving_nodes[minute] = sum(serving_nodes)
         if self.gap_minutes[minute]:
             return
         self._emit_minute(minute, result, pods_by_pool, pods)
@@ -254,8 +298,8 @@ class Replay:
         now = self.env.now
         ts = self.epoch_s + int(now) - 60
         sim_time = now - 60.0
-        cols = self.telemetry.columns("metrics")
-        cap = self.telemetry.columns("capacity")
+        rows = self.telemetry.buffer("metrics")
+        cap_rows = self.telemetry.buffer("capacity")
         c = self.world.scenario.cluster
         metrics: dict[str, PoolMetrics] = {}
         for pool, pool_pods in zip(self.cluster.pools, pods_by_pool, strict=True):
@@ -264,73 +308,53 @@ class Replay:
             running = pool.counts[STARTING] + pool.counts[SERVING] + pool.counts[NOTICED]
             offered_rps = result.offered_requests / 60.0 * share
             served_rps = result.served_requests / 60.0 * share
-            dropped = result.dropped_requests * share if pods > 0 else (
-                result.dropped_requests if pool.index == 0 else 0.0
-            )
+            if pods > 0:
+                dropped = result.dropped_requests * share
+            else:  # nothing serves: the load balancer's 503s are booked on the first pool
+                dropped = result.dropped_requests if pool.index == 0 else 0.0
             error_rate = dropped / result.offered_requests if result.offered_requests > 0 else 0.0
             serving = pool_pods > 0
             cpu = result.utilization if serving else 0.0
-            mem_alloc = running * spec.memory_gib
-            mem = (
-                (running * c.node_overhead_memory_gib + pool_pods * c.pod_memory_gib * (0.6 + 0.4 * cpu))
-                / mem_alloc
-                if mem_alloc > 0
-                else 0.0
+            memory_gib = running * spec.memory_gib
+            used_gib = running * c.node_overhead_memory_gib + pool_pods * c.pod_memory_gib * (
+                0.6 + 0.4 * cpu
             )
+            mem = min(1.0, used_gib / memory_gib) if memory_gib > 0 else 0.0
+            p50 = result.p50_ms if serving else math.nan
             p95 = result.p95_ms if serving else math.nan
-            cols["timestamp"].append(ts)
-            cols["sim_time_s"].append(sim_time)
-            cols["pool"].append(spec.name)
-            cols["request_rate_rps"].append(offered_rps)
-            cols["served_rps"].append(served_rps)
-            cols["dropped_requests"].append(dropped)
-            cols["error_rate"].append(error_rate)
-            cols["cpu_utilization"].append(cpu)
-            cols["memory_utilization"].append(min(1.0, mem))
-            cols["network_bytes_per_s"].append(served_rps * c.bytes_per_request)
-            cols["response_time_p50_ms"].append(result.p50_ms if serving else math.nan)
-            cols["response_time_p95_ms"].append(p95)
-            cols["queue_depth"].append(result.backlog_requests * share)
-            cols["pod_count"].append(pool_pods)
-            cols["node_count"].append(running)
+            queue = result.backlog_requests * share
             is_spot = spec.capacity_type == "spot"
-            cols["node_count_on_demand"].append(0 if is_spot else running)
-            cols["node_count_spot"].append(running if is_spot else 0)
+            spot_available, _ = self._market_map(pool)
+            rows.append(
+                (
+                    ts, sim_time, spec.name, offered_rps, served_rps, dropped, error_rate, cpu,
+                    mem, served_rps * c.bytes_per_request, p50, p95, queue, pool_pods, running,
+                    0 if is_spot else running, running if is_spot else 0,
+                )
+            )
             metrics[spec.name] = PoolMetrics(
                 request_rate_rps=offered_rps,
                 cpu_utilization=cpu,
                 response_time_p95_ms=p95,
                 error_rate=error_rate,
-                queue_depth=result.backlog_requests * share,
+                queue_depth=queue,
                 pod_count=pool_pods,
             )
-            by_az = self._counts_by_az(pool)
             for az in spec.azs:
-                pending, running_az, draining = by_az[az]
-                cap["timestamp"].append(ts)
-                cap["sim_time_s"].append(sim_time)
-                cap["pool"].append(spec.name)
-                cap["az"].append(az)
-                cap["capacity_type"].append(spec.capacity_type)
-                cap["instance_type"].append(spec.instance_type)
-                cap["nodes_pending"].append(pending)
-                cap["nodes_running"].append(running_az)
-                cap["nodes_draining"].append(draining)
-                cap["price_usd_per_hour"].append(self.world.prices[(pool.index, az)].price_at(now))
-                cap["on_demand_usd_per_hour"].append(spec.on_demand_usd_per_hour)
-                cap["spot_available"].append(self._spot_available(az) if is_spot else True)
+                counts = pool.by_az[az]
+                cap_rows.append(
+                    (
+                        ts, sim_time, spec.name, az, spec.capacity_type, spec.instance_type,
+                        counts[PENDING], counts[STARTING] + counts[SERVING] + counts[NOTICED],
+                        counts[DRAINING], self._price(pool.index, az, minute + 1),
+                        spec.on_demand_usd_per_hour,
+                        spot_available[az],
+                    )
+                )
         self.telemetry.maybe_flush("metrics")
         self.telemetry.maybe_flush("capacity")
         self.last_metrics = metrics
         self.last_metrics_minute = minute
-
-    @staticmethod
-    def _counts_by_az(pool: PoolRuntime) -> dict[str, tuple[int, int, int]]:
-        counts = {az: [0, 0, 0] for az in pool.spec.azs}
-        for node in pool.nodes.values():
-            slot = 0 if node.state == PENDING else 2 if node.state == DRAINING else 1
-            counts[node.az][slot] += 1
-        return {az: (a, b, c) for az, (a, b, c) in counts.items()}
 
     # ------------------------------------------------------------------ control
     def _observe(self) -> Observation:
@@ -343,7 +367,7 @@ class Replay:
         states: dict[str, PoolState] = {}
         for pool in self.cluster.pools:
             spec = pool.spec
-            is_spot = spec.capacity_type == "spot"
+            spot_available, launchable = self._market_map(pool)
             interruptions = pool.interruptions - self._interruptions_seen[pool.index]
             failures = pool.launch_failures - self._failures_seen[pool.index]
             self._interruptions_seen[pool.index] = pool.interruptions
@@ -354,11 +378,10 @@ class Replay:
                 nodes_running=pool.counts[STARTING] + pool.counts[SERVING],
                 nodes_leaving=pool.counts[NOTICED] + pool.counts[DRAINING],
                 nodes_by_az=dict(pool.active_by_az),
-                price_usd_per_hour={
-                    az: self.world.prices[(pool.index, az)].price_at(now) for az in spec.azs
-                },
-                spot_available={az: self._spot_available(az) if is_spot else True for az in spec.azs},
-                launchable_azs=tuple(az for az in spec.azs if self._launchable(pool, az)),
+                pending_by_az={az: pool.by_az[az][PENDING] for az in spec.azs},
+                price_usd_per_hour=self._price_map(pool),
+                spot_available=spot_available,
+                launchable_azs=launchable,
                 interruptions_last_interval=interruptions,
                 launch_failures_last_interval=failures,
             )
@@ -377,6 +400,10 @@ class Replay:
     def _apply(self, decision: Decision) -> None:
         for pool in self.cluster.pools:
             spec = pool.spec
+            by_az = decision.desired_by_az.get(spec.name)
+            if by_az is not None:
+                self._apply_by_az(pool, by_az)
+                continue
             want = int(decision.desired_nodes.get(spec.name, pool.active))
             want = min(spec.max_nodes, max(spec.min_nodes, want))
             have = pool.active
@@ -389,6 +416,56 @@ class Replay:
                     self.cluster.launch(pool.index, az)
             elif want < have:
                 self.cluster.scale_in(pool.index, have - want)
+
+    def _apply_by_az(self, pool: PoolRuntime, by_az: Mapping[str, int]) -> None:
+        """Reconcile each AZ of ``pool`` to its count, within the pool's [min, max]."""
+        spec = pool.spec
+        for az in spec.azs:  # scale-in first, so the pool maximum has room for launches
+            want = max(0, int(by_az.get(az, pool.active_by_az[az])))
+            if want < pool.active_by_az[az] and pool.active > spec.min_nodes:
+                cut = min(pool.active_by_az[az] - want, pool.active - spec.min_nodes)
+                self.cluster.scale_in(pool.index, cut, az)
+        for az in spec.azs:
+            want = max(0, int(by_az.get(az, pool.active_by_az[az])))
+            grow = min(want - pool.active_by_az[az], spec.max_nodes - pool.active)
+            if grow <= 0:
+                continue
+            if not self._launchable(pool, az):
+                self.cluster.launch_failed(pool.index, self._az_reason(az))
+                continue
+            for _ in range(grow):
+                self.cluster.launch(pool.index, az)
+
+    def _price(self, pool_index: int, az: str, minute: int) -> float:
+        """Price (USD/hour) in force at the start of ``minute``."""
+        return float(self._minute_prices[(pool_index, az)][minute])
+
+    def _price_map(self, pool: PoolRuntime) -> Mapping[str, float]:
+        """Price (USD/hour) per AZ in force now, rebuilt only when a price moved."""
+        now = self.env.now
+        if now % 60.0 != 0.0:
+            return MappingProxyType(
+                {az: self.world.prices[(pool.index, az)].price_at(now) for az in pool.spec.azs}
+            )
+        minute = int(now // 60)
+        version = int(self._price_version[pool.index][minute])
+        cached = self._price_maps.get(pool.index)
+        if cached is None or cached[0] != version:
+            prices = {az: self._price(pool.index, az, minute) for az in pool.spec.azs}
+            cached = (version, MappingProxyType(prices))
+            self._price_maps[pool.index] = cached
+        return cached[1]
+
+    def _market_map(self, pool: PoolRuntime) -> tuple[Mapping[str, bool], tuple[str, ...]]:
+        """(spot available per AZ, launchable AZs), rebuilt only when the market moved."""
+        cached = self._market_maps.get(pool.index)
+        if cached is None or cached[0] != self._market_version:
+            is_spot = pool.spec.capacity_type == "spot"
+            available = {az: self._spot_available(az) if is_spot else True for az in pool.spec.azs}
+            launchable = tuple(az for az in pool.spec.azs if self._launchable(pool, az))
+            cached = (self._market_version, MappingProxyType(available), launchable)
+            self._market_maps[pool.index] = cached
+        return cached[1], cached[2]
 
     # ------------------------------------------------------------------ placement
     def _spot_available(self, az: str) -> bool:
@@ -409,6 +486,11 @@ class Replay:
                 best = az
         return best
 
+    def _az_reason(self, az: str) -> str:
+        if self.az_down.get(az, 0):
+            return f"{az} is down"
+        return f"InsufficientInstanceCapacity: no spot capacity in {az}"
+
     def _no_az_reason(self, pool: PoolRuntime) -> str:
         if all(self.az_down.get(az, 0) for az in pool.spec.azs):
             return "every AZ of the pool is down"
@@ -424,24 +506,37 @@ class Replay:
                 )
         return nodes
 
+    def _reclaim(self, az: str, fraction: float, reason: str) -> None:
+        """Send interruption notices to ``fraction`` of the spot nodes in ``az`` (seeded)."""
+        nodes = self._spot_nodes_in(az)
+        k = math.ceil(fraction * len(nodes) - 1e-9)
+        if k >= len(nodes):
+            chosen = list(range(len(nodes)))
+        else:
+            chosen = sorted(self.market_rng.choice(len(nodes), size=k, replace=False).tolist())
+        for i in chosen:
+            self.cluster.notice(nodes[i], reason)
+
     def _spot_market(self, az: str, transitions: list[tuple[float, bool]]) -> Iterator[simpy.Event]:
         for t, available in transitions:
             if t >= self.n_minutes * 60.0:
                 return
             yield self.env.timeout(t - self.env.now)
             self.spot_up[az] = available
+            self._market_version += 1
             if not available:
-                for node in self._spot_nodes_in(az):
-                    self.cluster.notice(node, "spot capacity reclaimed (availability trace)")
+                self._reclaim(az, self.reclaim_fraction, "spot capacity reclaimed (availability trace)")
 
     def _az_outage(self, az: str, start_h: float, duration_h: float) -> Iterator[simpy.Event]:
         yield self.env.timeout(start_h * 3600.0)
         self.az_down[az] = self.az_down.get(az, 0) + 1
+        self._market_version += 1
         for pool in self.cluster.pools:
             for node in [n for n in pool.nodes.values() if n.az == az]:
                 self.cluster.fail(node, f"AZ outage in {az}")
         yield self.env.timeout(duration_h * 3600.0)
         self.az_down[az] -= 1
+        self._market_version += 1
 
     def _spot_storm(
         self, azs: list[str], start_h: float, duration_h: float, fraction: float
@@ -449,15 +544,12 @@ class Replay:
         yield self.env.timeout(start_h * 3600.0)
         for az in azs:
             self.storm[az] = self.storm.get(az, 0) + 1
-            nodes = self._spot_nodes_in(az)
-            k = int(math.ceil(fraction * len(nodes)))
-            if k:
-                chosen = self.faults_rng.choice(len(nodes), size=k, replace=False)
-                for i in sorted(chosen):
-                    self.cluster.notice(nodes[i], f"spot interruption storm in {az}")
+            self._market_version += 1
+            self._reclaim(az, fraction, f"spot interruption storm in {az}")
         yield self.env.timeout(duration_h * 3600.0)
         for az in azs:
             self.storm[az] -= 1
+            self._market_version += 1
 
     def _random_failures(self, per_node_probability: float) -> None:
         for pool in self.cluster.pools:

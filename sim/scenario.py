@@ -174,6 +174,15 @@ class ReplayedAvailability(Model):
     kind: Literal["replay"]
     files: dict[str, str] = Field(min_length=1, description="scenario AZ -> trace JSON")
     offset_h: float = Field(default=0.0, ge=0)
+    reclaim_fraction: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description=(
+            "share of the AZ's spot nodes that get a notice each time the trace drops to 0 "
+            "(a 1-node trace records one instance; 1.0 reclaims them all)"
+        ),
+    )
 
 
 class AlwaysAvailable(Model):

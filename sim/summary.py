@@ -4,9 +4,12 @@ Definitions (all per simulated minute, then aggregated):
 
 - ``slo_attainment``: fraction of minutes whose p95 latency met the target with no
   request dropped; ``slo_violation_minutes`` the others.
-- ``wasted_node_hours``: billed capacity above what the offered load needed at the
-  scenario's target utilisation, counted in pod slots and converted to node-hours
-  at the fleet's mean pods per node that minute.
+- ``wasted_node_hours``: serving capacity above what the offered load needed at the
+  scenario's target utilisation (over-provisioning), counted in pod slots and
+  converted to node-hours at the serving fleet's mean pods per node that minute.
+- ``idle_node_hours``: node-hours billed while a node could not serve (booting,
+  pods starting, draining): the price of every launch and scale-in. Together with
+  ``wasted_node_hours`` it accounts for every node-hour not spent on load.
 - ``p95_latency_ms``: the 95th percentile over minutes of the per-minute p95.
 - ``cost_usd``: the sum of every billing line item (per second, 60 s minimum).
 """
@@ -21,13 +24,18 @@ from sim.engine import Replay, Truth
 
 
 def waste_node_hours(truth: Truth) -> float:
-    """Billed node-hours beyond what the load needed at the target utilisation."""
-    spare_pods = np.maximum(0.0, truth.billed_pods - truth.needed_pods)
+    """Serving node-hours beyond what the load needed at the target utilisation."""
+    spare_pods = np.maximum(0.0, truth.serving_pods - truth.needed_pods)
     pods_per_node = np.divide(
-        truth.billed_pods, truth.billed_nodes, out=np.ones_like(truth.billed_pods),
-        where=truth.billed_nodes > 0,
+        truth.serving_pods, truth.serving_nodes, out=np.ones_like(truth.serving_pods),
+        where=truth.serving_nodes > 0,
     )
     return float((spare_pods / pods_per_node).sum() / 60.0)
+
+
+def idle_node_hours(truth: Truth) -> float:
+    """Billed node-hours during which the nodes did not serve."""
+    return float(np.maximum(0.0, truth.billed_nodes - truth.serving_nodes).sum() / 60.0)
 
 
 def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> dict[str, Any]:
@@ -50,6 +58,7 @@ def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> di
         "spot_cost_usd": round(cluster.cost_usd["spot"], 6),
         "node_hours": round(cluster.usage_s / 3600.0, 6),
         "wasted_node_hours": round(waste_node_hours(truth), 6),
+        "idle_node_hours": round(idle_node_hours(truth), 6),
         "slo_attainment": round(float(slo_ok.mean()) if slo_ok.size else 1.0, 6),
         "slo_violation_minutes": int((~slo_ok).sum()),
         "p95_latency_ms": round(float(np.percentile(truth.p95_ms, 95)) if truth.p95_ms.size else 0.0, 3),

@@ -196,32 +196,45 @@ class FanoutSink:
 
 
 class _ColumnHasher:
-    """SHA-256 per column, fed batch by batch; the digest ignores batch boundaries."""
+    """SHA-256 per column, fed batch by batch; the digest ignores batch boundaries.
+
+    Numbers are hashed as little-endian bytes (timestamps as int64 seconds); strings as
+    their UTF-8 bytes plus, separately, their lengths, so that the digest depends only on
+    the sequence of values.
+    """
 
     def __init__(self, schema: pa.Schema) -> None:
-        self.hashers = {name: hashlib.sha256() for name in schema.names}
+        self.hashers = {name: (hashlib.sha256(), hashlib.sha256()) for name in schema.names}
 
     def update(self, batch: pa.RecordBatch) -> None:
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
-            h = self.hashers[name]
+            values_hash, lengths_hash = self.hashers[name]
             if pa.types.is_string(column.type):
-                for value in column.to_pylist():
-                    h.update(b"\x00" if value is None else value.encode("utf-8") + b"\x1f")
+                _, offsets, data = column.buffers()
+                offs = np.frombuffer(offsets, dtype=np.int32)[
+                    column.offset : column.offset + len(column) + 1
+                ]
+                lengths_hash.update(np.diff(offs).astype("<i4").tobytes())
+                if data is not None:
+                    values_hash.update(memoryview(data)[offs[0] : offs[-1]])
             else:
                 values = column.to_numpy(zero_copy_only=False)
                 if values.dtype.kind == "M":
                     values = values.astype("datetime64[s]").astype(np.int64)
-                h.update(np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<")).tobytes())
+                values_hash.update(np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes())
 
     def digest(self) -> bytes:
         outer = hashlib.sha256()
-        for name, h in self.hashers.items():
-            outer.update(name.encode() + b"=" + h.digest())
+        for name, (values_hash, lengths_hash) in self.hashers.items():
+            outer.update(name.encode() + b"=" + values_hash.digest() + lengths_hash.digest())
         return outer.digest()
 
 
 class TelemetryWriter:
-    """Buffers rows per stream in columns; flushes micro-batches to a sink.
+    """Buffers rows per stream; flushes micro-batches to a sink.
+
+    Rows are tuples in the stream's schema order. Hot loops append to
+    :meth:`buffer` directly and call :meth:`maybe_flush` afterwards.
 
     Parameters
     ----------
@@ -234,45 +247,38 @@ class TelemetryWriter:
     def __init__(self, sink: TelemetrySink, *, batch_rows: int = 50_000) -> None:
         self.sink = sink
         self.batch_rows = batch_rows
-        self._columns: dict[str, dict[str, list[Any]]] = {
-            s: {name: [] for name in SCHEMAS[s].names} for s in STREAMS
-        }
+        self._rows: dict[str, list[tuple[Any, ...]]] = {s: [] for s in STREAMS}
         self._hashers = {s: _ColumnHasher(SCHEMAS[s]) for s in STREAMS}
         self.rows: dict[str, int] = dict.fromkeys(STREAMS, 0)
 
-    def append(self, stream: str, row: Mapping[str, Any]) -> None:
-        """Add one row (a mapping with every column of ``stream``)."""
-        columns = self._columns[stream]
-        for name, values in columns.items():
-            values.append(row[name])
-        self.maybe_flush(stream)
+    def buffer(self, stream: str) -> list[tuple[Any, ...]]:
+        """The list that ``stream``'s rows are appended to (tuples in schema order)."""
+        return self._rows[stream]
 
-    def columns(self, stream: str) -> dict[str, list[Any]]:
-        """Direct access to a stream's column buffers, for hot loops.
-
-        Append one value to every list, then call :meth:`maybe_flush`.
-        """
-        return self._columns[stream]
+    def append(self, stream: str, row: tuple[Any, ...]) -> None:
+        """Add one row (a tuple in schema order)."""
+        rows = self._rows[stream]
+        rows.append(row)
+        if len(rows) >= self.batch_rows:
+            self.flush(stream)
 
     def maybe_flush(self, stream: str) -> None:
         """Flush ``stream`` if its buffer holds a full batch."""
-        first = next(iter(self._columns[stream].values()))
-        if len(first) >= self.batch_rows:
+        if len(self._rows[stream]) >= self.batch_rows:
             self.flush(stream)
 
     def flush(self, stream: str) -> None:
         """Send whatever ``stream`` has buffered as one batch."""
-        columns = self._columns[stream]
-        first = next(iter(columns.values()))
-        if not first:
+        rows = self._rows[stream]
+        if not rows:
             return
         schema = SCHEMAS[stream]
-        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+        columns = list(zip(*rows, strict=True))
+        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
         batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
         self._hashers[stream].update(batch)
         self.rows[stream] += batch.num_rows
-        for values in columns.values():
-            values.clear()
+        rows.clear()
         self.sink.write(stream, batch)
 
     def close(self) -> None:

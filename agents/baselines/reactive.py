@@ -5,10 +5,12 @@ Pods (HorizontalPodAutoscaler, ``autoscaling/v2`` defaults):
 is within the 10% tolerance; scale-up at once; scale-down stabilised by taking the
 highest recommendation of the last 300 s. No metrics (a telemetry gap): no change.
 
-Nodes (Cluster Autoscaler): enough nodes for the desired pods, bought on the
-cheapest pool that can launch now (the ``price`` expander); a node is removed only
-after it has been unneeded for ``scale_down_unneeded_s`` (600 s by default), and
-never before the nodes already serving cover the load.
+Nodes (Cluster Autoscaler): pods that do not fit trigger new nodes on the cheapest
+pool that can launch now (the ``price`` expander); a node is removed only after it
+has been unneeded for ``scale_down_unneeded_s`` (600 s by default), the most
+expensive first. Running nodes are never moved between pools, as with the real
+autoscaler; nodes lost to interruptions or failures are replaced because their pods
+no longer fit.
 
 The HPA's 15 s sync is honoured when the scenario's control interval is 15 s; with a
 longer interval the rule is evaluated once per interval on the last minute's metrics.
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.capacity import allocate, make_before_break
-from sim.control import ControlContext, Decision, Observation
+from agents.capacity import price_per_pod
+from sim.control import ControlContext, Decision, Observation, PoolState
 
 
 class ReactiveParams(BaseModel):
@@ -48,7 +51,7 @@ class ReactivePolicy:
         self.max_replicas = sum(p.max_nodes * p.pods_per_node for p in context.pools)
         self.replicas: int | None = None
         self.recommendations: deque[tuple[float, int]] = deque()
-        self.node_targets: deque[tuple[float, dict[str, int]]] = deque()
+        self.spare_history: deque[tuple[float, int]] = deque()
 
     def _pods(self, observation: Observation) -> int | None:
         metrics = observation.metrics
@@ -80,20 +83,34 @@ class ReactivePolicy:
         while self.recommendations and self.recommendations[0][0] < horizon:
             self.recommendations.popleft()
         self.replicas = max(r for _, r in self.recommendations)
+        return Decision(self._nodes(now, self.replicas, states), (f"hpa replicas={self.replicas}",))
+
+    def _nodes(self, now: float, replicas: int, states: Mapping[str, PoolState]) -> dict[str, int]:
+        """Cluster Autoscaler: add nodes for pods that do not fit (cheapest feasible pool,
+        the ``price`` expander); remove nodes only once they have been unneeded for
+        ``scale_down_unneeded_s``, most expensive first. Running nodes are never moved."""
         pools = self.ctx.pools
-        target = allocate(self.replicas, pools, states)
-        # Cluster Autoscaler: scale up at once; scale down only what was unneeded throughout.
-        self.node_targets.append((now, target))
+        desired = {spec.name: states[spec.name].nodes_active for spec in pools}
+        capacity = sum(desired[s.name] * s.pods_per_node for s in pools)
+        spare = capacity - replicas
+        self.spare_history.append((now, spare))
         horizon = now - self.params.scale_down_unneeded_s
-        while self.node_targets and self.node_targets[0][0] < horizon:
-            self.node_targets.popleft()
-        desired = {}
-        for spec in pools:
-            active = states[spec.name].nodes_active
-            want = target[spec.name]
-            if want < active:
-                want = min(active, max(t[spec.name] for _, t in self.node_targets))
-            desired[spec.name] = want
-        ready = sum(m.pod_count for m in observation.metrics.values()) if observation.metrics else 0
-        desired = make_before_break(desired, min(ready, self.replicas), pools, states)
-        return Decision(desired, (f"hpa replicas={self.replicas}",))
+        while self.spare_history and self.spare_history[0][0] < horizon:
+            self.spare_history.popleft()
+        if spare < 0:
+            missing = -spare
+            for spec in sorted(pools, key=lambda s: price_per_pod(s, states[s.name])):
+                if missing <= 0 or not states[spec.name].launchable_azs:
+                    continue
+                add = min(spec.max_nodes - desired[spec.name], math.ceil(missing / spec.pods_per_node))
+                if add > 0:
+                    desired[spec.name] += add
+                    missing -= add * spec.pods_per_node
+            return desired
+        unneeded = min(s for _, s in self.spare_history)  # spare throughout the window
+        for spec in sorted(pools, key=lambda s: -price_per_pod(s, states[s.name])):
+            removable = min(desired[spec.name] - spec.min_nodes, unneeded // spec.pods_per_node)
+            if removable > 0:
+                desired[spec.name] -= removable
+                unneeded -= removable * spec.pods_per_node
+        return desired
