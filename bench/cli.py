@@ -82,7 +82,7 @@ def scenarios_list() -> None:
     """The shipped scenarios."""
     table = Table(title="scenarios")
     for col in ("id", "days", "workload", "pools", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id")  # ids are typed back: never truncate them
     for sid, path in list_scenarios():
         sc = load_scenario_file(path)
         wl = sc.workload

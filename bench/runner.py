@@ -81,10 +81,16 @@ def run(
     if out is not None:
         if out.exists() and not out.is_dir():
             raise InputError(out, "--out", "exists and is not a directory", "a directory path")
-        out.parent.mkdir(parents=True, exist_ok=True)
         staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+        except OSError as exc:
+            raise InputError(
+                out, "--out", f"cannot create a folder here: {exc.strerror or exc}",
+                "a directory path whose parents are directories",
+            ) from None
     try:
         sink = ParquetSink(staging) if staging is not None else NullSink()
         started = time.perf_counter()

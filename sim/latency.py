@@ -23,8 +23,9 @@ import math
 
 import numpy as np
 
-_RHO_MAX = 0.999
-_GRID = np.concatenate([np.linspace(0.0, 0.95, 1901), np.linspace(0.9505, _RHO_MAX, 400)])
+_RHO_MAX = 1.0 - 1e-6
+# Utilisation grid, dense where latency is steep (near saturation): 1 - rho log-spaced.
+_GRID = np.concatenate([[0.0], 1.0 - np.geomspace(1.0 - 1e-4, 1.0 - _RHO_MAX, 4000)])
 
 
 def erlang_c(workers: int, offered_erlangs: np.ndarray) -> np.ndarray:
@@ -117,11 +118,15 @@ class LatencyModel:
     @staticmethod
     def _calibrate(workers: int, rps_per_vcpu: float, budget_s: float) -> float:
         """Service rate mu (req/s per worker) giving p95 == budget at rps_per_vcpu."""
-        lo, hi = rps_per_vcpu * (1.0 + 1e-9), rps_per_vcpu + 100.0 / budget_s
+        def p95_s(mu: float) -> float:
+            return float(sojourn_quantile_s(0.95, workers, mu, np.array([rps_per_vcpu / mu]))[0])
+
+        lo, hi = rps_per_vcpu * (1.0 + 1e-9), rps_per_vcpu + 10.0 / budget_s
+        while p95_s(hi) > budget_s:  # widen until the bracket holds the answer
+            lo, hi = hi, rps_per_vcpu + 2.0 * (hi - rps_per_vcpu)
         for _ in range(100):
             mid = 0.5 * (lo + hi)
-            p95 = float(sojourn_quantile_s(0.95, workers, mid, np.array([rps_per_vcpu / mid]))[0])
-            if p95 > budget_s:
+            if p95_s(mid) > budget_s:
                 lo = mid
             else:
                 hi = mid

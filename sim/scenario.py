@@ -21,9 +21,9 @@ Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)]
 
 
 class Model(BaseModel):
-    """Base of every user-written model: frozen, unknown keys rejected."""
+    """Base of every user-written model: frozen, unknown keys and NaN/inf rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- cluster

@@ -75,7 +75,7 @@ class ServiceModel:
         left -= dropped
         utilization = served / (capacity_rps * self.STEP_S)
         rho = offered_rps / capacity_rps
-        if left > 1e-9 or rho >= 0.999:
+        if left > 1e-9 or rho >= 1.0:
             wait_ms = 1000.0 * (left / pods) / self.pod_rate_rps
             p95 = self._service_p95_ms + wait_ms
             p50 = p95

@@ -88,8 +88,10 @@ def prepare(
     base_dir = source.parent
     run_seed = scenario.seed if seed is None else seed
     duration_days = scenario.duration_days if days is None else days
-    if duration_days <= 0:
-        raise InputError("--days", "days", f"{duration_days} is not positive", "a number > 0")
+    if not 0 < duration_days <= 366:  # also catches NaN; 366 is duration_days' own limit
+        raise InputError(
+            "--days", "days", f"{duration_days} is out of range", "a number > 0 and <= 366"
+        )
     duration_s = duration_days * 86400.0
     c = scenario.cluster
     if scenario.slo.p95_latency_ms <= c.base_latency_ms:

@@ -1,8 +1,9 @@
 """``static``: a fixed fleet, sized once for the replay's peak, as a capacity planner would.
 
-With no parameters the first on-demand pool (else the first pool) holds enough nodes
-for the peak offered load of the replayed window at the target utilisation, and the
-other pools their minimum. ``nodes: {pool: count}`` fixes the counts instead.
+With no parameters the fleet holds enough nodes for the peak offered load of the
+replayed window at the target utilisation: on-demand pools first (in scenario order,
+each up to its maximum), then the others; every pool at least its minimum.
+``nodes: {pool: count}`` fixes the counts instead.
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ class StaticPolicy:
         if self.params.nodes is not None:
             self._desired = {p.name: self.params.nodes.get(p.name, p.min_nodes) for p in context.pools}
             return
-        first = next((p for p in context.pools if p.capacity_type == "on-demand"), context.pools[0])
         peak = context.foresight.peak_offered_rps if context.foresight else 0.0
         self._desired = {p.name: p.min_nodes for p in context.pools}
-        self._desired[first.name] = max(
-            first.min_nodes, math.ceil(peak / first.rps_per_node_at_target)
-        )
+        remaining = peak - sum(p.min_nodes * p.rps_per_node_at_target for p in context.pools)
+        order = sorted(context.pools, key=lambda p: p.capacity_type != "on-demand")
+        for pool in order:
+            if remaining <= 0:
+                break
+            add = min(pool.max_nodes - pool.min_nodes, math.ceil(remaining / pool.rps_per_node_at_target))
+            self._desired[pool.name] += add
+            remaining -= add * pool.rps_per_node_at_target
 
     def decide(self, observation: Observation) -> Decision:
         return Decision(desired_nodes=dict(self._desired), reasons=("static fleet",))

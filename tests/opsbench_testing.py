@@ -1,0 +1,109 @@
+"""Test helpers: hypothesis strategies for random, valid scenarios (synthetic load: no files needed
+beyond the shipped price catalogue and spot price history)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import strategies as st
+
+DATA = Path(__file__).resolve().parents[1] / "scenarios" / "data"
+AZS = ["us-east-1c", "us-east-1d", "us-east-1f"]
+
+
+@st.composite
+def pools(draw: st.DrawFn) -> list[dict[str, Any]]:
+    n = draw(st.integers(1, 2))
+    out = []
+    for i in range(n):
+        capacity = "on-demand" if i == 0 else draw(st.sampled_from(["on-demand", "spot"]))
+        lo = draw(st.integers(0, 4))
+        hi = draw(st.integers(max(1, lo), 40))
+        out.append(
+            {
+                "name": f"pool-{i}",
+                "instance_type": draw(st.sampled_from(["c5a.2xlarge", "c5.2xlarge"]))
+                if capacity == "on-demand"
+                else "c5a.2xlarge",
+                "capacity_type": capacity,
+                "azs": draw(st.lists(st.sampled_from(AZS), min_size=1, max_size=3, unique=True)),
+                "min_nodes": lo,
+                "max_nodes": hi,
+            }
+        )
+    return out
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """A random valid scenario as a plain dict (absolute data paths)."""
+    pool_list = draw(pools())
+    azs = sorted({az for p in pool_list for az in p["azs"]})
+    days = draw(st.sampled_from([0.1, 0.2, 0.3]))
+    hours = days * 24
+    faults: dict[str, Any] = {
+        "node_failure_rate_per_node_day": draw(st.sampled_from([0.0, 0.5, 5.0])),
+    }
+    if draw(st.booleans()):
+        faults["az_outages"] = [
+            {"az": draw(st.sampled_from(azs)), "start_h": hours * 0.3, "duration_h": hours * 0.2}
+        ]
+    has_spot = any(p["capacity_type"] == "spot" for p in pool_list)
+    if has_spot and draw(st.booleans()):
+        faults["spot_storms"] = [
+            {
+                "azs": [draw(st.sampled_from(azs))],
+                "start_h": hours * 0.5,
+                "duration_h": hours * 0.2,
+                "interrupt_fraction": draw(st.sampled_from([0.5, 1.0])),
+            }
+        ]
+    if draw(st.booleans()):
+        faults["telemetry_gaps"] = [{"start_h": hours * 0.6, "duration_h": hours * 0.1}]
+    pricing: dict[str, Any] = {"catalogue": str(DATA / "spot" / "on_demand_prices.csv")}
+    if has_spot:
+        pricing["spot_prices"] = {
+            "kind": "replay",
+            "path": str(DATA / "spot" / "spot_price_history.csv"),
+            "instance_type": "c5a.2xlarge",
+        }
+        if draw(st.booleans()):
+            trace_dir = DATA / "spot" / "traces" / "availability" / "1-node" / "aws-02-15-2023"
+            pricing["spot_availability"] = {
+                "kind": "replay",
+                "reclaim_fraction": draw(st.sampled_from([0.25, 1.0])),
+                "files": {az: str(trace_dir / f"{az}_v100_1.json") for az in azs},
+            }
+    return {
+        "id": "random",
+        "seed": draw(st.integers(0, 2**31 - 1)),
+        "duration_days": days,
+        "cluster": {
+            "rps_per_vcpu": draw(st.sampled_from([20.0, 50.0])),
+            "target_utilization": draw(st.sampled_from([0.5, 0.6, 0.7])),
+            "pools": pool_list,
+        },
+        "workload": {
+            "kind": "synthetic",
+            "mean_rps": draw(st.sampled_from([200.0, 1500.0, 4000.0])),
+            "noise": 0.1,
+            "flash_crowds": {"rate_per_day": draw(st.sampled_from([0.0, 5.0]))},
+        },
+        "slo": {"p95_latency_ms": draw(st.sampled_from([150.0, 300.0]))},
+        "pricing": pricing,
+        "control": {
+            "policy": "reactive",
+            "interval_s": draw(st.sampled_from([15.0, 60.0, 120.0])),
+            "drain_s": draw(st.sampled_from([0.0, 30.0])),
+        },
+        "faults": faults,
+    }
+
+
+def write_scenario(directory: Path, data: dict[str, Any], name: str = "scenario.yaml") -> Path:
+    """Write ``data`` as a scenario YAML file into ``directory`` and return its path."""
+    path = directory / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
