@@ -58,7 +58,7 @@ def prepare_run(
     params = scenario.control.params if name == scenario.control.policy else {}
     built = make_policy(
         name, params, source=str(path) if policy is None else "--policy",
-        field="control.policy" if policy is None else "policy",
+        field="control.policy" if policy is None else "",
     )
     if trace is not None and not trace.exists():
         raise InputError(trace, "--trace", "no such file", "a CSV with columns timestamp,value")

@@ -318,6 +318,8 @@ class Cluster:
         if len(prices.times_s) == 1:  # a constant price (on-demand): no integral needed
             rate = float(prices.prices_usd_per_hour[0]) / 3600.0
             costs = [(b - a) * rate for a, b in zip(starts, ends, strict=True)]
+        elif len(starts) <= 4:  # a short life: scalar integrals are cheaper than arrays
+            costs = [prices.cost_usd(a, b) for a, b in zip(starts, ends, strict=True)]
         else:
             costs = prices.cost_usd_many(np.array(starts), np.array(ends)).tolist()
         billed = [b - a for a, b in zip(starts, ends, strict=True)]

@@ -147,12 +147,12 @@ class Replay:
         }
         # Per pool, a counter that moves whenever any of its AZ prices changes, so that
         # the per-AZ price map handed to policies is rebuilt only when a price moved.
-        self._price_version = []
+        self._price_version: list[list[int]] = []
         for i, spec in enumerate(world.pools):
             moved = np.zeros(self.n_minutes + 1, dtype=np.int64)
             for az in spec.azs:
                 moved[1:] += np.diff(self._minute_prices[(i, az)]) != 0
-            self._price_version.append(np.cumsum(moved))
+            self._price_version.append(np.cumsum(moved).tolist())
         self._price_maps: dict[int, tuple[int, Mapping[str, float]]] = {}
         self._market_version = 0  # moves whenever availability, storms or outages change
         self._market_maps: dict[int, tuple[int, Mapping[str, bool], tuple[str, ...]]] = {}
@@ -160,7 +160,8 @@ class Replay:
         self.az_down: dict[str, int] = {}
         self.storm: dict[str, int] = {}
         self.spot_up = {az: s.available_at(0.0) for az, s in world.availability.items()}
-        self.gap_minutes = self._gap_minutes()
+        self.gap_minutes: list[bool] = self._gap_minutes().tolist()
+        self._offered: list[float] = world.workload.offered_rps.tolist()
         self.last_metrics: dict[str, PoolMetrics] | None = None
         self.last_metrics_minute = -1
         self._interruptions_seen = [0] * len(world.pools)
@@ -276,7 +277,7 @@ class Replay:
         billed_nodes = [p.billed.take(now) / 60.0 for p in pools]
         pods_by_pool = [n * p.spec.pods_per_node for n, p in zip(serving_nodes, pools, strict=True)]
         pods = sum(pods_by_pool)
-        offered_rps = float(self.world.workload.offered_rps[minute])
+        offered_rps = self._offered[minute]
         result = self.service.step(offered_rps, pods, self.backlog)
         self.backlog = result.backlog_requests
         t = self.truth
@@ -340,14 +341,14 @@ class Replay:
                 queue_depth=queue,
                 pod_count=pool_pods,
             )
+            prices = self._price_map(pool)
             for az in spec.azs:
                 counts = pool.by_az[az]
                 cap_rows.append(
                     (
                         ts, sim_time, spec.name, az, spec.capacity_type, spec.instance_type,
                         counts[PENDING], counts[STARTING] + counts[SERVING] + counts[NOTICED],
-                        counts[DRAINING], self._price(pool.index, az, minute + 1),
-                        spec.on_demand_usd_per_hour,
+                        counts[DRAINING], prices[az], spec.on_demand_usd_per_hour,
                         spot_available[az],
                     )
                 )
@@ -438,7 +439,7 @@ class Replay:
 
     def _price(self, pool_index: int, az: str, minute: int) -> float:
         """Price (USD/hour) in force at the start of ``minute``."""
-        return float(self._minute_prices[(pool_index, az)][minute])
+        return float(self._minute_prices[(pool_index, az)][minute])  # cold path
 
     def _price_map(self, pool: PoolRuntime) -> Mapping[str, float]:
         """Price (USD/hour) per AZ in force now, rebuilt only when a price moved."""
@@ -448,7 +449,7 @@ class Replay:
                 {az: self.world.prices[(pool.index, az)].price_at(now) for az in pool.spec.azs}
             )
         minute = int(now // 60)
-        version = int(self._price_version[pool.index][minute])
+        version = self._price_version[pool.index][minute]
         cached = self._price_maps.get(pool.index)
         if cached is None or cached[0] != version:
             prices = {az: self._price(pool.index, az, minute) for az in pool.spec.azs}

@@ -19,6 +19,7 @@ controller that plans for ``rps_per_vcpu`` at its target utilisation has headroo
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -112,8 +113,21 @@ class LatencyModel:
         self.base_latency_ms = base_latency_ms
         self.service_rate_rps = self._calibrate(workers_per_pod, rps_per_vcpu, queue_budget_s)
         mu = self.service_rate_rps
-        self._p95_ms = 1000.0 * sojourn_quantile_s(0.95, workers_per_pod, mu, _GRID)
-        self._p50_ms = 1000.0 * sojourn_quantile_s(0.50, workers_per_pod, mu, _GRID)
+        self._grid: list[float] = _GRID.tolist()
+        self._p95_ms: list[float] = (1000.0 * sojourn_quantile_s(0.95, workers_per_pod, mu, _GRID)).tolist()
+        self._p50_ms: list[float] = (1000.0 * sojourn_quantile_s(0.50, workers_per_pod, mu, _GRID)).tolist()
+
+    def _lookup(self, table: list[float], rho: float) -> float:
+        """Linear interpolation of ``table`` at ``rho`` (scalar, faster than np.interp)."""
+        grid = self._grid
+        if rho <= 0.0:
+            return table[0]
+        if rho >= _RHO_MAX:
+            return table[-1]
+        i = bisect.bisect_right(grid, rho)
+        x0, x1 = grid[i - 1], grid[i]
+        y0, y1 = table[i - 1], table[i]
+        return y0 + (y1 - y0) * (rho - x0) / (x1 - x0)
 
     @staticmethod
     def _calibrate(workers: int, rps_per_vcpu: float, budget_s: float) -> float:
@@ -134,11 +148,11 @@ class LatencyModel:
 
     def p95_ms(self, rho: float) -> float:
         """p95 response time (ms) at pod utilisation ``rho`` (clipped below 1)."""
-        return self.base_latency_ms + float(np.interp(min(rho, _RHO_MAX), _GRID, self._p95_ms))
+        return self.base_latency_ms + self._lookup(self._p95_ms, rho)
 
     def p50_ms(self, rho: float) -> float:
         """Median response time (ms) at pod utilisation ``rho`` (clipped below 1)."""
-        return self.base_latency_ms + float(np.interp(min(rho, _RHO_MAX), _GRID, self._p50_ms))
+        return self.base_latency_ms + self._lookup(self._p50_ms, rho)
 
     def service_p95_ms(self) -> float:
         """p95 of service time alone (ms): what a request costs with no queueing."""

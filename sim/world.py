@@ -27,7 +27,15 @@ from sim.market import (
     replay_availability,
     replay_spot_prices,
 )
-from sim.scenario import LognormalDelay, ModelledSpotPrices, Scenario, UniformDelay
+from sim.scenario import (
+    LognormalDelay,
+    ModelledSpotPrices,
+    ReplayedAvailability,
+    ReplayedSpotPrices,
+    Scenario,
+    TraceWorkload,
+    UniformDelay,
+)
 from sim.seeding import component_rng
 from sim.traces import WorkloadSeries, workload_rps_per_minute
 
@@ -89,9 +97,8 @@ def prepare(
     run_seed = scenario.seed if seed is None else seed
     duration_days = scenario.duration_days if days is None else days
     if not 0 < duration_days <= 366:  # also catches NaN; 366 is duration_days' own limit
-        raise InputError(
-            "--days", "days", f"{duration_days} is out of range", "a number > 0 and <= 366"
-        )
+        raise InputError("--days", "", f"{duration_days} is out of range", "a number > 0 and <= 366")
+    _check_files_exist(scenario, source, trace_override is not None)
     duration_s = duration_days * 86400.0
     c = scenario.cluster
     if scenario.slo.p95_latency_ms <= c.base_latency_ms:
@@ -199,6 +206,28 @@ def _prices(
             else:
                 prices[(i, az)] = constant_price(p.on_demand_usd_per_hour)
     return prices
+
+
+def _check_files_exist(scenario: Scenario, source: Path, trace_overridden: bool) -> None:
+    """Every file the scenario names exists (the error names the scenario's field)."""
+    named: list[tuple[str, str]] = [("pricing.catalogue", scenario.pricing.catalogue)]
+    if isinstance(scenario.workload, TraceWorkload) and not trace_overridden:
+        named.append(("workload.path", scenario.workload.path))
+    prices = scenario.pricing.spot_prices
+    if isinstance(prices, ReplayedSpotPrices):
+        named.append(("pricing.spot_prices.path", prices.path))
+    elif isinstance(prices, ModelledSpotPrices):
+        named.append(("pricing.spot_prices.calibrate_on", prices.calibrate_on))
+    availability = scenario.pricing.spot_availability
+    if isinstance(availability, ReplayedAvailability):
+        named.extend((f"pricing.spot_availability.files.{az}", f) for az, f in availability.files.items())
+    for field, name in named:
+        resolved = _resolve(source.parent, name)
+        if not resolved.is_file():
+            raise InputError(
+                source, field, f"file not found: {resolved}",
+                "an existing file (relative paths are resolved against the scenario's folder)",
+            )
 
 
 def _resolve(base_dir: Path, path: str) -> Path:

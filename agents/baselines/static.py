@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
 from sim.control import ControlContext, Decision, Observation
+from sim.errors import InputError
 
 
 class StaticParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    nodes: dict[str, int] | None = None
+    nodes: dict[str, NonNegativeInt] | None = None
 
 
 class StaticPolicy:
@@ -32,6 +33,12 @@ class StaticPolicy:
 
     def reset(self, context: ControlContext) -> None:
         if self.params.nodes is not None:
+            unknown = sorted(set(self.params.nodes) - {p.name for p in context.pools})
+            if unknown:
+                raise InputError(
+                    "scenario", "control.params.nodes", f"unknown pools {unknown}",
+                    ", ".join(p.name for p in context.pools),
+                )
             self._desired = {p.name: self.params.nodes.get(p.name, p.min_nodes) for p in context.pools}
             return
         peak = context.foresight.peak_offered_rps if context.foresight else 0.0
