@@ -80,15 +80,32 @@ def scenarios() -> None:
 @scenarios.command("list")
 def scenarios_list() -> None:
     """The shipped scenarios."""
-    table = Table(title="scenarios")
-    for col in ("id", "days", "workload", "pools", "description"):
-        table.add_column(col, no_wrap=col == "id")  # ids are typed back: never truncate them
+    table = Table(title="scenarios (opsbench scenarios show ID for the whole file)")
+    table.add_column("id", no_wrap=True)  # ids are typed back: never truncate them
+    table.add_column("days", justify="right", no_wrap=True)
+    table.add_column("workload", overflow="fold")
+    table.add_column("pools: type capacity min-max", overflow="fold")
+    table.add_column("faults", overflow="fold")
     for sid, path in list_scenarios():
         sc = load_scenario_file(path)
         wl = sc.workload
-        workload = Path(wl.path).name if wl.kind == "trace" else "synthetic"
-        pools = ", ".join(f"{p.name}:{p.instance_type}/{p.capacity_type}" for p in sc.cluster.pools)
-        table.add_row(sid, f"{sc.duration_days:g}", workload, pools, sc.description)
+        workload = Path(wl.path).stem if wl.kind == "trace" else "synthetic"
+        pools = "\n".join(
+            f"{p.instance_type} {p.capacity_type} {p.min_nodes}-{p.max_nodes}"
+            for p in sc.cluster.pools
+        )
+        f = sc.faults
+        faults = ", ".join(
+            name
+            for name, present in (
+                ("node failures", f.node_failure_rate_per_node_day > 0),
+                ("AZ outage", bool(f.az_outages)),
+                ("spot storm", bool(f.spot_storms)),
+                ("telemetry gap", bool(f.telemetry_gaps)),
+            )
+            if present
+        )
+        table.add_row(sid, f"{sc.duration_days:g}", workload, pools, faults or "-")
     stdout.print(table)
 
 

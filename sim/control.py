@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -89,8 +89,7 @@ class ControlContext:
         raise KeyError(name)
 
 
-@dataclass(frozen=True, slots=True)
-class PoolMetrics:
+class PoolMetrics(NamedTuple):
     """One pool's metrics for the last complete minute, as monitoring delivered them."""
 
     request_rate_rps: float
@@ -101,8 +100,7 @@ class PoolMetrics:
     pod_count: float
 
 
-@dataclass(frozen=True, slots=True)
-class PoolState:
+class PoolState(NamedTuple):
     """One pool's nodes and market right now (EC2 / Kubernetes APIs)."""
 
     name: str
@@ -123,8 +121,7 @@ class PoolState:
         return self.nodes_pending + self.nodes_running
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """Everything a controller can see at one control tick."""
 
     sim_time_s: float

@@ -15,13 +15,12 @@ discrete times (nodes, notices, outages); a fluid model needs none.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sim.latency import LatencyModel
 
 
-@dataclass(frozen=True, slots=True)
-class MinuteTraffic:
+class MinuteTraffic(NamedTuple):
     """What happened to the service's requests in one minute."""
 
     offered_requests: float

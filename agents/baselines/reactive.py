@@ -108,6 +108,8 @@ class ReactivePolicy:
                     missing -= add * spec.pods_per_node
             return desired
         unneeded = min(s for _, s in self.spare_history)  # spare throughout the window
+        if unneeded < min(spec.pods_per_node for spec in pools):
+            return desired
         for spec in sorted(pools, key=lambda s: -price_per_pod(s, states[s.name])):
             removable = min(desired[spec.name] - spec.min_nodes, unneeded // spec.pods_per_node)
             if removable > 0:
