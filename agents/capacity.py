@@ -30,7 +30,9 @@ def allocate(
     """Nodes per pool that hold ``pods_needed`` pods at the lowest price now."""
     desired = {s.name: s.min_nodes for s in specs}
     remaining = pods_needed - sum(s.min_nodes * s.pods_per_node for s in specs)
-    order = sorted(range(len(specs)), key=lambda i: (price_per_pod(specs[i], states[specs[i].name]), i))
+    order = sorted(
+        range(len(specs)), key=lambda i: (price_per_pod(specs[i], states[specs[i].name]), i)
+    )
     for i in order:
         if remaining <= 0:
             break
@@ -103,7 +105,9 @@ def allocate_by_az(
         spec = specs[i]
         if remaining <= 0 or not feasible_azs[spec.name]:
             continue
-        add = max(0, min(spec.max_nodes - spec.min_nodes, math.ceil(remaining / spec.pods_per_node)))
+        add = max(
+            0, min(spec.max_nodes - spec.min_nodes, math.ceil(remaining / spec.pods_per_node))
+        )
         totals[spec.name] += add
         remaining -= add * spec.pods_per_node
     result = {}

@@ -36,7 +36,8 @@ POLICIES: Mapping[str, PolicyInfo] = {
         ),
         PolicyInfo(
             "reactive",
-            "Kubernetes HPA rule (10% tolerance, 300 s scale-down stabilisation) + Cluster Autoscaler",
+            "Kubernetes HPA rule (10% tolerance, 300 s scale-down stabilisation) "
+            "+ Cluster Autoscaler",
             ReactiveParams,
             ReactivePolicy,
         ),
@@ -61,7 +62,9 @@ def make_policy(name: str, params: Mapping[str, Any], *, source: str, field: str
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise InputError(
-            source, f"control.params.{where}" if where else "control.params", err["msg"],
+            source,
+            f"control.params.{where}" if where else "control.params",
+            err["msg"],
             f"parameters of {name}: {', '.join(info.params.model_fields)}",
         ) from None
     return info.build(validated)

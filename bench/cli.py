@@ -49,8 +49,12 @@ def _progress(label: str, total_days: float, enabled: bool) -> Iterator[Callable
         yield lambda _days: None
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} sim-days"),
-        TimeElapsedColumn(), console=stderr, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} sim-days"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
     ) as bar:
         task = bar.add_task(label, total=total_days)
         yield lambda days: bar.update(task, completed=days)
@@ -143,16 +147,29 @@ def policies() -> None:
 @click.option("--trace", type=click.Path(path_type=Path), help="replace the workload with this CSV")
 @click.option("--days", type=float, help="simulated days (default: the scenario's)")
 @click.option("--out", type=click.Path(path_type=Path), help="write telemetry + summary.json here")
-@click.option("--spot-availability", type=click.Path(path_type=Path),
-              help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability")
+@click.option(
+    "--spot-availability",
+    type=click.Path(path_type=Path),
+    help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability",
+)
 @click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")
 def replay(
-    scenario: str, policy: str | None, seed: int | None, trace: Path | None, days: float | None,
-    out: Path | None, spot_availability: Path | None, as_json: bool,
+    scenario: str,
+    policy: str | None,
+    seed: int | None,
+    trace: Path | None,
+    days: float | None,
+    out: Path | None,
+    spot_availability: Path | None,
+    as_json: bool,
 ) -> None:
     """Replay SCENARIO (a file or a shipped id) under one policy."""
     world, built = runner.prepare_run(
-        scenario, policy=policy, seed=seed, trace=trace, days=days,
+        scenario,
+        policy=policy,
+        seed=seed,
+        trace=trace,
+        days=days,
         spot_availability=spot_availability,
     )
     days_total = world.duration_s / 86400.0
@@ -161,7 +178,12 @@ def replay(
     if as_json:
         click.echo(json.dumps(summary))
         return
-    stdout.print(comparison_table(f"{summary['scenario']} ({summary['sim_days']:g} days, seed {summary['seed']})", [summary]))
+    stdout.print(
+        comparison_table(
+            f"{summary['scenario']} ({summary['sim_days']:g} days, seed {summary['seed']})",
+            [summary],
+        )
+    )
     if out is not None:
         stdout.print(f"telemetry and summary.json written to {out}")
 
@@ -174,16 +196,21 @@ def demo(scenario: str, as_json: bool) -> None:
     summaries = []
     for name in ("static", "reactive", "oracle"):
         world, built = runner.prepare_run(scenario, policy=name)
-        with _progress(f"{world.scenario.id} / {name}", world.duration_s / 86400.0, stderr.is_terminal) as tick:
+        with _progress(
+            f"{world.scenario.id} / {name}", world.duration_s / 86400.0, stderr.is_terminal
+        ) as tick:
             summaries.append(runner.run(world, built, progress=tick))
     if as_json:
         for s in summaries:
             click.echo(json.dumps(s))
         return
     first = summaries[0]
-    stdout.print(comparison_table(
-        f"{first['scenario']}: {first['sim_days']:g} simulated days, seed {first['seed']}", summaries
-    ))
+    stdout.print(
+        comparison_table(
+            f"{first['scenario']}: {first['sim_days']:g} simulated days, seed {first['seed']}",
+            summaries,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

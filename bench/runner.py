@@ -57,13 +57,19 @@ def prepare_run(
     name = policy or scenario.control.policy
     params = scenario.control.params if name == scenario.control.policy else {}
     built = make_policy(
-        name, params, source=str(path) if policy is None else "--policy",
+        name,
+        params,
+        source=str(path) if policy is None else "--policy",
         field="control.policy" if policy is None else "",
     )
     if trace is not None and not trace.exists():
         raise InputError(trace, "--trace", "no such file", "a CSV with columns timestamp,value")
     world = prepare(
-        scenario, source=path, seed=seed, days=days, trace_override=trace,
+        scenario,
+        source=path,
+        seed=seed,
+        days=days,
+        trace_override=trace,
         spot_availability_override=spot_availability,
     )
     return world, built
@@ -88,7 +94,9 @@ def run(
             staging.mkdir()
         except OSError as exc:
             raise InputError(
-                out, "--out", f"cannot create a folder here: {exc.strerror or exc}",
+                out,
+                "--out",
+                f"cannot create a folder here: {exc.strerror or exc}",
                 "a directory path whose parents are directories",
             ) from None
     try:

@@ -9,11 +9,10 @@ compare across machines. Peak memory is the replay process's maximum RSS.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import simpy
@@ -29,7 +28,7 @@ def raw_simpy_loop_s(events: int = REFERENCE_EVENTS) -> float:
     """Wall seconds of a bare SimPy process yielding ``events`` one-second timeouts."""
     env = simpy.Environment()
 
-    def ticker() -> Iterator[simpy.Event]:
+    def ticker() -> Generator[simpy.Event, Any, None]:
         for _ in range(events):
             yield env.timeout(1.0)
 

@@ -10,6 +10,7 @@ are shared and noisy, the ratio to the raw loop is what to compare across runs.
 from __future__ import annotations
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.speed import measure_in_subprocess, raw_simpy_loop_s, replay_once
 
@@ -18,14 +19,15 @@ TARGET_RSS_MIB = 1024.0
 
 
 @pytest.mark.benchmark(group="simulator")
-def test_raw_simpy_reference(benchmark: pytest.FixtureDef) -> None:
+def test_raw_simpy_reference(benchmark: BenchmarkFixture) -> None:
     benchmark.pedantic(raw_simpy_loop_s, rounds=3, iterations=1)
 
 
 @pytest.mark.benchmark(group="simulator")
-def test_replay_30_days_200_nodes(benchmark: pytest.FixtureDef) -> None:
+def test_replay_30_days_200_nodes(benchmark: BenchmarkFixture) -> None:
     summary = benchmark.pedantic(replay_once, rounds=3, iterations=1)
     reference = min(raw_simpy_loop_s() for _ in range(3))
+    assert benchmark.stats is not None
     replay_s = benchmark.stats.stats.min
     benchmark.extra_info["ratio_to_raw_simpy"] = replay_s / reference
     benchmark.extra_info["node_hours"] = summary["node_hours"]

@@ -98,13 +98,17 @@ def load_catalogue(path: Path, *, region: str) -> dict[str, InstanceType]:
         item = _parse_row(path, line, row)
         if item.name in catalogue:
             raise InputError(
-                path, f"line {line}", f"duplicate instance type {item.name!r} for {region}",
+                path,
+                f"line {line}",
+                f"duplicate instance type {item.name!r} for {region}",
                 allowed="one row per (instance_type, region)",
             )
         catalogue[item.name] = item
     if not catalogue:
         raise InputError(
-            path, "region", f"no rows for region {region!r}",
+            path,
+            "region",
+            f"no rows for region {region!r}",
             allowed=", ".join(sorted(r for r in regions if r)) or "a non-empty catalogue",
         )
     return catalogue
@@ -134,7 +138,8 @@ def lookup(
         return item
     region = _region_hint(catalogue)
     raise InputError(
-        source, field,
+        source,
+        field,
         f"instance type {instance_type!r} is not in the on-demand catalogue for {region}",
         allowed=_close_names(instance_type, catalogue),
     )
@@ -154,7 +159,9 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise InputError(
-                    path, "line 1", f"missing columns {missing} in header {header}",
+                    path,
+                    "line 1",
+                    f"missing columns {missing} in header {header}",
                     allowed=", ".join(REQUIRED_COLUMNS),
                 )
             for row in reader:
@@ -171,13 +178,16 @@ def _parse_row(path: Path, line: int, row: dict[str, str]) -> InstanceType:
     vcpus = _number(path, line, row, "vcpus", positive=True)
     if vcpus != int(vcpus):
         raise InputError(
-            path, f"line {line}", f"vcpus {row['vcpus']!r} is not an integer",
+            path,
+            f"line {line}",
+            f"vcpus {row['vcpus']!r} is not an integer",
             allowed="an integer > 0",
         )
     memory = _number(path, line, row, "memory_gib", positive=False)
     price = _number(path, line, row, "on_demand_usd_per_hour", positive=True)
-    return InstanceType(name=name, vcpus=int(vcpus), memory_gib=memory,
-                        on_demand_usd_per_hour=price)
+    return InstanceType(
+        name=name, vcpus=int(vcpus), memory_gib=memory, on_demand_usd_per_hour=price
+    )
 
 
 def _number(path: Path, line: int, row: dict[str, str], column: str, *, positive: bool) -> float:
@@ -191,8 +201,9 @@ def _number(path: Path, line: int, row: dict[str, str], column: str, *, positive
             path, f"line {line}", f"{column} {text!r} is not a number", allowed=allowed
         ) from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise InputError(path, f"line {line}", f"{column} {text!r} is out of range",
-                         allowed=allowed)
+        raise InputError(
+            path, f"line {line}", f"{column} {text!r} is out of range", allowed=allowed
+        )
     return value
 
 

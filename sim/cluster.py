@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,8 +163,15 @@ class Cluster:
         self.telemetry.append(
             "events",
             (
-                self.epoch_s + int(now), float(now), node.node_id, spec.name, node.az,
-                spec.capacity_type, spec.instance_type, event, reason,
+                self.epoch_s + int(now),
+                float(now),
+                node.node_id,
+                spec.name,
+                node.az,
+                spec.capacity_type,
+                spec.instance_type,
+                event,
+                reason,
             ),
         )
 
@@ -229,8 +237,15 @@ class Cluster:
         self.telemetry.append(
             "events",
             (
-                self.epoch_s + int(now), float(now), "", spec.name, "", spec.capacity_type,
-                spec.instance_type, "launch_failed", reason,
+                self.epoch_s + int(now),
+                float(now),
+                "",
+                spec.name,
+                "",
+                spec.capacity_type,
+                spec.instance_type,
+                "launch_failed",
+                reason,
             ),
         )
 
@@ -245,7 +260,7 @@ class Cluster:
             else:
                 self._move(pool, victim, DRAINING)
                 self._event(victim, "drain", "scale-in")
-                self._after(self.drain_s, lambda v=victim: self._terminate(pool, v, "scale-in"))
+                self._after(self.drain_s, partial(self._terminate, pool, victim, "scale-in"))
 
     @staticmethod
     def _scale_in_victims(pool: PoolRuntime, count: int, az: str | None) -> list[Node]:
@@ -254,7 +269,9 @@ class Cluster:
         nodes = [n for n in pool.nodes.values() if az is None or n.az == az]
         chosen = [n for n in reversed(nodes) if n.state == PENDING][:count]
         running = [n for n in nodes if n.state in (STARTING, SERVING)]
-        active = {a: pool.active_by_az[a] - sum(1 for n in chosen if n.az == a) for a in pool.spec.azs}
+        active = {
+            a: pool.active_by_az[a] - sum(1 for n in chosen if n.az == a) for a in pool.spec.azs
+        }
         by_az = {a: [n for n in running if n.az == a] for a in pool.spec.azs}
         while len(chosen) < count:
             candidates = [a for a in pool.spec.azs if by_az[a]]
@@ -332,8 +349,16 @@ class Cluster:
         for a, b, used, cost in zip(starts, ends, billed, costs, strict=True):
             rows.append(
                 (
-                    node.node_id, spec.name, node.az, spec.capacity_type, spec.instance_type,
-                    base + int(a), base + math.ceil(b), b - a, used, cost,
+                    node.node_id,
+                    spec.name,
+                    node.az,
+                    spec.capacity_type,
+                    spec.instance_type,
+                    base + int(a),
+                    base + math.ceil(b),
+                    b - a,
+                    used,
+                    cost,
                 )
             )
         self.cost_usd[spec.capacity_type] += math.fsum(costs)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
-from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,7 +60,7 @@ class WorkloadForesight:
 
     def offered_rps(self, t0_s: float, t1_s: float) -> np.ndarray:
         i0 = max(0, int(t0_s // 60))
-        i1 = min(self.offered.size, max(i0 + 1, int(math.ceil(t1_s / 60))))
+        i1 = min(self.offered.size, max(i0 + 1, math.ceil(t1_s / 60)))
         return self.offered[i0:i1]
 
     @property
@@ -197,7 +198,7 @@ class Replay:
         gaps = np.zeros(self.n_minutes, dtype=bool)
         for gap in self.world.scenario.faults.telemetry_gaps:
             i0 = int(gap.start_h * 60)
-            i1 = int(math.ceil((gap.start_h + gap.duration_h) * 60))
+            i1 = math.ceil((gap.start_h + gap.duration_h) * 60)
             gaps[max(0, i0) : max(0, min(i1, self.n_minutes))] = True
         return gaps
 
@@ -242,14 +243,18 @@ class Replay:
             self.env.process(self._az_outage(outage.az, outage.start_h, outage.duration_h))
         for storm in self.world.scenario.faults.spot_storms:
             self.env.process(
-                self._spot_storm(storm.azs, storm.start_h, storm.duration_h, storm.interrupt_fraction)
+                self._spot_storm(
+                    storm.azs, storm.start_h, storm.duration_h, storm.interrupt_fraction
+                )
             )
         self.env.run(until=self.n_minutes * 60.0 + 1e-6)
         self.cluster.finish()
         self.telemetry.close()
         return self.truth
 
-    def _clock(self, progress: ProgressCallback | None, minute_control: bool) -> Iterator[simpy.Event]:
+    def _clock(
+        self, progress: ProgressCallback | None, minute_control: bool
+    ) -> Generator[simpy.Event, Any, None]:
         control_every = max(1, int(self.interval_s // 60))
         failure_rate = self.world.scenario.faults.node_failure_rate_per_node_day / 86400.0
         if minute_control:
@@ -264,7 +269,7 @@ class Replay:
             if minute_control and (minute + 1) % control_every == 0 and minute + 1 < self.n_minutes:
                 self._control()
 
-    def _control_loop(self) -> Iterator[simpy.Event]:
+    def _control_loop(self) -> Generator[simpy.Event, Any, None]:
         while True:
             self._control()
             yield self.env.timeout(self.interval_s)
@@ -328,9 +333,23 @@ class Replay:
             spot_available, _ = self._market_map(pool)
             rows.append(
                 (
-                    ts, sim_time, spec.name, offered_rps, served_rps, dropped, error_rate, cpu,
-                    mem, served_rps * c.bytes_per_request, p50, p95, queue, pool_pods, running,
-                    0 if is_spot else running, running if is_spot else 0,
+                    ts,
+                    sim_time,
+                    spec.name,
+                    offered_rps,
+                    served_rps,
+                    dropped,
+                    error_rate,
+                    cpu,
+                    mem,
+                    served_rps * c.bytes_per_request,
+                    p50,
+                    p95,
+                    queue,
+                    pool_pods,
+                    running,
+                    0 if is_spot else running,
+                    running if is_spot else 0,
                 )
             )
             metrics[spec.name] = PoolMetrics(
@@ -346,9 +365,17 @@ class Replay:
                 counts = pool.by_az[az]
                 cap_rows.append(
                     (
-                        ts, sim_time, spec.name, az, spec.capacity_type, spec.instance_type,
-                        counts[PENDING], counts[STARTING] + counts[SERVING] + counts[NOTICED],
-                        counts[DRAINING], prices[az], spec.on_demand_usd_per_hour,
+                        ts,
+                        sim_time,
+                        spec.name,
+                        az,
+                        spec.capacity_type,
+                        spec.instance_type,
+                        counts[PENDING],
+                        counts[STARTING] + counts[SERVING] + counts[NOTICED],
+                        counts[DRAINING],
+                        prices[az],
+                        spec.on_demand_usd_per_hour,
                         spot_available[az],
                     )
                 )
@@ -363,7 +390,9 @@ class Replay:
         minute_done = int(now // 60) - 1
         fresh = self.last_metrics_minute == minute_done and minute_done >= 0
         age = (
-            now - (self.last_metrics_minute + 1) * 60.0 if self.last_metrics_minute >= 0 else math.inf
+            now - (self.last_metrics_minute + 1) * 60.0
+            if self.last_metrics_minute >= 0
+            else math.inf
         )
         states: dict[str, PoolState] = {}
         for pool in self.cluster.pools:
@@ -503,7 +532,9 @@ class Replay:
         for pool in self.cluster.pools:
             if pool.spec.capacity_type == "spot":
                 nodes.extend(
-                    n for n in pool.nodes.values() if n.az == az and n.state in (PENDING, STARTING, SERVING)
+                    n
+                    for n in pool.nodes.values()
+                    if n.az == az and n.state in (PENDING, STARTING, SERVING)
                 )
         return nodes
 
@@ -518,7 +549,9 @@ class Replay:
         for i in chosen:
             self.cluster.notice(nodes[i], reason)
 
-    def _spot_market(self, az: str, transitions: list[tuple[float, bool]]) -> Iterator[simpy.Event]:
+    def _spot_market(
+        self, az: str, transitions: list[tuple[float, bool]]
+    ) -> Generator[simpy.Event, Any, None]:
         for t, available in transitions:
             if t >= self.n_minutes * 60.0:
                 return
@@ -526,9 +559,13 @@ class Replay:
             self.spot_up[az] = available
             self._market_version += 1
             if not available:
-                self._reclaim(az, self.reclaim_fraction, "spot capacity reclaimed (availability trace)")
+                self._reclaim(
+                    az, self.reclaim_fraction, "spot capacity reclaimed (availability trace)"
+                )
 
-    def _az_outage(self, az: str, start_h: float, duration_h: float) -> Iterator[simpy.Event]:
+    def _az_outage(
+        self, az: str, start_h: float, duration_h: float
+    ) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(start_h * 3600.0)
         self.az_down[az] = self.az_down.get(az, 0) + 1
         self._market_version += 1
@@ -541,7 +578,7 @@ class Replay:
 
     def _spot_storm(
         self, azs: list[str], start_h: float, duration_h: float, fraction: float
-    ) -> Iterator[simpy.Event]:
+    ) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(start_h * 3600.0)
         for az in azs:
             self.storm[az] = self.storm.get(az, 0) + 1
@@ -561,6 +598,8 @@ class Replay:
             if k == 0:
                 continue
             candidates = [x for x in pool.nodes.values() if x.state in (STARTING, SERVING)]
-            chosen = self.faults_rng.choice(len(candidates), size=min(k, len(candidates)), replace=False)
+            chosen = self.faults_rng.choice(
+                len(candidates), size=min(k, len(candidates)), replace=False
+            )
             for i in sorted(chosen):
                 self.cluster.fail(candidates[i], "instance failure (status check)")

@@ -54,12 +54,11 @@ def _sojourn_tail(t: np.ndarray, mu: float, theta: np.ndarray, c: np.ndarray) ->
     safe = np.where(close, theta + 1e-6 * mu, theta)
     wait_then_serve = (safe * np.exp(-mu * t) - mu * np.exp(-safe * t)) / (safe - mu)
     wait_then_serve = np.where(close, (1.0 + mu * t) * np.exp(-mu * t), wait_then_serve)
-    return (1.0 - c) * no_wait + c * wait_then_serve
+    tail: np.ndarray = (1.0 - c) * no_wait + c * wait_then_serve
+    return tail
 
 
-def sojourn_quantile_s(
-    quantile: float, workers: int, mu: float, rho: np.ndarray
-) -> np.ndarray:
+def sojourn_quantile_s(quantile: float, workers: int, mu: float, rho: np.ndarray) -> np.ndarray:
     """The ``quantile`` of response time (seconds) in M/M/k at utilisations ``rho``."""
     rho = np.asarray(rho, dtype=np.float64)
     lam = rho * workers * mu
@@ -78,7 +77,8 @@ def sojourn_quantile_s(
         above = _sojourn_tail(mid, mu, theta, c) > tail
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
-    return 0.5 * (lo + hi)
+    quantile_s: np.ndarray = 0.5 * (lo + hi)
+    return quantile_s
 
 
 class LatencyModel:
@@ -114,8 +114,12 @@ class LatencyModel:
         self.service_rate_rps = self._calibrate(workers_per_pod, rps_per_vcpu, queue_budget_s)
         mu = self.service_rate_rps
         self._grid: list[float] = _GRID.tolist()
-        self._p95_ms: list[float] = (1000.0 * sojourn_quantile_s(0.95, workers_per_pod, mu, _GRID)).tolist()
-        self._p50_ms: list[float] = (1000.0 * sojourn_quantile_s(0.50, workers_per_pod, mu, _GRID)).tolist()
+        self._p95_ms: list[float] = (
+            1000.0 * sojourn_quantile_s(0.95, workers_per_pod, mu, _GRID)
+        ).tolist()
+        self._p50_ms: list[float] = (
+            1000.0 * sojourn_quantile_s(0.50, workers_per_pod, mu, _GRID)
+        ).tolist()
 
     def _lookup(self, table: list[float], rho: float) -> float:
         """Linear interpolation of ``table`` at ``rho`` (scalar, faster than np.interp)."""
@@ -132,6 +136,7 @@ class LatencyModel:
     @staticmethod
     def _calibrate(workers: int, rps_per_vcpu: float, budget_s: float) -> float:
         """Service rate mu (req/s per worker) giving p95 == budget at rps_per_vcpu."""
+
         def p95_s(mu: float) -> float:
             return float(sojourn_quantile_s(0.95, workers, mu, np.array([rps_per_vcpu / mu]))[0])
 

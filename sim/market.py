@@ -164,7 +164,7 @@ class PriceSeries:
         changes = self.times_s[1:]
         lo = int(np.searchsorted(changes, t0_s, side="right"))
         hi = int(np.searchsorted(changes, t1_s, side="right"))
-        return changes[lo:max(lo, hi)].copy()
+        return changes[lo : max(lo, hi)].copy()
 
     def _piece(self, t_s: float) -> int:
         """Index of the piece in force at ``t_s`` (0 for t < 0)."""
@@ -173,7 +173,8 @@ class PriceSeries:
     def _pieces(self, t_s: np.ndarray) -> np.ndarray:
         """Vectorised :meth:`_piece`."""
         idx: np.ndarray = np.searchsorted(self.times_s, t_s, side="right") - 1
-        return np.maximum(idx, 0)
+        pieces: np.ndarray = np.maximum(idx, 0)
+        return pieces
 
 
 def constant_price(usd_per_hour: float) -> PriceSeries:
@@ -281,16 +282,21 @@ def _to_series(records: list[tuple[float, int, float]], sources: frozenset[str])
 def _history_records(path: Path, field_name: str) -> Iterator[_Record]:
     """Yield validated rows of a price history CSV (errors name the line)."""
     if not path.is_file():
-        raise InputError(path, field_name, "spot price history file not found",
-                         allowed="an existing CSV file")
+        raise InputError(
+            path, field_name, "spot price history file not found", allowed="an existing CSV file"
+        )
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in HISTORY_COLUMNS if c not in header]
             if missing:
-                raise InputError(path, "line 1", f"missing columns {missing} in header {header}",
-                                 allowed=", ".join(HISTORY_COLUMNS))
+                raise InputError(
+                    path,
+                    "line 1",
+                    f"missing columns {missing} in header {header}",
+                    allowed=", ".join(HISTORY_COLUMNS),
+                )
             for row in reader:
                 yield _parse_history_row(path, reader.line_num, row)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -305,16 +311,24 @@ def _parse_history_row(path: Path, line: int, row: dict[str, str]) -> _Record:
     if not itype:
         raise InputError(path, where, "empty instance_type", allowed="e.g. c5a.2xlarge")
     if not (az or az_id):
-        raise InputError(path, where, "both az and az_id are empty",
-                         allowed="an AZ name (us-east-1c) or ID (use1-az2)")
+        raise InputError(
+            path,
+            where,
+            "both az and az_id are empty",
+            allowed="an AZ name (us-east-1c) or ID (use1-az2)",
+        )
     text = (row.get("spot_price") or "").strip()
     try:
         price = float(text)
     except ValueError:
         price = math.nan
     if not (math.isfinite(price) and price > 0):
-        raise InputError(path, where, f"spot_price {text!r} is not a positive number",
-                         allowed="a price in USD/hour > 0")
+        raise InputError(
+            path,
+            where,
+            f"spot_price {text!r} is not a positive number",
+            allowed="a price in USD/hour > 0",
+        )
     epoch = _parse_timestamp(path, where, (row.get("timestamp") or "").strip())
     return _Record(epoch, itype, az, az_id, price, (row.get("source") or "").strip())
 
@@ -324,8 +338,9 @@ def _parse_timestamp(path: Path, where: str, text: str) -> float:
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(path, where, f"timestamp {text!r} is not ISO 8601",
-                         allowed="e.g. 2023-11-11T18:17:00Z") from None
+        raise InputError(
+            path, where, f"timestamp {text!r} is not ISO 8601", allowed="e.g. 2023-11-11T18:17:00Z"
+        ) from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
@@ -394,8 +409,12 @@ def _require_series(history: _History, instance_type: str, az: str) -> _Series:
         return series
     azs = history.azs_of(instance_type)
     allowed = ", ".join(azs) if azs else f"no AZ has rows for {instance_type}"
-    raise InputError(history.path, "pricing.spot_prices",
-                     f"no spot price history for {instance_type} in {az}", allowed=allowed)
+    raise InputError(
+        history.path,
+        "pricing.spot_prices",
+        f"no spot price history for {instance_type} in {az}",
+        allowed=allowed,
+    )
 
 
 def _replayed_steps(series: _Series, origin_epoch_s: float, duration_s: float) -> PriceSeries:
@@ -548,9 +567,12 @@ def _most_rows_type(history: _History, on_demand: dict[str, float]) -> str:
     """The type with the most rows among those with an on-demand price (ties: name)."""
     candidates = [(n, t) for t, n in history.rows.items() if t in on_demand]
     if not candidates:
-        raise InputError(history.path, "pricing.spot_prices.calibrate_on",
-                         "no instance type in the history has an on-demand price",
-                         allowed="a history with rows for a catalogue type")
+        raise InputError(
+            history.path,
+            "pricing.spot_prices.calibrate_on",
+            "no instance type in the history has an on-demand price",
+            allowed="a history with rows for a catalogue type",
+        )
     return min(candidates, key=lambda c: (-c[0], c[1]))[1]
 
 
@@ -558,9 +580,12 @@ def _on_demand(on_demand: dict[str, float], instance_type: str) -> float:
     """On-demand USD/hour of ``instance_type`` or an InputError."""
     price = on_demand.get(instance_type)
     if price is None or not price > 0:
-        raise InputError("on-demand catalogue", "pricing.spot_prices",
-                         f"no on-demand price for instance type {instance_type!r}",
-                         allowed="a type listed in pricing.catalogue")
+        raise InputError(
+            "on-demand catalogue",
+            "pricing.spot_prices",
+            f"no on-demand price for instance type {instance_type!r}",
+            allowed="a type listed in pricing.catalogue",
+        )
     return float(price)
 
 
@@ -570,8 +595,9 @@ def _child_rng(base_seed: int, key: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seq))
 
 
-def _simulate(cal: SpotCalibration, on_demand_usd_per_hour: float, duration_s: float,
-              rng: np.random.Generator) -> PriceSeries:
+def _simulate(
+    cal: SpotCalibration, on_demand_usd_per_hour: float, duration_s: float, rng: np.random.Generator
+) -> PriceSeries:
     """One mean-reverting log-price step process (see :func:`modelled_spot_prices`)."""
     phi, sd = MEAN_REVERSION_PER_STEP, cal.log_step_sd
     mu = math.log(cal.mean_ratio * on_demand_usd_per_hour)
@@ -628,8 +654,9 @@ class AvailabilitySeries:
 
     def transitions(self) -> list[tuple[float, bool]]:
         """``(time_s, new_state)`` for every change after t=0, in time order."""
-        return [(float(t), bool(a)) for t, a in zip(self.times_s[1:], self.available[1:],
-                                                    strict=True)]
+        return [
+            (float(t), bool(a)) for t, a in zip(self.times_s[1:], self.available[1:], strict=True)
+        ]
 
     def unavailable_fraction(self, t0_s: float, t1_s: float) -> float:
         """Fraction (0..1) of ``[t0_s, t1_s]`` (s) during which capacity is unavailable.
@@ -705,15 +732,18 @@ def _read_trace(path: Path) -> tuple[float, np.ndarray]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, "", f"cannot read availability trace: {exc}") from None
     if not isinstance(doc, dict):
-        raise InputError(path, "", f"top level is a {type(doc).__name__}",
-                         allowed='{"metadata": {"gap_seconds": N}, "data": [...]}')
+        raise InputError(
+            path,
+            "",
+            f"top level is a {type(doc).__name__}",
+            allowed='{"metadata": {"gap_seconds": N}, "data": [...]}',
+        )
     return _trace_gap(path, doc), _trace_values(path, doc)
 
 
 def _is_number(value: object) -> bool:
     """A finite JSON number (not a boolean)."""
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _trace_gap(path: Path, doc: dict[str, object]) -> float:
@@ -721,8 +751,9 @@ def _trace_gap(path: Path, doc: dict[str, object]) -> float:
     meta = doc.get("metadata")
     gap = meta.get("gap_seconds") if isinstance(meta, dict) else None
     if not (_is_number(gap) and float(gap) > 0):  # type: ignore[arg-type]
-        raise InputError(path, "metadata.gap_seconds", f"got {gap!r}",
-                         allowed="a number of seconds > 0")
+        raise InputError(
+            path, "metadata.gap_seconds", f"got {gap!r}", allowed="a number of seconds > 0"
+        )
     return float(gap)  # type: ignore[arg-type]
 
 
@@ -730,9 +761,12 @@ def _trace_values(path: Path, doc: dict[str, object]) -> np.ndarray:
     """``data`` as a float array of non-negative values."""
     data = doc.get("data")
     if not isinstance(data, list) or not data:
-        raise InputError(path, "data", f"got {type(data).__name__}"
-                         + (" (empty)" if isinstance(data, list) else ""),
-                         allowed="a non-empty list of numbers >= 0")
+        raise InputError(
+            path,
+            "data",
+            f"got {type(data).__name__}" + (" (empty)" if isinstance(data, list) else ""),
+            allowed="a non-empty list of numbers >= 0",
+        )
     for i, value in enumerate(data):
         if not (_is_number(value) and value >= 0):
             raise InputError(path, f"data[{i}]", f"got {value!r}", allowed="a number >= 0")
@@ -744,7 +778,8 @@ def _check_covers(path: Path, length_s: float, offset_s: float, duration_s: floa
     if offset_s + duration_s <= length_s + DURATION_TOLERANCE_S:
         return
     raise InputError(
-        path, "duration_days",
+        path,
+        "duration_days",
         f"offset {offset_s / 3600:g} h + duration {duration_s / 3600:g} h runs past the end: "
         f"the trace covers only {length_s / 3600:.1f} h",
         allowed=f"duration_days <= {max(length_s - offset_s, 0.0) / 86400:.2f} at this offset",
@@ -776,17 +811,20 @@ def replay_availability(
         return {az: always_available() for az in azs}
     missing = [az for az in azs if az not in cfg.files]
     if missing:
-        raise InputError("scenario", "pricing.spot_availability.files",
-                         f"no trace for AZ {missing[0]}",
-                         allowed=f"one entry per pool AZ {sorted(set(azs))}; "
-                                 f"files has {sorted(cfg.files)}")
+        raise InputError(
+            "scenario",
+            "pricing.spot_availability.files",
+            f"no trace for AZ {missing[0]}",
+            allowed=f"one entry per pool AZ {sorted(set(azs))}; files has {sorted(cfg.files)}",
+        )
     loaded: dict[Path, AvailabilitySeries] = {}
     out: dict[str, AvailabilitySeries] = {}
     for az in azs:
         path = Path(base_dir) / cfg.files[az]
         if path not in loaded:
             loaded[path] = load_availability_trace(
-                path, offset_s=cfg.offset_h * 3600.0, duration_s=duration_s)
+                path, offset_s=cfg.offset_h * 3600.0, duration_s=duration_s
+            )
         out[az] = loaded[path]
     return out
 
@@ -820,12 +858,20 @@ def availability_from_path(
         series = load_availability_trace(path, offset_s=0.0, duration_s=duration_s)
         return {az: series for az in azs}
     if not path.is_dir():
-        raise InputError("--spot-availability", "", f"{path} does not exist",
-                         allowed="a trace JSON file or a directory of them")
+        raise InputError(
+            "--spot-availability",
+            "",
+            f"{path} does not exist",
+            allowed="a trace JSON file or a directory of them",
+        )
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".json")
     if not files:
-        raise InputError("--spot-availability", "", f"{path} has no *.json trace files",
-                         allowed="a directory of Can't-Be-Late trace JSON files")
+        raise InputError(
+            "--spot-availability",
+            "",
+            f"{path} has no *.json trace files",
+            allowed="a directory of Can't-Be-Late trace JSON files",
+        )
     chosen = _assign_files(files, azs)
     loaded: dict[Path, AvailabilitySeries] = {}
     for file in dict.fromkeys(chosen.values()):
@@ -852,7 +898,7 @@ def _names_az(filename: str, az: str) -> bool:
     """``filename`` starts with ``az`` followed by a non-alphanumeric character."""
     if not filename.startswith(az):
         return False
-    rest = filename[len(az):]
+    rest = filename[len(az) :]
     return not rest or not rest[0].isalnum()
 
 

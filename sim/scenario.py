@@ -191,9 +191,7 @@ class AlwaysAvailable(Model):
     kind: Literal["always"]
 
 
-SpotAvailability = Annotated[
-    ReplayedAvailability | AlwaysAvailable, Field(discriminator="kind")
-]
+SpotAvailability = Annotated[ReplayedAvailability | AlwaysAvailable, Field(discriminator="kind")]
 
 
 class Pricing(Model):

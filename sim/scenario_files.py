@@ -58,10 +58,15 @@ def _allowed_keys(loc: tuple[Any, ...]) -> str:
         if with_field:
             models = _models_in(with_field[0].model_fields[str(part)].annotation)
         else:  # a discriminated-union tag: keep the member whose kind matches
-            models = [
-                m for m in models
-                if str(part) in typing.get_args(m.model_fields.get("kind").annotation)
-            ] if all("kind" in m.model_fields for m in models) else models
+            models = (
+                [
+                    m
+                    for m in models
+                    if str(part) in typing.get_args(m.model_fields["kind"].annotation)
+                ]
+                if all("kind" in m.model_fields for m in models)
+                else models
+            )
         if not models:
             return ""
     return ", ".join(models[0].model_fields) if models else ""
@@ -83,7 +88,9 @@ def _describe(err: Any) -> tuple[str, str]:
 def parse_scenario(data: Any, *, source: Path) -> Scenario:
     """Validate parsed YAML ``data`` as a scenario."""
     if not isinstance(data, dict):
-        raise InputError(source, "(top level)", "a scenario must be a YAML mapping", "id, cluster, ...")
+        raise InputError(
+            source, "(top level)", "a scenario must be a YAML mapping", "id, cluster, ..."
+        )
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

@@ -27,7 +27,9 @@ def waste_node_hours(truth: Truth) -> float:
     """Serving node-hours beyond what the load needed at the target utilisation."""
     spare_pods = np.maximum(0.0, truth.serving_pods - truth.needed_pods)
     pods_per_node = np.divide(
-        truth.serving_pods, truth.serving_nodes, out=np.ones_like(truth.serving_pods),
+        truth.serving_pods,
+        truth.serving_nodes,
+        out=np.ones_like(truth.serving_pods),
         where=truth.serving_nodes > 0,
     )
     return float((spare_pods / pods_per_node).sum() / 60.0)
@@ -61,7 +63,9 @@ def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> di
         "idle_node_hours": round(idle_node_hours(truth), 6),
         "slo_attainment": round(float(slo_ok.mean()) if slo_ok.size else 1.0, 6),
         "slo_violation_minutes": int((~slo_ok).sum()),
-        "p95_latency_ms": round(float(np.percentile(truth.p95_ms, 95)) if truth.p95_ms.size else 0.0, 3),
+        "p95_latency_ms": round(
+            float(np.percentile(truth.p95_ms, 95)) if truth.p95_ms.size else 0.0, 3
+        ),
         "offered_requests": round(offered, 1),
         "dropped_requests": round(dropped, 1),
         "error_rate": dropped / offered if offered > 0 else 0.0,

@@ -221,7 +221,9 @@ class _ColumnHasher:
                 values = column.to_numpy(zero_copy_only=False)
                 if values.dtype.kind == "M":
                     values = values.astype("datetime64[s]").astype(np.int64)
-                values_hash.update(np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes())
+                values_hash.update(
+                    np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes()
+                )
 
     def digest(self) -> bytes:
         outer = hashlib.sha256()

@@ -152,7 +152,9 @@ def load_trace(path: Path) -> Trace:
     if len(rows) < 2:
         found = "no data rows" if not rows else "only 1 data row"
         raise InputError(
-            path, "rows", f"the file has {found} after the header",
+            path,
+            "rows",
+            f"the file has {found} after the header",
             "at least 2 data rows (the grid step is measured between rows)",
         )
     parsed = _parse_rows(rows)
@@ -195,9 +197,7 @@ def _read_lines(path: Path) -> list[str]:
 def _check_header(path: Path, header: str) -> None:
     """Raise unless the header names exactly the columns ``timestamp,value``."""
     if [name.strip() for name in header.split(",")] != _HEADER:
-        raise InputError(
-            path, "header", f"header is {_preview(header)}", "columns timestamp,value"
-        )
+        raise InputError(path, "header", f"header is {_preview(header)}", "columns timestamp,value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +268,7 @@ def _parse_values(value_text: pa.StringArray) -> tuple[np.ndarray, np.ndarray, n
     ``NaN``, ``inf`` and negative numbers are not, and an overflow to inf is rejected.
     """
     empty = pc.equal(value_text, "").to_numpy(zero_copy_only=False)
-    numeric = pc.match_substring_regex(value_text, _NUMBER_PATTERN).to_numpy(
-        zero_copy_only=False
-    )
+    numeric = pc.match_substring_regex(value_text, _NUMBER_PATTERN).to_numpy(zero_copy_only=False)
     cleaned = pc.if_else(pa.array(numeric), value_text, "nan")
     values = pc.cast(cleaned, pa.float64()).to_numpy(zero_copy_only=False).copy()
     ok = empty | (numeric & np.isfinite(values))
@@ -516,14 +514,17 @@ def _start_seconds(path: Path, start: datetime, first_s: int, end_s: int) -> int
     span = f"[{_iso(first_s)}, {_iso(end_s)})"
     if start.tzinfo is not None:
         raise InputError(
-            path, "workload.start",
+            path,
+            "workload.start",
             f"{start.isoformat()} has a time zone but the trace clock has none",
             f"a naive date-time in {span}",
         )
     seconds = int(np.datetime64(start, "s").astype(np.int64))
     if not first_s <= seconds < end_s:
         raise InputError(
-            path, "workload.start", f"{_iso(seconds)} is outside the trace, which covers {span}",
+            path,
+            "workload.start",
+            f"{_iso(seconds)} is outside the trace, which covers {span}",
             f"a date-time in {span}",
         )
     return seconds
@@ -537,7 +538,8 @@ def _check_window_end(path: Path, start_s: int, n_minutes: int, end_s: int) -> N
     days = n_minutes * MINUTE_S / DAY_S
     max_days = math.floor((end_s - start_s) / DAY_S * 1000) / 1000
     raise InputError(
-        path, "duration_days",
+        path,
+        "duration_days",
         f"a {days:g}-day replay from {_iso(start_s)} needs data until {_iso(needed_s)} "
         f"but the trace ends at {_iso(end_s)}",
         f"at most {max_days:g} days from {_iso(start_s)}",
@@ -586,7 +588,8 @@ def _normalise(path: Path, rate: np.ndarray, workload: TraceWorkload, window: st
         raise ValueError("TraceWorkload needs exactly one of peak_rps or mean_rps")
     if not reference > 0:
         raise InputError(
-            path, "workload.start",
+            path,
+            "workload.start",
             f"the replayed window {window} has zero load everywhere, so it cannot be "
             f"scaled to {key}={target:g}",
             "a window with some non-zero load",
@@ -693,7 +696,8 @@ def _ar1(shocks: np.ndarray, phi: float) -> np.ndarray:
     for block in range(n_blocks):
         local[block] += carry * carry_weights
         carry = float(local[block, -1])
-    return local.reshape(-1)[:n]
+    flat: np.ndarray = local.reshape(-1)[:n]
+    return flat
 
 
 def _flash_crowds(n_minutes: int, crowds: FlashCrowds, rng: np.random.Generator) -> np.ndarray:

@@ -62,7 +62,12 @@ class ServiceModel:
         offered = offered_rps * self.STEP_S
         if pods <= 0.0:
             return MinuteTraffic(
-                offered, 0.0, offered + backlog, 0.0, 0.0, self.request_timeout_ms,
+                offered,
+                0.0,
+                offered + backlog,
+                0.0,
+                0.0,
+                self.request_timeout_ms,
                 self.request_timeout_ms,
             )
         capacity_rps = pods * self.pod_rate_rps

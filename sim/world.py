@@ -97,7 +97,9 @@ def prepare(
     run_seed = scenario.seed if seed is None else seed
     duration_days = scenario.duration_days if days is None else days
     if not 0 < duration_days <= 366:  # also catches NaN; 366 is duration_days' own limit
-        raise InputError("--days", "", f"{duration_days} is out of range", "a number > 0 and <= 366")
+        raise InputError(
+            "--days", "", f"{duration_days} is out of range", "a number > 0 and <= 366"
+        )
     _check_files_exist(scenario, source, trace_override is not None)
     duration_s = duration_days * 86400.0
     c = scenario.cluster
@@ -119,7 +121,9 @@ def prepare(
     pools = []
     for i, pool in enumerate(c.pools):
         instance = lookup(
-            catalogue, pool.instance_type, source=str(source),
+            catalogue,
+            pool.instance_type,
+            source=str(source),
             field=f"cluster.pools[{i}].instance_type",
         )
         fit = pods_per_node(instance, scenario)
@@ -162,7 +166,9 @@ def prepare(
         )
     else:
         availability = replay_availability(
-            scenario.pricing.spot_availability, base_dir=base_dir, azs=spot_azs,
+            scenario.pricing.spot_availability,
+            base_dir=base_dir,
+            azs=spot_azs,
             duration_s=duration_s,
         )
     return World(
@@ -198,7 +204,9 @@ def _prices(
                 rng=component_rng(seed, "spot-prices"),
             )
         else:
-            spot = replay_spot_prices(cfg, base_dir=base_dir, pools=spot_keys, duration_s=duration_s)
+            spot = replay_spot_prices(
+                cfg, base_dir=base_dir, pools=spot_keys, duration_s=duration_s
+            )
     for i, p in enumerate(pools):
         for az in p.azs:
             if p.capacity_type == "spot":
@@ -220,12 +228,16 @@ def _check_files_exist(scenario: Scenario, source: Path, trace_overridden: bool)
         named.append(("pricing.spot_prices.calibrate_on", prices.calibrate_on))
     availability = scenario.pricing.spot_availability
     if isinstance(availability, ReplayedAvailability):
-        named.extend((f"pricing.spot_availability.files.{az}", f) for az, f in availability.files.items())
+        named.extend(
+            (f"pricing.spot_availability.files.{az}", f) for az, f in availability.files.items()
+        )
     for field, name in named:
         resolved = _resolve(source.parent, name)
         if not resolved.is_file():
             raise InputError(
-                source, field, f"file not found: {resolved}",
+                source,
+                field,
+                f"file not found: {resolved}",
                 "an existing file (relative paths are resolved against the scenario's folder)",
             )
 

@@ -76,9 +76,13 @@ class OraclePolicy:
                     held[spec.name][az] = state.nodes_by_az[az]
                     # Reclaimed nodes serve through their notice, so their replacements
                     # need to serve only by the end of it.
-                    lost = 0.0 if self.foresight.spot_available_throughout(
-                        az, now, now + max(0.0, self.lead_s - self.notice_s)
-                    ) else reclaim
+                    lost = (
+                        0.0
+                        if self.foresight.spot_available_throughout(
+                            az, now, now + max(0.0, self.lead_s - self.notice_s)
+                        )
+                        else reclaim
+                    )
                     held_pods += state.nodes_by_az[az] * spec.pods_per_node * (1.0 - lost)
                 else:
                     feasible[spec.name] += (az,)

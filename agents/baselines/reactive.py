@@ -76,7 +76,9 @@ class ReactivePolicy:
         proposal = self._pods(observation)
         states = observation.pools
         if proposal is None:
-            return Decision({name: s.nodes_active for name, s in states.items()}, ("no metrics yet",))
+            return Decision(
+                {name: s.nodes_active for name, s in states.items()}, ("no metrics yet",)
+            )
         proposal = min(proposal, self.max_replicas)
         self.recommendations.append((now, proposal))
         horizon = now - self.params.scale_down_stabilization_s
@@ -102,7 +104,9 @@ class ReactivePolicy:
             for spec in sorted(pools, key=lambda s: price_per_pod(s, states[s.name])):
                 if missing <= 0 or not states[spec.name].launchable_azs:
                     continue
-                add = min(spec.max_nodes - desired[spec.name], math.ceil(missing / spec.pods_per_node))
+                add = min(
+                    spec.max_nodes - desired[spec.name], math.ceil(missing / spec.pods_per_node)
+                )
                 if add > 0:
                     desired[spec.name] += add
                     missing -= add * spec.pods_per_node

@@ -36,10 +36,14 @@ class StaticPolicy:
             unknown = sorted(set(self.params.nodes) - {p.name for p in context.pools})
             if unknown:
                 raise InputError(
-                    "scenario", "control.params.nodes", f"unknown pools {unknown}",
+                    "scenario",
+                    "control.params.nodes",
+                    f"unknown pools {unknown}",
                     ", ".join(p.name for p in context.pools),
                 )
-            self._desired = {p.name: self.params.nodes.get(p.name, p.min_nodes) for p in context.pools}
+            self._desired = {
+                p.name: self.params.nodes.get(p.name, p.min_nodes) for p in context.pools
+            }
             return
         peak = context.foresight.peak_offered_rps if context.foresight else 0.0
         self._desired = {p.name: p.min_nodes for p in context.pools}
@@ -48,7 +52,9 @@ class StaticPolicy:
         for pool in order:
             if remaining <= 0:
                 break
-            add = min(pool.max_nodes - pool.min_nodes, math.ceil(remaining / pool.rps_per_node_at_target))
+            add = min(
+                pool.max_nodes - pool.min_nodes, math.ceil(remaining / pool.rps_per_node_at_target)
+            )
             self._desired[pool.name] += add
             remaining -= add * pool.rps_per_node_at_target
 

@@ -21,9 +21,22 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 SHIPPED_IDS = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
 SUMMARY_KEYS = {
-    "scenario", "policy", "seed", "sim_days", "cost_usd", "on_demand_cost_usd", "spot_cost_usd",
-    "node_hours", "wasted_node_hours", "slo_attainment", "slo_violation_minutes",
-    "p95_latency_ms", "dropped_requests", "interruptions", "telemetry_sha256", "wall_s",
+    "scenario",
+    "policy",
+    "seed",
+    "sim_days",
+    "cost_usd",
+    "on_demand_cost_usd",
+    "spot_cost_usd",
+    "node_hours",
+    "wasted_node_hours",
+    "slo_attainment",
+    "slo_violation_minutes",
+    "p95_latency_ms",
+    "dropped_requests",
+    "interruptions",
+    "telemetry_sha256",
+    "wall_s",
 }
 STREAMS = ("metrics", "capacity", "events", "billing", "audit")
 
@@ -86,8 +99,12 @@ def test_scenarios_schema_is_json_with_every_section(capsys: pytest.CaptureFixtu
     code, out, err = run_main(capsys, ["scenarios", "schema"])
     assert (code, err) == (0, "")
     schema = json.loads(out)
-    assert {"cluster", "workload", "slo", "pricing", "control", "faults"} <= set(schema["properties"])
-    assert {"id", "duration_days", "cluster", "workload", "slo", "pricing"} <= set(schema["required"])
+    assert {"cluster", "workload", "slo", "pricing", "control", "faults"} <= set(
+        schema["properties"]
+    )
+    assert {"id", "duration_days", "cluster", "workload", "slo", "pricing"} <= set(
+        schema["required"]
+    )
 
 
 def test_policies_lists_the_baselines(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,7 +140,8 @@ def test_replay_json_prints_one_object(tmp_path: Path) -> None:
 
 def test_replay_options_reach_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(
-        capsys, ["replay", "default", "--days", "0.05", "--policy", "static", "--seed", "7", "--json"]
+        capsys,
+        ["replay", "default", "--days", "0.05", "--policy", "static", "--seed", "7", "--json"],
     )
     assert code == 0, err
     summary = json.loads(out)

@@ -56,8 +56,11 @@ def default_scenario() -> dict[str, Any]:
 
 
 def write_scenario(
-    directory: Path, mutate: Callable[[dict[str, Any]], None] | None = None,
-    *, text: str | None = None, name: str = "bad.yaml",
+    directory: Path,
+    mutate: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    text: str | None = None,
+    name: str = "bad.yaml",
 ) -> Path:
     """A scenario file in ``directory``: raw ``text``, or ``default.yaml`` changed by ``mutate``."""
     if text is None:
@@ -101,8 +104,12 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess (``python -m bench.cli``), shipped scenarios."""
     env = {k: v for k, v in os.environ.items() if k != "OPSBENCH_SCENARIOS"}
     return subprocess.run(
-        [sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bench.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -163,54 +170,109 @@ BAD_SCENARIOS: list[tuple[str, Callable[[dict[str, Any]], None] | str, tuple[str
     ("yaml-tab", "id: x\n\tcluster: 1\n", ("line 2", "malformed YAML")),
     ("top-level-list", "- a\n- b\n", ("(top level)", "YAML mapping")),
     ("empty-file", "", ("(top level)", "YAML mapping")),
-    ("unknown-top-key", setp(("colour",), "red"),
-     ("colour", "unknown key", "duration_days, cluster, workload")),
-    ("unknown-pool-key", setp(("cluster", "pools", 0, "min_node"), 3),
-     ("cluster.pools[0].min_node", "unknown key", "min_nodes, max_nodes")),
-    ("unknown-workload-key", setp(("workload", "peak"), 3),
-     ("workload.peak", "unknown key", "peak_rps")),
-    ("unknown-spot-prices-key", setp(("pricing", "spot_prices", "offset"), 3),
-     ("pricing.spot_prices.offset", "offset_h")),
-    ("wrong-type-peak", setp(("workload", "peak_rps"), "lots"),
-     ("workload.peak_rps", "valid number", "'lots'")),
-    ("wrong-type-min-nodes", setp(("cluster", "pools", 0, "min_nodes"), "three"),
-     ("cluster.pools[0].min_nodes", "valid integer", "'three'")),
+    (
+        "unknown-top-key",
+        setp(("colour",), "red"),
+        ("colour", "unknown key", "duration_days, cluster, workload"),
+    ),
+    (
+        "unknown-pool-key",
+        setp(("cluster", "pools", 0, "min_node"), 3),
+        ("cluster.pools[0].min_node", "unknown key", "min_nodes, max_nodes"),
+    ),
+    (
+        "unknown-workload-key",
+        setp(("workload", "peak"), 3),
+        ("workload.peak", "unknown key", "peak_rps"),
+    ),
+    (
+        "unknown-spot-prices-key",
+        setp(("pricing", "spot_prices", "offset"), 3),
+        ("pricing.spot_prices.offset", "offset_h"),
+    ),
+    (
+        "wrong-type-peak",
+        setp(("workload", "peak_rps"), "lots"),
+        ("workload.peak_rps", "valid number", "'lots'"),
+    ),
+    (
+        "wrong-type-min-nodes",
+        setp(("cluster", "pools", 0, "min_nodes"), "three"),
+        ("cluster.pools[0].min_nodes", "valid integer", "'three'"),
+    ),
     ("wrong-type-pools", setp(("cluster", "pools"), "x"), ("cluster.pools", "valid list")),
-    ("negative-min-nodes", setp(("cluster", "pools", 0, "min_nodes"), -1),
-     ("cluster.pools[0].min_nodes", "greater than or equal to 0", "-1")),
+    (
+        "negative-min-nodes",
+        setp(("cluster", "pools", 0, "min_nodes"), -1),
+        ("cluster.pools[0].min_nodes", "greater than or equal to 0", "-1"),
+    ),
     ("negative-peak", setp(("workload", "peak_rps"), -5), ("workload.peak_rps", "greater than 0")),
-    ("inverted-node-bounds", setp(("cluster", "pools", 1, "min_nodes"), 100),
-     ("cluster.pools[1]", "min_nodes(=100)", "max_nodes(=60)")),
-    ("inverted-delay", setp(("control", "provisioning_delay"),
-                            {"kind": "uniform", "low_s": 10, "high_s": 5}),
-     ("control.provisioning_delay", "low_s", "high_s")),
-    ("unknown-workload-kind", setp(("workload", "kind"), "magic"),
-     ("workload", "'magic'", "'trace', 'synthetic'")),
+    (
+        "inverted-node-bounds",
+        setp(("cluster", "pools", 1, "min_nodes"), 100),
+        ("cluster.pools[1]", "min_nodes(=100)", "max_nodes(=60)"),
+    ),
+    (
+        "inverted-delay",
+        setp(("control", "provisioning_delay"), {"kind": "uniform", "low_s": 10, "high_s": 5}),
+        ("control.provisioning_delay", "low_s", "high_s"),
+    ),
+    (
+        "unknown-workload-kind",
+        setp(("workload", "kind"), "magic"),
+        ("workload", "'magic'", "'trace', 'synthetic'"),
+    ),
     ("missing-slo", delp(("slo",)), ("slo", "required field is missing")),
     ("bad-id", setp(("id",), "Bad Name"), ("id", "pattern")),
-    ("unknown-policy", setp(("control", "policy"), "nope"),
-     ("control.policy", "'nope'", POLICY_LIST)),
-    ("unknown-policy-param", setp(("control", "params"), {"foo": 1}),
-     ("control.params.foo", "parameters of reactive")),
-    ("infinite-peak", setp(("workload", "peak_rps"), float("inf")),
-     ("workload.peak_rps", "finite")),
+    (
+        "unknown-policy",
+        setp(("control", "policy"), "nope"),
+        ("control.policy", "'nope'", POLICY_LIST),
+    ),
+    (
+        "unknown-policy-param",
+        setp(("control", "params"), {"foo": 1}),
+        ("control.params.foo", "parameters of reactive"),
+    ),
+    (
+        "infinite-peak",
+        setp(("workload", "peak_rps"), float("inf")),
+        ("workload.peak_rps", "finite"),
+    ),
     ("nan-peak", setp(("workload", "peak_rps"), float("nan")), ("workload.peak_rps",)),
-    ("infinite-rps-per-vcpu", setp(("cluster", "rps_per_vcpu"), float("inf")),
-     ("cluster.rps_per_vcpu", "finite")),
+    (
+        "infinite-rps-per-vcpu",
+        setp(("cluster", "rps_per_vcpu"), float("inf")),
+        ("cluster.rps_per_vcpu", "finite"),
+    ),
     ("duration-too-long", setp(("duration_days",), 1000), ("duration_days", "366")),
     ("interval-too-long", setp(("control", "interval_s"), 1e6), ("control.interval_s", "3600")),
-    ("slo-below-base-latency", setp(("slo", "p95_latency_ms"), 5),
-     ("slo.p95_latency_ms", "base_latency_ms")),
-    ("unknown-instance-type", setp(("cluster", "pools", 0, "instance_type"), "zz.huge"),
-     ("cluster.pools[0].instance_type", "zz.huge", "allowed: a1.2xlarge")),
-    ("outage-in-unknown-az", setp(("faults", "az_outages"),
-                                  [{"az": "zz-1a", "start_h": 1, "duration_h": 1}]),
-     ("faults.az_outages[0].az", "us-east-1c")),
+    (
+        "slo-below-base-latency",
+        setp(("slo", "p95_latency_ms"), 5),
+        ("slo.p95_latency_ms", "base_latency_ms"),
+    ),
+    (
+        "unknown-instance-type",
+        setp(("cluster", "pools", 0, "instance_type"), "zz.huge"),
+        ("cluster.pools[0].instance_type", "zz.huge", "allowed: a1.2xlarge"),
+    ),
+    (
+        "outage-in-unknown-az",
+        setp(("faults", "az_outages"), [{"az": "zz-1a", "start_h": 1, "duration_h": 1}]),
+        ("faults.az_outages[0].az", "us-east-1c"),
+    ),
     ("spot-pool-without-prices", delp(("pricing", "spot_prices")), ("pricing.spot_prices",)),
-    ("missing-spot-price-file", setp(("pricing", "spot_prices", "path"), "no-prices.csv"),
-     ("no-prices.csv", "pricing.spot_prices.path", "not found")),
-    ("unknown-region", setp(("cluster", "region"), "mars-1"),
-     ("on_demand_prices.csv", "region", "us-east-1")),
+    (
+        "missing-spot-price-file",
+        setp(("pricing", "spot_prices", "path"), "no-prices.csv"),
+        ("no-prices.csv", "pricing.spot_prices.path", "not found"),
+    ),
+    (
+        "unknown-region",
+        setp(("cluster", "region"), "mars-1"),
+        ("on_demand_prices.csv", "region", "us-east-1"),
+    ),
 ]
 
 
@@ -218,8 +280,10 @@ BAD_SCENARIOS: list[tuple[str, Callable[[dict[str, Any]], None] | str, tuple[str
     ("mutate", "needles"), [pytest.param(m, n, id=i) for i, m, n in BAD_SCENARIOS]
 )
 def test_bad_scenario_file_is_one_line_exit_2_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    mutate: Callable[[dict[str, Any]], None] | str, needles: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mutate: Callable[[dict[str, Any]], None] | str,
+    needles: tuple[str, ...],
 ) -> None:
     if isinstance(mutate, str):
         scenario = write_scenario(tmp_path, text=mutate)
@@ -244,11 +308,17 @@ def test_missing_trace_file_named_by_the_scenario(
     assert_nothing_written(out)
 
 
-def test_bad_trace_named_by_the_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_trace_named_by_the_scenario(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = write_trace(tmp_path, H + minutes(3) + "2024-01-01T00:01:00,5\n", name="steps.csv")
-    scenario = write_scenario(tmp_path, both(
-        setp(("workload", "path"), trace.name), delp(("workload", "start")),
-    ))
+    scenario = write_scenario(
+        tmp_path,
+        both(
+            setp(("workload", "path"), trace.name),
+            delp(("workload", "start")),
+        ),
+    )
     out = tmp_path / "out"
     code, stdout, stderr = run_main(capsys, ["replay", str(scenario), *SHORT, "--out", str(out)])
     assert_one_line_error(code, stdout, stderr, "steps.csv", "line 5", "strictly increasing")
@@ -270,30 +340,64 @@ def test_shipped_scenario_can_be_overridden_by_a_scenario_folder_env(
 # (id, file text or None for "no such file", substrings the error line must contain)
 BAD_TRACES: list[tuple[str, str | None, tuple[str, ...]]] = [
     ("missing-file", None, ("--trace", "no such file", "timestamp,value")),
-    ("non-monotonic", H + "2024-01-01T00:00:00,1\n2024-01-01T00:02:00,2\n2024-01-01T00:01:00,3\n",
-     ("line 4", "before the previous timestamp", "strictly increasing")),
-    ("duplicate-timestamp", H + "2024-01-01T00:00:00,1\n2024-01-01T00:00:00,2\n"
-     "2024-01-01T00:01:00,3\n", ("line 3", "duplicates", "strictly increasing")),
-    ("nan-value", H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,NaN\n2024-01-01T00:02:00,3\n",
-     ("line 3", "'NaN'", "finite number >= 0")),
-    ("inf-value", H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,inf\n2024-01-01T00:02:00,3\n",
-     ("line 3", "'inf'", "finite number >= 0")),
-    ("negative-value", H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,-4\n",
-     ("line 3", "'-4'", "finite number >= 0")),
-    ("text-value", H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,lots\n",
-     ("line 3", "'lots'", "finite number >= 0")),
-    ("bad-timestamp", H + "2024-01-01T00:00:00,1\nyesterday,2\n", ("line 3", "'yesterday'", "ISO 8601")),
+    (
+        "non-monotonic",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:02:00,2\n2024-01-01T00:01:00,3\n",
+        ("line 4", "before the previous timestamp", "strictly increasing"),
+    ),
+    (
+        "duplicate-timestamp",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:00:00,2\n2024-01-01T00:01:00,3\n",
+        ("line 3", "duplicates", "strictly increasing"),
+    ),
+    (
+        "nan-value",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,NaN\n2024-01-01T00:02:00,3\n",
+        ("line 3", "'NaN'", "finite number >= 0"),
+    ),
+    (
+        "inf-value",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,inf\n2024-01-01T00:02:00,3\n",
+        ("line 3", "'inf'", "finite number >= 0"),
+    ),
+    (
+        "negative-value",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,-4\n",
+        ("line 3", "'-4'", "finite number >= 0"),
+    ),
+    (
+        "text-value",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,lots\n",
+        ("line 3", "'lots'", "finite number >= 0"),
+    ),
+    (
+        "bad-timestamp",
+        H + "2024-01-01T00:00:00,1\nyesterday,2\n",
+        ("line 3", "'yesterday'", "ISO 8601"),
+    ),
     ("no-rows", H, ("rows", "no data rows", "at least 2 data rows")),
     ("one-row", H + "2024-01-01T00:00:00,1\n", ("rows", "only 1 data row")),
     ("empty-file", "", ("header", "empty", "timestamp,value")),
-    ("wrong-columns", "time,count\n2024-01-01T00:00:00,1\n2024-01-01T00:01:00,2\n",
-     ("header", "'time,count'", "timestamp,value")),
-    ("three-columns", "timestamp,value,x\n2024-01-01T00:00:00,1,2\n2024-01-01T00:01:00,2,3\n",
-     ("header", "timestamp,value")),
-    ("extra-field", H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,2,5\n",
-     ("line 3", "expected 2 fields but found 3")),
-    ("every-cell-empty", H + "2024-01-01T00:00:00,\n2024-01-01T00:01:00,\n",
-     ("value", "every value cell is empty")),
+    (
+        "wrong-columns",
+        "time,count\n2024-01-01T00:00:00,1\n2024-01-01T00:01:00,2\n",
+        ("header", "'time,count'", "timestamp,value"),
+    ),
+    (
+        "three-columns",
+        "timestamp,value,x\n2024-01-01T00:00:00,1,2\n2024-01-01T00:01:00,2,3\n",
+        ("header", "timestamp,value"),
+    ),
+    (
+        "extra-field",
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:01:00,2,5\n",
+        ("line 3", "expected 2 fields but found 3"),
+    ),
+    (
+        "every-cell-empty",
+        H + "2024-01-01T00:00:00,\n2024-01-01T00:01:00,\n",
+        ("value", "every value cell is empty"),
+    ),
     ("too-short-for-days", H + minutes(10), ("duration_days", "trace ends at", "at most")),
 ]
 
@@ -392,7 +496,9 @@ def test_missing_scenario_path(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert_one_line_error(code, stdout, stderr, "nowhere.yaml", "path", "no such scenario file")
 
 
-def test_out_is_an_existing_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_out_is_an_existing_regular_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "results"
     out.write_text("keep me\n")
     code, stdout, stderr = run_main(capsys, ["replay", "default", *SHORT, "--out", str(out)])
@@ -414,8 +520,16 @@ def test_out_below_a_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_missing_spot_availability(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = run_main(
-        capsys, ["replay", "default", *SHORT, "--spot-availability", str(tmp_path / "none"),
-                 "--out", str(out)],
+        capsys,
+        [
+            "replay",
+            "default",
+            *SHORT,
+            "--spot-availability",
+            str(tmp_path / "none"),
+            "--out",
+            str(out),
+        ],
     )
     assert_one_line_error(code, stdout, stderr, "--spot-availability", "does not exist")
     assert_nothing_written(out)
@@ -439,12 +553,20 @@ def test_an_empty_existing_out_dir_stays_empty(
 def test_subprocess_bad_scenario_files(tmp_path: Path) -> None:
     """Malformed YAML and inverted bounds through the real entry point."""
     cases = [
-        (write_scenario(tmp_path, text="id: x\ncluster: [1, 2\n", name="broken.yaml"),
-         ("broken.yaml", "line 3", "malformed YAML")),
-        (write_scenario(tmp_path, setp(("cluster", "pools", 0, "min_nodes"), 99), name="inv.yaml"),
-         ("inv.yaml", "cluster.pools[0]", "min_nodes(=99) must be <= max_nodes(=60)")),
-        (write_scenario(tmp_path, setp(("workload", "peak_rps"), -3), name="neg.yaml"),
-         ("neg.yaml", "workload.peak_rps", "greater than 0")),
+        (
+            write_scenario(tmp_path, text="id: x\ncluster: [1, 2\n", name="broken.yaml"),
+            ("broken.yaml", "line 3", "malformed YAML"),
+        ),
+        (
+            write_scenario(
+                tmp_path, setp(("cluster", "pools", 0, "min_nodes"), 99), name="inv.yaml"
+            ),
+            ("inv.yaml", "cluster.pools[0]", "min_nodes(=99) must be <= max_nodes(=60)"),
+        ),
+        (
+            write_scenario(tmp_path, setp(("workload", "peak_rps"), -3), name="neg.yaml"),
+            ("neg.yaml", "workload.peak_rps", "greater than 0"),
+        ),
     ]
     for scenario, needles in cases:
         done = run_cli(["replay", scenario.name, *SHORT, "--out", "out"], cwd=tmp_path)
@@ -454,8 +576,11 @@ def test_subprocess_bad_scenario_files(tmp_path: Path) -> None:
 
 
 def test_subprocess_bad_trace_and_options(tmp_path: Path) -> None:
-    write_trace(tmp_path, H + "2024-01-01T00:00:00,1\n2024-01-01T00:02:00,2\n"
-                "2024-01-01T00:01:00,3\n", name="back.csv")
+    write_trace(
+        tmp_path,
+        H + "2024-01-01T00:00:00,1\n2024-01-01T00:02:00,2\n2024-01-01T00:01:00,3\n",
+        name="back.csv",
+    )
     cases = [
         (["--trace", "back.csv"], ("back.csv", "line 4", "strictly increasing")),
         (["--trace", "absent.csv"], ("absent.csv", "--trace", "no such file")),

@@ -12,18 +12,35 @@ from sim.market import PriceSeries, constant_price
 from sim.telemetry import MemorySink, TelemetryWriter
 
 
-def _cluster(prices: PriceSeries, *, delay_s: float = 100.0) -> tuple[simpy.Environment, Cluster, MemorySink, TelemetryWriter]:
+def _cluster(
+    prices: PriceSeries, *, delay_s: float = 100.0
+) -> tuple[simpy.Environment, Cluster, MemorySink, TelemetryWriter]:
     env = simpy.Environment()
     sink = MemorySink()
     writer = TelemetryWriter(sink)
     spec = PoolSpec(
-        name="p", instance_type="c5a.2xlarge", capacity_type="spot", azs=("a",), min_nodes=0,
-        max_nodes=10, vcpus=8, memory_gib=16, pods_per_node=7, on_demand_usd_per_hour=0.308,
+        name="p",
+        instance_type="c5a.2xlarge",
+        capacity_type="spot",
+        azs=("a",),
+        min_nodes=0,
+        max_nodes=10,
+        vcpus=8,
+        memory_gib=16,
+        pods_per_node=7,
+        on_demand_usd_per_hour=0.308,
         rps_per_node_at_target=100.0,
     )
     cluster = Cluster(
-        env, (spec,), {(0, "a"): prices}, provisioning_delay=lambda: delay_s,
-        pod_start_delay_s=10.0, drain_s=30.0, notice_s=120.0, telemetry=writer, epoch_s=0,
+        env,
+        (spec,),
+        {(0, "a"): prices},
+        provisioning_delay=lambda: delay_s,
+        pod_start_delay_s=10.0,
+        drain_s=30.0,
+        notice_s=120.0,
+        telemetry=writer,
+        epoch_s=0,
     )
     return env, cluster, sink, writer
 

@@ -92,8 +92,9 @@ def test_duplicate_type_is_an_error(tmp_path: Path) -> None:
 
 
 def test_other_regions_do_not_clash(tmp_path: Path) -> None:
-    path = _write(tmp_path, "c5.large,us-east-1,2,4,,0.085,Linux,x",
-                  "c5.large,us-west-2,2,4,,0.09,Linux,x")
+    path = _write(
+        tmp_path, "c5.large,us-east-1,2,4,,0.085,Linux,x", "c5.large,us-west-2,2,4,,0.09,Linux,x"
+    )
     assert load_catalogue(path, region="us-west-2")["c5.large"].on_demand_usd_per_hour == 0.09
 
 

@@ -33,6 +33,7 @@ from sim.scenario import (
     ReplayedAvailability,
     ReplayedSpotPrices,
 )
+import itertools
 
 DATA = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "spot"
 HISTORY = DATA / "spot_price_history.csv"
@@ -92,10 +93,10 @@ def one_line(err: InputError) -> str:
 @st.composite
 def step_functions(draw: st.DrawFn) -> PriceSeries:
     n = draw(st.integers(1, 25))
-    gaps = draw(st.lists(st.floats(1e-3, 1e5, allow_subnormal=False), min_size=n - 1,
-                         max_size=n - 1))
-    prices = draw(st.lists(st.floats(1e-4, 100.0, allow_subnormal=False), min_size=n,
-                           max_size=n))
+    gaps = draw(
+        st.lists(st.floats(1e-3, 1e5, allow_subnormal=False), min_size=n - 1, max_size=n - 1)
+    )
+    prices = draw(st.lists(st.floats(1e-4, 100.0, allow_subnormal=False), min_size=n, max_size=n))
     return PriceSeries(np.concatenate(([0.0], np.cumsum(gaps))), np.array(prices))
 
 
@@ -122,8 +123,11 @@ def test_cost_is_additive(series: PriceSeries, points: list[float]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(series=step_functions(), a=st.lists(_times, min_size=1, max_size=20),
-       lengths=st.lists(st.floats(0, 1e6, allow_subnormal=False), min_size=20, max_size=20))
+@given(
+    series=step_functions(),
+    a=st.lists(_times, min_size=1, max_size=20),
+    lengths=st.lists(st.floats(0, 1e6, allow_subnormal=False), min_size=20, max_size=20),
+)
 def test_cost_many_matches_scalar(
     series: PriceSeries, a: list[float], lengths: list[float]
 ) -> None:
@@ -187,8 +191,9 @@ def test_constant_price() -> None:
 # --------------------------------------------------------------------------- replay
 
 
-def _replay(pools: list[tuple[str, str]], duration_s: float = 30 * DAY_S,
-            **kwargs: object) -> dict[tuple[str, str], PriceSeries]:
+def _replay(
+    pools: list[tuple[str, str]], duration_s: float = 30 * DAY_S, **kwargs: object
+) -> dict[tuple[str, str], PriceSeries]:
     cfg = ReplayedSpotPrices(kind="replay", path=HISTORY.name, **kwargs)  # type: ignore[arg-type]
     return replay_spot_prices(cfg, base_dir=DATA, pools=pools, duration_s=duration_s)
 
@@ -223,8 +228,9 @@ def test_replay_cost_matches_brute_force_on_rows() -> None:
     times = np.array([0.0] + [t for t, _ in rows if 0 < t <= 30 * DAY_S])
     prices = np.array([rows[0][1]] + [p for t, p in rows if 0 < t <= 30 * DAY_S])
     for t0, t1 in [(0.0, 30 * DAY_S), (12_345.6, 2 * DAY_S), (5 * DAY_S, 5 * DAY_S + 60.0)]:
-        assert math.isclose(series.cost_usd(t0, t1), brute_force_cost(times, prices, t0, t1),
-                            rel_tol=1e-9)
+        assert math.isclose(
+            series.cost_usd(t0, t1), brute_force_cost(times, prices, t0, t1), rel_tol=1e-9
+        )
 
 
 def test_replay_offset_takes_last_record_before_origin() -> None:
@@ -260,7 +266,7 @@ def test_replay_unknown_az_lists_allowed() -> None:
 
 
 def test_replay_unknown_type() -> None:
-    with pytest.raises(InputError, match="no spot price history for zz1.nano in us-east-1c"):
+    with pytest.raises(InputError, match=r"no spot price history for zz1\.nano in us-east-1c"):
         _replay([("zz1.nano", "us-east-1c")])
 
 
@@ -277,23 +283,36 @@ GOOD_ROW = "2023-01-01T00:00:00Z,us-east-1,us-east-1a,,m5.large,Linux/UNIX,0.05,
     ("rows", "header", "field", "needle"),
     [
         ((GOOD_ROW,), HISTORY_HEADER.replace(",spot_price", ""), "line 1", "spot_price"),
-        ((GOOD_ROW, "yesterday,us-east-1,us-east-1a,,m5.large,L,0.05,x"), HISTORY_HEADER,
-         "line 3", "timestamp"),
-        (("2023-01-01T00:00:00Z,us-east-1,us-east-1a,,m5.large,L,cheap,x",), HISTORY_HEADER,
-         "line 2", "spot_price"),
-        (("2023-01-01T00:00:00Z,us-east-1,us-east-1a,,m5.large,L,-1,x",), HISTORY_HEADER,
-         "line 2", "spot_price"),
-        (("2023-01-01T00:00:00Z,us-east-1,,,m5.large,L,0.05,x",), HISTORY_HEADER,
-         "line 2", "az"),
+        (
+            (GOOD_ROW, "yesterday,us-east-1,us-east-1a,,m5.large,L,0.05,x"),
+            HISTORY_HEADER,
+            "line 3",
+            "timestamp",
+        ),
+        (
+            ("2023-01-01T00:00:00Z,us-east-1,us-east-1a,,m5.large,L,cheap,x",),
+            HISTORY_HEADER,
+            "line 2",
+            "spot_price",
+        ),
+        (
+            ("2023-01-01T00:00:00Z,us-east-1,us-east-1a,,m5.large,L,-1,x",),
+            HISTORY_HEADER,
+            "line 2",
+            "spot_price",
+        ),
+        (("2023-01-01T00:00:00Z,us-east-1,,,m5.large,L,0.05,x",), HISTORY_HEADER, "line 2", "az"),
     ],
 )
-def test_replay_bad_csv(tmp_path: Path, rows: tuple[str, ...], header: str, field: str,
-                        needle: str) -> None:
+def test_replay_bad_csv(
+    tmp_path: Path, rows: tuple[str, ...], header: str, field: str, needle: str
+) -> None:
     path = _history_file(tmp_path, *rows, header=header)
     cfg = ReplayedSpotPrices(kind="replay", path=path.name)
     with pytest.raises(InputError) as info:
-        replay_spot_prices(cfg, base_dir=tmp_path, pools=[("m5.large", "us-east-1a")],
-                           duration_s=DAY_S)
+        replay_spot_prices(
+            cfg, base_dir=tmp_path, pools=[("m5.large", "us-east-1a")], duration_s=DAY_S
+        )
     assert one_line(info.value).startswith(f"{path}: {field}: ")
     assert needle in info.value.problem
 
@@ -316,12 +335,14 @@ def test_replay_small_file_semantics(tmp_path: Path) -> None:
         "2023-01-01T04:00:00Z,us-east-1,us-east-1a,,m5.large,L,0.03,x",  # same time: last wins
     )
     cfg = ReplayedSpotPrices(kind="replay", path=path.name)
-    s = replay_spot_prices(cfg, base_dir=tmp_path, pools=[("m5.large", "us-east-1a")],
-                           duration_s=DAY_S)[("m5.large", "us-east-1a")]
+    s = replay_spot_prices(
+        cfg, base_dir=tmp_path, pools=[("m5.large", "us-east-1a")], duration_s=DAY_S
+    )[("m5.large", "us-east-1a")]
     np.testing.assert_array_equal(s.times_s, [0.0, 7200.0, 14_400.0])
     np.testing.assert_array_equal(s.prices_usd_per_hour, [0.05, 0.07, 0.03])
-    short = replay_spot_prices(cfg, base_dir=tmp_path, pools=[("m5.large", "us-east-1a")],
-                               duration_s=3 * 3600.0)[("m5.large", "us-east-1a")]
+    short = replay_spot_prices(
+        cfg, base_dir=tmp_path, pools=[("m5.large", "us-east-1a")], duration_s=3 * 3600.0
+    )[("m5.large", "us-east-1a")]
     np.testing.assert_array_equal(short.times_s, [0.0, 7200.0])
 
 
@@ -331,10 +352,20 @@ MODEL = ModelledSpotPrices(kind="model", calibrate_on=HISTORY.name)
 POOLS = [("c5a.2xlarge", "us-east-1c"), ("c5a.2xlarge", "us-east-1d"), ("c5.large", "us-east-1a")]
 
 
-def _model(seed: int, pools: list[tuple[str, str]] = POOLS, duration_s: float = 30 * DAY_S,
-           cfg: ModelledSpotPrices = MODEL) -> dict[tuple[str, str], PriceSeries]:
-    return modelled_spot_prices(cfg, base_dir=DATA, pools=pools, on_demand=on_demand_us_east_1(),
-                                duration_s=duration_s, rng=np.random.default_rng(seed))
+def _model(
+    seed: int,
+    pools: list[tuple[str, str]] = POOLS,
+    duration_s: float = 30 * DAY_S,
+    cfg: ModelledSpotPrices = MODEL,
+) -> dict[tuple[str, str], PriceSeries]:
+    return modelled_spot_prices(
+        cfg,
+        base_dir=DATA,
+        pools=pools,
+        on_demand=on_demand_us_east_1(),
+        duration_s=duration_s,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def test_model_is_deterministic_per_seed() -> None:
@@ -390,7 +421,7 @@ def test_model_sparse_type_falls_back_to_richest_series() -> None:
 
 
 def test_model_needs_on_demand_price() -> None:
-    with pytest.raises(InputError, match="no on-demand price for instance type 'zz1.nano'"):
+    with pytest.raises(InputError, match=r"no on-demand price for instance type 'zz1\.nano'"):
         _model(1, pools=[("zz1.nano", "us-east-1a")])
 
 
@@ -435,7 +466,7 @@ def test_trace_offset() -> None:
     for time, state in s.transitions():
         tick = (time + offset) / gap
         assert tick == round(tick)
-        assert state == (data[int(round(tick))] > 0)
+        assert state == (data[round(tick)] > 0)
 
 
 def test_duration_beyond_trace() -> None:
@@ -500,20 +531,21 @@ def test_n_node_trace(tmp_path: Path) -> None:
     gap=st.integers(1, 600),
     data=st.data(),
 )
-def test_trace_step_function_property(tmp_path_factory: pytest.TempPathFactory,
-                                      values: list[int], gap: int, data: st.DataObject) -> None:
+def test_trace_step_function_property(
+    tmp_path_factory: pytest.TempPathFactory, values: list[int], gap: int, data: st.DataObject
+) -> None:
     path = tmp_path_factory.mktemp("trace") / "t.json"
     path.write_text(json.dumps({"metadata": {"gap_seconds": gap}, "data": values}))
     first = data.draw(st.integers(0, len(values) - 1))
     ticks = data.draw(st.integers(1, len(values) - first))
     offset, duration = float(first * gap), float(ticks * gap)
     s = load_availability_trace(path, offset_s=offset, duration_s=duration)
-    window = np.array(values[first:first + ticks])
+    window = np.array(values[first : first + ticks])
     for i, v in enumerate(window.tolist()):
         assert s.available_at((i + 0.5) * gap) == (v > 0)
     assert s.unavailable_fraction(0.0, duration) == pytest.approx(float(np.mean(window == 0)))
     states = [s.available_at(0.0)] + [st_ for _, st_ in s.transitions()]
-    assert all(x != y for x, y in zip(states, states[1:], strict=False))
+    assert all(x != y for x, y in itertools.pairwise(states))
 
 
 def test_availability_series_collapses_and_always() -> None:
@@ -529,8 +561,9 @@ def test_availability_series_collapses_and_always() -> None:
 
 def test_replay_availability() -> None:
     azs = ["us-east-1c", "us-east-1d"]
-    always = replay_availability(AlwaysAvailable(kind="always"), base_dir=DATA, azs=azs,
-                                 duration_s=DAY_S)
+    always = replay_availability(
+        AlwaysAvailable(kind="always"), base_dir=DATA, azs=azs, duration_s=DAY_S
+    )
     assert set(always) == set(azs) and all(s.available_at(5.0) for s in always.values())
     files = {az: f"traces/availability/1-node/aws-02-15-2023/{az}_v100_1.json" for az in azs}
     cfg = ReplayedAvailability(kind="replay", files=files, offset_h=24.0)
@@ -543,8 +576,9 @@ def test_replay_availability() -> None:
 def test_replay_availability_missing_az() -> None:
     cfg = ReplayedAvailability(kind="replay", files={"us-east-1c": TRACE_1C.name})
     with pytest.raises(InputError) as info:
-        replay_availability(cfg, base_dir=TRACE_DIR, azs=["us-east-1c", "us-east-1b"],
-                            duration_s=DAY_S)
+        replay_availability(
+            cfg, base_dir=TRACE_DIR, azs=["us-east-1c", "us-east-1b"], duration_s=DAY_S
+        )
     err = info.value
     assert one_line(err).startswith(
         "scenario: pricing.spot_availability.files: no trace for AZ us-east-1b"
@@ -568,5 +602,5 @@ def test_availability_from_path() -> None:
 def test_availability_from_path_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         availability_from_path(tmp_path / "nope", azs=["a"], duration_s=1.0)
-    with pytest.raises(InputError, match="no \\*.json"):
+    with pytest.raises(InputError, match=r"no \*\.json"):
         availability_from_path(tmp_path, azs=["a"], duration_s=1.0)

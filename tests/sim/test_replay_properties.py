@@ -49,7 +49,9 @@ class Watched:
         return self.inner.decide(observation)
 
 
-def run(tmp: Path, data: dict[str, Any], policy: str) -> tuple[World, Replay, Any, MemorySink, Watched]:
+def run(
+    tmp: Path, data: dict[str, Any], policy: str
+) -> tuple[World, Replay, Any, MemorySink, Watched]:
     path = write_scenario(tmp, data)
     world = prepare(load_scenario_file(path), source=path)
     watched = Watched(make_policy(policy, {}, source="test", field="policy"))
@@ -66,7 +68,9 @@ settings.register_profile(
 
 @settings.get_profile("replay")
 @given(data=scenarios(), policy=st.sampled_from(POLICIES))
-def test_replay_invariants(tmp_path_factory: pytest.TempPathFactory, data: dict[str, Any], policy: str) -> None:
+def test_replay_invariants(
+    tmp_path_factory: pytest.TempPathFactory, data: dict[str, Any], policy: str
+) -> None:
     tmp = tmp_path_factory.mktemp("replay")
     world, replay, truth, sink, watched = run(tmp, data, policy)
     summary = summarise(replay, truth, policy=policy, wall_s=0.0)
@@ -104,7 +108,9 @@ def test_replay_invariants(tmp_path_factory: pytest.TempPathFactory, data: dict[
         for node_id, notice in zip(noticed.node_id, noticed.timestamp, strict=True):
             if node_id in ends.index:  # reclaimed before the end of the replay
                 end = ends[node_id]
-                assert (end - notice).total_seconds() <= world.scenario.pricing.interruption_notice_s + 1
+                assert (
+                    end - notice
+                ).total_seconds() <= world.scenario.pricing.interruption_notice_s + 1
                 assert bills[node_id] <= end + np.timedelta64(1, "s")
 
 

@@ -32,8 +32,13 @@ def summary(scenario: str, policy: str) -> dict[str, Any]:
 
 def test_every_required_scenario_ships() -> None:
     required = {
-        "default", "nasa-diurnal", "worldcup-flash-crowd", "google-steady", "elb-spiky",
-        "az-outage", "spot-storm",
+        "default",
+        "nasa-diurnal",
+        "worldcup-flash-crowd",
+        "google-steady",
+        "elb-spiky",
+        "az-outage",
+        "spot-storm",
     }
     assert required <= set(SHIPPED)
 

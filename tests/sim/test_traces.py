@@ -189,7 +189,9 @@ def test_crlf_bom_spaces_and_trailing_blank_lines_are_accepted(tmp_path: Path) -
     assert trace.step_s == 60
     assert trace.timestamps.dtype == np.dtype("datetime64[s]")
     assert trace.timestamps.tolist() == [
-        datetime(2024, 1, 1, 0, 0), datetime(2024, 1, 1, 0, 1), datetime(2024, 1, 1, 0, 4)
+        datetime(2024, 1, 1, 0, 0),
+        datetime(2024, 1, 1, 0, 1),
+        datetime(2024, 1, 1, 0, 4),
     ]
     np.testing.assert_array_equal(trace.values, [1.5, np.nan, 20.0])
     assert not trace.values.flags.writeable
@@ -206,12 +208,14 @@ def test_step_is_the_median_difference(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "rows", "step_s", "empty_cells"),
-    [(NASA, 89_280, 60, 7_210), (WORLDCUP, 125_310, 60, 0), (GOOGLE, 8_064, 300, 0),
-     (ELB, 4_032, 300, 0)],
+    [
+        (NASA, 89_280, 60, 7_210),
+        (WORLDCUP, 125_310, 60, 0),
+        (GOOGLE, 8_064, 300, 0),
+        (ELB, 4_032, 300, 0),
+    ],
 )
-def test_shipped_traces_load_and_fill(
-    path: Path, rows: int, step_s: int, empty_cells: int
-) -> None:
+def test_shipped_traces_load_and_fill(path: Path, rows: int, step_s: int, empty_cells: int) -> None:
     trace = load_trace(path)
     assert trace.values.size == rows
     assert trace.step_s == step_s
@@ -288,9 +292,12 @@ def test_gap_longer_than_a_day_repeats_the_filled_day() -> None:
     filled, _ = fill_gaps(make_trace(values), max_interpolate_min=60)
     index = np.arange(start, stop)
     assert np.array_equal(filled[index], filled[index - DAY_MIN])
-    assert np.array_equal(filled[start:stop], np.concatenate(
-        (values[start - DAY_MIN : start], values[start - DAY_MIN : stop - DAY_MIN - DAY_MIN])
-    ))
+    assert np.array_equal(
+        filled[start:stop],
+        np.concatenate(
+            (values[start - DAY_MIN : start], values[start - DAY_MIN : stop - DAY_MIN - DAY_MIN])
+        ),
+    )
 
 
 def test_long_gap_on_the_first_day_takes_the_value_one_day_later() -> None:
@@ -314,8 +321,9 @@ def test_missing_buckets_are_inserted_as_gaps() -> None:
     values = np.arange(20, dtype=np.float64)
     keep = np.ones(20, dtype=bool)
     keep[[5, 6, 12]] = False
-    filled, was_filled = fill_gaps(make_trace(values, step_s=300, keep=keep),
-                                   max_interpolate_min=60)
+    filled, was_filled = fill_gaps(
+        make_trace(values, step_s=300, keep=keep), max_interpolate_min=60
+    )
     assert np.array_equal(np.flatnonzero(was_filled), [5, 6, 12])
     np.testing.assert_allclose(filled, values)
 
@@ -368,8 +376,9 @@ def test_one_minute_trace_is_replayed_as_is() -> None:
 
 def test_sub_minute_trace_is_averaged_per_minute() -> None:
     values = np.array([1.0, 3.0, 10.0, 20.0, 0.0, 4.0])
-    series = trace_rps_per_minute(make_trace(values, step_s=30), peak_workload(15.0),
-                                  duration_s=180)
+    series = trace_rps_per_minute(
+        make_trace(values, step_s=30), peak_workload(15.0), duration_s=180
+    )
     np.testing.assert_allclose(series.offered_rps, [2.0, 15.0, 2.0])
 
 
@@ -379,18 +388,21 @@ def test_window_start_and_length() -> None:
     series = trace_rps_per_minute(make_trace(values), workload, duration_s=90)
     assert series.start == datetime(2024, 1, 1, 1, 0)
     assert series.offered_rps.size == 2  # ceil(90 s / 60 s)
-    series = trace_rps_per_minute(make_trace(values), workload, duration_s=600,
-                                  start=datetime(2024, 1, 1, 2, 0))
+    series = trace_rps_per_minute(
+        make_trace(values), workload, duration_s=600, start=datetime(2024, 1, 1, 2, 0)
+    )
     assert series.start == datetime(2024, 1, 1, 2, 0)
-    np.testing.assert_allclose(series.offered_rps / series.offered_rps.max(),
-                               values[120:130] / values[120:130].max())
+    np.testing.assert_allclose(
+        series.offered_rps / series.offered_rps.max(), values[120:130] / values[120:130].max()
+    )
 
 
 def test_peak_normalisation_is_exact_over_the_window() -> None:
     values = random_values(DAY_MIN)
     values[0] = 1e6  # outside the replayed window: must not set the scale
-    series = trace_rps_per_minute(make_trace(values), peak_workload(250.0),
-                                  duration_s=3600, start=datetime(2024, 1, 1, 6))
+    series = trace_rps_per_minute(
+        make_trace(values), peak_workload(250.0), duration_s=3600, start=datetime(2024, 1, 1, 6)
+    )
     assert series.offered_rps.max() == 250.0
     np.testing.assert_allclose(series.offered_rps, values[360:420] * 250.0 / values[360:420].max())
 
@@ -398,8 +410,9 @@ def test_peak_normalisation_is_exact_over_the_window() -> None:
 def test_mean_normalisation() -> None:
     trace = load_trace(NASA)
     workload = TraceWorkload(kind="trace", path=str(NASA), mean_rps=80.0)
-    series = trace_rps_per_minute(trace, workload, duration_s=14 * 86_400,
-                                  start=datetime(1995, 7, 25))
+    series = trace_rps_per_minute(
+        trace, workload, duration_s=14 * 86_400, start=datetime(1995, 7, 25)
+    )
     assert series.offered_rps.mean() == pytest.approx(80.0, rel=1e-12)
     assert series.filled_minutes == 7_210  # both outages lie inside the window
     assert not np.isnan(series.offered_rps).any()
@@ -418,8 +431,9 @@ def test_start_outside_the_trace_is_an_input_error() -> None:
 def test_window_past_the_end_is_an_input_error() -> None:
     trace = make_trace(random_values(2 * DAY_MIN))
     with pytest.raises(InputError) as excinfo:
-        trace_rps_per_minute(trace, peak_workload(10.0), duration_s=3 * 86_400,
-                             start=datetime(2024, 1, 1, 12))
+        trace_rps_per_minute(
+            trace, peak_workload(10.0), duration_s=3 * 86_400, start=datetime(2024, 1, 1, 12)
+        )
     assert_one_line_error(excinfo, trace.path, "duration_days")
     text = str(excinfo.value)
     assert "needs data until 2024-01-04T12:00:00" in text
@@ -428,8 +442,9 @@ def test_window_past_the_end_is_an_input_error() -> None:
 
 
 def test_window_exactly_to_the_end_is_allowed() -> None:
-    series = trace_rps_per_minute(make_trace(random_values(DAY_MIN)), peak_workload(10.0),
-                                  duration_s=86_400)
+    series = trace_rps_per_minute(
+        make_trace(random_values(DAY_MIN)), peak_workload(10.0), duration_s=86_400
+    )
     assert series.offered_rps.size == DAY_MIN
 
 
@@ -443,12 +458,14 @@ def test_all_zero_window_is_an_input_error() -> None:
     assert "zero load" in str(excinfo.value)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.lists(
         st.tuples(st.floats(min_value=0.001, max_value=1e6), st.booleans()),
-        min_size=2, max_size=400,
+        min_size=2,
+        max_size=400,
     ),
     step_s=st.sampled_from([30, 60, 300, 900]),
     limit_min=st.integers(min_value=0, max_value=120),
@@ -473,8 +490,9 @@ def test_property_replay_is_complete_and_non_negative(
     span_min = len(cells) * step_s // 60
     assume(span_min >= 1)
     n_minutes = max(1, int(span_min * fraction))
-    workload = TraceWorkload(kind="trace", path="x.csv", peak_rps=123.0,
-                             max_interpolate_min=limit_min)
+    workload = TraceWorkload(
+        kind="trace", path="x.csv", peak_rps=123.0, max_interpolate_min=limit_min
+    )
     series = trace_rps_per_minute(trace, workload, duration_s=n_minutes * 60 - 0.5)
     assert series.offered_rps.size == n_minutes
     assert not np.isnan(series.offered_rps).any()
@@ -494,8 +512,7 @@ def test_synthetic_is_deterministic_per_seed() -> None:
     workload = synthetic(flash_crowds=FlashCrowds(rate_per_day=2.0))
     one = synthetic_rps_per_minute(workload, duration_s=3 * 86_400, rng=np.random.default_rng(1))
     two = synthetic_rps_per_minute(workload, duration_s=3 * 86_400, rng=np.random.default_rng(1))
-    other = synthetic_rps_per_minute(workload, duration_s=3 * 86_400,
-                                     rng=np.random.default_rng(2))
+    other = synthetic_rps_per_minute(workload, duration_s=3 * 86_400, rng=np.random.default_rng(2))
     assert np.array_equal(one.offered_rps, two.offered_rps)
     assert not np.array_equal(one.offered_rps, other.offered_rps)
     assert one.offered_rps.size == 3 * DAY_MIN
@@ -507,16 +524,23 @@ def test_synthetic_is_deterministic_per_seed() -> None:
 
 def test_synthetic_mean_over_two_weeks() -> None:
     workload = synthetic(noise=0.2, flash_crowds=FlashCrowds(rate_per_day=0.0))
-    series = synthetic_rps_per_minute(workload, duration_s=14 * 86_400,
-                                      rng=np.random.default_rng(1))
+    series = synthetic_rps_per_minute(
+        workload, duration_s=14 * 86_400, rng=np.random.default_rng(1)
+    )
     assert series.offered_rps.mean() == pytest.approx(200.0, rel=0.15)
 
 
 def test_synthetic_cycles_without_noise() -> None:
-    workload = synthetic(noise=0.0, weekly_amplitude=0.35, diurnal_amplitude=0.5,
-                         peak_hour=14.0, flash_crowds=FlashCrowds(rate_per_day=0.0))
-    rate = synthetic_rps_per_minute(workload, duration_s=7 * 86_400,
-                                    rng=np.random.default_rng(1)).offered_rps
+    workload = synthetic(
+        noise=0.0,
+        weekly_amplitude=0.35,
+        diurnal_amplitude=0.5,
+        peak_hour=14.0,
+        flash_crowds=FlashCrowds(rate_per_day=0.0),
+    )
+    rate = synthetic_rps_per_minute(
+        workload, duration_s=7 * 86_400, rng=np.random.default_rng(1)
+    ).offered_rps
     assert rate.mean() == pytest.approx(200.0, rel=1e-9)  # 2024-01-01 is a Monday
     weekday_peak = 200.0 * 1.5 * (1 + 2 * 0.35 / 7)
     assert rate[14 * 60] == pytest.approx(weekday_peak)
@@ -526,10 +550,15 @@ def test_synthetic_cycles_without_noise() -> None:
 
 
 def test_synthetic_noise_has_the_requested_spread() -> None:
-    workload = synthetic(noise=0.3, diurnal_amplitude=0.0, weekly_amplitude=0.0,
-                         flash_crowds=FlashCrowds(rate_per_day=0.0))
-    rate = synthetic_rps_per_minute(workload, duration_s=60 * 86_400,
-                                    rng=np.random.default_rng(3)).offered_rps
+    workload = synthetic(
+        noise=0.3,
+        diurnal_amplitude=0.0,
+        weekly_amplitude=0.0,
+        flash_crowds=FlashCrowds(rate_per_day=0.0),
+    )
+    rate = synthetic_rps_per_minute(
+        workload, duration_s=60 * 86_400, rng=np.random.default_rng(3)
+    ).offered_rps
     log_noise = np.log(rate / 200.0)
     assert log_noise.std() == pytest.approx(0.3, rel=0.15)
     lag1 = np.corrcoef(log_noise[1:], log_noise[:-1])[0, 1]
@@ -564,8 +593,9 @@ def test_relative_trace_path_is_resolved_against_base_dir(tmp_path: Path) -> Non
     (tmp_path / "data").mkdir()
     write_csv(tmp_path / "data", csv_text([1.0, 2.0, 4.0]), name="t.csv")
     workload = TraceWorkload(kind="trace", path="data/t.csv", peak_rps=8.0)
-    series = workload_rps_per_minute(workload, base_dir=tmp_path, duration_s=180,
-                                     rng=np.random.default_rng(0))
+    series = workload_rps_per_minute(
+        workload, base_dir=tmp_path, duration_s=180, rng=np.random.default_rng(0)
+    )
     np.testing.assert_allclose(series.offered_rps, [2.0, 4.0, 8.0])
     assert series.source == str(tmp_path / "data" / "t.csv")
 
@@ -573,15 +603,17 @@ def test_relative_trace_path_is_resolved_against_base_dir(tmp_path: Path) -> Non
 def test_absolute_trace_path_ignores_base_dir(tmp_path: Path) -> None:
     path = write_csv(tmp_path, csv_text([1.0, 2.0, 4.0]))
     workload = TraceWorkload(kind="trace", path=str(path), mean_rps=7.0)
-    series = workload_rps_per_minute(workload, base_dir=tmp_path / "elsewhere", duration_s=180,
-                                     rng=np.random.default_rng(0))
+    series = workload_rps_per_minute(
+        workload, base_dir=tmp_path / "elsewhere", duration_s=180, rng=np.random.default_rng(0)
+    )
     np.testing.assert_allclose(series.offered_rps, [3.0, 6.0, 12.0])
 
 
 def test_synthetic_dispatch_uses_the_generator() -> None:
     workload = synthetic()
-    got = workload_rps_per_minute(workload, base_dir=Path("."), duration_s=86_400,
-                                  rng=np.random.default_rng(1))
+    got = workload_rps_per_minute(
+        workload, base_dir=Path("."), duration_s=86_400, rng=np.random.default_rng(1)
+    )
     want = synthetic_rps_per_minute(workload, duration_s=86_400, rng=np.random.default_rng(1))
     assert np.array_equal(got.offered_rps, want.offered_rps)
 
@@ -589,8 +621,13 @@ def test_synthetic_dispatch_uses_the_generator() -> None:
 def test_override_replaces_a_synthetic_workload(tmp_path: Path) -> None:
     path = write_csv(tmp_path, csv_text([1.0, 5.0, 2.0, 4.0], start="2020-06-01T10:00"))
     workload = synthetic(diurnal_amplitude=0.5, weekly_amplitude=0.2)
-    series = workload_rps_per_minute(workload, base_dir=Path("/nonexistent"), duration_s=240,
-                                     rng=np.random.default_rng(0), trace_override=path)
+    series = workload_rps_per_minute(
+        workload,
+        base_dir=Path("/nonexistent"),
+        duration_s=240,
+        rng=np.random.default_rng(0),
+        trace_override=path,
+    )
     assert isinstance(series, WorkloadSeries)
     assert series.offered_rps.max() == pytest.approx(200.0 * 1.5 * 1.2)
     assert series.start == datetime(2020, 6, 1, 10, 0)
@@ -599,10 +636,16 @@ def test_override_replaces_a_synthetic_workload(tmp_path: Path) -> None:
 
 def test_override_replaces_the_trace_and_ignores_its_start(tmp_path: Path) -> None:
     path = write_csv(tmp_path, csv_text([1.0, 5.0, 2.0, 4.0], start="2020-06-01T10:00"))
-    workload = TraceWorkload(kind="trace", path="missing.csv", peak_rps=50.0,
-                             start=datetime(1995, 7, 3))
-    series = workload_rps_per_minute(workload, base_dir=tmp_path, duration_s=240,
-                                     rng=np.random.default_rng(0), trace_override=path)
+    workload = TraceWorkload(
+        kind="trace", path="missing.csv", peak_rps=50.0, start=datetime(1995, 7, 3)
+    )
+    series = workload_rps_per_minute(
+        workload,
+        base_dir=tmp_path,
+        duration_s=240,
+        rng=np.random.default_rng(0),
+        trace_override=path,
+    )
     np.testing.assert_allclose(series.offered_rps, [10.0, 50.0, 20.0, 40.0])
     assert series.start == datetime(2020, 6, 1, 10, 0)
 
@@ -610,6 +653,7 @@ def test_override_replaces_the_trace_and_ignores_its_start(tmp_path: Path) -> No
 def test_missing_scenario_trace_is_an_input_error(tmp_path: Path) -> None:
     workload = TraceWorkload(kind="trace", path="nope.csv", peak_rps=5.0)
     with pytest.raises(InputError) as excinfo:
-        workload_rps_per_minute(workload, base_dir=tmp_path, duration_s=60,
-                                rng=np.random.default_rng(0))
+        workload_rps_per_minute(
+            workload, base_dir=tmp_path, duration_s=60, rng=np.random.default_rng(0)
+        )
     assert_one_line_error(excinfo, tmp_path / "nope.csv", "path")
