@@ -21,7 +21,8 @@ from rich.table import Table
 
 from agents.registry import POLICIES
 from bench import runner
-from sim.errors import OpsbenchError
+from features import DEFAULT_STORE
+from sim.errors import InputError, OpsbenchError
 from sim.scenario import Scenario
 from sim.scenario_files import list_scenarios, load_scenario_file
 
@@ -152,6 +153,11 @@ def policies() -> None:
     type=click.Path(path_type=Path),
     help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability",
 )
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    help="stream telemetry into this DuckDB feature store while replaying",
+)
 @click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")
 def replay(
     scenario: str,
@@ -161,6 +167,7 @@ def replay(
     days: float | None,
     out: Path | None,
     spot_availability: Path | None,
+    store: Path | None,
     as_json: bool,
 ) -> None:
     """Replay SCENARIO (a file or a shipped id) under one policy."""
@@ -174,7 +181,7 @@ def replay(
     )
     days_total = world.duration_s / 86400.0
     with _progress(f"{world.scenario.id} / {built.name}", days_total, stderr.is_terminal) as tick:
-        summary = runner.run(world, built, out=out, progress=tick)
+        summary = runner.run(world, built, out=out, progress=tick, store=store)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -186,6 +193,8 @@ def replay(
     )
     if out is not None:
         stdout.print(f"telemetry and summary.json written to {out}")
+    if store is not None:
+        stdout.print(f"telemetry streamed into the feature store {store}")
 
 
 @cli.command("demo")
@@ -211,6 +220,86 @@ def demo(scenario: str, as_json: bool) -> None:
             summaries,
         )
     )
+
+
+@cli.group()
+def features() -> None:
+    """The DuckDB feature store: build it from a replay, list views, cut training sets."""
+
+
+STORE_OPTION = click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="the DuckDB feature store",
+)
+
+
+@features.command("build")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@STORE_OPTION
+def features_build(run_dir: Path, store: Path) -> None:
+    """Ingest a replay's telemetry (RUN_DIR from replay --out) and materialise every view."""
+    from features.offline import build_from_run_dir
+    from features.store import FeatureStore
+    from features.views import VIEWS
+
+    if not (run_dir / "summary.json").is_file():  # before the store file is created
+        raise InputError(run_dir, "summary.json", "not a replay output folder", "replay --out DIR")
+    with FeatureStore(store, views=VIEWS, lake=store.parent / "lake") as fs:
+        run_id, counts = build_from_run_dir(run_dir, fs)
+    table = Table(title=f"feature store {store}: run {run_id}")
+    table.add_column("view")
+    table.add_column("rows for this run", justify="right")
+    for view, rows in counts.items():
+        table.add_row(view, f"{rows:,}")
+    stdout.print(table)
+
+
+@features.command("list")
+def features_list() -> None:
+    """Feature views: entity, ttl, and every feature with its type."""
+    from features.views import VIEWS
+
+    for view in VIEWS.values():
+        table = Table(
+            title=f"{view.name}  (entity: {', '.join(view.entity)}; ttl {view.ttl}; "
+            f"from {', '.join(view.sources)})",
+            title_justify="left",
+        )
+        table.add_column("feature", no_wrap=True)
+        table.add_column("type", no_wrap=True)
+        table.add_column("meaning")
+        for feature in view.features:
+            table.add_row(feature.name, feature.dtype, feature.description)
+        stdout.print(table)
+
+
+@features.command("training-set")
+@click.option("--view", required=True, help="feature view")
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="CSV: the view's entity columns, timestamp, label columns",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file")
+@STORE_OPTION
+def features_training_set(view: str, labels: Path, out: Path, store: Path) -> None:
+    """Point-in-time correct features of VIEW for every label row."""
+    from features.offline import write_training_set
+    from features.store import FeatureStore
+    from features.views import VIEWS
+
+    if view not in VIEWS:
+        raise InputError("--view", "", f"unknown view {view!r}", ", ".join(VIEWS))
+    if not store.is_file():
+        raise InputError(store, "--store", "no feature store here", "features build RUN_DIR first")
+    with FeatureStore(store, views=VIEWS) as fs:
+        table = write_training_set(fs, view, labels, out)
+    found = int(table.filter(like=f"{view}__").notna().any(axis=1).sum())
+    stdout.print(f"{len(table):,} label rows, {found:,} with features, written to {out}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,8 +23,25 @@ from sim.errors import InputError
 from sim.scenario import Scenario
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.summary import summarise
-from sim.telemetry import ParquetSink
+from sim.telemetry import FanoutSink, ParquetSink, TelemetrySink
 from sim.world import World, prepare
+
+
+STORE_MICRO_BATCH_S = 3600.0  # simulated seconds per micro-batch when streaming to a store
+
+
+def run_id_for(world: World, policy: str) -> str:
+    """The run id a replay is stored under (same formula as ``features build``)."""
+    from features.offline import run_id_of
+
+    return run_id_of(
+        {
+            "scenario": world.scenario.id,
+            "policy": policy,
+            "seed": world.seed,
+            "sim_days": world.duration_s / 86400.0,
+        }
+    )
 
 
 class NullSink:
@@ -81,8 +98,10 @@ def run(
     *,
     out: Path | None = None,
     progress: Callable[[float], None] | None = None,
+    store: Path | None = None,
 ) -> dict[str, Any]:
-    """Replay ``world`` under ``policy``; write telemetry + summary.json under ``out``."""
+    """Replay ``world`` under ``policy``; write telemetry + summary.json under ``out``;
+    with ``store``, stream telemetry into that feature store while the replay runs."""
     staging: Path | None = None
     if out is not None:
         if out.exists() and not out.is_dir():
@@ -99,10 +118,20 @@ def run(
                 f"cannot create a folder here: {exc.strerror or exc}",
                 "a directory path whose parents are directories",
             ) from None
+    feature_store = None
     try:
-        sink = ParquetSink(staging) if staging is not None else NullSink()
+        sinks: list[TelemetrySink] = [ParquetSink(staging)] if staging is not None else []
+        if store is not None:
+            from features.sink import FeatureStoreSink
+            from features.store import FeatureStore
+            from features.views import VIEWS
+
+            feature_store = FeatureStore(store, views=VIEWS, lake=store.parent / "lake")
+            run_id = run_id_for(world, policy.name)
+            sinks.append(FeatureStoreSink(feature_store, run_id))
+        sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
         started = time.perf_counter()
-        replay = Replay(world, policy, sink)
+        replay = Replay(world, policy, sink, micro_batch_s=STORE_MICRO_BATCH_S if store else None)
         truth = replay.run(progress)
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
         if staging is not None and out is not None:
@@ -113,5 +142,7 @@ def run(
             staging.rmdir()
         return summary
     finally:
+        if feature_store is not None:
+            feature_store.close()
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -105,11 +105,25 @@ class Replay:
         Decides capacity every control interval.
     sink
         Receives telemetry micro-batches.
+    micro_batch_s
+        If set, every stream is flushed every ``micro_batch_s`` of simulated time (and
+        the sink told), so a streaming sink is current during the replay; otherwise
+        batches are flushed when they fill.
     """
 
-    def __init__(self, world: World, policy: Policy, sink: TelemetrySink) -> None:
+    def __init__(
+        self,
+        world: World,
+        policy: Policy,
+        sink: TelemetrySink,
+        *,
+        micro_batch_s: float | None = None,
+    ) -> None:
         self.world = world
         self.policy = policy
+        self.micro_batch_minutes = (
+            max(1, round(micro_batch_s / 60.0)) if micro_batch_s is not None else 0
+        )
         sc = world.scenario
         self.env = simpy.Environment()
         self.telemetry = TelemetryWriter(sink)
@@ -266,6 +280,8 @@ class Replay:
             self._advance_traffic(minute)
             if progress is not None and (minute + 1) % 1440 == 0:
                 progress((minute + 1) / 1440)
+            if self.micro_batch_minutes and (minute + 1) % self.micro_batch_minutes == 0:
+                self.telemetry.checkpoint()
             if minute_control and (minute + 1) % control_every == 0 and minute + 1 < self.n_minutes:
                 self._control()
 

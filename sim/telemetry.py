@@ -140,6 +140,13 @@ class TelemetrySink(Protocol):
         """No more batches will come."""
 
 
+class CheckpointingSink(TelemetrySink, Protocol):
+    """A sink that wants to know when every stream has been flushed up to a time."""
+
+    def checkpoint(self) -> None:
+        """Every stream's rows up to now have been written."""
+
+
 class MemorySink:
     """Keeps every batch in memory (tests, in-process benchmarks)."""
 
@@ -282,6 +289,14 @@ class TelemetryWriter:
         self.rows[stream] += batch.num_rows
         rows.clear()
         self.sink.write(stream, batch)
+
+    def checkpoint(self) -> None:
+        """Flush every stream (a micro-batch boundary) and tell the sink, if it cares."""
+        for stream in STREAMS:
+            self.flush(stream)
+        checkpoint = getattr(self.sink, "checkpoint", None)
+        if checkpoint is not None:
+            checkpoint()
 
     def close(self) -> None:
         """Flush every stream and close the sink."""
