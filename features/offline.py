@@ -11,9 +11,7 @@ import pyarrow.parquet as pq
 
 from features.store import FeatureStore
 from sim.errors import InputError
-from sim.telemetry import STREAMS
-
-
+from sim.telemetry import SCHEMAS, STREAMS
 
 
 def run_id_of(summary: dict[str, object]) -> str:
@@ -43,7 +41,9 @@ def build_from_run_dir(run_dir: Path, store: FeatureStore) -> tuple[str, dict[st
     for stream, path in files.items():
         parquet = pq.ParquetFile(path)
         for seq in range(parquet.num_row_groups):
-            store.ingest_batch(run_id, stream, seq, parquet.read_row_group(seq))
+            # Parquet keeps second timestamps as milliseconds: cast back to the stream's schema.
+            batch = parquet.read_row_group(seq).cast(SCHEMAS[stream])
+            store.ingest_batch(run_id, stream, seq, batch)
     for view in store.views:
         store.materialize(view, run_id=run_id)
     return run_id, store.row_counts(run_id)

@@ -10,6 +10,7 @@ at every checkpoint, so the store is current during the replay, not only at its 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -42,10 +43,11 @@ class FeatureStoreSink:
         self.store.ingest_batch(self.run_id, stream, seq, batch)
         self._seq[stream] = seq + 1
 
-    def checkpoint(self) -> None:
-        """Bring every view up to date with what has been ingested so far."""
+    def checkpoint(self, until: datetime | None = None) -> None:
+        """Bring every view up to date with what has been ingested, up to ``until`` (the
+        time every stream is complete to; None: everything ingested)."""
         for view in self.views:
-            self.store.materialize(view, run_id=self.run_id)
+            self.store.materialize(view, run_id=self.run_id, complete_until=until)
 
     def close(self) -> None:
         self.checkpoint()

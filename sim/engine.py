@@ -281,7 +281,7 @@ class Replay:
             if progress is not None and (minute + 1) % 1440 == 0:
                 progress((minute + 1) / 1440)
             if self.micro_batch_minutes and (minute + 1) % self.micro_batch_minutes == 0:
-                self.telemetry.checkpoint()
+                self.telemetry.checkpoint(self.start + timedelta(seconds=self.env.now))
             if minute_control and (minute + 1) % control_every == 0 and minute + 1 < self.n_minutes:
                 self._control()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -143,8 +144,8 @@ class TelemetrySink(Protocol):
 class CheckpointingSink(TelemetrySink, Protocol):
     """A sink that wants to know when every stream has been flushed up to a time."""
 
-    def checkpoint(self) -> None:
-        """Every stream's rows up to now have been written."""
+    def checkpoint(self, until: datetime | None = None) -> None:
+        """Every stream's rows up to ``until`` (wall clock of the replay) are written."""
 
 
 class MemorySink:
@@ -196,6 +197,12 @@ class FanoutSink:
     def write(self, stream: str, batch: pa.RecordBatch) -> None:
         for sink in self.sinks:
             sink.write(stream, batch)
+
+    def checkpoint(self, until: datetime | None = None) -> None:
+        for sink in self.sinks:
+            checkpoint = getattr(sink, "checkpoint", None)
+            if checkpoint is not None:
+                checkpoint(until)
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -290,13 +297,14 @@ class TelemetryWriter:
         rows.clear()
         self.sink.write(stream, batch)
 
-    def checkpoint(self) -> None:
-        """Flush every stream (a micro-batch boundary) and tell the sink, if it cares."""
+    def checkpoint(self, until: datetime) -> None:
+        """Flush every stream (a micro-batch boundary: every row up to ``until`` has been
+        appended) and tell the sink, if it cares."""
         for stream in STREAMS:
             self.flush(stream)
         checkpoint = getattr(self.sink, "checkpoint", None)
         if checkpoint is not None:
-            checkpoint()
+            checkpoint(until)
 
     def close(self) -> None:
         """Flush every stream and close the sink."""
