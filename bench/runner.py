@@ -136,6 +136,9 @@ def run(
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
         if staging is not None and out is not None:
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            from bench.plots import plot_overview
+
+            plot_overview(staging, summary, slo_p95_ms=world.scenario.slo.p95_latency_ms)
             out.mkdir(exist_ok=True)
             for item in staging.iterdir():
                 os.replace(item, out / item.name)
