@@ -302,6 +302,48 @@ def features_training_set(view: str, labels: Path, out: Path, store: Path) -> No
     stdout.print(f"{len(table):,} label rows, {found:,} with features, written to {out}")
 
 
+@cli.group()
+def forecast() -> None:
+    """Load forecasters: backtests on any trace."""
+
+
+@forecast.command("eval")
+@click.option(
+    "--trace",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="CSV timestamp,value at a 1-30 minute step",
+)
+@click.option("--horizon", default="30m", show_default=True, help="forecast horizon (30m, 1h, ...)")
+@click.option("--model", default=None, help="forecaster (default: the best one)")
+@click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")
+def forecast_eval(trace: Path, horizon: str, model: str | None, as_json: bool) -> None:
+    """Train on the first 70% of TRACE, forecast the rest, score against seasonal-naive."""
+    from agents.forecasting.models import DEFAULT_MODEL
+    from bench.forecast_eval import evaluate, parse_horizon
+
+    result = evaluate(trace, horizon_min=parse_horizon(horizon), model=model or DEFAULT_MODEL)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    table = Table(
+        title=f"{trace.name}: {result['horizon_min']} min ahead, step {result['step_min']} min"
+    )
+    table.add_column("model")
+    for key in ("mase", "wape", "coverage_p90", "n_points"):
+        table.add_column(key, justify="right")
+    for row in (
+        result,
+        {**result["baseline"], "model": result["baseline"].get("model", "seasonal-naive-1d")},
+    ):
+        table.add_row(
+            str(row["model"]), *(f"{row[k]}" for k in ("mase", "wape", "coverage_p90", "n_points"))
+        )
+    stdout.print(table)
+    split = result["split"]
+    stdout.print(split["text"] if isinstance(split, dict) else str(split))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on stderr and exit 2 for any input error."""
     try:
