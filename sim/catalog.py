@@ -13,13 +13,13 @@ and not interpreted. Prices are US dollars per hour, memory is GiB.
 
 from __future__ import annotations
 
-import csv
 import difflib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.csv_rows import csv_rows
 from sim.errors import InputError
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -150,24 +150,7 @@ def lookup(
 
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line number, row)`` for each data row, after checking the header."""
-    if not path.is_file():
-        raise InputError(path, "", "catalogue file not found", allowed="an existing CSV file")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise InputError(
-                    path,
-                    "line 1",
-                    f"missing columns {missing} in header {header}",
-                    allowed=", ".join(REQUIRED_COLUMNS),
-                )
-            for row in reader:
-                yield reader.line_num, row
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, "", f"cannot read catalogue: {exc}") from exc
+    return csv_rows(path, REQUIRED_COLUMNS, what="catalogue")
 
 
 def _parse_row(path: Path, line: int, row: dict[str, str]) -> InstanceType:

@@ -35,7 +35,6 @@ during that tick). Tick ``i`` covers ``[i * gap - offset_s, (i + 1) * gap - offs
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import zlib
@@ -46,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.csv_rows import csv_rows
 from sim.errors import InputError
 from sim.scenario import (
     AlwaysAvailable,
@@ -281,26 +281,8 @@ def _to_series(records: list[tuple[float, int, float]], sources: frozenset[str])
 
 def _history_records(path: Path, field_name: str) -> Iterator[_Record]:
     """Yield validated rows of a price history CSV (errors name the line)."""
-    if not path.is_file():
-        raise InputError(
-            path, field_name, "spot price history file not found", allowed="an existing CSV file"
-        )
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in HISTORY_COLUMNS if c not in header]
-            if missing:
-                raise InputError(
-                    path,
-                    "line 1",
-                    f"missing columns {missing} in header {header}",
-                    allowed=", ".join(HISTORY_COLUMNS),
-                )
-            for row in reader:
-                yield _parse_history_row(path, reader.line_num, row)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, "", f"cannot read spot price history: {exc}") from exc
+    for line, row in csv_rows(path, HISTORY_COLUMNS, what="spot price history", field=field_name):
+        yield _parse_history_row(path, line, row)
 
 
 def _parse_history_row(path: Path, line: int, row: dict[str, str]) -> _Record:
