@@ -1,13 +1,12 @@
-"""Turning "this many pods" into nodes per pool, cheapest feasible capacity first.
+"""Turning "this many pods" into nodes per pool and AZ, cheapest feasible capacity first.
 
-Shared by the baselines so that they differ only in *when* and *how much* they ask
-for, never in where capacity is bought:
-
-- :func:`allocate` fills pools in order of current price per pod slot (spot pools
-  only where some AZ can launch now), respecting each pool's [min, max];
-- :func:`make_before_break` holds back scale-in of running nodes until the nodes
-  that are already serving cover the load, so a move from on-demand to spot (or
-  back) never opens a capacity gap while replacements boot.
+- :func:`price_per_pod` ranks pools by the price of one pod slot where they can launch
+  now (the reactive rule's ``price`` expander and the oracle both use it);
+- :func:`allocate_by_az` fills pools in that order, respecting each pool's
+  [min, max], and spreads each pool's nodes evenly over its feasible AZs;
+- :func:`make_before_break_by_az` holds back scale-in of running nodes until the
+  nodes already serving cover the load, so a move from on-demand to spot (or back)
+  never opens a capacity gap while replacements boot.
 """
 
 from __future__ import annotations
@@ -22,54 +21,6 @@ def price_per_pod(spec: PoolSpec, state: PoolState) -> float:
     """Cheapest price (USD/hour) of one pod slot in the pool's launchable AZs; inf if none."""
     prices = [state.price_usd_per_hour[az] for az in state.launchable_azs]
     return min(prices) / spec.pods_per_node if prices else math.inf
-
-
-def allocate(
-    pods_needed: float, specs: tuple[PoolSpec, ...], states: Mapping[str, PoolState]
-) -> dict[str, int]:
-    """Nodes per pool that hold ``pods_needed`` pods at the lowest price now."""
-    desired = {s.name: s.min_nodes for s in specs}
-    remaining = pods_needed - sum(s.min_nodes * s.pods_per_node for s in specs)
-    order = sorted(
-        range(len(specs)), key=lambda i: (price_per_pod(specs[i], states[specs[i].name]), i)
-    )
-    for i in order:
-        if remaining <= 0:
-            break
-        spec = specs[i]
-        add = min(spec.max_nodes - spec.min_nodes, math.ceil(remaining / spec.pods_per_node))
-        desired[spec.name] += max(0, add)
-        remaining -= max(0, add) * spec.pods_per_node
-    return desired
-
-
-def make_before_break(
-    desired: Mapping[str, int],
-    pods_needed_now: float,
-    specs: tuple[PoolSpec, ...],
-    states: Mapping[str, PoolState],
-) -> dict[str, int]:
-    """Limit scale-in so running (not pending) nodes keep covering ``pods_needed_now``.
-
-    Pending nodes can always be cancelled; running nodes are removed, most expensive
-    first, only out of the surplus of running pod slots over the current need.
-    """
-    result = dict(desired)
-    running_pods = sum(states[s.name].nodes_running * s.pods_per_node for s in specs)
-    surplus = running_pods - pods_needed_now
-    by_price = sorted(specs, key=lambda s: -price_per_pod(s, states[s.name]))
-    for spec in by_price:
-        state = states[spec.name]
-        cut = state.nodes_active - desired[spec.name]
-        if cut <= 0:
-            continue
-        cancel_pending = min(cut, state.nodes_pending)
-        cut_running = cut - cancel_pending
-        allowed = max(0, math.floor(surplus / spec.pods_per_node)) if surplus > 0 else 0
-        removed = min(cut_running, allowed)
-        surplus -= removed * spec.pods_per_node
-        result[spec.name] = state.nodes_active - cancel_pending - removed
-    return result
 
 
 def spread(total: int, azs: tuple[str, ...], prices: Mapping[str, float]) -> dict[str, int]:
@@ -125,8 +76,11 @@ def make_before_break_by_az(
     specs: tuple[PoolSpec, ...],
     states: Mapping[str, PoolState],
 ) -> dict[str, dict[str, int]]:
-    """:func:`make_before_break` per AZ: cancel pending nodes freely; remove running
-    ones, most expensive first, only out of the running surplus over the need now."""
+    """Limit scale-in per pool and AZ so running nodes keep covering ``pods_needed_now``.
+
+    Pending nodes can always be cancelled; running nodes are removed, most expensive
+    slot first, only out of the surplus of running pod slots over the current need.
+    """
     result = {name: dict(by_az) for name, by_az in desired.items()}
     running_pods = sum(
         (states[s.name].nodes_by_az[az] - states[s.name].pending_by_az[az]) * s.pods_per_node

@@ -158,16 +158,18 @@ class Cluster:
 
     # ------------------------------------------------------------------ events
     def _event(self, node: Node, event: str, reason: str = "") -> None:
-        spec = self.pools[node.pool].spec
+        self._event_row(self.pools[node.pool].spec, node.node_id, node.az, event, reason)
+
+    def _event_row(self, spec: PoolSpec, node_id: str, az: str, event: str, reason: str) -> None:
         now = self.env.now
         self.telemetry.append(
             "events",
             (
                 self.epoch_s + int(now),
                 float(now),
-                node.node_id,
+                node_id,
                 spec.name,
-                node.az,
+                az,
                 spec.capacity_type,
                 spec.instance_type,
                 event,
@@ -232,22 +234,7 @@ class Cluster:
         """Record a launch that could not be placed (no AZ could take it)."""
         pool = self.pools[pool_index]
         pool.launch_failures += 1
-        spec = pool.spec
-        now = self.env.now
-        self.telemetry.append(
-            "events",
-            (
-                self.epoch_s + int(now),
-                float(now),
-                "",
-                spec.name,
-                "",
-                spec.capacity_type,
-                spec.instance_type,
-                "launch_failed",
-                reason,
-            ),
-        )
+        self._event_row(pool.spec, "", "", "launch_failed", reason)
 
     def scale_in(self, pool_index: int, count: int, az: str | None = None) -> None:
         """Remove ``count`` active nodes (of ``az`` if given): pending first, then the

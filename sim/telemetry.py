@@ -132,20 +132,18 @@ EVENT_KINDS = (
 
 
 class TelemetrySink(Protocol):
-    """Where telemetry batches go: memory, a Parquet directory, a feature store."""
+    """Where telemetry batches go: memory, a Parquet directory, a feature store.
+
+    A sink may also define ``checkpoint(until: datetime | None)``: the writer calls it
+    at each micro-batch boundary, once every stream's rows up to ``until`` (the
+    replay's wall clock) have been written (see :meth:`TelemetryWriter.checkpoint`).
+    """
 
     def write(self, stream: str, batch: pa.RecordBatch) -> None:
         """Receive one micro-batch of ``stream``."""
 
     def close(self) -> None:
         """No more batches will come."""
-
-
-class CheckpointingSink(TelemetrySink, Protocol):
-    """A sink that wants to know when every stream has been flushed up to a time."""
-
-    def checkpoint(self, until: datetime | None = None) -> None:
-        """Every stream's rows up to ``until`` (wall clock of the replay) are written."""
 
 
 class MemorySink:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import strategies as st
 
@@ -107,3 +108,16 @@ def write_scenario(directory: Path, data: dict[str, Any], name: str = "scenario.
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def run_main(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:
+    """``bench.cli.main(args)`` in-process: (exit code, stdout, stderr)."""
+    try:
+        from bench.cli import main
+
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

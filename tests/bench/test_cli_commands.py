@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from bench.cli import main
+from opsbench_testing import run_main
+
 from sim.scenario import Scenario
 from sim.scenario_files import load_scenario_file
 
@@ -44,17 +45,6 @@ STREAMS = ("metrics", "capacity", "events", "billing", "audit")
 @pytest.fixture(autouse=True)
 def _shipped_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPSBENCH_SCENARIOS", raising=False)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:
-    """``bench.cli.main(args)`` in-process: (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def run_console_script(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

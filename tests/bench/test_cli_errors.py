@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.cli import main
+from opsbench_testing import run_main
+
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -87,17 +88,6 @@ def minutes(n: int, *, start_hour: int = 0, empty: tuple[int, ...] = ()) -> str:
         value = "" if m in empty else str(100 + (m * 37) % 50)
         rows.append(f"2024-01-01T{total // 60:02d}:{total % 60:02d}:00,{value}\n")
     return "".join(rows)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:
-    """``bench.cli.main(args)`` in-process: (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
