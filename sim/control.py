@@ -80,6 +80,11 @@ class ControlContext:
     interruption_notice_s: float
     seed: int
     foresight: Foresight | None = None
+    history_offered_rps: np.ndarray = field(default_factory=lambda: np.empty(0))
+    """Offered load (requests/s, all pools) of each minute before ``start``, oldest
+    first, ending at ``start``: the monitoring archive a controller may learn from."""
+    history_gap: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    """True where a minute of ``history_offered_rps`` was filled over a gap in the data."""
 
     def pool(self, name: str) -> PoolSpec:
         """The spec of pool ``name``."""

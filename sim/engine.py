@@ -205,6 +205,8 @@ class Replay:
             )
             if getattr(policy, "uses_foresight", False)
             else None,
+            history_offered_rps=world.workload.history_rps,
+            history_gap=world.workload.history_filled,
         )
 
     # ------------------------------------------------------------------ setup

@@ -48,8 +48,8 @@ Synthetic load (:func:`synthetic_rps_per_minute`)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,8 @@ from sim.scenario import FlashCrowds, SyntheticWorkload, TraceWorkload
 
 MINUTE_S = 60
 DAY_S = 86_400
+SYNTHETIC_HISTORY_DAYS = 14
+"""Days of history generated before a synthetic workload's start (own random stream)."""
 AR_PHI = 0.98
 """Lag-1 autocorrelation (per minute) of the synthetic log-noise."""
 
@@ -111,12 +113,22 @@ class WorkloadSeries:
         How many replayed minutes depend on gap-filled buckets (0 for synthetic load).
     source
         The trace path, or ``"synthetic"``.
+    history_rps
+        ``float64`` offered load (requests/s, same scale as ``offered_rps``) of the
+        minutes *before* ``start``, oldest first, ending at ``start``: what monitoring
+        recorded before the replay began (a trace's data before the window; for a
+        synthetic workload, :data:`SYNTHETIC_HISTORY_DAYS` generated days). Policies
+        may learn from it; it is never replayed.
+    history_filled
+        ``bool``, same length: True where that minute depends on gap-filled buckets.
     """
 
     start: datetime
     offered_rps: np.ndarray
     filled_minutes: int
     source: str
+    history_rps: np.ndarray = field(default_factory=lambda: np.empty(0))
+    history_filled: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
 
 # --------------------------------------------------------------------------- loading
@@ -467,7 +479,9 @@ def trace_rps_per_minute(
     -------
     WorkloadSeries
         The window, scaled so that its peak is ``peak_rps`` or its mean ``mean_rps``
-        requests/s.
+        requests/s, and the trace's minutes before the window as ``history_rps``, scaled
+        by the same factor (the history and the replay are in one unit, as a service's
+        own monitoring archive would be).
 
     Raises
     ------
@@ -489,11 +503,24 @@ def trace_rps_per_minute(
     else:
         rate, minute_filled = _mean_minutes(bucket_s, filled, was_filled, start_s, n_minutes)
     window = f"{_iso(start_s)} to {_iso(start_s + n_minutes * MINUTE_S)}"
+    reference, target = _scale(trace.path, rate, workload, window)
+    history_minutes = (start_s - first_s) // MINUTE_S
+    history_s = start_s - history_minutes * MINUTE_S + np.arange(history_minutes) * MINUTE_S
+    if history_minutes == 0:
+        history, history_filled = np.empty(0), np.empty(0, dtype=bool)
+    elif trace.step_s > MINUTE_S:
+        history, history_filled = _interpolate_minutes(bucket_s, filled, was_filled, history_s)
+    else:
+        history, history_filled = _mean_minutes(
+            bucket_s, filled, was_filled, int(history_s[0]), int(history_minutes)
+        )
     return WorkloadSeries(
         start=np.datetime64(start_s, "s").astype(datetime),
-        offered_rps=_normalise(trace.path, rate, workload, window),
+        offered_rps=rate / reference * target,
         filled_minutes=int(minute_filled.sum()),
         source=str(trace.path),
+        history_rps=history / reference * target,
+        history_filled=np.asarray(history_filled, dtype=bool),
     )
 
 
@@ -578,8 +605,11 @@ def _mean_minutes(
     return total / count, filled
 
 
-def _normalise(path: Path, rate: np.ndarray, workload: TraceWorkload, window: str) -> np.ndarray:
-    """Scale ``rate`` so its peak is ``peak_rps`` (exactly) or its mean ``mean_rps``."""
+def _scale(
+    path: Path, rate: np.ndarray, workload: TraceWorkload, window: str
+) -> tuple[float, float]:
+    """``(reference, target)``: ``x / reference * target`` makes the peak of ``rate``
+    ``peak_rps`` (exactly) or its mean ``mean_rps``."""
     if workload.peak_rps is not None:
         key, target, reference = "peak_rps", workload.peak_rps, float(rate.max())
     elif workload.mean_rps is not None:
@@ -594,7 +624,7 @@ def _normalise(path: Path, rate: np.ndarray, workload: TraceWorkload, window: st
             f"scaled to {key}={target:g}",
             "a window with some non-zero load",
         )
-    return rate / reference * target
+    return reference, target
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -736,6 +766,8 @@ def workload_rps_per_minute(
     duration_s: float,
     rng: np.random.Generator,
     trace_override: Path | None = None,
+    override_start: datetime | None = None,
+    history_rng: np.random.Generator | None = None,
 ) -> WorkloadSeries:
     """Offered load per simulated minute for a scenario's workload.
 
@@ -753,14 +785,20 @@ def workload_rps_per_minute(
         A trace to replay instead (e.g. from ``--trace``), used as given (a relative
         path is relative to the working directory). It keeps a trace workload's
         normalisation and gap limit but ignores ``workload.start`` (the replay starts
-        at the override's first timestamp); a synthetic workload becomes a trace
-        replay scaled to the generator's expected peak,
+        at ``override_start``, or else the override's first timestamp); a synthetic
+        workload becomes a trace replay scaled to the generator's expected peak,
         ``mean_rps * (1 + diurnal_amplitude) * (1 + weekly_amplitude)`` requests/s.
+    override_start
+        With ``trace_override``: the first replayed minute (the trace before it becomes
+        the history).
+    history_rng
+        Generator for a synthetic workload's history (:data:`SYNTHETIC_HISTORY_DAYS`
+        days before its start); without it a synthetic workload has no history.
 
     Returns
     -------
     WorkloadSeries
-        Requests/s per minute.
+        Requests/s per minute, and the history before the first minute.
     """
     if trace_override is not None:
         if isinstance(workload, SyntheticWorkload):
@@ -770,9 +808,22 @@ def workload_rps_per_minute(
         else:
             replay = workload.model_copy(update={"path": str(trace_override), "start": None})
         trace = load_trace(Path(trace_override))
-        return trace_rps_per_minute(trace, replay, duration_s=duration_s)
+        return trace_rps_per_minute(trace, replay, duration_s=duration_s, start=override_start)
     if isinstance(workload, SyntheticWorkload):
-        return synthetic_rps_per_minute(workload, duration_s=duration_s, rng=rng)
+        series = synthetic_rps_per_minute(workload, duration_s=duration_s, rng=rng)
+        if history_rng is None:
+            return series
+        earlier = workload.model_copy(
+            update={"start": workload.start - timedelta(days=SYNTHETIC_HISTORY_DAYS)}
+        )
+        history = synthetic_rps_per_minute(
+            earlier, duration_s=SYNTHETIC_HISTORY_DAYS * DAY_S, rng=history_rng
+        )
+        return replace(
+            series,
+            history_rps=history.offered_rps,
+            history_filled=np.zeros(history.offered_rps.size, dtype=bool),
+        )
     path = Path(workload.path)
     trace = load_trace(path if path.is_absolute() else Path(base_dir) / path)
     return trace_rps_per_minute(trace, workload, duration_s=duration_s)

@@ -9,6 +9,7 @@ never leaves partial output.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def prepare(
     seed: int | None = None,
     days: float | None = None,
     trace_override: Path | None = None,
+    trace_start: datetime | None = None,
     spot_availability_override: Path | None = None,
 ) -> World:
     """Load and validate everything ``scenario`` refers to.
@@ -90,6 +92,9 @@ def prepare(
         Overrides ``scenario.duration_days``.
     trace_override
         A CSV ``timestamp,value`` replacing the scenario's workload.
+    trace_start
+        With ``trace_override``: the first replayed minute (default: the trace's first
+        timestamp); the trace before it is the replay's history.
     spot_availability_override
         A Can't-Be-Late trace JSON, or a folder of them, replacing spot availability.
     """
@@ -157,6 +162,8 @@ def prepare(
         duration_s=duration_s,
         rng=component_rng(run_seed, "workload"),
         trace_override=trace_override,
+        override_start=trace_start,
+        history_rng=component_rng(run_seed, "workload-history"),
     )
     prices = _prices(scenario, base_dir, tuple(pools), duration_s, run_seed)
     spot_azs = sorted({az for p in pools if p.capacity_type == "spot" for az in p.azs})
