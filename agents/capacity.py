@@ -104,3 +104,50 @@ def make_before_break_by_az(
         surplus -= removed * spec.pods_per_node
         result[spec.name][az] = active - cancel_pending - removed
     return result
+
+
+def adjust_by_az(
+    pods_needed: float,
+    specs: tuple[PoolSpec, ...],
+    states: Mapping[str, PoolState],
+) -> dict[str, dict[str, int]]:
+    """Nodes per pool and AZ holding ``pods_needed``, changing the fleet as little as
+    possible (as the Cluster Autoscaler does): missing pods get new nodes one at a time
+    on the cheapest pod slot that can launch now (the emptiest AZ of the cheapest pool);
+    surplus whole nodes go, most expensive slot first, pending ones before running ones.
+    Nodes are never moved between pools or AZs just because prices changed.
+    """
+    counts = {s.name: dict(states[s.name].nodes_by_az) for s in specs}
+    pending = {s.name: dict(states[s.name].pending_by_az) for s in specs}
+    capacity = sum(sum(counts[s.name].values()) * s.pods_per_node for s in specs)
+    if capacity < pods_needed:
+        while capacity < pods_needed:
+            best: tuple[float, int, str, PoolSpec] | None = None
+            for spec in specs:
+                state = states[spec.name]
+                if sum(counts[spec.name].values()) >= spec.max_nodes:
+                    continue
+                for az in state.launchable_azs:
+                    key = (state.price_usd_per_hour[az] / spec.pods_per_node, counts[spec.name][az])
+                    if best is None or key < best[:2]:
+                        best = (*key, az, spec)
+            if best is None:
+                break
+            _, _, az, spec = best
+            counts[spec.name][az] += 1
+            capacity += spec.pods_per_node
+        return counts
+    slots = sorted(
+        ((s, az) for s in specs for az in s.azs),
+        key=lambda slot: -states[slot[0].name].price_usd_per_hour[slot[1]] / slot[0].pods_per_node,
+    )
+    for spec, az in slots:
+        while (
+            counts[spec.name][az] > 0
+            and sum(counts[spec.name].values()) > spec.min_nodes
+            and capacity - spec.pods_per_node >= pods_needed
+        ):
+            counts[spec.name][az] -= 1
+            pending[spec.name][az] = max(0, pending[spec.name][az] - 1)
+            capacity -= spec.pods_per_node
+    return counts

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from agents.baselines.oracle import OracleParams, OraclePolicy
 from agents.baselines.reactive import ReactiveParams, ReactivePolicy
 from agents.baselines.static import StaticParams, StaticPolicy
+from agents.scaling.policy import PredictiveParams, PredictivePolicy
 from sim.control import Policy
 from sim.errors import InputError
 
@@ -46,6 +47,13 @@ POLICIES: Mapping[str, PolicyInfo] = {
             "perfect foresight of the workload, cheapest feasible capacity one lead time ahead",
             OracleParams,
             OraclePolicy,
+        ),
+        PolicyInfo(
+            "predictive",
+            "p90 load forecast one lead time ahead (trained on the history before the "
+            "replay), reactive rule as a floor, stabilised scale-in",
+            PredictiveParams,
+            PredictivePolicy,
         ),
     )
 }

@@ -44,6 +44,14 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+DEMO_POLICIES = ("static", "reactive", "predictive", "oracle")
+
+
+def _status(message: str) -> None:
+    """One line of progress on stderr (e.g. a model being trained)."""
+    stderr.print(f"[dim]{message}[/dim]")
+
+
 @contextmanager
 def _progress(label: str, total_days: float, enabled: bool) -> Iterator[Callable[[float], None]]:
     if not enabled:
@@ -179,6 +187,7 @@ def replay(
         days=days,
         spot_availability=spot_availability,
     )
+    runner.attach_model(world, built, progress=_status)
     days_total = world.duration_s / 86400.0
     with _progress(f"{world.scenario.id} / {built.name}", days_total, stderr.is_terminal) as tick:
         summary = runner.run(world, built, out=out, progress=tick, store=store)
@@ -201,10 +210,12 @@ def replay(
 @click.option("--scenario", default="default", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per policy")
 def demo(scenario: str, as_json: bool) -> None:
-    """The main job: replay a scenario with static, reactive and oracle, side by side."""
+    """The main job: replay a scenario with static, reactive, predictive and oracle, side
+    by side (predictive trains on the scenario's history first, once)."""
     summaries = []
-    for name in ("static", "reactive", "oracle"):
+    for name in DEMO_POLICIES:
         world, built = runner.prepare_run(scenario, policy=name)
+        runner.attach_model(world, built, progress=_status)
         with _progress(
             f"{world.scenario.id} / {name}", world.duration_s / 86400.0, stderr.is_terminal
         ) as tick:
@@ -342,6 +353,16 @@ def forecast_eval(trace: Path, horizon: str, model: str | None, as_json: bool) -
     stdout.print(table)
     split = result["split"]
     stdout.print(split["text"] if isinstance(split, dict) else str(split))
+
+
+from bench.cli_anomaly import anomaly  # noqa: E402  (own module per command group)
+from bench.cli_scaling import bench_group, train_group  # noqa: E402
+
+cli.add_command(anomaly)
+cli.add_command(train_group)
+cli.add_command(bench_group)
+
+
 
 
 def main(argv: list[str] | None = None) -> None:

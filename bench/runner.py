@@ -12,22 +12,55 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from agents.anomaly.watch import watcher_for
 from agents.registry import make_policy
+from features import DEFAULT_STORE
 from sim.engine import Replay
 from sim.errors import InputError
 from sim.scenario import Scenario
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.summary import summarise
 from sim.telemetry import FanoutSink, ParquetSink, TelemetrySink
-from sim.world import World, prepare
+from sim.world import World, delay_bounds, prepare
 
 
 STORE_MICRO_BATCH_S = 3600.0  # simulated seconds per micro-batch when streaming to a store
+TRACE_TRAIN_FRACTION = 0.7
+"""With ``--trace``: the share of the trace that is history (training), as in
+``opsbench forecast eval``; every policy replays the rest."""
+MODELS_DIR = Path(".opsbench") / "models"
+
+
+def trace_split(path: Path) -> tuple[datetime, float]:
+    """Where ``--trace`` replays start and how many days remain.
+
+    The split of ``opsbench forecast eval``: the trace on its working step (5 minutes
+    for 1-minute data), the first ``floor(0.7 * n)`` steps are history (training), the
+    replay starts at the next step and runs to the trace's end, so every policy replays
+    the same evaluation part and the predictive model trains only on what precedes it.
+    """
+    from agents.forecasting import to_working_series
+    from sim.traces import load_trace
+
+    trace = load_trace(path)
+    series = to_working_series(trace)
+    cut = int(np.floor(TRACE_TRAIN_FRACTION * series.values.size))
+    if cut < 1 or cut >= series.values.size:
+        raise InputError(
+            path, "--trace", f"{series.values.size} working steps cannot be split 70/30", ">= 2"
+        )
+    start_s = int(series.timestamps[cut].astype("datetime64[s]").astype(np.int64))
+    end_s = int(trace.timestamps[-1].astype(np.int64)) + trace.step_s
+    minutes = (end_s - start_s) // 60
+    start = datetime(1970, 1, 1) + timedelta(seconds=start_s)
+    return start, minutes * 60 / 86400.0
 
 
 def run_id_for(world: World, policy: str) -> str:
@@ -79,17 +112,63 @@ def prepare_run(
         source=str(path) if policy is None else "--policy",
         field="control.policy" if policy is None else "",
     )
-    if trace is not None and not trace.exists():
-        raise InputError(trace, "--trace", "no such file", "a CSV with columns timestamp,value")
+    trace_start = None
+    if trace is not None:
+        if not trace.exists():
+            raise InputError(trace, "--trace", "no such file", "a CSV with columns timestamp,value")
+        trace_start, rest_days = trace_split(trace)
+        days = rest_days if days is None else days
+    watcher_for(scenario.detection, source=str(path))  # an unknown detector: exit 2 before any run
     world = prepare(
         scenario,
         source=path,
         seed=seed,
         days=days,
         trace_override=trace,
+        trace_start=trace_start,
         spot_availability_override=spot_availability,
     )
     return world, built
+
+
+def attach_model(
+    world: World,
+    policy: Any,
+    *,
+    models_dir: Path = MODELS_DIR,
+    store: Path = DEFAULT_STORE,
+    retrain: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Path | None:
+    """Give a policy that needs a trained model (``predictive``) the one for this world's
+    history, training and saving it first if there is none. Returns its folder."""
+    if not getattr(policy, "needs_model", False):
+        return None
+    from agents.forecasting.series import MIN_WORKING_STEP_S
+    from agents.scaling.training import load_or_train, plan_window_min
+
+    workload = world.workload
+    source = f"{world.scenario.id}: {Path(workload.source).name}"
+    control = world.scenario.control
+    median_s, _ = delay_bounds(control.provisioning_delay)
+    window = plan_window_min(
+        median_s + control.pod_start_delay_s, max(MIN_WORKING_STEP_S, control.interval_s)
+    )
+    model, folder, _ = load_or_train(
+        workload.history_rps,
+        workload.history_filled,
+        workload.start,
+        models_dir=models_dir,
+        store_path=store,
+        name=world.scenario.id,
+        source=source,
+        forecaster=policy.params.model,
+        plan_window=window,
+        retrain=retrain,
+        progress=progress,
+    )
+    policy.use_model(model)
+    return folder
 
 
 def run(
@@ -131,7 +210,13 @@ def run(
             sinks.append(FeatureStoreSink(feature_store, run_id))
         sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
         started = time.perf_counter()
-        replay = Replay(world, policy, sink, micro_batch_s=STORE_MICRO_BATCH_S if store else None)
+        replay = Replay(
+            world,
+            policy,
+            sink,
+            micro_batch_s=STORE_MICRO_BATCH_S if store else None,
+            watcher=watcher_for(world.scenario.detection, source=world.scenario.id),
+        )
         truth = replay.run(progress)
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
         if staging is not None and out is not None:

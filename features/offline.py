@@ -44,8 +44,9 @@ def build_from_run_dir(run_dir: Path, store: FeatureStore) -> tuple[str, dict[st
             # Parquet keeps second timestamps as milliseconds: cast back to the stream's schema.
             batch = parquet.read_row_group(seq).cast(SCHEMAS[stream])
             store.ingest_batch(run_id, stream, seq, batch)
-    for view in store.views:
-        store.materialize(view, run_id=run_id)
+    for view, spec in store.views.items():
+        if spec.computed:
+            store.materialize(view, run_id=run_id)
     return run_id, store.row_counts(run_id)
 
 

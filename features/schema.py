@@ -78,5 +78,11 @@ class FeatureView:
         raise KeyError(name)
 
     @property
+    def computed(self) -> bool:
+        """Whether the store computes the view from telemetry (else rows are written to it
+        with ``write_features``, e.g. by an agent's feature pipeline)."""
+        return bool(self.transformation.strip() and self.sources)
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)

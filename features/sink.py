@@ -27,7 +27,8 @@ class FeatureStoreSink:
     run_id
         Identifies the replay; re-sending a run's batch adds nothing.
     views
-        Views to materialise at each checkpoint (default: every view of the store).
+        Views to materialise at each checkpoint (default: every view the store computes
+        from telemetry).
     """
 
     def __init__(
@@ -35,7 +36,11 @@ class FeatureStoreSink:
     ) -> None:
         self.store = store
         self.run_id = run_id
-        self.views = tuple(views) if views is not None else tuple(store.views)
+        self.views = (
+            tuple(views)
+            if views is not None
+            else tuple(name for name, spec in store.views.items() if spec.computed)
+        )
         self._seq: dict[str, int] = {}
 
     def write(self, stream: str, batch: pa.RecordBatch) -> None:

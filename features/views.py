@@ -266,6 +266,39 @@ SELECT * FROM computed WHERE event_time > $since AND event_time <= $until
 """,
 )
 
+_LOAD_FORECAST_COLUMNS = (
+    *(f"lag_{k}" for k in range(6)),
+    "target_1d",
+    "target_1w",
+    "origin_1d",
+    "origin_1w",
+    "target_1d_mean_1h",
+    *(f"{stat}_{w}" for w in ("1h", "6h", "24h") for stat in ("mean", "max", "std")),
+    "mean_24h_1d",
+    "hour_of_day",
+    "day_of_week",
+)
+
+LOAD_FORECAST = FeatureView(
+    name="load_forecast",
+    entity=("series",),
+    event_time="event_time",
+    ttl=timedelta(minutes=10),
+    description=(
+        "per load series and horizon (series id ends with :h<minutes>) and forecast origin: "
+        "the load forecaster's inputs "
+        "(pushed by the scaling agent's feature pipeline, not computed from telemetry)"
+    ),
+    features=tuple(
+        Feature(name, DOUBLE, "see agents.forecasting.features (series' unit: requests/s)")
+        for name in _LOAD_FORECAST_COLUMNS
+    ),
+)
+"""Written by :mod:`agents.scaling.training` (event time: the end of the origin's
+working bucket, when its value became known); column for column the frame of
+:func:`agents.forecasting.features.make_features` (a test holds them equal)."""
+
 VIEWS: Mapping[str, FeatureView] = {
-    view.name: view for view in (INFRASTRUCTURE_METRICS, COST_OPTIMIZATION, SECURITY_ANALYTICS)
+    view.name: view
+    for view in (INFRASTRUCTURE_METRICS, COST_OPTIMIZATION, SECURITY_ANALYTICS, LOAD_FORECAST)
 }

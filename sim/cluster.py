@@ -160,6 +160,14 @@ class Cluster:
     def _event(self, node: Node, event: str, reason: str = "") -> None:
         self._event_row(self.pools[node.pool].spec, node.node_id, node.az, event, reason)
 
+    def record_decision(self, pool: str, record_json: str) -> None:
+        """Write a policy's decision record (JSON text) as a ``recommendation`` event."""
+        for runtime in self.pools:
+            if runtime.spec.name == pool:
+                self._event_row(runtime.spec, "", "", "recommendation", record_json)
+                return
+        raise ValueError(f"decision record for unknown pool {pool!r}")
+
     def _event_row(self, spec: PoolSpec, node_id: str, az: str, event: str, reason: str) -> None:
         now = self.env.now
         self.telemetry.append(

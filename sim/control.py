@@ -143,11 +143,17 @@ class Decision:
     A policy may also place nodes itself: for a pool listed in ``desired_by_az`` the
     simulator reconciles each AZ to its count (launching there, or scaling in there);
     other pools are spread over their AZs like an Auto Scaling group does.
+
+    ``records`` are the policy's own JSON-able records of the decision (e.g. one
+    recommendation per pool, each with a ``pool`` key); the simulator writes each to the
+    ``events`` telemetry as a ``recommendation`` event whose ``reason`` is the record's
+    JSON text.
     """
 
     desired_nodes: Mapping[str, int]
     reasons: tuple[str, ...] = field(default=())
     desired_by_az: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    records: tuple[Mapping[str, object], ...] = field(default=())
 
 
 @runtime_checkable

@@ -21,12 +21,13 @@ real monitoring pipeline would have delivered, gaps included.
 
 from __future__ import annotations
 
+import json
 import math
-from types import MappingProxyType
-from typing import Any
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import simpy
@@ -44,6 +45,7 @@ from sim.market import AvailabilitySeries
 from sim.seeding import component_rng
 from sim.telemetry import TelemetrySink, TelemetryWriter
 from sim.traffic import MinuteTraffic, ServiceModel
+from sim.watch import ALERT_EVENT, BookedAlert, MetricWatcher
 from sim.world import World, delay_bounds, draw_delay
 
 ProgressCallback = Callable[[float], None]  # called with simulated days done
@@ -109,6 +111,9 @@ class Replay:
         If set, every stream is flushed every ``micro_batch_s`` of simulated time (and
         the sink told), so a streaming sink is current during the replay; otherwise
         batches are flushed when they fill.
+    watcher
+        If set, sees every minute's metrics as monitoring delivers them; each alert it
+        returns is booked as an ``anomaly_alert`` event (see :mod:`sim.watch`).
     """
 
     def __init__(
@@ -118,9 +123,12 @@ class Replay:
         sink: TelemetrySink,
         *,
         micro_batch_s: float | None = None,
+        watcher: MetricWatcher | None = None,
     ) -> None:
         self.world = world
         self.policy = policy
+        self.watcher = watcher
+        self.alerts: list[BookedAlert] = []
         self.micro_batch_minutes = (
             max(1, round(micro_batch_s / 60.0)) if micro_batch_s is not None else 0
         )
@@ -401,6 +409,33 @@ class Replay:
         self.telemetry.maybe_flush("capacity")
         self.last_metrics = metrics
         self.last_metrics_minute = minute
+        if self.watcher is not None:
+            self._watch(self.watcher, ts, metrics)
+
+    def _watch(
+        self, watcher: MetricWatcher, ts: int, metrics: Mapping[str, PoolMetrics]
+    ) -> None:
+        """Hand the minute's metrics to the watcher; book its alerts as events (now)."""
+        now = self.env.now
+        specs = {p.spec.name: p.spec for p in self.cluster.pools}
+        for alert in watcher.observe(float(ts), metrics):
+            spec = specs[alert.pool]
+            reason = f"{alert.metric} score={alert.score:.4f}"
+            self.telemetry.append(
+                "events",
+                (
+                    self.epoch_s + int(now),
+                    float(now),
+                    "",
+                    spec.name,
+                    "",
+                    spec.capacity_type,
+                    spec.instance_type,
+                    ALERT_EVENT,
+                    reason,
+                ),
+            )
+            self.alerts.append(BookedAlert(float(now), alert.pool, alert.metric, alert.score))
 
     # ------------------------------------------------------------------ control
     def _observe(self) -> Observation:
@@ -443,6 +478,8 @@ class Replay:
 
     def _control(self) -> None:
         decision = self.policy.decide(self._observe())
+        for record in decision.records:
+            self.cluster.record_decision(str(record.get("pool", "")), json.dumps(record))
         self._apply(decision)
 
     def _apply(self, decision: Decision) -> None:

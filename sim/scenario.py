@@ -284,6 +284,34 @@ class Faults(Model):
     telemetry_gaps: list[TelemetryGap] = Field(default_factory=list)
 
 
+# --------------------------------------------------------------------------- detection
+
+WatchedMetric = Literal[
+    "response_time_p95_ms", "error_rate", "cpu_utilization", "request_rate_rps"
+]
+
+
+WATCHED_METRICS: tuple[WatchedMetric, ...] = (
+    "response_time_p95_ms",
+    "error_rate",
+    "cpu_utilization",
+    "request_rate_rps",
+)
+
+
+class Detection(Model):
+    """Metric anomaly detection during the replay: one detector per pool and metric."""
+
+    detector: str = Field(description="streaming anomaly detector name (agents/anomaly)")
+    threshold: float = Field(
+        default=0.5, gt=0, le=1, description="alert when the detector's score >= threshold"
+    )
+    metrics: list[WatchedMetric] = Field(
+        default_factory=lambda: list(WATCHED_METRICS),
+        min_length=1,
+    )
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -300,6 +328,7 @@ class Scenario(Model):
     pricing: Pricing
     control: Control = Control()
     faults: Faults = Faults()
+    detection: Detection | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:

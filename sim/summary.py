@@ -10,6 +10,11 @@ Definitions (all per simulated minute, then aggregated):
 - ``idle_node_hours``: node-hours billed while a node could not serve (booting,
   pods starting, draining): the price of every launch and scale-in. Together with
   ``wasted_node_hours`` it accounts for every node-hour not spent on load.
+- ``time_to_capacity_min`` / ``time_to_capacity_max_min``: mean / longest length of
+  the episodes (runs of minutes, ``under_capacity_episodes`` of them) in which the
+  serving pods were fewer than the offered load needed at the target utilisation: how
+  long capacity takes to catch up with a ramp (or a loss of nodes);
+  ``under_capacity_minutes`` their total.
 - ``p95_latency_ms``: the 95th percentile over minutes of the per-minute p95.
 - ``cost_usd``: the sum of every billing line item (per second, 60 s minimum).
 """
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim.engine import Replay, Truth
+from sim.watch import FaultWindow, detection_summary
 
 
 def waste_node_hours(truth: Truth) -> float:
@@ -33,6 +39,13 @@ def waste_node_hours(truth: Truth) -> float:
         where=truth.serving_nodes > 0,
     )
     return float((spare_pods / pods_per_node).sum() / 60.0)
+
+
+def under_capacity_runs(truth: Truth) -> np.ndarray:
+    """Lengths (minutes) of the runs of minutes whose serving pods were short of need."""
+    short = (truth.serving_pods + 1e-9 < truth.needed_pods).astype(np.int8)
+    edges = np.diff(np.concatenate(([0], short, [0])))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
 
 
 def idle_node_hours(truth: Truth) -> float:
@@ -49,6 +62,7 @@ def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> di
     offered = float(truth.offered.sum())
     dropped = float(truth.dropped.sum())
     cost = cluster.cost_usd["on-demand"] + cluster.cost_usd["spot"]
+    runs = under_capacity_runs(truth)
     return {
         "scenario": sc.id,
         "policy": policy,
@@ -63,6 +77,10 @@ def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> di
         "idle_node_hours": round(idle_node_hours(truth), 6),
         "slo_attainment": round(float(slo_ok.mean()) if slo_ok.size else 1.0, 6),
         "slo_violation_minutes": int((~slo_ok).sum()),
+        "under_capacity_episodes": int(runs.size),
+        "under_capacity_minutes": int(runs.sum()),
+        "time_to_capacity_min": round(float(runs.mean()), 3) if runs.size else 0.0,
+        "time_to_capacity_max_min": int(runs.max()) if runs.size else 0,
         "p95_latency_ms": round(
             float(np.percentile(truth.p95_ms, 95)) if truth.p95_ms.size else 0.0, 3
         ),
@@ -79,4 +97,20 @@ def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> di
         "telemetry_rows": dict(replay.telemetry.rows),
         "telemetry_sha256": replay.telemetry.sha256(),
         "wall_s": round(wall_s, 3),
+        **({"detection": _detection(replay)} if replay.watcher is not None else {}),
     }
+
+
+def _detection(replay: Replay) -> dict[str, Any]:
+    """Alerts scored against the scenario's AZ outages and spot storms (see sim.watch)."""
+    f = replay.world.scenario.faults
+    end = replay.world.duration_s
+    faults = [
+        FaultWindow(
+            kind, min(w.start_h * 3600.0, end), min((w.start_h + w.duration_h) * 3600.0, end)
+        )
+        for kind, windows in (("az_outage", f.az_outages), ("spot_storm", f.spot_storms))
+        for w in windows
+        if w.start_h * 3600.0 < end
+    ]
+    return detection_summary(replay.alerts, faults, end)

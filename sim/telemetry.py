@@ -128,6 +128,7 @@ EVENT_KINDS = (
     "drain",
     "terminated",
     "failed",
+    "anomaly_alert",  # a metric watcher's alert (only in replays that run one)
 )
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.capacity import price_per_pod
-from sim.control import ControlContext, Decision, Observation, PoolState
+from sim.control import ControlContext, Decision, Observation, PoolMetrics, PoolState
 
 
 class ReactiveParams(BaseModel):
@@ -35,6 +35,34 @@ class ReactiveParams(BaseModel):
     scale_down_stabilization_s: float = Field(default=300.0, ge=0)
     scale_down_unneeded_s: float = Field(default=600.0, ge=0)
     min_replicas: int = Field(default=1, ge=1)
+
+
+def hpa_proposal(
+    metrics: Mapping[str, PoolMetrics],
+    replicas: int | None,
+    *,
+    target: float,
+    tolerance: float,
+    min_replicas: int,
+    pod_rate_rps: float,
+) -> int:
+    """The HPA's replica proposal from one minute of metrics (before stabilisation).
+
+    ``ceil(ready * utilization / target)``, or ``replicas`` (else the ready count) while
+    the ratio is within ``tolerance``; with nothing serving, the pods the offered load
+    needs at ``pod_rate_rps`` (requests/s one pod carries at the target utilisation).
+    """
+    ready = sum(m.pod_count for m in metrics.values())
+    serving = [m for m in metrics.values() if m.pod_count > 0]
+    if not serving or ready <= 0:
+        offered = sum(m.request_rate_rps for m in metrics.values())
+        return max(min_replicas, math.ceil(offered / pod_rate_rps))
+    utilization = sum(m.cpu_utilization * m.pod_count for m in serving) / ready
+    current = replicas if replicas is not None else math.ceil(ready)
+    ratio = utilization / target
+    if abs(ratio - 1.0) <= tolerance:
+        return current
+    return max(min_replicas, math.ceil(ready * ratio))
 
 
 class ReactivePolicy:
@@ -54,22 +82,17 @@ class ReactivePolicy:
         self.spare_history: deque[tuple[float, int]] = deque()
 
     def _pods(self, observation: Observation) -> int | None:
-        metrics = observation.metrics
-        if metrics is None:
+        if observation.metrics is None:
             return self.replicas
-        ready = sum(m.pod_count for m in metrics.values())
-        serving = [m for m in metrics.values() if m.pod_count > 0]
-        if not serving or ready <= 0:
-            # nothing serving: ask for what the observed load needs at the target
-            offered = sum(m.request_rate_rps for m in metrics.values())
-            pod_rate = self.ctx.service_rate_per_vcpu_rps * self.ctx.pod_vcpu * self.target
-            return max(self.params.min_replicas, math.ceil(offered / pod_rate))
-        utilization = sum(m.cpu_utilization * m.pod_count for m in serving) / ready
-        current = self.replicas if self.replicas is not None else math.ceil(ready)
-        ratio = utilization / self.target
-        if abs(ratio - 1.0) <= self.params.tolerance:
-            return current
-        return max(self.params.min_replicas, math.ceil(ready * ratio))
+        pod_rate = self.ctx.service_rate_per_vcpu_rps * self.ctx.pod_vcpu * self.target
+        return hpa_proposal(
+            observation.metrics,
+            self.replicas,
+            target=self.target,
+            tolerance=self.params.tolerance,
+            min_replicas=self.params.min_replicas,
+            pod_rate_rps=pod_rate,
+        )
 
     def decide(self, observation: Observation) -> Decision:
         now = observation.sim_time_s

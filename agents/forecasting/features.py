@@ -122,3 +122,69 @@ def _shift(x: np.ndarray, lag: int) -> np.ndarray:
     if lag < x.size:
         out[lag:] = x[: x.size - lag]
     return out
+
+
+def feature_names(n_lags: int = DEFAULT_N_LAGS) -> tuple[str, ...]:
+    """The columns of :func:`make_features`, in order."""
+    stamps = np.array(["2024-01-01T00:00:00", "2024-01-01T00:05:00"], dtype="datetime64[s]")
+    frame = make_features(np.zeros(2), stamps, step_s=300, horizon_steps=1, n_lags=n_lags)
+    return tuple(str(c) for c in frame.columns)
+
+
+def origin_features(
+    values: np.ndarray,
+    origin_start_s: int,
+    *,
+    step_s: int,
+    horizon_steps: int,
+    n_lags: int = DEFAULT_N_LAGS,
+) -> np.ndarray:
+    """The row of :func:`make_features` for the *last* origin of ``values``, in O(day).
+
+    The streaming form used in the closed loop (one origin per working step), equal to
+    ``make_features(values, ...)`` at its last row (a property test checks it).
+
+    Parameters
+    ----------
+    values
+        ``float64`` series without ``NaN``, oldest first; its last value is the origin.
+    origin_start_s
+        Start of the origin's bucket, seconds since the epoch (naive clock).
+    step_s, horizon_steps, n_lags
+        As in :func:`make_features`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` ``(len(feature_names(n_lags)),)`` in that column order.
+    """
+    y = np.asarray(values, dtype=np.float64)
+    n = y.size
+    day, week = DAY_S // step_s, WEEK_S // step_s
+    h = horizon_steps
+    i = n - 1
+
+    def at(j: int) -> float:
+        return float(y[j]) if 0 <= j < n else float("nan")
+
+    def window(end: int, length: int) -> np.ndarray | None:
+        return y[end - length + 1 : end + 1] if end - length + 1 >= 0 and end < n else None
+
+    out = [at(i - k) for k in range(n_lags)]
+    out += [at(i + h - day), at(i + h - week), at(i - day), at(i - week)]
+    hour = max(1, HOUR_S // step_s)
+    target_hour = window(i + h - day, hour)
+    out.append(float(target_hour.mean()) if target_hour is not None else float("nan"))
+    stats: dict[str, tuple[float, float, float]] = {}
+    for name, seconds in (("1h", HOUR_S), ("6h", 6 * HOUR_S), ("24h", DAY_S)):
+        w = window(i, max(1, seconds // step_s))
+        stats[name] = (
+            (float(w.mean()), float(w.max()), float(w.std())) if w is not None else (np.nan,) * 3
+        )
+    for name in ("1h", "6h", "24h"):
+        out += list(stats[name])
+    previous_day = window(i - day, max(1, DAY_S // step_s))
+    out.append(float(previous_day.mean()) if previous_day is not None else float("nan"))
+    target_s = origin_start_s + h * step_s
+    out += [(target_s % DAY_S) / HOUR_S, float((target_s // DAY_S + 3) % 7)]
+    return np.asarray(out, dtype=np.float64)

@@ -35,6 +35,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from agents.forecasting.compiled import CompiledTrees
 from agents.forecasting.features import CALENDAR_COLUMNS, LEVEL_COLUMN, SEASONAL_COLUMNS
 
 Quantiles = Sequence[float]
@@ -96,6 +97,19 @@ class Forecaster(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         ordered = np.maximum(np.maximum.accumulate(raw, axis=1), 0.0)
         out = np.empty_like(ordered)
         out[:, order] = ordered
+        return out
+
+    def predict_quantiles_row(self, row: np.ndarray, quantiles: Quantiles) -> np.ndarray:
+        """:meth:`predict_quantiles` for one feature row (columns as seen in ``fit``).
+
+        Returns ``float64`` ``(len(quantiles),)``. Subclasses may answer faster.
+        """
+        check_is_fitted(self)
+        frame = pd.DataFrame(
+            np.asarray(row, dtype=np.float64).reshape(1, -1),
+            columns=list(self.feature_names_in_),
+        )
+        out: np.ndarray = self.predict_quantiles(frame, quantiles=quantiles)[0]
         return out
 
     def _quantiles(self, X: pd.DataFrame, levels: tuple[float, ...]) -> np.ndarray:
@@ -320,6 +334,10 @@ class QuantileGBMForecaster(Forecaster):
         ``bool`` mask of the columns with at least one value in training (e.g. the
         one-week lags are all ``NaN`` on a trace shorter than a week); the others are
         ignored.
+    compiled_
+        Every level's booster as flat arrays (:class:`~agents.forecasting.compiled.
+        CompiledTrees`), levels ascending: the one-row path of
+        :meth:`predict_quantiles_row`, equal to the boosters' ``predict``.
     """
 
     def __init__(
@@ -387,7 +405,28 @@ class QuantileGBMForecaster(Forecaster):
                     scores = z[n_fit:] - held_out.predict(design[n_fit:])
                     self.offsets_[q] = float(np.quantile(scores, q))
                 self.models_[q] = self._booster(q).fit(design, z)
+        self.compiled_ = CompiledTrees.from_boosters([self.models_[q] for q in levels])
+        self.scaled_mask_ = np.isin(np.asarray(frame.columns, dtype=object), self.scaled_columns_)
+        self.level_index_ = int(list(frame.columns).index(LEVEL_COLUMN))
         return self
+
+    def predict_quantiles_row(self, row: np.ndarray, quantiles: Quantiles) -> np.ndarray:
+        """One row through the compiled trees (no pandas, no thread pool): the levels
+        must be exactly the fitted ones, ascending; other requests take the frame path."""
+        check_is_fitted(self)
+        levels = tuple(float(q) for q in quantiles)
+        if levels != tuple(sorted(self.models_)):
+            return super().predict_quantiles_row(row, quantiles)
+        x = np.asarray(row, dtype=np.float64)
+        if x.shape != (self.n_features_in_,):
+            raise ValueError(f"row must have {self.n_features_in_} features, not {x.shape}")
+        level = max(float(np.nan_to_num(x[self.level_index_], nan=0.0)), 0.0) + self.floor_
+        design = x.copy()
+        design[self.scaled_mask_] /= level
+        z = self.compiled_.predict_one(design[self.used_columns_])
+        z = z + np.asarray([self.offsets_[q] for q in levels])
+        out: np.ndarray = np.maximum(np.maximum.accumulate(np.exp(z) * level - self.floor_), 0.0)
+        return out
 
     def _booster(self, q: float) -> HistGradientBoostingRegressor:
         """An unfitted pinball-loss booster for level ``q``."""

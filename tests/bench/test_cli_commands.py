@@ -182,20 +182,20 @@ def test_replay_same_seed_same_telemetry(capsys: pytest.CaptureFixture[str]) -> 
 def test_trace_with_empty_cells_is_gap_filled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Empty cells are real gaps: filled by the documented rule, not an error."""
+    """Empty cells are real gaps: filled by the documented rule, not an error. With
+    ``--trace`` the replay is the trace's last 30% (working steps of 5 min)."""
     rows = []
-    for m in range(180):
-        value = "" if m in (3, 4, 40, 41, 42) else str(200 + (m * 37) % 90)
+    for m in range(600):
+        value = "" if m in (3, 4, 500, 501, 540, 541, 542) else str(200 + (m * 37) % 90)
         rows.append(f"2024-01-01T{m // 60:02d}:{m % 60:02d}:00,{value}")
     trace = tmp_path / "gappy.csv"
     trace.write_text("timestamp,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    code, out, err = run_main(
-        capsys, ["replay", "default", "--days", "0.05", "--trace", str(trace), "--json"]
-    )
+    code, out, err = run_main(capsys, ["replay", "default", "--trace", str(trace), "--json"])
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["workload_filled_minutes"] == 5
-    assert summary["start"] == "2024-01-01T00:00:00"
+    assert summary["workload_filled_minutes"] == 5  # the two early gaps are history
+    assert summary["start"] == "2024-01-01T07:00:00"  # bucket 84 of 120
+    assert summary["sim_days"] == pytest.approx(180 / 1440)
     assert summary["cost_usd"] > 0
 
 
@@ -203,10 +203,10 @@ def test_trace_relative_to_the_working_directory(tmp_path: Path) -> None:
     """``--trace`` is relative to the cwd (the real CLI, in tmp_path); a gap replays fine."""
     shutil.copy(SCENARIOS / "data" / "traces" / "nasa_http_1995_requests_per_min.csv", tmp_path)
     lines = (tmp_path / "nasa_http_1995_requests_per_min.csv").read_text().splitlines()
-    lines[10] = lines[10].split(",")[0] + ","  # one empty cell
+    lines[190] = lines[190].split(",")[0] + ","  # one empty cell, in the replayed 30%
     (tmp_path / "load.csv").write_text("\n".join(lines[:200]) + "\n")
     done = run_console_script(
-        ["replay", "default", "--days", "0.05", "--trace", "load.csv", "--json"], cwd=tmp_path
+        ["replay", "default", "--days", "0.04", "--trace", "load.csv", "--json"], cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)

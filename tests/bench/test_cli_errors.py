@@ -30,7 +30,7 @@ from opsbench_testing import run_main
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 SHIPPED_IDS = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
-POLICY_LIST = "oracle, reactive, static"
+POLICY_LIST = "oracle, predictive, reactive, static"
 SHORT = ("--days", "0.05")  # about an hour: any run that does start stays short
 H = "timestamp,value\n"
 

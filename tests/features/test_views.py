@@ -35,7 +35,7 @@ def built(replay_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def test_every_view_returns_its_declared_columns(built: tuple[Path, str]) -> None:
     store_path, run_id = built
     con = duckdb.connect(str(store_path), read_only=True)
-    for view in VIEWS.values():
+    for view in (v for v in VIEWS.values() if v.computed):
         columns = [
             row[0]
             for row in con.execute(

@@ -1,0 +1,88 @@
+"""The streaming anomaly detector contract (river's ``AnomalyDetector``).
+
+A detector watches ONE series. Each observation ``x`` is a mapping of named numbers:
+``x["value"]`` (required: the metric's value, in the metric's own unit) and, optionally,
+``x["timestamp"]`` (seconds since the epoch) for detectors that know about time of day.
+
+- :meth:`AnomalyDetector.score_one` returns a score in [0, 1] (higher = more anomalous) from
+  what was learnt so far. It is pure: it never changes the detector's state.
+- :meth:`AnomalyDetector.learn_one` updates the state with ``x``.
+- Use is prequential: score a point, then learn it (:meth:`score_learn_one` does both, and
+  detectors may fuse them for speed; the result must equal ``score_one`` then ``learn_one``).
+- No look-ahead: a score depends only on the points learnt before it and on ``x`` itself.
+- Deterministic: no randomness, so the same stream always gives the same scores.
+- Nothing aliases the caller's data: a detector copies the numbers it keeps.
+
+Hyper-parameters are keyword-only constructor arguments, stored unchanged and fixed in
+advance; :meth:`clone` builds a fresh, unfitted copy with the same hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+
+Observation = Mapping[str, float]
+
+
+def value_of(x: Observation) -> float:
+    """``x["value"]`` as a finite float (raises ValueError otherwise)."""
+    v = float(x["value"])
+    if not math.isfinite(v):
+        raise ValueError(f"value(={v}) must be finite")
+    return v
+
+
+class AnomalyDetector(ABC):
+    """A streaming, per-series anomaly detector (river's contract)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def learn_one(self, x: Observation) -> None:
+        """Update the state with one observation."""
+
+    @abstractmethod
+    def score_one(self, x: Observation) -> float:
+        """Anomaly score of ``x`` in [0, 1] given what was learnt so far; changes no state."""
+
+    def score_learn_one(self, x: Observation) -> float:
+        """Score ``x``, then learn it (the prequential step). Returns the score."""
+        score = self.score_one(x)
+        self.learn_one(x)
+        return score
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters given to the constructor."""
+        return {}
+
+    def clone(self) -> Self:
+        """A fresh, unfitted detector with the same hyper-parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+
+class DetectorBank:
+    """One detector per series, created on first sight from a factory (per-series state).
+
+    Parameters
+    ----------
+    factory
+        Builds a fresh detector for a new series key.
+    """
+
+    def __init__(self, factory: Callable[[], AnomalyDetector]) -> None:
+        self._factory = factory
+        self._detectors: dict[str, AnomalyDetector] = {}
+
+    def score_learn_one(self, key: str, x: Observation) -> float:
+        """Score then learn ``x`` on series ``key``'s own detector."""
+        det = self._detectors.get(key)
+        if det is None:
+            det = self._detectors[key] = self._factory()
+        return det.score_learn_one(x)
+
+    def __len__(self) -> int:
+        return len(self._detectors)

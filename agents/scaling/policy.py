@@ -1,0 +1,232 @@
+"""``predictive``: capacity planned from a quantile forecast of the load, one lead time
+ahead, with the reactive rule as a floor.
+
+Every control tick:
+
+1. The streaming pipeline (:mod:`.pipeline`) adds the minute's offered load; when a
+   working bucket (5 min) completes, the feature rows of that origin are pushed to the
+   in-process online store (:mod:`features.online`), read back from it, and the model
+   forecasts the load at the plan horizon (the bucket ending one step plus one lead time
+   from now: nodes launched now serve before that load arrives) and at the reported
+   horizon ``H`` (30 min).
+2. Pods wanted = the most of: the plan horizon's upper quantile (p90) at the target
+   utilisation, the pods the load seen now needs, and the HPA rule's proposal (the
+   reactive guard, for surprises the forecast missed).
+3. Scale-in is stabilised: the target is the highest of the raw targets over the last
+   ``scale_in_stabilization_s``; scale-out is immediate.
+4. Pods become nodes as the Cluster Autoscaler would place them
+   (:func:`agents.capacity.adjust_by_az`): new nodes on the cheapest pod slot that can
+   launch now, surplus nodes removed most expensive first, nothing moved otherwise;
+   running nodes are removed only when the nodes already serving cover the load
+   (make-before-break).
+5. One :class:`~agents.scaling.recommendation.Recommendation` per pool is returned with
+   the decision (and written to the ``events`` telemetry).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from datetime import datetime, timedelta
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.baselines.reactive import hpa_proposal
+from agents.capacity import adjust_by_az, make_before_break_by_az
+from agents.forecasting.models import DEFAULT_MODEL, FORECASTERS
+from agents.scaling.model import ScalingModel
+from agents.scaling.pipeline import LoadPipeline
+from agents.scaling.recommendation import Recommendation
+from agents.scaling.training import VIEW, history_series
+from features.online import MemoryOnlineStore
+from features.views import VIEWS
+from sim.control import ControlContext, Decision, Observation
+
+MINUTE_S = 60
+EPOCH = datetime(1970, 1, 1)
+
+
+class PredictiveParams(BaseModel):
+    """Parameters of ``predictive`` (``control.params`` in a scenario)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: str = Field(default=DEFAULT_MODEL, description="forecaster: " + ", ".join(FORECASTERS))
+    quantile: float = Field(
+        default=0.75, description="quantile of the plan forecast provisioned for: 0.5, 0.75, 0.9"
+    )
+    scale_in_stabilization_s: float = Field(default=300.0, ge=0)
+    tolerance: float = Field(default=0.1, ge=0, lt=1, description="reactive guard's tolerance")
+    min_replicas: int = Field(default=1, ge=1)
+
+
+class PredictivePolicy:
+    """Plans nodes from the forecast, never below the reactive rule."""
+
+    name = "predictive"
+    needs_model = True
+
+    def __init__(self, params: PredictiveParams | None = None) -> None:
+        self.params = params or PredictiveParams()
+        self.model: ScalingModel | None = None
+
+    def use_model(self, model: ScalingModel) -> None:
+        """Set the trained model (before :meth:`reset`)."""
+        if self.params.quantile not in model.metadata.quantiles:
+            raise ValueError(
+                f"quantile {self.params.quantile} is not among the model's "
+                f"{model.metadata.quantiles}"
+            )
+        self.model = model
+
+    def reset(self, context: ControlContext) -> None:
+        if self.model is None:
+            raise ValueError("the predictive policy needs a trained model (use_model)")
+        self.ctx = context
+        meta = self.model.metadata
+        self.pod_rate = (
+            context.service_rate_per_vcpu_rps * context.pod_vcpu * context.target_utilization
+        )
+        self.pod_capacity_rps = context.service_rate_per_vcpu_rps * context.pod_vcpu
+        self.max_pods = sum(p.max_nodes * p.pods_per_node for p in context.pools)
+        series = history_series(
+            context.history_offered_rps,
+            context.history_gap,
+            context.start,
+            source=context.scenario_id,
+        )
+        self.pipeline = LoadPipeline(series, context.history_offered_rps, context.start)
+        self.start_s = int(np.datetime64(context.start, "s").astype(np.int64))
+        self.online = MemoryOnlineStore({VIEW: VIEWS[VIEW]})
+        entity = f"replay:{context.scenario_id}:{context.seed}"
+        self.roles = {"plan": meta.plan_horizon_min, "forecast": meta.forecast_horizon_min}
+        self.entities = {role: f"{entity}:{role}:h{h}" for role, h in self.roles.items()}
+        self.q_index = meta.quantiles.index(self.params.quantile)
+        self.median_index = meta.quantiles.index(0.5)
+        self.forecast: dict[str, np.ndarray] = {}
+        self.replicas: int | None = None
+        self.last_offered = 0.0
+        self.raw_targets: deque[tuple[float, int]] = deque()
+        self._forecast_origin(context.start)
+
+    def _forecast_origin(self, now: datetime) -> None:
+        """Push this origin's feature rows, read them back online, forecast."""
+        event_time = EPOCH + timedelta(seconds=self.pipeline.bucket_end_s)
+        for role, horizon in self.roles.items():
+            self.online.push(
+                VIEW, (self.entities[role],), event_time, self.pipeline.features(horizon)
+            )
+        rows = {}
+        for role in self.roles:
+            row = self.online.get_online_row(VIEW, (self.entities[role],), now=now)
+            if row is not None:  # stale features (not in a replay): no forecast for the role
+                rows[role] = row
+        self.forecast_from(rows)
+
+    def forecast_from(self, rows: dict[str, np.ndarray]) -> None:
+        """Forecast from feature rows by role (``plan``, ``forecast``); a missing role
+        has no forecast until the next origin."""
+        assert self.model is not None
+        self.forecast = {role: self.model.predict_row(role, row) for role, row in rows.items()}
+
+    def recommend(self, rows: dict[str, np.ndarray], observation: Observation) -> Decision:
+        """Features in, decision and records out (what the latency benchmark times)."""
+        self.forecast_from(rows)
+        return self.plan(observation)
+
+    def decide(self, observation: Observation) -> Decision:
+        now = observation.sim_time_s
+        metrics = observation.metrics
+        if metrics is not None:
+            offered = sum(m.request_rate_rps for m in metrics.values())
+            minute_start = self.start_s + (int(now // MINUTE_S) - 1) * MINUTE_S
+            if self.pipeline.observe(minute_start, offered):
+                self._forecast_origin(observation.now)
+            self.last_offered = offered
+            self.replicas = hpa_proposal(
+                metrics,
+                self.replicas,
+                target=self.ctx.target_utilization,
+                tolerance=self.params.tolerance,
+                min_replicas=self.params.min_replicas,
+                pod_rate_rps=self.pod_rate,
+            )
+        return self.plan(observation)
+
+    def plan(self, observation: Observation) -> Decision:
+        """The decision for the current forecasts (the part timed by the latency bench)."""
+        now = observation.sim_time_s
+        states = observation.pools
+        now_pods = self.last_offered / self.pod_rate
+        guard = self.replicas or 0
+        plan = self.forecast.get("plan")
+        plan_pods = float(plan[self.q_index]) / self.pod_rate if plan is not None else 0.0
+        raw = min(self.max_pods, math.ceil(max(plan_pods, now_pods, guard)))
+        self.raw_targets.append((now, raw))
+        horizon = now - self.params.scale_in_stabilization_s
+        while self.raw_targets and self.raw_targets[0][0] < horizon:
+            self.raw_targets.popleft()
+        target = max(r for _, r in self.raw_targets)
+        specs = self.ctx.pools
+        wanted = adjust_by_az(float(target), specs, states)
+        by_az = make_before_break_by_az(wanted, now_pods, specs, states)
+        desired = {name: sum(counts.values()) for name, counts in by_az.items()}
+        drivers = {"forecast": plan_pods, "load now": now_pods, "reactive guard": float(guard)}
+        driver = max(drivers, key=lambda k: drivers[k])
+        records = self._records(observation, desired, target, driver, now_pods, plan_pods)
+        return Decision(
+            desired_nodes=desired,
+            reasons=(f"pods {target} ({driver})",),
+            desired_by_az=by_az,
+            records=records,
+        )
+
+    def _records(
+        self,
+        observation: Observation,
+        desired: dict[str, int],
+        target_pods: int,
+        driver: str,
+        now_pods: float,
+        plan_pods: float,
+    ) -> tuple[dict[str, object], ...]:
+        assert self.model is not None
+        report = self.forecast.get("forecast")
+        p50 = float(report[self.median_index]) if report is not None else self.last_offered
+        upper = float(report[self.q_index]) if report is not None else self.last_offered
+        serving_pods = sum(
+            observation.pools[s.name].nodes_running * s.pods_per_node for s in self.ctx.pools
+        )
+        total_pods = sum(desired[s.name] * s.pods_per_node for s in self.ctx.pools)
+        if now_pods > serving_pods:
+            urgency = "critical"
+        elif plan_pods > serving_pods:
+            urgency = "high"
+        elif upper / self.pod_rate > serving_pods:
+            urgency = "medium"
+        else:
+            urgency = "low"
+        utilization = p50 / (total_pods * self.pod_capacity_rps) if total_pods else 0.0
+        confidence = 1.0 - (upper - p50) / upper if upper > 0 else 1.0
+        records = []
+        for spec in self.ctx.pools:
+            active = observation.pools[spec.name].nodes_active
+            want = desired[spec.name]
+            action = "scale_up" if want > active else "scale_down" if want < active else "maintain"
+            record = Recommendation(
+                pool=spec.name,
+                action=action,
+                target_nodes=want,
+                urgency=urgency,
+                reasoning=(
+                    f"{target_pods} pods wanted, driven by the {driver} "
+                    f"(p{self.params.quantile * 100:.0f} forecast {plan_pods:.1f} pods, "
+                    f"load now {now_pods:.1f} pods)"
+                ),
+                predicted_cpu_utilization=round(max(0.0, utilization), 6),
+                confidence=round(min(1.0, max(0.0, confidence)), 6),
+                time_horizon=self.roles["forecast"],
+                model_version=self.model.version,
+            )
+            records.append(record.model_dump())
+        return tuple(records)

@@ -1,0 +1,293 @@
+"""Training the scaling model from the load history, through the feature store.
+
+The history (requests/s per minute before the replay, gaps marked) becomes a working
+series (5-minute means, :mod:`agents.forecasting.series`). For each horizon the
+forecaster's features of every usable origin are written to the ``load_forecast`` view
+of the DuckDB feature store (event time: the end of the origin's bucket, when its value
+became known), and the training set is read back with
+:meth:`~features.store.FeatureStore.get_historical_features`: labels ``(series,
+horizon, time, y(t + H))`` joined point-in-time to the features, so no row can carry a
+value from after its origin.
+
+Targets: for the *forecast* model the mean load of the bucket ``H`` ahead (what MASE
+scores); for the *plan* model the busiest minute of the plan window (the minutes a node
+launched at the origin serves before the next plan's nodes do, :func:`plan_window_min`),
+since the SLO is kept or lost minute by minute and a bucket's mean hides its busiest
+minute.
+
+Usable origins: one day of history before them, features not depending on filled data
+after them (``clean_origin``), and target buckets that are not gaps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from agents.forecasting.features import feature_names, make_features
+from agents.forecasting.models import FORECASTERS, Forecaster, make_forecaster
+from agents.forecasting.series import DAY_S, WorkingSeries, to_working_series
+from agents.scaling.model import ScalingModel, load_model, save_model
+from features.store import FeatureStore
+from sim.errors import InputError
+from sim.traces import Trace
+
+VIEW = "load_forecast"
+MINUTE_S = 60
+MIN_HISTORY_DAYS = 2.0
+"""One day of features plus one day of training targets."""
+DEFAULT_FORECAST_HORIZON_MIN = 30
+
+
+PLAN_QUANTILES: tuple[float, ...] = (0.5, 0.75, 0.9)
+"""Levels the scaling model's forecasters give (the policy plans from one of them)."""
+
+
+def plan_window_min(serve_delay_s: float, hold_s: float) -> tuple[int, int]:
+    """Minutes ``[first, end)`` after a forecast origin that its capacity plan must cover.
+
+    Nodes launched at the origin serve ``serve_delay_s`` later (median provisioning
+    delay + pod start); the plan holds until the next plan's nodes serve, ``hold_s``
+    (the working step, or the control interval if longer) after that.
+    """
+    first = int(serve_delay_s // MINUTE_S)
+    end = math.ceil((serve_delay_s + hold_s) / MINUTE_S)
+    return first, max(end, first + 1)
+
+
+def plan_horizon_min(window: tuple[int, int], step_s: int) -> int:
+    """Feature horizon (minutes) of the plan model: the working bucket holding the end
+    of the plan window (its calendar and seasonal features describe that time)."""
+    return int(math.ceil(window[1] * MINUTE_S / step_s) * step_s // MINUTE_S)
+
+
+def history_series(
+    history_rps: np.ndarray, history_gap: np.ndarray, start: datetime, *, source: str
+) -> WorkingSeries:
+    """The history as a working series (gaps refilled by the documented rule; ``peaks``
+    holds each bucket's busiest minute).
+
+    Raises
+    ------
+    InputError
+        Less than :data:`MIN_HISTORY_DAYS` of history (field ``workload.start``).
+    """
+    n = int(history_rps.size)
+    if n * MINUTE_S < MIN_HISTORY_DAYS * DAY_S:
+        raise InputError(
+            source,
+            "workload.start",
+            f"the predictive policy trains on the load before the replay window and there "
+            f"are only {n * MINUTE_S / DAY_S:.2f} days of it",
+            f"a window starting >= {MIN_HISTORY_DAYS:g} days after the trace's first "
+            "timestamp, or --trace FILE (trains on its first 70%, replays the rest)",
+        )
+    end = np.datetime64(start, "s")
+    stamps = end - np.timedelta64(n * MINUTE_S, "s") + np.arange(n) * np.timedelta64(MINUTE_S, "s")
+    values = np.where(np.asarray(history_gap, dtype=bool), np.nan, history_rps)
+    values.setflags(write=False)
+    stamps.setflags(write=False)
+    trace = Trace(path=Path(source), timestamps=stamps, values=values, step_s=MINUTE_S)
+    return to_working_series(trace, peaks=True)
+
+
+def model_key(series: WorkingSeries, *, forecaster: str, settings: object, source: str) -> str:
+    """A digest of everything the model depends on (data, settings, library versions)."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(series.values).tobytes())
+    digest.update(np.ascontiguousarray(series.gap).tobytes())
+    settings = {
+        "first": str(series.timestamps[0]),
+        "step_s": series.step_s,
+        "forecaster": forecaster,
+        "settings": repr(settings),
+        "quantiles": list(PLAN_QUANTILES),
+        "features": list(feature_names()),
+        "scikit-learn": sklearn.__version__,
+        "source": source,
+        "targets": {"plan": "busiest minute of the plan window", "forecast": "bucket mean"},
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def mean_targets(series: WorkingSeries, horizon_steps: int) -> np.ndarray:
+    """Per origin ``i``: the bucket mean ``y[i + h]`` (``NaN`` past the end or on a gap)."""
+    n, h = series.values.size, horizon_steps
+    out = np.full(n, np.nan)
+    if n > h:
+        out[: n - h] = np.where(series.gap[h:], np.nan, series.values[h:])
+    return out
+
+
+def peak_targets(
+    series: WorkingSeries,
+    history_rps: np.ndarray,
+    history_gap: np.ndarray,
+    start: datetime,
+    window: tuple[int, int],
+) -> np.ndarray:
+    """Per origin ``i``: the busiest minute in ``window`` (minutes after the end of the
+    origin's bucket) of the per-minute history; ``NaN`` past its end or over a gap."""
+    n_min = history_rps.size
+    first_s = int(np.datetime64(start, "s").astype(np.int64)) - n_min * MINUTE_S
+    ends_s = series.timestamps.astype("datetime64[s]").astype(np.int64) + series.step_s
+    first = (ends_s - first_s) // MINUTE_S + window[0]
+    width = window[1] - window[0]
+    values = np.where(np.asarray(history_gap, dtype=bool), np.nan, history_rps)
+    out = np.full(series.values.size, np.nan)
+    ok = (first >= 0) & (first + width <= n_min)
+    if ok.any():
+        rows = values[first[ok, None] + np.arange(width)[None, :]]
+        out[ok] = rows.max(axis=1)  # NaN if any minute was a gap
+    return out
+
+
+def training_set(
+    store: FeatureStore,
+    series: WorkingSeries,
+    target: np.ndarray,
+    *,
+    series_id: str,
+    horizon_min: int,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Write the features of every usable origin to the store, read the point-in-time
+    training set back. Returns ``(X, y)`` (features in :func:`feature_names` order;
+    ``target`` per origin, ``NaN`` where unusable)."""
+    step = series.step_s
+    h = horizon_min * MINUTE_S // step
+    day = DAY_S // step
+    n = series.values.size
+    frame = make_features(series.values, series.timestamps, step_s=step, horizon_steps=h)
+    origins = np.arange(day, n)
+    origins = origins[series.clean_origin[origins] & np.isfinite(target[origins])]
+    if origins.size == 0:
+        raise InputError(
+            series.source, "workload.start", "no usable training origin", "more history"
+        )
+    event_time = pd.to_datetime(series.timestamps[origins] + np.timedelta64(step, "s"))
+    rows = frame.iloc[origins].reset_index(drop=True)
+    entity = f"{series_id}:h{horizon_min}"
+    rows.insert(0, "event_time", event_time)
+    rows.insert(0, "series", entity)
+    store.write_features(VIEW, rows)
+    labels = pd.DataFrame(
+        {
+            "series": entity,
+            "timestamp": event_time,
+            "target": target[origins],
+        }
+    )
+    columns = feature_names()
+    joined = store.get_historical_features(labels, [f"{VIEW}:{c}" for c in columns])
+    X = joined[[f"{VIEW}__{c}" for c in columns]].astype(np.float64)
+    X.columns = list(columns)
+    return X, joined["target"].to_numpy(dtype=np.float64)
+
+
+def train_model(
+    series: WorkingSeries,
+    peaks: np.ndarray,
+    *,
+    store: FeatureStore,
+    folder: Path,
+    source: str,
+    forecaster: str,
+    plan_window: tuple[int, int],
+    forecast_horizon: int = DEFAULT_FORECAST_HORIZON_MIN,
+    progress: Callable[[str], None] | None = None,
+) -> ScalingModel:
+    """Fit the plan model (``peaks``: :func:`peak_targets`) and the forecast model (the
+    mean ``forecast_horizon`` minutes ahead) and save them to ``folder``."""
+    plan_horizon = plan_horizon_min(plan_window, series.step_s)
+    if forecaster not in FORECASTERS:
+        allowed = ", ".join(FORECASTERS)
+        raise InputError("--model", "", f"unknown forecaster {forecaster!r}", allowed)
+    series_id = folder.name
+    fitted: dict[str, Forecaster] = {}
+    counts: dict[str, int] = {}
+    for role, horizon in (("plan", plan_horizon), ("forecast", forecast_horizon)):
+        if progress is not None:
+            progress(f"training {forecaster} ({role}, {horizon} min ahead) on {source}")
+        target = (
+            peaks
+            if role == "plan"
+            else mean_targets(series, forecast_horizon * MINUTE_S // series.step_s)
+        )
+        X, y = training_set(
+            store, series, target, series_id=f"{series_id}:{role}", horizon_min=horizon
+        )
+        params = {"quantiles": PLAN_QUANTILES} if forecaster == "gbm-quantile" else {}
+        fitted[role] = make_forecaster(forecaster, **params).fit(X, y)
+        counts[role] = int(y.size)
+    end = series.timestamps[-1] + np.timedelta64(series.step_s, "s")
+    return save_model(
+        fitted,
+        {
+            "forecaster": forecaster,
+            "step_s": series.step_s,
+            "forecast_horizon_min": forecast_horizon,
+            "plan_horizon_min": plan_horizon,
+            "plan_window_min": plan_window,
+            "quantiles": PLAN_QUANTILES,
+            "feature_columns": feature_names(),
+            "training": {
+                "source": source,
+                "first_bucket": str(series.timestamps[0]),
+                "end": str(end),
+                "n_samples": counts,
+            },
+        },
+        folder,
+    )
+
+
+def load_or_train(
+    history_rps: np.ndarray,
+    history_gap: np.ndarray,
+    start: datetime,
+    *,
+    models_dir: Path,
+    store_path: Path,
+    name: str,
+    source: str,
+    forecaster: str,
+    plan_window: tuple[int, int],
+    forecast_horizon: int = DEFAULT_FORECAST_HORIZON_MIN,
+    retrain: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[ScalingModel, Path, bool]:
+    """The saved model for this history and these settings, trained first if there is
+    none (or ``retrain``). Returns ``(model, folder, trained_now)``."""
+    series = history_series(history_rps, history_gap, start, source=source)
+    peaks = peak_targets(series, history_rps, history_gap, start, plan_window)
+    key = model_key(
+        series, forecaster=forecaster, settings=(plan_window, forecast_horizon), source=source
+    )
+    folder = models_dir / "scaling" / f"{name}-{key}"
+    if folder.exists() and not retrain:
+        return load_model(folder), folder, False
+    from features.views import VIEWS
+
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    with FeatureStore(store_path, views=VIEWS, lake=store_path.parent / "lake") as store:
+        model = train_model(
+            series,
+            peaks,
+            store=store,
+            folder=folder,
+            source=source,
+            forecaster=forecaster,
+            plan_window=plan_window,
+            forecast_horizon=forecast_horizon,
+            progress=progress,
+        )
+    return model, folder, True
