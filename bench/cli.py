@@ -362,7 +362,9 @@ cli.add_command(anomaly)
 cli.add_command(train_group)
 cli.add_command(bench_group)
 
+from bench.cli_security import security  # noqa: E402  (own module per command group)
 
+cli.add_command(security)
 
 
 def main(argv: list[str] | None = None) -> None:

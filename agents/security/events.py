@@ -1,0 +1,235 @@
+"""CloudTrail records → the few fields the analyser reads, plus masking for ablations.
+
+A record is the JSON object CloudTrail writes (``eventTime``, ``eventSource``,
+``eventName``, ``userIdentity``, ``sourceIPAddress``, ``userAgent``,
+``requestParameters``, ``errorCode``, ``readOnly``, ...). :func:`parse_event` reduces it
+to an :class:`Event`; times are POSIX seconds (UTC).
+
+Principals
+    The behaviour key of a record: the IAM user's ARN, the *role* of an assumed-role
+    session (``arn:aws:sts::A:assumed-role/ROLE``; the session name is kept separately
+    as the session key), or ``service:<host>`` for AWS service principals.
+
+User-agent families
+    A coarse client class (``console``, ``aws-cli``, ``boto``, ``go-sdk``, ``java-sdk``,
+    ``js-sdk``, ``terraform``, ``aws-internal``, ``aws-service``, ``http-lib``, ``other``,
+    ``none``) read from the user-agent prefix: what the analyser generalises over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("apn/1.0 hashicorp", "terraform"),
+    ("[apn/1.0 hashicorp", "terraform"),
+    ("[[apn/1.0 hashicorp", "terraform"),
+    ("terraform", "terraform"),
+    ("mozilla/", "console"),
+    ("signin.amazonaws.com", "console"),
+    ("console.amazonaws.com", "console"),
+    ("[s3console", "console"),
+    ("s3console", "console"),
+    ("rds console", "console"),
+    ("aws internal", "aws-internal"),
+    ("[aws internal", "aws-internal"),
+    ("[awscloudtrail", "aws-internal"),
+    ("aws-cli/", "aws-cli"),
+    ("[aws-cli/", "aws-cli"),
+    ("boto3/", "boto"),
+    ("[boto3/", "boto"),
+    ("botocore/", "boto"),
+    ("aws-sdk-go", "go-sdk"),
+    ("[aws-sdk-go", "go-sdk"),
+    ("aws-sdk-java", "java-sdk"),
+    ("[aws-sdk-java", "java-sdk"),
+    ("aws-sdk-js", "js-sdk"),
+    ("aws-sdk-nodejs", "js-sdk"),
+    ("python-requests", "http-lib"),
+    ("curl/", "http-lib"),
+    ("go-http-client", "http-lib"),
+)
+UA_FAMILIES: tuple[str, ...] = (
+    "none",
+    "console",
+    "aws-cli",
+    "boto",
+    "go-sdk",
+    "java-sdk",
+    "js-sdk",
+    "terraform",
+    "aws-internal",
+    "aws-service",
+    "http-lib",
+    "other",
+)
+
+_ROLE_SESSION = re.compile(r"^(arn:aws[^:]*:sts::\d*:assumed-role/[^/]+)/(.*)$")
+
+
+def ua_family(user_agent: str) -> str:
+    """The client class of a user-agent string (see the module docstring)."""
+    ua = user_agent.strip().lower()
+    if not ua:
+        return "none"
+    for prefix, family in _FAMILIES:
+        if ua.startswith(prefix):
+            return family
+    if ua.endswith(".amazonaws.com"):
+        return "aws-service"
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The fields of one CloudTrail record the analyser uses (times in POSIX s)."""
+
+    event_id: str
+    time_s: float
+    account: str
+    source: str
+    name: str
+    error: str
+    user_agent: str
+    ip: str
+    principal: str
+    session: str
+    identity_type: str
+    read_only: bool
+    params: Any
+
+
+def parse_time(text: str) -> float:
+    """``2023-07-10T11:42:18Z`` (ISO 8601, UTC) as POSIX seconds."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        return (dt - datetime(1970, 1, 1)).total_seconds()
+    return dt.timestamp()
+
+
+def principal_of(identity: Mapping[str, Any]) -> tuple[str, str]:
+    """The behaviour key and the session key of a ``userIdentity`` object."""
+    kind = str(identity.get("type") or "")
+    arn = str(identity.get("arn") or "")
+    if kind == "AWSService" or (not arn and identity.get("invokedBy")):
+        key = f"service:{identity.get('invokedBy') or 'aws'}"
+        return key, key
+    if arn:
+        m = _ROLE_SESSION.match(arn)
+        if m:
+            return m.group(1), arn
+        return arn, arn
+    fallback = str(identity.get("accessKeyId") or identity.get("principalId") or kind or "unknown")
+    return f"{kind}:{fallback}", f"{kind}:{fallback}"
+
+
+def _read_only(record: Mapping[str, Any], name: str) -> bool:
+    value = record.get("readOnly")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return name.startswith(("Get", "List", "Describe", "Head", "Lookup"))
+
+
+def parse_event(record: Mapping[str, Any]) -> Event:
+    """Reduce one CloudTrail record to an :class:`Event`.
+
+    Raises
+    ------
+    ValueError
+        If ``eventTime`` or ``eventName`` is missing or unreadable.
+    """
+    name = record.get("eventName")
+    when = record.get("eventTime")
+    if not isinstance(name, str) or not name:
+        raise ValueError("eventName is missing")
+    if not isinstance(when, str):
+        raise ValueError("eventTime is missing")
+    identity = record.get("userIdentity")
+    if not isinstance(identity, Mapping):
+        identity = {}
+    principal, session = principal_of(identity)
+    account = str(record.get("recipientAccountId") or identity.get("accountId") or "")
+    return Event(
+        event_id=str(record.get("eventID") or ""),
+        time_s=parse_time(when),
+        account=account,
+        source=str(record.get("eventSource") or ""),
+        name=name,
+        error=str(record.get("errorCode") or ""),
+        user_agent=str(record.get("userAgent") or ""),
+        ip=str(record.get("sourceIPAddress") or ""),
+        principal=principal,
+        session=session,
+        identity_type=str(identity.get("type") or ""),
+        read_only=_read_only(record, name),
+        params=record.get("requestParameters"),
+    )
+
+
+# ------------------------------------------------------------------ masking (ablation)
+
+MASKED_UA = "masked"
+# Kept: plain words (enumerations such as ``launchPermission``), numbers (ports, account
+# ids), CIDR blocks and wildcards. Everything else (names, ids, paths) is made opaque.
+_KEEP_VALUE = re.compile(r"^([A-Za-z_]{1,40}|\d{1,12}|[0-9a-fA-F.:]+/\d{1,3}|\*)$")
+
+
+def _opaque(text: str) -> str:
+    return "x" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_value(v) for v in value]
+    if isinstance(value, str) and value.startswith("arn:"):
+        return _mask_arn(value)
+    if isinstance(value, str) and not _KEEP_VALUE.match(value):
+        return _opaque(value)
+    return value
+
+
+def _mask_arn(arn: str) -> str:
+    """Keep the ARN's structure (partition, service, account, resource type), replace
+    the resource's names by opaque ids (distinct names stay distinct)."""
+    if not arn.startswith("arn:"):
+        return arn
+    head, _, resource = arn.rpartition(":")
+    if head.endswith(":aws"):  # AWS-managed (e.g. arn:aws:iam::aws:policy/...): not ours
+        return arn
+    parts = resource.split("/")
+    if len(parts) == 1:
+        return head + ":" + (resource if resource == "root" else _opaque(resource))
+    return head + ":" + "/".join([parts[0], *(_opaque(p) for p in parts[1:])])
+
+
+def mask_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with ``userAgent`` masked and resource names made opaque.
+
+    Request-parameter strings that are not plain words (names, ids, ARNs, paths) and the
+    names inside the principal's ARN and ``userName`` are replaced by stable opaque ids,
+    so identity is kept (behaviour still works) but names no longer describe anything.
+    """
+    out = dict(record)
+    out["userAgent"] = MASKED_UA
+    if "requestParameters" in out:
+        out["requestParameters"] = _mask_value(out["requestParameters"])
+    identity = out.get("userIdentity")
+    if isinstance(identity, Mapping):
+        ident = dict(identity)
+        if isinstance(ident.get("arn"), str):
+            ident["arn"] = _mask_arn(ident["arn"])
+        if isinstance(ident.get("userName"), str) and ident["userName"]:
+            ident["userName"] = _opaque(ident["userName"])
+        out["userIdentity"] = ident
+    return out

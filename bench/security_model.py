@@ -1,0 +1,116 @@
+"""The shipped security model: trained deterministically at first use, then cached.
+
+Nothing is downloaded and no weights are committed. The model is trained from
+simulator-generated accounts (:mod:`bench.security_data`, fixed seed) with fixed
+hyper-parameters, so its alert threshold is fixed by the training data, never by the
+file being scored. The fitted model is cached under ``.opsbench/models/`` as a pickle
+written by this process plus a JSON file with its SHA-256 and a key over everything
+that shaped it (training spec, hyper-parameters, the source of the generator and the
+analyser, the technique catalogue, scikit-learn's version); a cache whose key or hash
+does not match is ignored and the model retrained. The pickle is only ever read back
+from this local cache after that check (trusted local file, as CONVENTIONS §12 allows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sklearn
+
+from agents.security.analyser import SecurityAnalyser
+from agents.security.events import mask_record
+from bench.security_data import REPO, TECHNIQUES_CSV, TrainingSpec, simulate_accounts
+
+MODEL_DIR = Path(".opsbench") / "models"
+SHIPPED_SPEC = TrainingSpec()
+SHIPPED_PARAMS: dict[str, Any] = {}
+_SOURCES = (
+    "sim/audit.py",
+    "bench/security_data.py",
+    "agents/security/events.py",
+    "agents/security/features.py",
+    "agents/security/anomaly.py",
+    "agents/security/analyser.py",
+)
+
+
+def cache_key(spec: TrainingSpec, params: dict[str, Any], masked: bool) -> str:
+    """SHA-256 over everything that determines the trained model."""
+    h = hashlib.sha256()
+    h.update(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(f"masked={masked} sklearn={sklearn.__version__}".encode())
+    for rel in _SOURCES:
+        h.update((REPO / rel).read_bytes())
+    h.update(TECHNIQUES_CSV.read_bytes())
+    return h.hexdigest()
+
+
+def train(
+    spec: TrainingSpec = SHIPPED_SPEC,
+    params: dict[str, Any] | None = None,
+    *,
+    masked: bool = False,
+) -> SecurityAnalyser:
+    """Simulate the training accounts and fit an analyser (``masked``: userAgent and
+    resource names masked in training, for the ablation)."""
+    records, labels = simulate_accounts(spec)
+    if masked:
+        records = [mask_record(r) for r in records]
+    return SecurityAnalyser(**(params or {})).fit(records, [lab.label for lab in labels])
+
+
+def load_or_train(
+    spec: TrainingSpec | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    masked: bool = False,
+    model_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SecurityAnalyser:
+    """The cached model for (spec, params, masked), training and caching it if needed
+    (defaults: the shipped :data:`SHIPPED_SPEC` and :data:`SHIPPED_PARAMS`)."""
+    spec = spec if spec is not None else SHIPPED_SPEC
+    params = params if params is not None else SHIPPED_PARAMS
+    key = cache_key(spec, params, masked)
+    directory = model_dir or Path(os.environ.get("OPSBENCH_MODEL_DIR", str(MODEL_DIR)))
+    blob = directory / f"security-{key[:16]}.pkl"
+    meta = directory / f"security-{key[:16]}.json"
+    if blob.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        data = blob.read_bytes()
+        if info.get("key") == key and info.get("sha256") == hashlib.sha256(data).hexdigest():
+            model = pickle.loads(data)
+            if isinstance(model, SecurityAnalyser):
+                return model
+    if progress is not None:
+        progress("training the security model from simulated accounts (first use only)")
+    model = train(spec, params, masked=masked)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = blob.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, blob)
+    meta.write_text(
+        json.dumps(
+            {
+                "key": key,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "spec": dataclasses.asdict(spec),
+                "params": params,
+                "masked": masked,
+                "threshold": model.threshold_,
+                "sklearn": sklearn.__version__,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return model
