@@ -23,12 +23,16 @@ order plus the features. Three pandas references are timed:
     sorts it too (reported: what "merge_asof on the same data" costs from scratch).
 
 The store's figure is its warm time (best of the rounds); the first call, which also
-fills the in-process column cache from DuckDB, is reported as ``store_cold_s``.
+fills the in-process column cache from DuckDB, is reported as ``store_cold_s``. The
+process CPU seconds of the same calls (``store_cpu_s``, all threads; pandas uses one) and
+the 1-minute load average before the rounds are reported too: the machines are shared,
+and DuckDB's wall-time lead comes from using both cores, which other load takes away.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -230,6 +234,13 @@ def best_of(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return best, result
 
 
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process over all its threads, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
 def pit_compare(rounds: int = 5, threads: int | None = None) -> dict[str, float]:
     """Store vs pandas on the same data, interleaved, best of ``rounds`` each."""
     features, labels = pit_data()
@@ -243,12 +254,16 @@ def pit_compare(rounds: int = 5, threads: int | None = None) -> dict[str, float]
         try:
             cold_s, _ = best_of(lambda: store.get_historical_features(labels, refs), 1)
             times: dict[str, list[float]] = {"store": [], "like": [], "only": []}
+            cpu: dict[str, list[float]] = {"store": [], "like": []}
+            load_before = os.getloadavg()[0]
             store_out = like_out = None
             for _ in range(rounds):
-                t, store_out = best_of(lambda: store.get_historical_features(labels, refs), 1)
+                t, c, store_out = timed(lambda: store.get_historical_features(labels, refs))
                 times["store"].append(t)
-                t, like_out = best_of(lambda: pandas_like_for_like(by_time, labels), 1)
+                cpu["store"].append(c)
+                t, c, like_out = timed(lambda: pandas_like_for_like(by_time, labels))
                 times["like"].append(t)
+                cpu["like"].append(c)
                 t, _ = best_of(lambda: pandas_merge_asof_only(by_time, sorted_labels), 1)
                 times["only"].append(t)
             sorting_s, _ = best_of(
@@ -277,6 +292,11 @@ def pit_compare(rounds: int = 5, threads: int | None = None) -> dict[str, float]
         "ratio": store_s / like_s,
         "ratio_to_merge_asof_only": store_s / only_s,
         "ratio_to_sorting_features": store_s / sorting_s,
+        "store_cpu_s": min(cpu["store"]),
+        "pandas_like_for_like_cpu_s": min(cpu["like"]),
+        "cpu_ratio": min(cpu["store"]) / min(cpu["like"]),
+        "load_avg_1min": load_before,
+        "cpus": float(os.cpu_count() or 1),
     }
 
 

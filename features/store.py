@@ -30,7 +30,9 @@ committed, so every committed batch is in the lake.
 
 Point-in-time retrieval is a DuckDB ASOF JOIN per view. When every stored event time is
 whole seconds (telemetry is), the join runs on narrow keys only -- (``_eid`` as SMALLINT
-or INTEGER, ``_t``) -- and returns (label row, ``_row``) pairs; the ttl check and the
+or INTEGER, ``_t``) -- with the labels mapped to ``_eid`` in process (single-column
+entities) and handed to DuckDB already sorted by those keys, which its sort profits from;
+the ttl is checked in the same query, which returns only (label row, ``_row``) pairs. The
 feature values then come from an in-process cache of the requested columns indexed by
 ``_row`` (kept up to ``feature_cache_bytes``; dropped when the view is written). Carrying
 the feature values through DuckDB's sort instead costs about a third more. Otherwise
@@ -272,25 +274,15 @@ class _Column:
         assert data is not None
         return len(data) - 1
 
-    def gather(self, rid: np.ndarray[Any, Any], row: np.ndarray[Any, Any], n: int) -> Any:
-        """``n`` values, ``row``'s value at position ``rid`` and null elsewhere (pandas-ready).
-
-        Gathering in ``row`` order (the join's output order, which follows the table's
-        layout) and scattering to ``rid`` is kinder to the cache than the other way round.
-        """
+    def gather(self, pos: np.ndarray[Any, Any]) -> Any:
+        """The values at slots ``pos`` (the null slot gives null), pandas-ready."""
         if self.strings is not None:
-            index = np.full(n, self.size, dtype=np.int64)
-            index[rid] = row
-            return self.strings.take(pa.array(index)).to_pandas().array
+            return self.strings.take(pa.array(pos)).to_pandas().array
         assert self.values is not None
+        values = self.values[pos]
         if self.valid is None:
-            out = np.full(n, np.nan, dtype=self.values.dtype)
-            out[rid] = self.values[row]
-            return out
-        values = np.zeros(n, dtype=self.values.dtype)
-        values[rid] = self.values[row]
-        mask = np.ones(n, dtype=np.bool_)
-        mask[rid] = ~self.valid[row]
+            return values
+        mask = ~self.valid[pos]
         if values.dtype == np.bool_:
             return pd.arrays.BooleanArray(values, mask)
         return pd.arrays.IntegerArray(values, mask)
@@ -314,6 +306,18 @@ def _load_column(values: pa.ChunkedArray, rows: np.ndarray[Any, Any], size: int)
     out[rows] = pc.fill_null(values, False if dtype == np.bool_ else 0).to_numpy()
     valid[rows] = values.is_valid().to_numpy()
     return _Column(out, valid, None, out.nbytes + valid.nbytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewKeys:
+    """What the fast point-in-time path needs to know of a view's keys, kept in process
+    until the view is written: its entity dictionary (single-column entities only:
+    entity values and their ``_eid``), the greatest ``_eid`` and the latest ``_t``."""
+
+    values: pa.Array | None
+    eids: np.ndarray[Any, Any] | None
+    max_eid: int
+    max_t: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +418,7 @@ class FeatureStore:
         self._online_cache: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
         self.feature_cache_bytes = feature_cache_bytes
         self._columns: OrderedDict[tuple[str, str], _Column] = OrderedDict()
+        self._view_keys: dict[str, _ViewKeys] = {}
         self._parsed: dict[tuple[Any, ...], dict[str, list[str]]] = {}
         self._online_complete: set[str] = set()
         self._gather_pool: ThreadPoolExecutor | None = None
@@ -1299,7 +1304,7 @@ class FeatureStore:
                     layout = self._maybe_compact(plan)
                     fast = layout[3] == 0 and self._cache_columns(plan, names, layout[2])
                     if fast:
-                        results.update(self._asof_fast(plan, names, keys, ts))
+                        results.update(self._asof_fast(plan, names, keys, ts, layout[2]))
                     else:
                         arrays = self._asof(plan, names, keys, ts, lo, hi)
                 for name, array in (arrays or {}).items():
@@ -1308,17 +1313,21 @@ class FeatureStore:
             out = entity_df.copy(deep=False)
         else:
             out = entity_df.to_pandas()
-        added = pd.DataFrame({name: results[name] for name in out_names}, index=out.index)
+        # Every result array is new (gathered or converted here): no need to copy them.
+        added = pd.DataFrame(
+            {name: results[name] for name in out_names}, index=out.index, copy=False
+        )
         return pd.concat([out, added], axis=1)
 
     def _drop_columns(self, view: str) -> None:
-        """Forget the cached feature columns of ``view`` (after a write)."""
+        """Forget the cached feature columns and entity ids of ``view`` (after a write)."""
+        self._view_keys.pop(view, None)
         for key in [k for k in self._columns if k[0] == view]:
             del self._columns[key]
 
     def _cache_columns(self, plan: _Plan, names: list[str], size: int) -> bool:
         """Make sure ``names`` of ``plan`` are cached (``size`` rows); False if over budget."""
-        want = [(plan.name, name) for name in ["_t", *names]]
+        want = [(plan.name, name) for name in names]
         missing = [k for k in want if k not in self._columns]
         for key in want:
             if key in self._columns:
@@ -1326,10 +1335,7 @@ class FeatureStore:
         if not missing:
             return True
         width = {"DOUBLE": 8, "BIGINT": 9, "INTEGER": 5, "BOOLEAN": 2, "VARCHAR": 24}
-        need = sum(
-            (size + 1) * (5 if name == "_t" else width[plan.view.feature(name).dtype])
-            for _, name in missing
-        )
+        need = sum((size + 1) * width[plan.view.feature(name).dtype] for _, name in missing)
         held = sum(c.nbytes for k, c in self._columns.items() if k in want)
         if need + held > self.feature_cache_bytes:
             return False
@@ -1366,68 +1372,178 @@ class FeatureStore:
             for name in tables:
                 c.unregister(name)
 
+    def _keys_of(self, plan: _Plan) -> _ViewKeys:
+        """The view's :class:`_ViewKeys` (cached until the view is written)."""
+        known = self._view_keys.get(plan.name)
+        if known is None:
+            c = self._c
+            top = _first(
+                c.execute(
+                    f"SELECT max(_eid), max(_t) FROM {plan.online} o, "
+                    f"(SELECT max(_t) AS _t FROM {plan.fv}) f"
+                ).fetchall()
+            )
+            max_eid = -1 if top is None or top[0] is None else int(top[0])
+            max_t = None if top is None or top[1] is None else int(top[1])
+            values: pa.Array | None = None
+            eids: np.ndarray[Any, Any] | None = None
+            if len(plan.view.entity) == 1:
+                table = c.sql(
+                    f"SELECT {_q(plan.view.entity[0])}, _eid FROM {plan.online}"
+                ).to_arrow_table()
+                values = table.column(0).combine_chunks()
+                eids = table.column(1).to_numpy().astype(np.int64)
+            known = _ViewKeys(values, eids, max_eid, max_t)
+            self._view_keys[plan.name] = known
+        return known
+
+    @staticmethod
+    def _entity_ids(known: _ViewKeys, key: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+        """Each label's ``_eid`` (-1: an entity the view has never seen)."""
+        values, eids = known.values, known.eids
+        assert values is not None and eids is not None
+        n = len(key)
+        if len(eids) == 0:
+            return np.full(n, -1, dtype=np.int64)
+        if pa.types.is_integer(values.type) and not key.null_count:
+            # Integer entities over a small range: one table lookup instead of a hash.
+            low, high = int(np.min(values)), int(np.max(values))
+            if high - low < max(1 << 16, 4 * len(eids)):
+                table = np.full(high - low + 2, -1, dtype=np.int64)  # last slot: not seen
+                table[values.to_numpy() - low] = eids
+                labels = key.to_numpy()
+                slot = labels - low
+                slot[(labels < low) | (labels > high)] = high - low + 1
+                found: np.ndarray[Any, Any] = table[slot]
+                return found
+        index = pc.index_in(key, value_set=values).fill_null(-1).to_numpy()
+        ids: np.ndarray[Any, Any] = np.append(eids, -1)[index]  # index -1: the -1 at the end
+        return ids
+
+    @staticmethod
+    def _sort_labels(
+        eid: np.ndarray[Any, Any], seconds: np.ndarray[Any, Any], rid: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """(eid, seconds, rid) sorted by (eid, seconds): DuckDB's sort inside the ASOF JOIN
+        is much cheaper on input that is already in order. One sort of a packed int64
+        key (entity | second offset | row) when the three fit in 63 bits, else an argsort."""
+        if len(rid) == 0:
+            return eid, seconds, rid
+        t0 = int(seconds.min())
+        e_bits = int(eid.max()).bit_length()
+        t_bits = (int(seconds.max()) - t0).bit_length()
+        r_bits = int(rid.max()).bit_length()
+        if e_bits + t_bits + r_bits <= 63:
+            key = (eid << (t_bits + r_bits)) | ((seconds - t0) << r_bits) | rid
+            key.sort()
+            return (
+                key >> (t_bits + r_bits),
+                ((key >> r_bits) & ((1 << t_bits) - 1)) + t0,
+                key & ((1 << r_bits) - 1),
+            )
+        order = np.argsort((eid << 32) | (seconds - I32_MIN), kind="stable")
+        return eid[order], seconds[order], rid[order]
+
     def _asof_fast(
         self,
         plan: _Plan,
         names: list[str],
         keys: list[pa.ChunkedArray],
         ts: pa.ChunkedArray,
+        size: int,
     ) -> dict[str, Any]:
         """One view's features for every label row, in label order: the fast path.
 
         DuckDB's ASOF JOIN matches each label to its row on narrow keys only: the entity
         id (SMALLINT when there are fewer than 32,767 entities) and the event time as
         int32 seconds (label times floored, which is exact because every stored event
-        time is whole seconds); it returns just (label row, ``_row``). The ttl is then
-        checked on the exact label time and the feature values gathered, both from the
-        in-process column cache (``_t`` and the features, indexed by ``_row``).
+        time is whole seconds); the labels go in sorted by those keys. The ttl is checked
+        in the same query on the exact label time, and the query returns just (label row,
+        ``_row`` or the null slot ``size``). The feature values are then gathered from the
+        in-process column cache (indexed by ``_row``).
         """
-        c = self._c
         v = plan.view
         n = len(ts)
         micros = pc.cast(ts, pa.int64()).fill_null(0).to_numpy()
         seconds = np.floor_divide(micros, 1_000_000) - BASE_S
-        if n and (seconds.min() < I32_MIN or seconds.max() > I32_MAX):
-            seconds = np.clip(seconds, I32_MIN, I32_MAX)
-        key_names = [f"_k{i}" for i in range(len(keys))]
-        lhs = pa.Table.from_arrays(
-            [pa.array(np.arange(n, dtype=np.int32)), *keys, pa.array(seconds.astype(np.int32))],
-            names=["_rid", *key_names, "_t"],
-        )
-        if ts.null_count:
-            lhs = lhs.filter(ts.is_valid())
-        top = _first(c.execute(f"SELECT max(_eid) FROM {plan.online}").fetchall())
-        eid = "SMALLINT" if top is None or top[0] is None or top[0] < 2**15 - 1 else "INTEGER"
-        on = " AND ".join(f"o.{_q(k)} = l.{kn}" for k, kn in zip(v.entity, key_names, strict=True))
-        times = self._columns[(v.name, "_t")]
-        assert times.values is not None
-        row_type = "INTEGER" if times.size < I32_MAX else "BIGINT"
-        sql = (
-            f"WITH l AS (SELECT l._rid, o._eid::{eid} AS _eid, l._t FROM _pit_lhs l "
-            f"JOIN {plan.online} o ON {on}), "
-            f"f AS (SELECT _eid::{eid} AS _eid, _t, _row::{row_type} AS _row FROM {plan.fv} "
-            f"WHERE _t <= $hi) "
-            f"SELECT l._rid, f._row FROM l ASOF JOIN f ON l._eid = f._eid AND l._t >= f._t"
-        )
-        result = self._query_unordered(
-            sql, {"hi": int(seconds.max()) if n else 0}, {"_pit_lhs": lhs}
-        )
-        rid = result.column(0).to_numpy()
-        row = result.column(1).to_numpy()
-        # The ttl, on the exact label time: the matched row's second must be at least
-        # ceil((t - ttl) / 1 s) (event times are whole seconds).
         ttl_us = v.ttl // timedelta(microseconds=1)
-        if ttl_us <= 2**62:
-            first_ok = -np.floor_divide(ttl_us - micros[rid], 1_000_000) - BASE_S
-            keep = times.values[row] >= first_ok
-            rid, row = rid[keep], row[keep]
-        columns = [self._columns[(v.name, name)] for name in names]
-        if len(columns) == 1 or n < 100_000:
-            gathered = [column.gather(rid, row, n) for column in columns]
+        keep = ts.is_valid().to_numpy(zero_copy_only=False) if ts.null_count else None
+        if n and (seconds.min() < I32_MIN or seconds.max() > I32_MAX):
+            # Before the range of _t no row can match; after it, every row is earlier.
+            early = seconds >= I32_MIN
+            keep = early if keep is None else keep & early
+            seconds = np.clip(seconds, I32_MIN, I32_MAX)
+        known_keys = self._keys_of(plan)
+        eid = self._entity_ids(known_keys, keys[0]) if known_keys.values is not None else None
+        if eid is not None:
+            known = eid >= 0
+            keep = known if keep is None else keep & known
+        rid = np.arange(n, dtype=np.int64)
+        if keep is not None:
+            rid = rid[keep]
+        # The ttl: the matched row's second must be >= ceil((t - ttl) / 1 s); for whole-
+        # second label times that is t - floor(ttl / 1 s), checked in SQL without a column.
+        whole = not (micros % 1_000_000).any()
+        columns: list[pa.Array] = []
+        if eid is not None:
+            e, t, rid = self._sort_labels(
+                eid if keep is None else eid[keep],
+                seconds if keep is None else seconds[keep],
+                rid,
+            )
+            etype = pa.int16() if e.size == 0 or e.max() < 2**15 - 1 else pa.int32()
+            columns = [pa.array(e.astype(etype.to_pandas_dtype())), pa.array(t.astype(np.int32))]
+            key_names = ["_eid"]
+        else:
+            picked = keys if keep is None else [k.take(pa.array(rid)) for k in keys]
+            columns = [*picked, pa.array(seconds[rid].astype(np.int32))]
+            key_names = [f"_k{i}" for i in range(len(keys))]
+        names_in = ["_rid", *key_names, "_t"]
+        columns.insert(0, pa.array(rid.astype(np.int32)))
+        params: dict[str, Any] = {"none": size}
+        rows = f"SELECT _eid::{{eid_t}} AS _eid, _t, _row::{{row_type}} AS _row FROM {plan.fv}"
+        if n and (known_keys.max_t is None or seconds.max() < known_keys.max_t):
+            rows += " WHERE _t <= $hi"  # rows after the last label cannot match
+            params["hi"] = int(seconds.max())
+        if ttl_us > 2**62:
+            ttl_ok = "true"
+        elif whole:
+            ttl_ok = "l._t::BIGINT - f._t <= $ttl"
+            params["ttl"] = ttl_us // 1_000_000
+        else:
+            lo = -np.floor_divide(ttl_us - micros[rid], 1_000_000) - BASE_S
+            columns.append(pa.array(lo))
+            names_in.append("_lo")
+            ttl_ok = "f._t >= l._lo"
+        lhs = pa.Table.from_arrays(columns, names=names_in)
+        eid_t = "SMALLINT" if known_keys.max_eid < 2**15 - 1 else "INTEGER"
+        row_type = "INTEGER" if size < I32_MAX else "BIGINT"
+        rows = rows.format(eid_t=eid_t, row_type=row_type)
+        if eid is not None:
+            left = "_pit_lhs"
+        else:
+            on = " AND ".join(
+                f"o.{_q(k)} = l.{kn}" for k, kn in zip(v.entity, key_names, strict=True)
+            )
+            left = (
+                f"(SELECT l.* EXCLUDE ({', '.join(key_names)}), o._eid::{eid_t} AS _eid "
+                f"FROM _pit_lhs l JOIN {plan.online} o ON {on})"
+            )
+        sql = (
+            f"SELECT l._rid, CASE WHEN {ttl_ok} THEN f._row ELSE $none END "
+            f"FROM {left} l ASOF JOIN ({rows}) f ON l._eid = f._eid AND l._t >= f._t"
+        )
+        result = self._query_unordered(sql, params, {"_pit_lhs": lhs})
+        # pos[i]: the cache slot of label i's row; the null slot ``size`` if none.
+        pos = np.full(n, size, dtype=np.int32 if size < I32_MAX else np.int64)
+        pos[result.column(0).to_numpy()] = result.column(1).to_numpy()
+        cached = [self._columns[(v.name, name)] for name in names]
+        if len(cached) == 1 or n < 100_000:
+            gathered = [column.gather(pos) for column in cached]
         else:  # numpy's gathers release the GIL: use both cores
             if self._gather_pool is None:
                 self._gather_pool = ThreadPoolExecutor(2, thread_name_prefix="opsbench-gather")
-            gathered = list(self._gather_pool.map(lambda col: col.gather(rid, row, n), columns))
+            gathered = list(self._gather_pool.map(lambda col: col.gather(pos), cached))
         return {f"{v.name}__{name}": g for name, g in zip(names, gathered, strict=True)}
 
     def _asof(
