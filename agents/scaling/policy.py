@@ -3,12 +3,12 @@ ahead, with the reactive rule as a floor.
 
 Every control tick:
 
-1. The streaming pipeline (:mod:`.pipeline`) adds the minute's offered load; when a
-   working bucket (5 min) completes, the feature rows of that origin are pushed to the
-   in-process online store (:mod:`features.online`), read back from it, and the model
-   forecasts the load at the plan horizon (the bucket ending one step plus one lead time
-   from now: nodes launched now serve before that load arrives) and at the reported
-   horizon ``H`` (30 min).
+1. The streaming pipeline (:mod:`.pipeline`) adds the minute's offered load; the
+   feature rows of the origin ending now (5-minute means of the minutes before it) are
+   pushed to the in-process online store (:mod:`features.online`) and read back from
+   it, and the model forecasts the busiest minute of the plan window (the minutes a
+   node launched now serves before the next plan's nodes do) and the mean load at the
+   reported horizon ``H`` (30 min).
 2. Pods wanted = the most of: the plan horizon's upper quantile (p90) at the target
    utilisation, the pods the load seen now needs, and the HPA rule's proposal (the
    reactive guard, for surprises the forecast missed).
@@ -89,13 +89,18 @@ class PredictivePolicy:
         )
         self.pod_capacity_rps = context.service_rate_per_vcpu_rps * context.pod_vcpu
         self.max_pods = sum(p.max_nodes * p.pods_per_node for p in context.pools)
-        series = history_series(
+        history_series(  # the same minimum-history check as training
             context.history_offered_rps,
             context.history_gap,
             context.start,
             source=context.scenario_id,
         )
-        self.pipeline = LoadPipeline(series, context.history_offered_rps, context.start)
+        self.pipeline = LoadPipeline(
+            context.history_offered_rps,
+            context.history_gap,
+            context.start,
+            step_s=meta.step_s,
+        )
         self.start_s = int(np.datetime64(context.start, "s").astype(np.int64))
         self.online = MemoryOnlineStore({VIEW: VIEWS[VIEW]})
         entity = f"replay:{context.scenario_id}:{context.seed}"
@@ -111,7 +116,7 @@ class PredictivePolicy:
 
     def _forecast_origin(self, now: datetime) -> None:
         """Push this origin's feature rows, read them back online, forecast."""
-        event_time = EPOCH + timedelta(seconds=self.pipeline.bucket_end_s)
+        event_time = EPOCH + timedelta(seconds=self.pipeline.origin_end_s)
         for role, horizon in self.roles.items():
             self.online.push(
                 VIEW, (self.entities[role],), event_time, self.pipeline.features(horizon)

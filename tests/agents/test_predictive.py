@@ -157,38 +157,54 @@ def test_view_declares_the_forecaster_features() -> None:
 
 
 def test_pipeline_rebuilds_the_working_series_minute_by_minute() -> None:
-    """Minutes observed one by one give the same buckets and feature rows as the
-    working series of the whole load (train/serve consistency)."""
+    """Minutes observed one by one give, at every bucket boundary, the buckets and the
+    feature row of the working series of the whole load (train/serve consistency); in
+    between, the series ending at that minute."""
     load = minute_load(4 * 1440 + 3, seed=3)  # the replay starts 3 minutes into a bucket
     n_hist = 3 * 1440 + 3
-    start = START
     history = load[:n_hist]
-    series = history_series(history, np.zeros(n_hist, dtype=bool), start, source="t")
-    pipeline = LoadPipeline(series, history, start)
-    first_s = int(np.datetime64(start, "s").astype(np.int64))
-    completed = 0
-    for m in range(n_hist, load.size):
-        completed += pipeline.observe(first_s + (m - n_hist) * 60, float(load[m]))
+    pipeline = LoadPipeline(history, np.zeros(n_hist, dtype=bool), START)
+    first_s = int(np.datetime64(START, "s").astype(np.int64))
     stamps = (
-        np.datetime64(start, "s")
+        np.datetime64(START, "s")
         - np.timedelta64(n_hist * 60, "s")
         + np.arange(load.size) * np.timedelta64(60, "s")
     )
-    whole = to_working_series(Trace(Path("t"), stamps, load, 60))
-    assert completed == 288
-    np.testing.assert_allclose(pipeline.values, whole.values[-pipeline.values.size :])
-    expected = make_features(whole.values, whole.timestamps, step_s=300, horizon_steps=2)
-    np.testing.assert_allclose(pipeline.features(10), expected.iloc[-1].to_numpy(), rtol=1e-9)
+    checked = 0
+    for m in range(n_hist, load.size):
+        assert pipeline.observe(first_s + (m - n_hist) * 60, float(load[m]))
+        if (m - 2) % 5 == 0 and m % 97 < 5:  # minute m ends on a 5-minute boundary
+            seen = Trace(Path("t"), stamps[: m + 1], load[: m + 1], 60)
+            whole = to_working_series(seen)
+            values = pipeline.values()
+            np.testing.assert_allclose(values, whole.values[-values.size :])
+            expected = make_features(whole.values, whole.timestamps, step_s=300, horizon_steps=2)
+            np.testing.assert_allclose(
+                pipeline.features(10), expected.iloc[-1].to_numpy(), rtol=1e-9
+            )
+            checked += 1
+    assert checked >= 3
+    values = pipeline.values()  # off a boundary: the means of the last whole 5-minute runs
+    np.testing.assert_allclose(values[-1], load[-5:].mean())
 
 
 def test_a_missing_minute_repeats_the_last_value() -> None:
     history = minute_load(3 * 1440)
-    series = history_series(history, np.zeros(history.size, dtype=bool), START, source="t")
-    pipeline = LoadPipeline(series, history, START)
+    pipeline = LoadPipeline(history, np.zeros(history.size, dtype=bool), START)
     first_s = int(np.datetime64(START, "s").astype(np.int64))
     pipeline.observe(first_s, 100.0)
     assert pipeline.observe(first_s + 4 * 60, None)  # minutes 1..3 never observed
-    assert pipeline.values[-1] == pytest.approx(100.0)
+    assert pipeline.values()[-1] == pytest.approx(100.0)
+    assert not pipeline.observe(first_s, 5.0)  # an old minute changes nothing
+    assert pipeline.values()[-1] == pytest.approx(100.0)
+
+
+def test_history_gaps_are_filled_from_the_history_alone() -> None:
+    history = minute_load(3 * 1440)
+    gap = np.zeros(history.size, dtype=bool)
+    gap[-3:] = True  # the last minutes before the replay: held at the last known value
+    pipeline = LoadPipeline(history, gap, START)
+    np.testing.assert_allclose(pipeline.values()[-1], (history[-5:-3].sum() + 3 * history[-4]) / 5)
 
 
 def test_peak_targets_are_the_busiest_minute_and_never_read_past_the_history() -> None:
