@@ -49,8 +49,8 @@ class CompiledTrees:
     @classmethod
     def from_boosters(cls, boosters: list[HistGradientBoostingRegressor]) -> CompiledTrees:
         """Flatten fitted single-output, numeric-feature boosters (same features)."""
-        nodes = []
-        starts = []
+        nodes: list[np.ndarray] = []
+        starts: list[int] = []
         for booster in boosters:
             if booster.n_trees_per_iteration_ != 1:
                 raise ValueError("only single-output boosters can be compiled")
@@ -91,5 +91,5 @@ class CompiledTrees:
                 np.isnan(value), self.missing_left[nodes], value <= self.threshold[nodes]
             )
             nodes = np.where(go_left, self.left[nodes], self.right[nodes])
-        sums: np.ndarray = np.add.reduceat(self.value[nodes], self.starts)
-        return sums + self.baselines
+        sums: np.ndarray = np.add.reduceat(self.value[nodes], self.starts) + self.baselines
+        return sums

@@ -37,7 +37,7 @@ from agents.capacity import adjust_by_az, make_before_break_by_az
 from agents.forecasting.models import DEFAULT_MODEL, FORECASTERS
 from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
-from agents.scaling.recommendation import Recommendation
+from agents.scaling.recommendation import Action, Recommendation, Urgency
 from agents.scaling.training import VIEW, history_series
 from features.online import MemoryOnlineStore
 from features.views import VIEWS
@@ -203,6 +203,7 @@ class PredictivePolicy:
             observation.pools[s.name].nodes_running * s.pods_per_node for s in self.ctx.pools
         )
         total_pods = sum(desired[s.name] * s.pods_per_node for s in self.ctx.pools)
+        urgency: Urgency
         if now_pods > serving_pods:
             urgency = "critical"
         elif plan_pods > serving_pods:
@@ -217,7 +218,9 @@ class PredictivePolicy:
         for spec in self.ctx.pools:
             active = observation.pools[spec.name].nodes_active
             want = desired[spec.name]
-            action = "scale_up" if want > active else "scale_down" if want < active else "maintain"
+            action: Action = (
+                "scale_up" if want > active else "scale_down" if want < active else "maintain"
+            )
             record = Recommendation(
                 pool=spec.name,
                 action=action,

@@ -275,14 +275,12 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
     return target
 
 
-def test_a_tampered_model_file_is_refused(
-    trained: tuple[Path, np.ndarray], tmp_path: Path
-) -> None:
+def test_a_tampered_model_file_is_refused(trained: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     folder = _copy(trained[0], tmp_path)
     payload = bytearray((folder / MODEL_FILE).read_bytes())
     payload[-2] ^= 0xFF
     (folder / MODEL_FILE).write_bytes(bytes(payload))
-    with pytest.raises(InputError, match="model_sha256.*does not match"):
+    with pytest.raises(InputError, match=r"model_sha256.*does not match"):
         load_model(folder)
 
 
@@ -291,7 +289,7 @@ def test_a_feature_schema_mismatch_is_refused(
 ) -> None:
     folder = _copy(trained[0], tmp_path)
     meta = json.loads((folder / METADATA_FILE).read_text())
-    meta["feature_columns"] = meta["feature_columns"][:-1] + ["cpu_utilization"]
+    meta["feature_columns"] = [*meta["feature_columns"][:-1], "cpu_utilization"]
     (folder / METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(InputError) as caught:
         load_model(folder)
@@ -307,7 +305,7 @@ def test_a_model_from_another_scikit_learn_is_refused(
     meta = json.loads((folder / METADATA_FILE).read_text())
     meta["libraries"]["scikit-learn"] = "0.1"
     (folder / METADATA_FILE).write_text(json.dumps(meta))
-    with pytest.raises(InputError, match="libraries.scikit-learn"):
+    with pytest.raises(InputError, match=r"libraries\.scikit-learn"):
         load_model(folder)
 
 
@@ -321,7 +319,7 @@ def test_malformed_metadata_names_the_file(
 
 
 def test_too_little_history_is_one_clear_error() -> None:
-    with pytest.raises(InputError, match="workload.start.*days"):
+    with pytest.raises(InputError, match=r"workload\.start.*days"):
         history_series(minute_load(1440), np.zeros(1440, dtype=bool), START, source="s")
 
 

@@ -24,7 +24,7 @@ def write_unseen_trace(path: Path, days: int = 4, step_min: int = 5) -> Path:
     for i in range(n):
         stamp = np.datetime64("2021-03-01T00:00") + np.timedelta64(int(t[i]), "m")
         cell = "" if i == n // 3 else f"{max(0.0, value[i]):.1f}"
-        rows.append(f"{str(stamp)}:00,{cell}")
+        rows.append(f"{stamp!s}:00,{cell}")
     path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
     return path
 
