@@ -151,3 +151,20 @@ def adjust_by_az(
             pending[spec.name][az] = max(0, pending[spec.name][az] - 1)
             capacity -= spec.pods_per_node
     return counts
+
+
+def clamp_by_az(
+    by_az: Mapping[str, Mapping[str, int]], specs: tuple[PoolSpec, ...]
+) -> dict[str, dict[str, int]]:
+    """Each pool's counts brought within its [min, max]: surplus nodes leave the fullest
+    AZ first, missing ones join the emptiest (what the simulator's clamp would do)."""
+    result = {name: dict(counts) for name, counts in by_az.items()}
+    for spec in specs:
+        counts = result[spec.name]
+        while sum(counts.values()) > spec.max_nodes:
+            fullest = max(spec.azs, key=lambda az: (counts[az], -spec.azs.index(az)))
+            counts[fullest] -= 1
+        while sum(counts.values()) < spec.min_nodes:
+            emptiest = min(spec.azs, key=lambda az: (counts[az], spec.azs.index(az)))
+            counts[emptiest] += 1
+    return result

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.baselines.reactive import hpa_proposal
-from agents.capacity import adjust_by_az, make_before_break_by_az
+from agents.capacity import adjust_by_az, clamp_by_az, make_before_break_by_az
 from agents.forecasting.models import DEFAULT_MODEL, FORECASTERS
 from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
@@ -174,7 +174,7 @@ class PredictivePolicy:
         target = max(r for _, r in self.raw_targets)
         specs = self.ctx.pools
         wanted = adjust_by_az(float(target), specs, states)
-        by_az = make_before_break_by_az(wanted, now_pods, specs, states)
+        by_az = clamp_by_az(make_before_break_by_az(wanted, now_pods, specs, states), specs)
         desired = {name: sum(counts.values()) for name, counts in by_az.items()}
         drivers = {"forecast": plan_pods, "load now": now_pods, "reactive guard": float(guard)}
         driver = max(drivers, key=lambda k: drivers[k])
