@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from agents.anomaly.watch import watcher_for
 from agents.registry import make_policy
+from bench.security_replay import audit_watcher_for
 from features import DEFAULT_STORE
 from sim.engine import Replay
 from sim.errors import InputError
@@ -209,6 +210,7 @@ def run(
             run_id = run_id_for(world, policy.name)
             sinks.append(FeatureStoreSink(feature_store, run_id))
         sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
+        audit_watcher = audit_watcher_for(world)  # may train the shipped model (first use)
         started = time.perf_counter()
         replay = Replay(
             world,
@@ -216,11 +218,14 @@ def run(
             sink,
             micro_batch_s=STORE_MICRO_BATCH_S if store else None,
             watcher=watcher_for(world.scenario.detection, source=world.scenario.id),
+            audit_watcher=audit_watcher,
         )
         truth = replay.run(progress)
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
         if staging is not None and out is not None:
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if replay.audit is not None:  # ground truth beside the telemetry, never in it
+                replay.audit.write_labels(staging / "audit_labels.csv")
             from bench.plots import plot_overview
 
             plot_overview(staging, summary, slo_p95_ms=world.scenario.slo.p95_latency_ms)

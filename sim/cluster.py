@@ -39,6 +39,8 @@ PENDING, STARTING, SERVING, NOTICED, DRAINING, TERMINATED = (
     "terminated",
 )
 ACTIVE_STATES = (PENDING, STARTING, SERVING)
+EventListener = Callable[[float, PoolSpec, str, str, str, str], None]
+"""Called with (sim time s, pool, node id, AZ, event, reason) for every cluster event."""
 
 
 @dataclass(slots=True, eq=False)
@@ -155,6 +157,7 @@ class Cluster:
         self.usage_s = 0.0
         self.interruptions = 0
         self.failures = 0
+        self.listener: EventListener | None = None
 
     # ------------------------------------------------------------------ events
     def _event(self, node: Node, event: str, reason: str = "") -> None:
@@ -170,6 +173,8 @@ class Cluster:
 
     def _event_row(self, spec: PoolSpec, node_id: str, az: str, event: str, reason: str) -> None:
         now = self.env.now
+        if self.listener is not None:
+            self.listener(now, spec, node_id, az, event, reason)
         self.telemetry.append(
             "events",
             (

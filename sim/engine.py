@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import simpy
 
+from sim.audit_feed import AuditFeed
+from sim.audit_watch import AuditWatcher
 from sim.cluster import DRAINING, NOTICED, PENDING, SERVING, STARTING, Cluster, Node, PoolRuntime
 from sim.control import (
     ControlContext,
@@ -114,6 +116,10 @@ class Replay:
     watcher
         If set, sees every minute's metrics as monitoring delivers them; each alert it
         returns is booked as an ``anomaly_alert`` event (see :mod:`sim.watch`).
+    audit_watcher
+        If set (and the scenario has an ``audit:`` section), scores the audit records
+        minute by minute; its alerts become ``security_alert`` events (see
+        :mod:`sim.audit_feed`).
     """
 
     def __init__(
@@ -124,6 +130,7 @@ class Replay:
         *,
         micro_batch_s: float | None = None,
         watcher: MetricWatcher | None = None,
+        audit_watcher: AuditWatcher | None = None,
     ) -> None:
         self.world = world
         self.policy = policy
@@ -155,6 +162,18 @@ class Replay:
             telemetry=self.telemetry,
             epoch_s=self.epoch_s,
         )
+        self.audit: AuditFeed | None = None
+        if world.audit is not None:
+            self.audit = AuditFeed(
+                world.audit,
+                seed=world.seed,
+                start=self.start,
+                duration_s=world.duration_s,
+                region=sc.cluster.region,
+                telemetry=self.telemetry,
+                watcher=audit_watcher,
+            )
+            self.cluster.listener = self.audit.on_cluster_event
         self.service = ServiceModel(
             world.latency,
             queue_limit_per_pod=sc.cluster.queue_limit_per_pod,
@@ -288,6 +307,8 @@ class Replay:
             if failure_rate > 0:
                 self._random_failures(failure_rate * 60.0)
             self._advance_traffic(minute)
+            if self.audit is not None:
+                self.audit.flush(self.env.now)
             if progress is not None and (minute + 1) % 1440 == 0:
                 progress((minute + 1) / 1440)
             if self.micro_batch_minutes and (minute + 1) % self.micro_batch_minutes == 0:

@@ -287,7 +287,7 @@ class Faults(Model):
 # --------------------------------------------------------------------------- detection
 
 WatchedMetric = Literal[
-    "response_time_p95_ms", "error_rate", "cpu_utilization", "request_rate_rps"
+    "response_time_p95_ms", "error_rate", "cpu_utilization", "request_rate_rps", "pod_count"
 ]
 
 
@@ -312,6 +312,79 @@ class Detection(Model):
     )
 
 
+# --------------------------------------------------------------------------- audit
+
+AuditEntry = Literal["stolen-access-key", "console-login-without-mfa", "instance-credentials"]
+
+
+class AuditPopulation(Model):
+    """The benign principals of the simulated account, by kind (habits: see sim.audit)."""
+
+    admin: int = Field(default=2, ge=0, le=10, description="console + CLI, office hours, MFA")
+    developer: int = Field(default=5, ge=0, le=15, description="SDK/CLI reads, Lambda deploys")
+    ci: int = Field(default=1, ge=0, le=10, description="Terraform roles, bursts at any hour")
+    scanner: int = Field(default=1, ge=0, le=3, description="daily read-only audit burst")
+    app: int = Field(default=2, ge=0, le=50, description="instance roles: secrets, KMS")
+    service: int = Field(default=3, ge=0, le=6, description="AWS service principals")
+    autoscaler: int = Field(
+        default=1, ge=0, le=1, description="the cluster autoscaler's polling (Describe calls)"
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> AuditPopulation:
+        if self.admin + self.developer + self.scanner > 21:
+            raise ValueError(
+                f"admin + developer + scanner (={self.admin + self.developer + self.scanner}) "
+                "must be <= 21 (named users)"
+            )
+        return self
+
+
+class AttackCampaign(Model):
+    """An intrusion injected on top of normal operations (its calls are labelled malicious
+    or suspicious beside the events)."""
+
+    id: Name
+    start_h: float = Field(ge=0, description="hours after the replay start")
+    entry: AuditEntry = "stolen-access-key"
+    techniques: list[str] = Field(
+        min_length=1, description="Stratus Red Team ids of the technique catalogue, in order"
+    )
+    pace_s: float = Field(default=30.0, gt=0, le=3600, description="mean s between calls")
+    insider_network: bool = Field(
+        default=False, description="calls come from the victim's own network"
+    )
+    reuse_user_agent: bool = Field(default=False, description="the victim's own user agent")
+
+
+class Audit(Model):
+    """CloudTrail-shaped audit events of the cluster's account during the replay."""
+
+    account_id: str = Field(default="123456789012", pattern=r"^[0-9]{12}$")
+    population: AuditPopulation = AuditPopulation()
+    activity: float = Field(
+        default=1.0, gt=0, le=10, description="multiplies every principal's sessions per day"
+    )
+    campaigns: list[AttackCampaign] = Field(default_factory=list)
+    techniques_csv: str | None = Field(
+        default=None,
+        description="technique catalogue (default: the shipped data/security one)",
+    )
+    cluster_calls: bool = Field(
+        default=True, description="the autoscaling API calls of the replayed cluster's events"
+    )
+    watch: bool = Field(
+        default=True, description="score events with the security analyser as they happen"
+    )
+
+    @model_validator(mode="after")
+    def _unique_campaigns(self) -> Audit:
+        ids = [c.id for c in self.campaigns]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"campaign ids {ids} are not unique")
+        return self
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -329,6 +402,7 @@ class Scenario(Model):
     control: Control = Control()
     faults: Faults = Faults()
     detection: Detection | None = None
+    audit: Audit | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
@@ -345,6 +419,13 @@ class Scenario(Model):
                 raise ValueError(
                     f"faults.spot_storms[{i}].azs {unknown} are not AZs of any pool "
                     f"(allowed: {sorted(azs)})"
+                )
+        hours = self.duration_days * 24.0
+        for i, campaign in enumerate(self.audit.campaigns if self.audit else []):
+            if campaign.start_h >= hours:
+                raise ValueError(
+                    f"audit.campaigns[{i}].start_h {campaign.start_h} is not before the end of "
+                    f"the replay (allowed: < duration_days * 24 = {hours:g})"
                 )
         has_spot = any(p.capacity_type == "spot" for p in self.cluster.pools)
         if has_spot and self.pricing.spot_prices is None:

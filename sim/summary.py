@@ -97,11 +97,16 @@ def summarise(replay: Replay, truth: Truth, *, policy: str, wall_s: float) -> di
         "telemetry_rows": dict(replay.telemetry.rows),
         "telemetry_sha256": replay.telemetry.sha256(),
         "wall_s": round(wall_s, 3),
-        **({"detection": _detection(replay)} if replay.watcher is not None else {}),
+        **(
+            {"detection": _detection(replay, np.flatnonzero(~slo_ok).tolist())}
+            if replay.watcher is not None
+            else {}
+        ),
+        **({"security": replay.audit.summary()} if replay.audit is not None else {}),
     }
 
 
-def _detection(replay: Replay) -> dict[str, Any]:
+def _detection(replay: Replay, slo_violation_minutes: list[int]) -> dict[str, Any]:
     """Alerts scored against the scenario's AZ outages and spot storms (see sim.watch)."""
     f = replay.world.scenario.faults
     end = replay.world.duration_s
@@ -113,4 +118,4 @@ def _detection(replay: Replay) -> dict[str, Any]:
         for w in windows
         if w.start_h * 3600.0 < end
     ]
-    return detection_summary(replay.alerts, faults, end)
+    return detection_summary(replay.alerts, faults, end, slo_violation_minutes)

@@ -13,7 +13,8 @@ The simulator emits five streams, each with a fixed Arrow schema (units in the n
 ``billing``
     Line items as in the AWS Cost and Usage Report: one per node per clock hour.
 ``audit``
-    CloudTrail-shaped records (filled by the security work; empty until then).
+    CloudTrail-shaped records of the cluster's account (scenarios with an ``audit:``
+    section; empty otherwise). Their labels are never in telemetry (``audit_labels.csv``).
 
 Rows are buffered per stream in columns and handed to a :class:`TelemetrySink` as
 Arrow record batches every ``batch_rows`` rows (micro-batches, never a dump at the end).
@@ -129,6 +130,7 @@ EVENT_KINDS = (
     "terminated",
     "failed",
     "anomaly_alert",  # a metric watcher's alert (only in replays that run one)
+    "security_alert",  # an audit watcher's alert (only in replays with audit events)
 )
 
 

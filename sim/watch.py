@@ -58,10 +58,22 @@ class FaultWindow(NamedTuple):
     end_s: float
 
 
+SLO_CONTEXT_MIN = 5
+"""Minutes around an SLO-violation minute within which a false alert is explained by it."""
+
+
 def detection_summary(
-    alerts: Sequence[BookedAlert], faults: Sequence[FaultWindow], duration_s: float
+    alerts: Sequence[BookedAlert],
+    faults: Sequence[FaultWindow],
+    duration_s: float,
+    slo_violation_minutes: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Detection delay per fault (simulated minutes; None if missed) and false alerts per day."""
+    """Detection delay per fault (simulated minutes; None if missed) and false alerts per day.
+
+    A false alert (one outside every fault's window) within ``SLO_CONTEXT_MIN`` minutes of
+    a minute that missed the SLO is also counted in ``false_alerts_during_slo_violations``:
+    no fault was injected then, but the service really was degraded (e.g. a policy slow to
+    follow a ramp)."""
     per_fault: list[dict[str, Any]] = []
     for f in faults:
         hits = [a for a in alerts if f.onset_s <= a.sim_time_s <= f.end_s + RECOVERY_S]
@@ -79,6 +91,10 @@ def detection_summary(
         for a in alerts
         if not any(f.onset_s <= a.sim_time_s <= f.end_s + RECOVERY_S for f in faults)
     }
+    degraded = set()
+    for minute in slo_violation_minutes:
+        degraded.update(range(minute - SLO_CONTEXT_MIN, minute + SLO_CONTEXT_MIN + 1))
+    during_slo = len(false_minutes & degraded)
     delays = [p["delay_min"] for p in per_fault if p["delay_min"] is not None]
     days = duration_s / 86400.0
     return {
@@ -88,5 +104,11 @@ def detection_summary(
         "detection_delay_min": max(delays) if delays else None,
         "false_alerts": len(false_minutes),
         "false_alerts_per_day": round(len(false_minutes) / days, 3) if days > 0 else 0.0,
+        "false_alerts_during_slo_violations": during_slo,
+        "false_alerts_outside_slo_violations_per_day": round(
+            (len(false_minutes) - during_slo) / days, 3
+        )
+        if days > 0
+        else 0.0,
         "per_fault": per_fault,
     }

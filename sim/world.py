@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.audit_feed import AuditPlan, prepare_audit
 from sim.catalog import InstanceType, load_catalogue, lookup
 from sim.control import PoolSpec
 from sim.errors import InputError
@@ -54,6 +55,7 @@ class World:
     prices: dict[tuple[int, str], PriceSeries]  # (pool index, AZ) -> USD/hour
     availability: dict[str, AvailabilitySeries]  # AZ -> spot capacity on offer
     latency: LatencyModel
+    audit: AuditPlan | None = None  # the scenario's audit: section, validated
 
     @property
     def n_minutes(self) -> int:
@@ -188,6 +190,7 @@ def prepare(
         prices=prices,
         availability=availability,
         latency=latency,
+        audit=prepare_audit(scenario, source=source),
     )
 
 

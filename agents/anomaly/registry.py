@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from agents.anomaly.base import AnomalyDetector
 from agents.anomaly.gaussian import WindowedGaussian
 from agents.anomaly.novelty import NoveltyEnsemble
+from agents.anomaly.spike import OpsEnsemble, RobustSpike
 from sim.errors import InputError
 
 
@@ -27,6 +28,16 @@ DETECTORS: Mapping[str, DetectorInfo] = {
             NoveltyEnsemble.name,
             "range novelty of value, 1 h average and day-over-day change; one alert per episode",
             NoveltyEnsemble,
+        ),
+        DetectorInfo(
+            RobustSpike.name,
+            "robust z-score against the last hour's median and MAD; one alert per episode",
+            RobustSpike,
+        ),
+        DetectorInfo(
+            OpsEnsemble.name,
+            "the larger of novelty-ensemble and robust-spike (for replay metrics)",
+            OpsEnsemble,
         ),
         DetectorInfo(
             WindowedGaussian.name,

@@ -344,6 +344,14 @@ class _Principal:
     window: deque[tuple[float, bool, bool, bool, str]] = field(default_factory=deque)
     window_apis: dict[str, int] = field(default_factory=dict)
     max_rate_5m: int = 0
+    # running counts over the last 15 / 5 / 1 min (events arrive in time order, so an
+    # event leaves each window once and for all)
+    new_15m: int = 0
+    w5: deque[tuple[float, bool, bool, str]] = field(default_factory=deque)
+    err_5m: int = 0
+    denied_5m: int = 0
+    names_5m: dict[str, int] = field(default_factory=dict)
+    w1: deque[float] = field(default_factory=deque)
 
 
 WINDOW_S = 900.0
@@ -384,24 +392,32 @@ class BehaviourState:
         hour = int(t // 3600) % 24
         window = p.window
         while window and window[0][0] <= t - WINDOW_S:
-            _, _, _, _, old = window.popleft()
+            _, _, _, wnew, old = window.popleft()
+            p.new_15m -= wnew
             c = p.window_apis[old] - 1
             if c:
                 p.window_apis[old] = c
             else:
                 del p.window_apis[old]
-        rate_1m = rate_5m = err_5m = denied_5m = new_15m = 0
-        distinct_5m: set[str] = set()
-        for wt, werr, wden, wnew, wname in window:
-            if wnew:
-                new_15m += 1
-            if wt > t - 300.0:
-                rate_5m += 1
-                err_5m += werr
-                denied_5m += wden
-                distinct_5m.add(wname)
-                if wt > t - 60.0:
-                    rate_1m += 1
+        w5 = p.w5
+        names_5m = p.names_5m
+        while w5 and w5[0][0] <= t - 300.0:
+            _, werr, wden, old = w5.popleft()
+            p.err_5m -= werr
+            p.denied_5m -= wden
+            c = names_5m[old] - 1
+            if c:
+                names_5m[old] = c
+            else:
+                del names_5m[old]
+        w1 = p.w1
+        while w1 and w1[0] <= t - 60.0:
+            w1.popleft()
+        rate_1m = len(w1)
+        rate_5m = len(w5)
+        err_5m = p.err_5m
+        denied_5m = p.denied_5m
+        new_15m = p.new_15m
         api_count = p.api.get(ev.name, 0)
         ua_first = p.ua_first.get(ev.user_agent)
         acc_api = (ev.account, ev.name)
@@ -433,7 +449,7 @@ class BehaviourState:
             float(err_5m),
             float(denied_5m),
             float(new_15m),
-            float(len(distinct_5m)),
+            float(len(names_5m)),
             math.log1p(self.sessions.get((ev.account, ev.session), 0)),
             math.log1p(self.account_api.get(acc_api, 0)),
             float(min(10, len(self.account_api_principals.get(acc_api, ())))),
@@ -444,7 +460,14 @@ class BehaviourState:
         # ---- learn the event
         is_err = bool(ev.error)
         is_denied = is_err and any(k in ev.error.lower() for k in _DENIED)
-        window.append((t, is_err, is_denied, n > 0 and api_count == 0, ev.name))
+        is_new = n > 0 and api_count == 0
+        window.append((t, is_err, is_denied, is_new, ev.name))
+        p.new_15m += is_new
+        w5.append((t, is_err, is_denied, ev.name))
+        p.err_5m += is_err
+        p.denied_5m += is_denied
+        names_5m[ev.name] = names_5m.get(ev.name, 0) + 1
+        w1.append(t)
         p.window_apis[ev.name] = p.window_apis.get(ev.name, 0) + 1
         p.max_rate_5m = max(p.max_rate_5m, rate_5m + 1)
         p.n = n + 1

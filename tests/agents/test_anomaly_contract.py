@@ -136,5 +136,17 @@ def test_novelty_ensemble_alerts_once_per_episode() -> None:
 
 
 def test_unknown_detector_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="allowed: novelty-ensemble, windowed-gaussian"):
+    with pytest.raises(InputError, match="allowed: novelty-ensemble, ops-ensemble, robust-spike, windowed-gaussian"):
         make_detector("nope")
+
+
+def test_robust_spike_alerts_once_on_a_jump_and_ignores_noise() -> None:
+    from agents.anomaly.spike import RobustSpike
+
+    detector = RobustSpike()
+    rng = np.random.default_rng(4)
+    scores = [detector.score_learn_one({"value": 100.0 + v}) for v in rng.normal(0, 2, 200)]
+    assert max(scores) == 0.0  # noise around a level: no alert
+    jump = [detector.score_learn_one({"value": 180.0}) for _ in range(5)]
+    assert jump[0] >= 0.5  # the first minute of the jump
+    assert jump[1:] == [0.0] * 4  # one alert per episode

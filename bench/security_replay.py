@@ -1,0 +1,33 @@
+"""Plugging the shipped security analyser into a replay (the closed loop of issue 7).
+
+``sim`` defines the seam (:class:`sim.audit_watch.AuditWatcher`); ``agents`` implements
+it (:class:`agents.security.watch.AnalyserAuditWatcher`); this module picks the model: the
+shipped one from :mod:`bench.security_model` (trained from simulated accounts at first
+use, then read from its cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sim.audit_watch import AuditWatcher
+from sim.world import World
+
+
+def audit_watcher_for(
+    world: World, *, progress: Callable[[str], None] | None = None
+) -> AuditWatcher | None:
+    """The watcher for ``world``'s audit events: None without an ``audit:`` section or
+    with ``audit.watch: false``; otherwise the shipped analyser."""
+    if world.audit is None or not world.audit.config.watch:
+        return None
+    from agents.security.watch import AnalyserAuditWatcher
+    from bench.security_model import load_or_train
+
+    return AnalyserAuditWatcher(load_or_train(progress=progress or _to_stderr))
+
+
+def _to_stderr(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[dim]{message}[/dim]")
