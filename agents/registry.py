@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from agents.baselines.oracle import OracleParams, OraclePolicy
 from agents.baselines.reactive import ReactiveParams, ReactivePolicy
 from agents.baselines.static import StaticParams, StaticPolicy
+from agents.cost.registry import COST_POLICIES
 from agents.scaling.policy import PredictiveParams, PredictivePolicy
 from sim.control import Policy
 from sim.errors import InputError
@@ -55,6 +56,7 @@ POLICIES: Mapping[str, PolicyInfo] = {
             PredictiveParams,
             PredictivePolicy,
         ),
+        *(PolicyInfo(*entry) for entry in COST_POLICIES),
     )
 }
 

@@ -162,6 +162,11 @@ def policies() -> None:
     help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability",
 )
 @click.option(
+    "--spot-prices",
+    type=click.Path(path_type=Path),
+    help="spot price history CSV (the scenario's format) replacing the spot prices",
+)
+@click.option(
     "--store",
     type=click.Path(path_type=Path),
     help="stream telemetry into this DuckDB feature store while replaying",
@@ -175,6 +180,7 @@ def replay(
     days: float | None,
     out: Path | None,
     spot_availability: Path | None,
+    spot_prices: Path | None,
     store: Path | None,
     as_json: bool,
 ) -> None:
@@ -186,6 +192,7 @@ def replay(
         trace=trace,
         days=days,
         spot_availability=spot_availability,
+        spot_prices=spot_prices,
     )
     runner.attach_model(world, built, progress=_status)
     days_total = world.duration_s / 86400.0
@@ -220,8 +227,9 @@ def demo(scenario: str, as_json: bool) -> None:
             f"{world.scenario.id} / {name}", world.duration_s / 86400.0, stderr.is_terminal
         ) as tick:
             summaries.append(runner.run(world, built, progress=tick))
+    spot = spot_demo(as_json)  # on-demand, uniform-progress, cost-rl, hindsight
     if as_json:
-        for s in summaries:
+        for s in summaries + spot:
             click.echo(json.dumps(s))
         return
     first = summaries[0]
@@ -231,6 +239,7 @@ def demo(scenario: str, as_json: bool) -> None:
             summaries,
         )
     )
+    stdout.print(comparison_table(f"{spot[0]['scenario']}: spot capacity policies", spot))
 
 
 @cli.group()
@@ -365,6 +374,8 @@ cli.add_command(bench_group)
 from bench.cli_security import security  # noqa: E402  (own module per command group)
 
 cli.add_command(security)
+
+from bench.cli_cost import spot_demo  # noqa: E402  (registers train cost, bench cost)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -102,6 +102,7 @@ def prepare_run(
     trace: Path | None = None,
     days: float | None = None,
     spot_availability: Path | None = None,
+    spot_prices: Path | None = None,
 ) -> tuple[World, Any]:
     """Load and validate everything a replay needs; raise InputError on bad input."""
     scenario, path = load(ref)
@@ -128,6 +129,7 @@ def prepare_run(
         trace_override=trace,
         trace_start=trace_start,
         spot_availability_override=spot_availability,
+        spot_prices_override=spot_prices,
     )
     return world, built
 
@@ -145,6 +147,12 @@ def attach_model(
     history, training and saving it first if there is none. Returns its folder."""
     if not getattr(policy, "needs_model", False):
         return None
+    if getattr(policy, "model_kind", "scaling") == "cost":  # cost-rl: a PPO model
+        from agents.cost.model import find_model, load_model
+
+        folder = find_model(world.scenario.id, models_dir)
+        policy.use_model(load_model(folder, models_dir=models_dir))
+        return folder
     from agents.forecasting.series import MIN_WORKING_STEP_S
     from agents.scaling.training import load_or_train, plan_window_min
 

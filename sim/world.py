@@ -79,6 +79,7 @@ def prepare(
     trace_override: Path | None = None,
     trace_start: datetime | None = None,
     spot_availability_override: Path | None = None,
+    spot_prices_override: Path | None = None,
 ) -> World:
     """Load and validate everything ``scenario`` refers to.
 
@@ -99,6 +100,8 @@ def prepare(
         timestamp); the trace before it is the replay's history.
     spot_availability_override
         A Can't-Be-Late trace JSON, or a folder of them, replacing spot availability.
+    spot_prices_override
+        A spot price history CSV (the scenario's format) replacing the spot prices.
     """
     base_dir = source.parent
     run_seed = scenario.seed if seed is None else seed
@@ -167,7 +170,9 @@ def prepare(
         override_start=trace_start,
         history_rng=component_rng(run_seed, "workload-history"),
     )
-    prices = _prices(scenario, base_dir, tuple(pools), duration_s, run_seed)
+    prices = _prices(
+        scenario, base_dir, tuple(pools), duration_s, run_seed, spot_prices_override
+    )
     spot_azs = sorted({az for p in pools if p.capacity_type == "spot" for az in p.azs})
     if spot_availability_override is not None:
         availability = availability_from_path(
@@ -195,7 +200,12 @@ def prepare(
 
 
 def _prices(
-    scenario: Scenario, base_dir: Path, pools: tuple[PoolSpec, ...], duration_s: float, seed: int
+    scenario: Scenario,
+    base_dir: Path,
+    pools: tuple[PoolSpec, ...],
+    duration_s: float,
+    seed: int,
+    override: Path | None = None,
 ) -> dict[tuple[int, str], PriceSeries]:
     prices: dict[tuple[int, str], PriceSeries] = {}
     spot_keys = sorted(
@@ -203,6 +213,20 @@ def _prices(
     )
     spot: dict[tuple[str, str], PriceSeries] = {}
     cfg = scenario.pricing.spot_prices
+    if override is not None:
+        if not spot_keys:
+            raise InputError(
+                "--spot-prices", "", "the scenario has no spot pool", "a scenario with spot pools"
+            )
+        if not override.is_file():
+            raise InputError(
+                "--spot-prices", "", f"{override} is not a file", "a spot price history CSV"
+            )
+        cfg = ReplayedSpotPrices(
+            kind="replay",
+            path=str(override.resolve()),
+            instance_type=cfg.instance_type if cfg is not None else None,
+        )
     if spot_keys and cfg is not None:
         if isinstance(cfg, ModelledSpotPrices):
             spot = modelled_spot_prices(

@@ -136,7 +136,8 @@ def test_novelty_ensemble_alerts_once_per_episode() -> None:
 
 
 def test_unknown_detector_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="allowed: novelty-ensemble, ops-ensemble, robust-spike, windowed-gaussian"):
+    allowed = "allowed: novelty-ensemble, ops-ensemble, robust-spike, windowed-gaussian"
+    with pytest.raises(InputError, match=allowed):
         make_detector("nope")
 
 

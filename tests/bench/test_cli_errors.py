@@ -30,7 +30,10 @@ from opsbench_testing import run_main
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 SHIPPED_IDS = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
-POLICY_LIST = "oracle, predictive, reactive, static"
+POLICY_LIST = (
+    "cost-rl, hindsight, on-demand, oracle, predictive, price-capacity, reactive, "
+    "spot-greedy, static, uniform-progress"
+)
 SHORT = ("--days", "0.05")  # about an hour: any run that does start stays short
 H = "timestamp,value\n"
 

@@ -1,0 +1,295 @@
+"""``opsbench/SpotFleet-v0``: hold a replayed service's capacity on spot and on-demand.
+
+Importing this module registers the environment with gymnasium.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from agents.cost.controller import Controller
+from agents.cost.fleet import (
+    FleetModel,
+    Market,
+    market_from_world,
+    minute_prices,
+    window_transitions,
+)
+from agents.cost.plan import Layout, decode_action
+from agents.cost.view import n_features
+from sim.market import AvailabilitySeries, PriceSeries, load_availability_trace, replay_spot_prices
+from sim.scenario import ReplayedSpotPrices
+from sim.traffic import ServiceModel
+from sim.world import World
+
+ENV_ID = "opsbench/SpotFleet-v0"
+SLO_PENALTY = 100.0
+"""lambda: one SLO-violation minute costs as much as holding the plan on on-demand for 100
+minutes, about the saving of 200 minutes on spot (spot costs ~0.5 of on-demand here).
+The 99.9% target allows one violation per 1,000 minutes, so a policy may buy a lower
+violation risk at up to a fifth of what spot saves, and a risk that costs one violation
+per 200 minutes or more of spot is never worth it."""
+DATA = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "spot"
+PRICE_TYPE = "c5a.2xlarge"
+PRICE_AZS = ("us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f")
+PRICE_DAYS = 32.0
+
+
+@lru_cache(maxsize=1)
+def training_traces() -> tuple[AvailabilitySeries, ...]:
+    """Every dev availability and preemption trace (``scenarios/data/spot/traces``), whole."""
+    out = []
+    for path in sorted((DATA / "traces").rglob("*.json")):
+        doc = json.loads(path.read_text())
+        length_s = float(doc["metadata"]["gap_seconds"]) * len(doc["data"])
+        out.append(load_availability_trace(path, offset_s=0.0, duration_s=length_s))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def training_prices() -> tuple[PriceSeries, ...]:
+    """The c5a.2xlarge spot price series of five us-east-1 AZs (32 days each)."""
+    cfg = ReplayedSpotPrices(kind="replay", path="spot_price_history.csv", instance_type=PRICE_TYPE)
+    series = replay_spot_prices(
+        cfg,
+        base_dir=DATA,
+        pools=[(PRICE_TYPE, az) for az in PRICE_AZS],
+        duration_s=PRICE_DAYS * 86400.0,
+    )
+    return tuple(series[(PRICE_TYPE, az)] for az in PRICE_AZS)
+
+
+class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Hold a replayed service's capacity on spot and on-demand at the lowest cost
+    that keeps the latency SLO.
+
+    ## Description
+
+    A step is one control interval (the scenario's, 60 s) of a replayed workload and
+    spot market. Every policy shares one capacity plan (the highest load of the last
+    30 minutes + 20%, at the target utilisation; :mod:`agents.cost.controller`); the agent
+    chooses how to hold it: which share goes on on-demand, how spot is split over the
+    AZs where it can be launched, how much extra spot buffers reclaims, and what to do
+    with spot nodes stranded in AZs whose capacity is gone. The fast fleet model
+    (:mod:`agents.cost.fleet`) then runs one minute: provisioning delays, pod start,
+    drains, interruption notices on availability drops, per-second billing, and the
+    simulator's own fluid traffic and latency model.
+
+    In ``mode="train"`` each episode samples a window: the load from the scenario's
+    history (the load before its replay; its replay window if the history is too
+    short), each spot AZ's availability from a random dev trace (Can't-Be-Late
+    availability and preemption traces) at a random offset, and each AZ's spot price
+    from a random c5a.2xlarge series at a random offset. In ``mode="replay"`` the one
+    episode is the scenario's replay itself, with the simulator's generators, so its
+    actions can be replayed in the simulator (the fidelity test).
+
+    ## Action Space
+
+    ``Box(-1, 1, (4 + n_spot,), float32)`` (:func:`agents.cost.plan.decode_action`):
+
+    ======  ====================================================================
+    index   meaning (the zero action is ``spot-greedy``)
+    ======  ====================================================================
+    0       on-demand floor: ``max(0, a)`` of the plan always on on-demand
+    1       on-demand fill: ``1 - 0.4 max(0, a)`` of any spot shortfall
+    2       spot buffer: ``0.3 max(0, a)`` extra spot
+    3       keep: ``max(0, a)`` of surplus stranded spot nodes kept
+    4...    one weight ``(a + 1) / 2`` per spot pool x AZ (0.05 or less: avoid)
+    ======  ====================================================================
+
+    ## Observation Space
+
+    ``Box(-1, 1, (11 + 5 n_spot,), float32)``: load now and the planned pods, a
+    seasonal forecast, CPU, p95 / SLO, SLO headroom against the 99.9% line, on-demand
+    and spot shares of the plan, time of day, recent interruptions, and per spot AZ
+    its price / on-demand ratio, whether spot is on offer, the share of the last hour
+    without it, drops in the last 6 h and its share of the plan (table in
+    :mod:`agents.cost.view`).
+
+    ## Rewards
+
+    ``r = -cost / od_cost - lambda * violation`` per minute: ``cost`` is what the fleet
+    was billed in the minute (USD), ``od_cost`` what the plan would cost on on-demand
+    in that minute, ``violation`` is 1 when the minute's p95 exceeded the SLO target or
+    a request was dropped, and ``lambda = 100`` (:data:`SLO_PENALTY`, justified there).
+
+    ## Starting State
+
+    The simulator's warm fleet: pool minimums plus enough nodes for the first minute's
+    load on the pool with the cheapest pod slot (spot when it is on offer).
+
+    ## Episode End
+
+    Truncated after ``episode_minutes`` steps (``mode="train"``) or at the end of the
+    replay (``mode="replay"``); never terminated early.
+
+    ## Arguments
+
+    ``world``: a prepared :class:`~sim.world.World` (``bench.runner.prepare_run``); or
+    ``scenario`` (id or file, default ``"default"``) to prepare one.
+    ``mode``: ``"train"`` or ``"replay"``. ``episode_minutes``: window length in
+    train mode (default 1,440). ``slo_penalty``: lambda.
+
+    ``reset(seed=...)`` makes the episode (window, generators) a function of the seed.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012  (gymnasium's convention)
+
+    def __init__(
+        self,
+        world: World | None = None,
+        *,
+        scenario: str = "default",
+        mode: Literal["train", "replay"] = "train",
+        episode_minutes: int = 1440,
+        slo_penalty: float = SLO_PENALTY,
+    ) -> None:
+        if world is None:
+            from bench.runner import prepare_run
+
+            world, _ = prepare_run(scenario, policy="on-demand")
+        self.world = world
+        self.mode = mode
+        self.layout = Layout.of(world.pools, source=world.source)
+        sc = world.scenario
+        self.service = ServiceModel(
+            world.latency,
+            queue_limit_per_pod=sc.cluster.queue_limit_per_pod,
+            request_timeout_ms=sc.cluster.request_timeout_ms,
+        )
+        self.pod_rate = self.service.pod_rate_rps * sc.cluster.target_utilization
+        self.slo_p95_ms = sc.slo.p95_latency_ms
+        self.slo_penalty = slo_penalty
+        self.episode_minutes = (
+            world.n_minutes if mode == "replay" else min(episode_minutes, world.n_minutes)
+        )
+        n_spot = len(self.layout.spot_slots)
+        self.observation_space = spaces.Box(-1.0, 1.0, (n_features(self.layout),), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (4 + n_spot,), np.float32)
+        self._od_slot = self.layout.od_slots[0]
+        self._od_price_per_pod = (
+            self.layout.slots[self._od_slot].on_demand_usd_per_hour
+            / self.layout.slots[self._od_slot].pods_per_node
+        )
+        self.model: FleetModel | None = None
+        self.ctrl: Controller | None = None
+        self.steps = 0
+
+    # ------------------------------------------------------------------ episodes
+    def _sample_market(self, rng: np.random.Generator) -> Market:
+        world, layout = self.world, self.layout
+        n = self.episode_minutes
+        hist = world.workload.history_rps
+        load_source = hist if hist.size >= n + 1440 else world.workload.offered_rps
+        first = 1440 if load_source is hist else 0
+        start = int(rng.integers(first, max(first + 1, load_source.size - n + 1)))
+        offered = load_source[start : start + n]
+        history = load_source[:start]
+        traces, price_series = training_traces(), training_prices()
+        available0: dict[str, bool] = {}
+        transitions: list[tuple[float, str, bool]] = []
+        for az in sorted({layout.slots[k].az for k in layout.spot_slots}):
+            series = traces[int(rng.integers(len(traces)))]
+            length = float(series.times_s[-1]) if series.times_s.size > 1 else 0.0
+            offset = float(rng.uniform(0.0, max(0.0, length - n * 60.0)))
+            up, changes = window_transitions(series, offset, n * 60.0)
+            available0[az] = up
+            transitions.extend((t, az, a) for t, a in changes)
+        transitions.sort(key=lambda x: x[0])
+        prices: list[list[float]] = []
+        price_offset = float(rng.uniform(0.0, PRICE_DAYS * 86400.0 - n * 60.0))
+        for slot in layout.slots:
+            if slot.spot:
+                price = price_series[int(rng.integers(len(price_series)))]
+                prices.append(minute_prices(price, price_offset, n))
+            else:
+                prices.append([slot.on_demand_usd_per_hour] * (n + 1))
+        sc = world.scenario
+        from datetime import timedelta
+
+        return Market(
+            start=world.workload.start + timedelta(minutes=start - hist.size),
+            offered_rps=offered.tolist(),
+            gaps=[False] * n,
+            prices=prices,
+            available0=available0,
+            transitions=transitions,
+            history_rps=history,
+            reclaim_fraction=float(getattr(sc.pricing.spot_availability, "reclaim_fraction", 1.0)),
+            failure_rate_per_node_day=sc.faults.node_failure_rate_per_node_day,
+        )
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        rng = self.np_random
+        if self.mode == "replay":
+            market = market_from_world(self.world, self.layout)
+            self.model = FleetModel.for_world(self.world, self.layout, market)
+        else:
+            market = self._sample_market(rng)
+            seeds = rng.integers(0, 2**63 - 1, size=3)
+            rngs = (
+                np.random.default_rng(int(seeds[0])),
+                np.random.default_rng(int(seeds[1])),
+                np.random.default_rng(int(seeds[2])),
+            )
+            self.model = FleetModel.from_scenario(
+                self.world, self.layout, market, self.service, rngs
+            )
+        self.ctrl = Controller(
+            self.layout,
+            pod_rate_rps=self.pod_rate,
+            slo_p95_ms=self.slo_p95_ms,
+            start=market.start,
+            history_rps=market.history_rps,
+        )
+        self.ctrl.observe(self.model.tick())
+        self.steps = 0
+        self.totals = {"cost_usd": 0.0, "spot_cost_usd": 0.0, "od_ref_usd": 0.0, "violations": 0}
+        return self.ctrl.features(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        model, ctrl = self.model, self.ctrl
+        assert model is not None and ctrl is not None, "call reset() first"
+        mix = decode_action(action.tolist(), len(self.layout.spot_slots))
+        plan = ctrl.plan_pods
+        model.apply(ctrl.desired(mix))
+        result = model.advance()
+        ctrl.observe(model.tick())
+        od_ref = max(plan, 1.0) * self._od_price_per_pod / 60.0
+        violation = 0 if result.ok else 1
+        reward = -result.cost_usd / od_ref - self.slo_penalty * violation
+        t = self.totals
+        t["cost_usd"] += result.cost_usd
+        t["spot_cost_usd"] += result.spot_cost_usd
+        t["od_ref_usd"] += od_ref
+        t["violations"] += violation
+        self.steps += 1
+        truncated = self.steps >= self.episode_minutes
+        info: dict[str, Any] = {"cost_usd": result.cost_usd, "slo_ok": result.ok}
+        if truncated:
+            info["totals"] = {
+                **t,
+                "minutes": self.steps,
+                "slo_attainment": 1.0 - t["violations"] / self.steps,
+                "interruptions": model.interruptions,
+            }
+        return ctrl.features(), float(reward), False, truncated, info
+
+
+def register() -> None:
+    """Register ``opsbench/SpotFleet-v0`` with gymnasium (idempotent)."""
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="agents.cost.env:SpotFleetEnv")
+
+
+register()

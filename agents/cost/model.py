@@ -1,0 +1,208 @@
+"""The trained ``cost-rl`` model: a stable-baselines3 PPO zip and the metadata that makes
+it safe to load.
+
+On disk (``.opsbench/models/cost/<scenario>/``, or the small model shipped in
+``agents/cost/shipped/``)::
+
+    metadata.json   what the model is: observation and action sizes, network, training
+                    run, library versions, and the sha256 of model.zip
+    model.zip       the PPO model as stable-baselines3 saved it
+
+Loading never executes code from a file: the folder must lie inside one of our own model
+directories (:data:`TRUSTED_ROOTS`, symlinks resolved), ``model.zip`` must hash to the
+sha256 recorded at save, and even then only the policy's weights are read from the zip's
+``policy.pth`` with ``torch.load(weights_only=True)`` (no pickle of arbitrary objects; the
+zip's cloudpickled ``data`` entry is never opened). The network is evaluated in numpy
+(deterministic action: the Gaussian's mean, clipped to [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.cost.plan import Layout
+from agents.cost.view import N_GLOBAL, PER_SLOT, n_features
+from sim.errors import InputError
+
+METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.zip"
+FEATURE_VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+MODELS_DIR = Path(".opsbench") / "models"
+
+
+def trusted_roots(models_dir: Path = MODELS_DIR) -> tuple[Path, ...]:
+    """Folders models may be loaded from: ours under ``models_dir`` and the shipped one."""
+    return ((models_dir / "cost").resolve(), SHIPPED_DIR.resolve())
+
+
+class CostModelMetadata(BaseModel):
+    """``metadata.json`` of a saved cost model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1]
+    kind: Literal["cost"]
+    model_version: str = Field(min_length=8, description="first 12 hex of model.zip's sha256")
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    algorithm: Literal["PPO"]
+    feature_version: int
+    obs_dim: int = Field(gt=0)
+    n_spot: int = Field(gt=0)
+    act_dim: int = Field(gt=0)
+    net_arch: tuple[int, ...]
+    activation: Literal["tanh"]
+    scenario: str
+    timesteps: int = Field(ge=0)
+    seed: int = Field(ge=0)
+    train_seconds: float = Field(ge=0)
+    libraries: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    """The policy network's weights, evaluated in numpy."""
+
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # hidden (W, b), tanh
+    head: tuple[np.ndarray, np.ndarray]  # action mean (W, b)
+    metadata: CostModelMetadata
+    folder: Path
+
+    @property
+    def version(self) -> str:
+        return self.metadata.model_version
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The deterministic action for one observation."""
+        h = np.asarray(obs, dtype=np.float32)
+        for w, b in self.layers:
+            h = np.tanh(w @ h + b)
+        w, b = self.head
+        out: np.ndarray = np.clip(w @ h + b, -1.0, 1.0)
+        return out
+
+    def check_layout(self, layout: Layout, *, source: str) -> None:
+        """InputError unless the model was trained for this fleet's shape."""
+        n_spot = len(layout.spot_slots)
+        if self.metadata.n_spot != n_spot or self.metadata.obs_dim != n_features(layout):
+            raise InputError(
+                self.folder / METADATA_FILE,
+                "n_spot",
+                f"the model was trained for {self.metadata.n_spot} spot pool x AZ slots; "
+                f"{source} has {n_spot}",
+                f"a model trained on {source}: opsbench train cost --scenario {source}",
+            )
+
+
+def library_versions() -> dict[str, str]:
+    import stable_baselines3
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "stable-baselines3": stable_baselines3.__version__,
+    }
+
+
+def save_model(ppo: object, folder: Path, meta: dict[str, object]) -> CostModel:
+    """Save ``ppo`` (a stable-baselines3 PPO) as ``model.zip`` + ``metadata.json`` in
+    ``folder`` (written to a staging folder, then moved into place)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    staging.mkdir(exist_ok=True)
+    ppo.save(staging / MODEL_FILE)  # type: ignore[attr-defined]
+    digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()
+    metadata = CostModelMetadata.model_validate(
+        {
+            **meta,
+            "schema_version": 1,
+            "kind": "cost",
+            "model_version": digest[:12],
+            "model_sha256": digest,
+            "algorithm": "PPO",
+            "feature_version": FEATURE_VERSION,
+            "activation": "tanh",
+            "libraries": library_versions(),
+        }
+    )
+    (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n")
+    if folder.exists():
+        for item in folder.iterdir():
+            item.unlink()
+        folder.rmdir()
+    os.replace(staging, folder)
+    return load_model(folder, roots=(folder.parent.resolve(),))
+
+
+def load_model(
+    folder: Path, *, models_dir: Path = MODELS_DIR, roots: tuple[Path, ...] | None = None
+) -> CostModel:
+    """Read a saved model, refusing anything we did not write (see the module).
+    Raises :class:`~sim.errors.InputError`."""
+    retrain = "a model folder written by `opsbench train cost` (retrain to replace it)"
+    resolved = folder.resolve()
+    allowed = roots if roots is not None else trusted_roots(models_dir)
+    if not any(resolved == r or r in resolved.parents for r in allowed):
+        raise InputError(
+            folder, "", "is not inside our model directories", ", ".join(map(str, allowed))
+        )
+    meta_path, model_path = resolved / METADATA_FILE, resolved / MODEL_FILE
+    if not meta_path.is_file() or not model_path.is_file():
+        raise InputError(folder, "", f"needs {METADATA_FILE} and {MODEL_FILE}", retrain)
+    try:
+        meta = CostModelMetadata.model_validate(json.loads(meta_path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            meta_path, "", f"not JSON ({exc.msg}, line {exc.lineno})", retrain
+        ) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise InputError(meta_path, where, err["msg"], retrain) from None
+    payload = model_path.read_bytes()
+    if hashlib.sha256(payload).hexdigest() != meta.model_sha256:
+        raise InputError(
+            model_path, "model_sha256", "does not match the hash recorded at save", retrain
+        )
+    if meta.feature_version != FEATURE_VERSION or meta.obs_dim != N_GLOBAL + PER_SLOT * meta.n_spot:
+        raise InputError(
+            meta_path,
+            "feature_version",
+            f"features v{meta.feature_version} with {meta.obs_dim} inputs",
+            f"v{FEATURE_VERSION} ({N_GLOBAL} + {PER_SLOT} per spot slot); {retrain}",
+        )
+    import torch
+
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        state = torch.load(io.BytesIO(zf.read("policy.pth")), weights_only=True)
+    layers = []
+    for i in range(len(meta.net_arch)):
+        w = state[f"mlp_extractor.policy_net.{2 * i}.weight"].numpy().astype(np.float32)
+        b = state[f"mlp_extractor.policy_net.{2 * i}.bias"].numpy().astype(np.float32)
+        layers.append((w, b))
+    head = (
+        state["action_net.weight"].numpy().astype(np.float32),
+        state["action_net.bias"].numpy().astype(np.float32),
+    )
+    if head[0].shape != (meta.act_dim, meta.net_arch[-1]) or layers[0][0].shape[1] != meta.obs_dim:
+        raise InputError(model_path, "policy.pth", "weights do not match metadata.json", retrain)
+    return CostModel(tuple(layers), head, meta, resolved)
+
+
+def find_model(scenario_id: str, models_dir: Path = MODELS_DIR) -> Path:
+    """The model ``cost-rl`` uses for a scenario: one trained on it, else the shipped one."""
+    own = models_dir / "cost" / scenario_id
+    return own if (own / METADATA_FILE).is_file() else SHIPPED_DIR

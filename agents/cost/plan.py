@@ -1,0 +1,361 @@
+"""The capacity plan every cost policy shares, and the executor of a capacity *mix*.
+
+Cost policies differ only in *what* capacity holds the load, never in *how much*: every
+one of them (the heuristics, ``cost-rl``; ``hindsight`` plans from foresight instead)
+plans ``pods = ceil(max load of the last window x (1 + margin) / pod rate at the target
+utilisation)`` (:class:`LoadPlanner`), so their costs compare the mix alone.
+
+A :class:`Mix` says how to hold the plan:
+
+``od_floor``
+    share of the plan always held on on-demand (0..1; the on-demand pools' minimum
+    nodes count towards the plan in any case);
+``od_fill``
+    share of what spot cannot hold (no launchable AZ, pool maximum) that on-demand
+    fills (0..1; below 1 the fleet runs hotter than the target utilisation instead);
+``spot_buffer``
+    extra spot pods, as a share of the spot part of the plan (covers reclaims);
+``keep``
+    share of surplus spot nodes kept in AZs where spot cannot be launched now (they
+    could not come back before the AZ does);
+``weights``
+    one per spot slot (spot pool x AZ): how the spot part is split over the slots that
+    can launch now (0 = avoid).
+
+:func:`execute` turns (plan, mix, tick) into desired nodes per slot, making before
+breaking: running nodes are released only out of the surplus of running pods over the
+plan (the controller passes the plan as ``pods_now``), so replacements boot before the
+nodes they replace stop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sim.control import PoolSpec
+from sim.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One (pool, AZ): where nodes are placed."""
+
+    pool: int  # index in the scenario's pools
+    pool_name: str
+    az: str
+    spot: bool
+    pods_per_node: int
+    on_demand_usd_per_hour: float
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The slots of a fleet: every pool x AZ, on-demand and spot indices apart."""
+
+    pools: tuple[PoolSpec, ...]
+    slots: tuple[Slot, ...]
+    od_slots: tuple[int, ...]
+    spot_slots: tuple[int, ...]
+    pool_slots: tuple[tuple[int, ...], ...]  # slot indices of each pool
+
+    @property
+    def od_min_pods(self) -> float:
+        """Pods the on-demand pools' minimum nodes hold (part of any plan)."""
+        return float(
+            sum(p.min_nodes * p.pods_per_node for p in self.pools if p.capacity_type != "spot")
+        )
+
+    @classmethod
+    def of(cls, pools: Sequence[PoolSpec], *, source: str = "scenario") -> Layout:
+        """The layout of ``pools``; cost policies need on-demand and spot capacity."""
+        kinds = {p.capacity_type for p in pools}
+        if kinds != {"on-demand", "spot"}:
+            raise InputError(
+                source,
+                "cluster.pools",
+                f"capacity types {sorted(kinds)}: cost policies choose between spot and on-demand",
+                "at least one on-demand and one spot pool",
+            )
+        slots: list[Slot] = []
+        pool_slots: list[tuple[int, ...]] = []
+        for i, p in enumerate(pools):
+            first = len(slots)
+            for az in p.azs:
+                slots.append(
+                    Slot(
+                        i,
+                        p.name,
+                        az,
+                        p.capacity_type == "spot",
+                        p.pods_per_node,
+                        p.on_demand_usd_per_hour,
+                    )
+                )
+            pool_slots.append(tuple(range(first, len(slots))))
+        return cls(
+            pools=tuple(pools),
+            slots=tuple(slots),
+            od_slots=tuple(k for k, s in enumerate(slots) if not s.spot),
+            spot_slots=tuple(k for k, s in enumerate(slots) if s.spot),
+            pool_slots=tuple(pool_slots),
+        )
+
+
+@dataclass(slots=True)
+class Tick:
+    """What a cost policy sees at one control tick (per slot lists in layout order)."""
+
+    t_s: float
+    load_rps: float | None  # offered load of the last minute; None in a telemetry gap
+    cpu: float | None
+    p95_ms: float | None
+    error_rate: float | None
+    active: list[int]  # pending + running nodes
+    pending: list[int]
+    price: list[float]  # USD/hour in force
+    available: list[bool]  # spot capacity on offer (True for on-demand slots)
+    launchable: list[bool]  # a launch would succeed now
+    interruptions: int = 0  # spot notices since the last tick
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """How to hold the plan (see the module docstring); values already in range."""
+
+    od_floor: float
+    od_fill: float
+    spot_buffer: float
+    keep: float
+    weights: tuple[float, ...]
+
+
+SPOT_BUFFER_MAX = 0.3
+OD_FILL_MIN = 0.6
+
+
+def decode_action(action: Sequence[float], n_spot: int) -> Mix:
+    """The mix of an action in ``[-1, 1]^(4 + n_spot)``.
+
+    ``od_floor = max(0, a0)``; ``od_fill = 1 - (1 - OD_FILL_MIN) max(0, a1)``;
+    ``spot_buffer = SPOT_BUFFER_MAX max(0, a2)``; ``keep = max(0, a3)``; each weight
+    ``(a + 1) / 2``. The zero action is thus ``spot-greedy``: all spot, spread evenly,
+    no buffer, on-demand filling every shortfall, no stranded spot kept; learning starts
+    from the strongest simple rule and moves away from it only where that pays.
+    """
+    a = [min(1.0, max(-1.0, float(x))) for x in action]
+    return Mix(
+        od_floor=max(0.0, a[0]),
+        od_fill=1.0 - (1.0 - OD_FILL_MIN) * max(0.0, a[1]),
+        spot_buffer=SPOT_BUFFER_MAX * max(0.0, a[2]),
+        keep=max(0.0, a[3]),
+        weights=tuple((x + 1.0) / 2.0 for x in a[4 : 4 + n_spot]),
+    )
+
+
+def encode_mix(mix: Mix) -> list[float]:
+    """The action whose :func:`decode_action` is ``mix`` (where one exists)."""
+    return [
+        mix.od_floor,
+        (1.0 - mix.od_fill) / (1.0 - OD_FILL_MIN),
+        mix.spot_buffer / SPOT_BUFFER_MAX,
+        mix.keep,
+        *(2.0 * w - 1.0 for w in mix.weights),
+    ]
+
+
+@dataclass(slots=True)
+class LoadPlanner:
+    """Pods to plan for: the highest load seen in the last ``window_min`` minutes, plus
+    ``margin``, at the target utilisation (requests/s per pod ``pod_rate_rps``)."""
+
+    pod_rate_rps: float
+    window_min: int = 15
+    margin: float = 0.15
+    loads: deque[float] = field(default_factory=deque)
+    last_load: float | None = None
+
+    def observe(self, load_rps: float | None) -> None:
+        """Add the last minute's load (None in a telemetry gap: the last one repeats)."""
+        if load_rps is not None:
+            self.last_load = load_rps
+        if self.last_load is None:
+            return
+        self.loads.append(self.last_load)
+        while len(self.loads) > self.window_min:
+            self.loads.popleft()
+
+    def pods(self, fallback: float) -> float:
+        """Planned pods (``fallback`` before any load was seen)."""
+        if not self.loads:
+            return fallback
+        return math.ceil(max(self.loads) * (1.0 + self.margin) / self.pod_rate_rps - 1e-9)
+
+    def pods_now(self, fallback: float) -> float:
+        """Pods the last load needs at the target utilisation (make-before-break)."""
+        if self.last_load is None:
+            return fallback
+        return self.last_load / self.pod_rate_rps
+
+
+REBALANCE_SHARE = 0.25
+"""Spot nodes move between launchable AZs only when a slot holds this share of the spot
+target (and at least two nodes) more than its weight asks for: no churn on small
+weight changes."""
+
+
+def execute(layout: Layout, tick: Tick, mix: Mix, plan_pods: float, pods_now: float) -> list[int]:
+    """Desired nodes per slot holding ``plan_pods`` as ``mix`` says (see the module)."""
+    slots = layout.slots
+    desired = list(tick.active)
+    od_base = max(mix.od_floor * plan_pods, layout.od_min_pods)  # on-demand pods regardless
+    spot_part = max(0.0, plan_pods - od_base)
+    spot_goal = spot_part * (1.0 + mix.spot_buffer)
+    held_pods = 0.0
+    launch_slots: list[int] = []
+    for k in layout.spot_slots:
+        if tick.launchable[k]:
+            launch_slots.append(k)
+        else:
+            held_pods += tick.active[k] * slots[k].pods_per_node
+    placed = held_pods
+    if held_pods > spot_goal:  # release the unkept surplus, most expensive first
+        release = (1.0 - mix.keep) * (held_pods - spot_goal)
+        for k in sorted(
+            (k for k in layout.spot_slots if not tick.launchable[k]),
+            key=lambda k: -tick.price[k] / slots[k].pods_per_node,
+        ):
+            ppn = slots[k].pods_per_node
+            cut = min(desired[k], math.floor(release / ppn + 1e-9))
+            desired[k] -= cut
+            release -= cut * ppn
+            placed -= cut * ppn
+        for k in launch_slots:
+            desired[k] = 0
+    else:
+        placed += _spread_spot(layout, tick, mix, launch_slots, spot_goal - held_pods, desired)
+    _clamp_pools(layout, desired, spot=True)
+    placed = sum(desired[k] * slots[k].pods_per_node for k in layout.spot_slots)
+    shortfall = max(0.0, spot_part - placed / (1.0 + mix.spot_buffer))
+    od_pods = od_base + mix.od_fill * shortfall
+    _spread_on_demand(layout, tick, od_pods, desired)
+    _clamp_pools(layout, desired, spot=False)
+    return _make_before_break(layout, tick, desired, pods_now)
+
+
+def _spread_spot(
+    layout: Layout,
+    tick: Tick,
+    mix: Mix,
+    launch_slots: list[int],
+    pods: float,
+    desired: list[int],
+) -> float:
+    """Split ``pods`` of spot over the launchable slots by weight; returns pods placed."""
+    slots = layout.slots
+    index = {k: j for j, k in enumerate(layout.spot_slots)}
+    weights = {k: mix.weights[index[k]] for k in launch_slots if mix.weights[index[k]] > 0.05}
+    total_w = sum(weights.values())
+    if total_w <= 0 or pods <= 0:
+        for k in launch_slots:
+            desired[k] = 0
+        return 0.0
+    ppn = max(slots[k].pods_per_node for k in weights)
+    goal_nodes = math.ceil(pods / ppn - 1e-9)
+    share = {k: goal_nodes * w / total_w for k, w in weights.items()}
+    for k in launch_slots:
+        if k not in weights:
+            desired[k] = 0
+    current = sum(desired[k] for k in weights)
+    while current < goal_nodes:
+        k = max(weights, key=lambda k: (share[k] - desired[k], -k))
+        desired[k] += 1
+        current += 1
+    while current > goal_nodes:
+        k = max(weights, key=lambda k: (desired[k] - share[k], -k))
+        desired[k] -= 1
+        current -= 1
+    tolerance = max(2.0, REBALANCE_SHARE * goal_nodes)
+    for _ in range(goal_nodes):
+        over = max(weights, key=lambda k: (desired[k] - share[k], -k))
+        under = max(weights, key=lambda k: (share[k] - desired[k], -k))
+        if desired[over] - share[over] < tolerance or over == under:
+            break
+        desired[over] -= 1
+        desired[under] += 1
+    return float(sum(desired[k] * slots[k].pods_per_node for k in weights))
+
+
+def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int]) -> None:
+    """On-demand pods spread evenly over launchable on-demand slots (fewest nodes first,
+    so nothing moves between AZs just to rebalance)."""
+    slots = layout.slots
+    usable = [k for k in layout.od_slots if tick.launchable[k]] or list(layout.od_slots)
+    ppn = max(slots[k].pods_per_node for k in usable)
+    goal = math.ceil(max(0.0, pods) / ppn - 1e-9)
+    for k in layout.od_slots:
+        if k not in usable:
+            desired[k] = tick.active[k]
+    held = sum(desired[k] for k in layout.od_slots if k not in usable)
+    goal = max(0, goal - held)
+    current = sum(desired[k] for k in usable)
+    while current < goal:
+        k = min(usable, key=lambda k: (desired[k], k))
+        desired[k] += 1
+        current += 1
+    while current > goal:
+        k = max(usable, key=lambda k: (desired[k], -k))
+        desired[k] -= 1
+        current -= 1
+
+
+def _clamp_pools(layout: Layout, desired: list[int], *, spot: bool) -> None:
+    """Keep every pool of the kind within [min_nodes, max_nodes]."""
+    for i, spec in enumerate(layout.pools):
+        if (spec.capacity_type == "spot") != spot:
+            continue
+        ks = layout.pool_slots[i]
+        total = sum([desired[k] for k in ks])
+        while total > spec.max_nodes:
+            k = max(ks, key=lambda k: (desired[k], -k))
+            desired[k] -= 1
+            total -= 1
+        while total < spec.min_nodes:
+            k = min(ks, key=lambda k: (desired[k], k))
+            desired[k] += 1
+            total += 1
+
+
+@lru_cache(maxsize=64)
+def _dearest_first(prices: tuple[float, ...], ppn: tuple[int, ...]) -> tuple[int, ...]:
+    """Slot indices, most expensive pod slot first."""
+    return tuple(sorted(range(len(prices)), key=lambda k: -prices[k] / ppn[k]))
+
+
+def _make_before_break(
+    layout: Layout, tick: Tick, desired: list[int], pods_now: float
+) -> list[int]:
+    """Cancel pending nodes freely; release running ones only out of the surplus of
+    running pods over ``pods_now``, most expensive pod slot first."""
+    slots = layout.slots
+    active, pending = tick.active, tick.pending
+    if all(d >= a for d, a in zip(desired, active, strict=True)):
+        return desired  # nothing to release
+    running = sum([(active[k] - pending[k]) * slots[k].pods_per_node for k in range(len(slots))])
+    surplus = running - pods_now
+    out = list(desired)
+    order = _dearest_first(tuple(tick.price), tuple(s.pods_per_node for s in slots))
+    for k in order:
+        cut = tick.active[k] - desired[k]
+        if cut <= 0:
+            continue
+        cancel = min(cut, tick.pending[k])
+        ppn = slots[k].pods_per_node
+        allowed = max(0, math.floor(surplus / ppn)) if surplus > 0 else 0
+        removed = min(cut - cancel, allowed)
+        surplus -= removed * ppn
+        out[k] = tick.active[k] - cancel - removed
+    return out
