@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
 import platform
 import zipfile
 from dataclasses import dataclass
@@ -29,10 +27,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.cost.plan import Layout
 from agents.cost.view import N_GLOBAL, PER_SLOT, n_features
+from agents.artifacts import publish, read_metadata, staging_folder, verified_payload
 from sim.errors import InputError
 
 METADATA_FILE = "metadata.json"
@@ -120,9 +119,7 @@ def library_versions() -> dict[str, str]:
 def save_model(ppo: object, folder: Path, meta: dict[str, object]) -> CostModel:
     """Save ``ppo`` (a stable-baselines3 PPO) as ``model.zip`` + ``metadata.json`` in
     ``folder`` (written to a staging folder, then moved into place)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    staging.mkdir(exist_ok=True)
+    staging = staging_folder(folder)
     ppo.save(staging / MODEL_FILE)  # type: ignore[attr-defined]
     digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()
     metadata = CostModelMetadata.model_validate(
@@ -139,11 +136,7 @@ def save_model(ppo: object, folder: Path, meta: dict[str, object]) -> CostModel:
         }
     )
     (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n")
-    if folder.exists():
-        for item in folder.iterdir():
-            item.unlink()
-        folder.rmdir()
-    os.replace(staging, folder)
+    publish(staging, folder)
     return load_model(folder, roots=(folder.parent.resolve(),))
 
 
@@ -162,21 +155,8 @@ def load_model(
     meta_path, model_path = resolved / METADATA_FILE, resolved / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():
         raise InputError(folder, "", f"needs {METADATA_FILE} and {MODEL_FILE}", retrain)
-    try:
-        meta = CostModelMetadata.model_validate(json.loads(meta_path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            meta_path, "", f"not JSON ({exc.msg}, line {exc.lineno})", retrain
-        ) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise InputError(meta_path, where, err["msg"], retrain) from None
-    payload = model_path.read_bytes()
-    if hashlib.sha256(payload).hexdigest() != meta.model_sha256:
-        raise InputError(
-            model_path, "model_sha256", "does not match the hash recorded at save", retrain
-        )
+    meta = read_metadata(meta_path, CostModelMetadata, retrain)
+    payload = verified_payload(model_path, meta.model_sha256, retrain)
     if meta.feature_version != FEATURE_VERSION or meta.obs_dim != N_GLOBAL + PER_SLOT * meta.n_spot:
         raise InputError(
             meta_path,

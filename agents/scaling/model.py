@@ -18,8 +18,6 @@ the one that trained it (pickles do not carry across versions). Retrain with
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pickle
 import platform
 from dataclasses import dataclass
@@ -29,10 +27,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import sklearn
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.forecasting.features import feature_names
 from agents.forecasting.models import Forecaster
+from agents.artifacts import publish, read_metadata, staging_folder, verified_payload
 from sim.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -126,16 +125,10 @@ def save_model(
             "libraries": library_versions(),
         }
     )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    staging.mkdir(exist_ok=True)
+    staging = staging_folder(folder)
     (staging / MODEL_FILE).write_bytes(payload)
     (staging / METADATA_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
-    if folder.exists():
-        for item in folder.iterdir():
-            item.unlink()
-        folder.rmdir()
-    os.replace(staging, folder)
+    publish(staging, folder)
     return ScalingModel(forecasters=forecasters, metadata=meta)
 
 
@@ -146,21 +139,8 @@ def load_model(folder: Path, *, n_lags: int = 6) -> ScalingModel:
     retrain = "a model folder written by `opsbench train scaling` (retrain to replace it)"
     if not meta_path.is_file() or not model_path.is_file():
         raise InputError(folder, "", f"needs {METADATA_FILE} and {MODEL_FILE}", retrain)
-    try:
-        raw = json.loads(meta_path.read_text())
-        meta = ModelMetadata.model_validate(raw)
-    except json.JSONDecodeError as exc:
-        problem = f"not JSON ({exc.msg}, line {exc.lineno})"
-        raise InputError(meta_path, "", problem, retrain) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise InputError(meta_path, where, err["msg"], retrain) from None
-    payload = model_path.read_bytes()
-    if hashlib.sha256(payload).hexdigest() != meta.model_sha256:
-        raise InputError(
-            model_path, "model_sha256", "does not match the hash recorded at save", retrain
-        )
+    meta = read_metadata(meta_path, ModelMetadata, retrain)
+    payload = verified_payload(model_path, meta.model_sha256, retrain)
     expected = feature_names(n_lags)
     if meta.feature_columns != expected:
         missing = sorted(set(expected) - set(meta.feature_columns))
