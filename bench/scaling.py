@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ import numpy as np
 from agents.forecasting.backtest import make_samples
 from agents.forecasting.features import make_features
 from agents.forecasting.metrics import coverage, mase, seasonal_naive_scale, wape
-from agents.forecasting.series import WorkingSeries, to_working_series
+from agents.forecasting.series import WorkingSeries
+from agents.scaling.training import history_series
 from agents.scaling.model import ScalingModel
 from bench import runner
+from bench.forecast_eval import autoets_forward
 from features import DEFAULT_STORE
-from sim.traces import Trace
 from sim.world import World
 
 DEV_SCENARIOS = ("nasa-diurnal", "worldcup-flash-crowd", "google-steady", "elb-spiky")
@@ -48,14 +50,9 @@ def replay_series(world: World) -> tuple[WorkingSeries, int]:
     minutes = np.concatenate((workload.history_rps, workload.offered_rps))
     gap = np.concatenate((workload.history_filled, np.zeros(workload.offered_rps.size, dtype=bool)))
     start = np.datetime64(workload.start, "s")
-    first = start - np.timedelta64(workload.history_rps.size * MINUTE_S, "s")
-    stamps = first + np.arange(minutes.size) * np.timedelta64(MINUTE_S, "s")
-    values = np.where(gap, np.nan, minutes)
-    series = to_working_series(
-        Trace(path=Path(workload.source), timestamps=stamps, values=values, step_s=MINUTE_S)
-    )
-    cut = int(np.searchsorted(series.timestamps, start))
-    return series, cut
+    end = start + np.timedelta64(workload.offered_rps.size * MINUTE_S, "s")
+    series = history_series(minutes, gap, end.astype(datetime), source=workload.source)
+    return series, int(np.searchsorted(series.timestamps, start))
 
 
 def forecast_scores(world: World, model: ScalingModel) -> dict[str, Any]:
@@ -96,11 +93,7 @@ def autoets_scores(
     values = series.values
     started = time.perf_counter()
     fitted = AutoETS(season_length=series.period_day).fit(values[:cut])
-    p50 = np.empty(origins.size)
-    p90 = np.empty(origins.size)
-    for k, origin in enumerate(origins):
-        forecast = fitted.forward(y=values[: origin + 1], h=h, level=[80])
-        p50[k], p90[k] = forecast["mean"][h - 1], forecast["hi-80"][h - 1]
+    p50, p90 = autoets_forward(fitted, values, origins, h)
     y = values[origins + h]
     return {
         "statsforecast": statsforecast.__version__,

@@ -3,9 +3,9 @@
 The closed loop of a replay needs the latest features every working step; the DuckDB
 store's durable online table costs tens of milliseconds per write (a transaction and a
 lake file), too slow to push a row every few simulated minutes. This store keeps the
-same contract as :meth:`features.store.FeatureStore.get_online_features` (latest value
-per entity and feature, ``"view:feature"`` references, the view's ``ttl``) in memory,
-as Feast's push sources feed an online store directly.
+same contract as :meth:`features.store.FeatureStore.get_online_features` (the latest
+row per entity, nothing older than the view's ``ttl``) in memory, as Feast's push
+sources feed an online store directly.
 """
 
 from __future__ import annotations
@@ -72,24 +72,6 @@ class MemoryOnlineStore:
         if held is None or now - held[0] > spec.ttl or held[0] > now:
             return None
         return held[1]
-
-    def get_online_features(
-        self, entity: Sequence[object], features: Sequence[str], *, now: datetime
-    ) -> dict[str, float | None]:
-        """``{"view__feature": value}`` for one entity (``None`` when absent or stale)."""
-        out: dict[str, float | None] = {}
-        for ref in features:
-            view, _, name = ref.partition(":")
-            spec = self._view(view)
-            try:
-                index = spec.feature_names.index(name)
-            except ValueError:
-                raise FeatureInputError(
-                    view, name, "unknown feature", ", ".join(spec.feature_names)
-                ) from None
-            row = self.get_online_row(view, entity, now=now)
-            out[f"{view}__{name}"] = None if row is None else float(row[index])
-        return out
 
     def _view(self, view: str) -> FeatureView:
         spec = self.views.get(view)

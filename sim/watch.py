@@ -91,7 +91,7 @@ def detection_summary(
         for a in alerts
         if not any(f.onset_s <= a.sim_time_s <= f.end_s + RECOVERY_S for f in faults)
     }
-    degraded = set()
+    degraded: set[int] = set()
     for minute in slo_violation_minutes:
         degraded.update(range(minute - SLO_CONTEXT_MIN, minute + SLO_CONTEXT_MIN + 1))
     during_slo = len(false_minutes & degraded)

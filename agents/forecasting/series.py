@@ -76,8 +76,6 @@ class WorkingSeries:
     clean_origin: np.ndarray
     step_s: int
     native_step_s: int
-    peaks: np.ndarray | None = None
-    """``float64`` highest native value in each bucket (gaps filled), when asked for."""
 
     @property
     def period_day(self) -> int:
@@ -126,7 +124,7 @@ def working_step_s(native_step_s: int, *, source: str | Path = "--trace") -> int
 
 
 def to_working_series(
-    trace: Trace, *, max_interpolate_min: int = DEFAULT_MAX_INTERPOLATE_MIN, peaks: bool = False
+    trace: Trace, *, max_interpolate_min: int = DEFAULT_MAX_INTERPOLATE_MIN
 ) -> WorkingSeries:
     """Fill the trace's gaps and bring it to its working step.
 
@@ -137,8 +135,6 @@ def to_working_series(
     max_interpolate_min
         Gaps up to this many minutes are interpolated linearly (see
         :func:`sim.traces.fill_gaps`).
-    peaks
-        Also record each bucket's highest native value (``WorkingSeries.peaks``).
 
     Returns
     -------
@@ -163,7 +159,6 @@ def to_working_series(
         raise InputError(trace.path, "--trace", "no complete working bucket", "a longer trace")
     stop = j0 + n * k
     values = filled[j0:stop].reshape(n, k).mean(axis=1)
-    highest = filled[j0:stop].reshape(n, k).max(axis=1) if peaks else None
     was_gap = np.asarray(gap[j0:stop].reshape(n, k).any(axis=1), dtype=bool)
     depends_working = (depends[j0:stop].reshape(n, k).max(axis=1) - j0) // k
     clean = np.maximum.accumulate(depends_working) <= np.arange(n)
@@ -176,7 +171,6 @@ def to_working_series(
         clean_origin=clean,
         step_s=step,
         native_step_s=trace.step_s,
-        peaks=highest,
     )
 
 

@@ -72,8 +72,7 @@ def plan_horizon_min(window: tuple[int, int], step_s: int) -> int:
 def history_series(
     history_rps: np.ndarray, history_gap: np.ndarray, start: datetime, *, source: str
 ) -> WorkingSeries:
-    """The history as a working series (gaps refilled by the documented rule; ``peaks``
-    holds each bucket's busiest minute).
+    """The history as a working series (gaps refilled by the documented rule).
 
     Raises
     ------
@@ -96,7 +95,7 @@ def history_series(
     values.setflags(write=False)
     stamps.setflags(write=False)
     trace = Trace(path=Path(source), timestamps=stamps, values=values, step_s=MINUTE_S)
-    return to_working_series(trace, peaks=True)
+    return to_working_series(trace)
 
 
 def model_key(series: WorkingSeries, *, forecaster: str, settings: object, source: str) -> str:
