@@ -10,8 +10,9 @@
   out of the simulated campaigns (the detector has never seen those attacks);
 * ``masked``: training and scoring with userAgent and resource names masked;
 * ``time_split``: simulated accounts plus the recording's first 40% of time (labels
-  included) for training, the alert threshold set on those recording events, metrics
-  on the last 60% only (behaviour state still runs over the whole recording);
+  included) for training, the alert threshold set on the out-of-fold benign events of
+  every training account (the recording's first 40% is one of them), metrics on the
+  last 60% only (behaviour state still runs over the whole recording);
 * ``sigma``: the Sigma-style baseline at levels >= low / medium / high.
 
 No reported event is ever used for training; the threshold is never chosen on the
@@ -129,8 +130,7 @@ def evaluate(*, log: Any = None) -> dict[str, Any]:
     train_part = times < cut_s
     sim_records, sim_labels = simulate_accounts(SHIPPED_SPEC)
     head = [r for r, k in zip(records, train_part, strict=True) if k]
-    share = len(head) / (len(head) + len(sim_records))
-    split_model = SecurityAnalyser(calibration_share=share).fit(
+    split_model = SecurityAnalyser().fit(
         sim_records + head, [lab.label for lab in sim_labels] + list(y[train_part])
     )
     block = _block(split_model, records, rows, ~train_part, levels)

@@ -178,6 +178,113 @@ _ADMIN_WRITES = (
     ("sts", "AssumeRole"),
 )
 
+
+# Read calls the AWS console's pages make on the user's behalf when a human opens them
+# (logged with an internal user agent): whole families of a service's read APIs, most of
+# which the user never calls from the CLI or an SDK. ``home`` is the console's start page
+# (its widgets: health, cost, recently visited resources, notifications).
+def _calls(text: str) -> tuple[tuple[str, str], ...]:
+    """``"svc:Name svc:Name"`` as (service, eventName) pairs."""
+    pairs = [call.split(":", 1) for call in text.split()]
+    return tuple((svc, name) for svc, name in pairs)
+
+
+_CONSOLE_PAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    page: _calls(calls)
+    for page, calls in {
+        "home": "health:DescribeEventAggregates health:DescribeEvents ce:GetCostAndUsage "
+        "ce:GetCostForecast resource-explorer-2:ListIndexes resource-explorer-2:ListResources "
+        "resource-explorer-2:ListViews notifications:ListNotificationHubs "
+        "notifications:ListNotificationEvents servicecatalog-appregistry:ListApplications "
+        "ec2:DescribeRegions sts:GetCallerIdentity",
+        "s3": "s3:ListBuckets s3:GetBucketLocation s3:GetBucketAcl s3:GetBucketPolicyStatus "
+        "s3:GetBucketPublicAccessBlock s3:GetAccountPublicAccessBlock s3:GetBucketVersioning "
+        "s3:GetBucketEncryption s3:GetBucketTagging s3:GetBucketOwnershipControls "
+        "s3:GetBucketWebsite s3:GetBucketNotification s3:GetBucketReplication "
+        "s3:GetBucketObjectLockConfiguration s3:GetBucketCors s3:GetBucketLogging "
+        "s3:ListAccessPoints s3:GetStorageLensConfiguration s3:ListStorageLensConfigurations "
+        "s3:ListMultiRegionAccessPoints s3:GetBucketPolicy s3:GetBucketLifecycle",
+        "ec2": "ec2:DescribeInstances ec2:DescribeInstanceStatus ec2:DescribeVpcs "
+        "ec2:DescribeSubnets ec2:DescribeSecurityGroups ec2:DescribeDhcpOptions "
+        "ec2:DescribeVpcEndpoints ec2:DescribeInternetGateways "
+        "ec2:DescribeEgressOnlyInternetGateways ec2:DescribeNatGateways "
+        "ec2:DescribeRouteTables ec2:DescribeNetworkAcls ec2:DescribeAddresses "
+        "ec2:DescribeKeyPairs ec2:DescribeVolumes ec2:DescribeSnapshots ec2:DescribeImages "
+        "ec2:DescribeTags ec2:DescribeAccountAttributes ec2:DescribeAvailabilityZones "
+        "ec2:DescribeCapacityReservations ec2:DescribeInstanceTypes "
+        "ec2:DescribeLaunchTemplates ec2:DescribeVpcPeeringConnections "
+        "ec2:DescribeTransitGateways ec2:DescribeManagedPrefixLists "
+        "ec2:DescribeNetworkInterfaces ec2:DescribePlacementGroups ec2:DescribeHosts "
+        "ec2:GetEbsEncryptionByDefault ec2:DescribeFlowLogs",
+        "iam": "iam:ListUsers iam:ListRoles iam:ListPolicies iam:ListGroups "
+        "iam:GetAccountSummary iam:ListAccountAliases iam:GetCredentialReport "
+        "iam:GenerateCredentialReport iam:ListMFADevices iam:ListVirtualMFADevices "
+        "iam:ListAccessKeys iam:GetAccessKeyLastUsed iam:ListAttachedUserPolicies "
+        "iam:ListUserPolicies iam:ListGroupsForUser iam:ListSigningCertificates "
+        "iam:ListSSHPublicKeys iam:ListServiceSpecificCredentials iam:GetLoginProfile "
+        "iam:ListOpenIDConnectProviders iam:ListSAMLProviders iam:GetAccountPasswordPolicy "
+        "iam:GetUser iam:GetRole iam:ListAttachedRolePolicies iam:ListRolePolicies "
+        "iam:ListInstanceProfilesForRole iam:GetServiceLastAccessedDetails",
+        "kms": "kms:ListKeys kms:ListAliases kms:DescribeKey kms:GetKeyPolicy "
+        "kms:GetKeyRotationStatus kms:ListResourceTags kms:ListGrants",
+        "lambda": "lambda:ListFunctions20150331 lambda:GetAccountSettings20160819 "
+        "lambda:GetFunction20150331v2 lambda:ListEventSourceMappings20150331 "
+        "lambda:GetPolicy20150331v2 lambda:ListAliases20150331 lambda:ListTags20170331 "
+        "lambda:GetFunctionUrlConfig20211031 lambda:ListLayers20181031",
+        "rds": "rds:DescribeDBInstances rds:DescribeDBClusters rds:DescribeDBSnapshots "
+        "rds:DescribeDBClusterSnapshots rds:DescribeEvents rds:DescribeDBSubnetGroups "
+        "rds:DescribeDBParameterGroups rds:DescribeOptionGroups "
+        "rds:DescribeAccountAttributes rds:DescribeDBEngineVersions "
+        "rds:DescribePendingMaintenanceActions rds:ListTagsForResource "
+        "rds:DescribeDBProxies rds:DescribeReservedDBInstances",
+        "cloudtrail": "cloudtrail:DescribeTrails cloudtrail:GetTrailStatus "
+        "cloudtrail:GetEventSelectors cloudtrail:GetInsightSelectors cloudtrail:ListTrails "
+        "cloudtrail:LookupEvents cloudtrail:ListEventDataStores cloudtrail:ListChannels "
+        "cloudtrail:ListTags",
+        "cloudwatch": "monitoring:DescribeAlarms monitoring:GetMetricData "
+        "monitoring:ListDashboards monitoring:DescribeInsightRules monitoring:ListMetrics "
+        "logs:DescribeLogGroups logs:DescribeLogStreams logs:DescribeMetricFilters "
+        "logs:DescribeQueryDefinitions logs:GetLogEvents",
+        "secretsmanager": "secretsmanager:ListSecrets secretsmanager:DescribeSecret "
+        "secretsmanager:GetResourcePolicy secretsmanager:ListSecretVersionIds "
+        "kms:ListAliases",
+        "ssm": "ssm:DescribeParameters ssm:DescribeInstanceInformation "
+        "ssm:ListCommandInvocations ssm:DescribeAssociation ssm:ListAssociations "
+        "ssm:DescribeSessions ssm:GetInventory ssm:ListDocuments ssm:GetServiceSetting",
+        "eks": "eks:ListClusters eks:DescribeCluster eks:ListNodegroups eks:DescribeNodegroup "
+        "eks:ListAddons eks:ListFargateProfiles eks:ListIdentityProviderConfigs "
+        "eks:DescribeAddonVersions eks:ListAccessEntries",
+        "organizations": "organizations:DescribeOrganization organizations:ListAccounts "
+        "organizations:ListRoots organizations:ListPolicies "
+        "organizations:ListOrganizationalUnitsForParent "
+        "organizations:ListAWSServiceAccessForOrganization",
+        "guardduty": "guardduty:ListDetectors guardduty:GetDetector guardduty:ListFindings "
+        "guardduty:GetFindingsStatistics guardduty:ListMembers guardduty:GetMasterAccount",
+        "billing": "ce:GetCostAndUsage ce:GetDimensionValues ce:GetCostForecast "
+        "ce:GetReservationUtilization ce:GetSavingsPlansUtilization ce:GetAnomalies "
+        "budgets:DescribeBudgets cur:DescribeReportDefinitions",
+    }.items()
+}
+CONSOLE_INTERNAL_UA = "AWS Internal"
+UA_SERVICE_CONSOLE = (
+    "[{page}Console/0.4, aws-internal/3 aws-sdk-java/1.12.{v} Linux/5.10.184-152.722.amzn2int."
+    "x86_64 OpenJDK_64-Bit_Server_VM/25.372-b08 java/1.8.0_372 vendor/Oracle_Corporation "
+    "cfg/retry-mode/standard]",
+    "{page} Console, aws-internal/3 aws-sdk-java/1.11.{v} Linux/5.10.178-137.722.amzn2int.x86_64 "
+    "OpenJDK_64-Bit_Server_VM/25.372-b08 java/1.8.0_372 vendor/Oracle_Corporation",
+)
+# what an instance's SSM agent calls with the instance profile's credentials
+_SSM_AGENT_APIS: tuple[tuple[str, str], ...] = (
+    ("ssm", "UpdateInstanceInformation"),
+    ("ssm", "ListInstanceAssociations"),
+    ("ssm", "UpdateInstanceAssociationStatus"),
+    ("ssm", "DescribeAssociation"),
+    ("ssm", "GetDocument"),
+    ("ssm", "PutInventory"),
+    ("ssm", "GetDeployablePatchSnapshotForInstance"),
+)
+UA_SSM_AGENT = "aws-sdk-go/1.44.{v} (go1.20.5; linux; amd64) amazon-ssm-agent/3.2.{v}.0"
+
 _SOURCE_OVERRIDE = {"monitoring": "monitoring.amazonaws.com"}
 
 UA_CONSOLE = (
@@ -252,6 +359,28 @@ def _is_read(name: str) -> bool:
 
 
 # ------------------------------------------------------------------ principals
+
+_HUMANS = frozenset({"admin", "developer", "operator"})
+# calls whose service encrypts or decrypts with KMS for the caller
+_KMS_BACKED = frozenset(
+    "GetSecretValue PutSecretValue CreateSecret GetParameter GetParameters "
+    "GetParametersByPath PutParameter".split()
+)
+NEW_NETWORK_SHARE = 0.05  # of a human's sessions: from a network never used before
+CLIENT_UPGRADE_SHARE = 0.08  # of a human's sessions: with a newer client version
+EXPLORE_SHARE = 0.03  # of a human's calls: an API outside their habits
+CONSOLE_PAGE_SHARE = 0.35  # of a console session's steps: a page view (a burst of reads)
+
+
+def _upgraded(user_agent: str, rng: np.random.Generator) -> str:
+    """``user_agent`` with its first version's last number raised (a client upgrade)."""
+    bump = int(rng.integers(1, 5))
+    return re.sub(
+        r"(\d+)\.(\d+)\.(\d+)",
+        lambda m: f"{m.group(1)}.{m.group(2)}.{int(m.group(3)) + bump}",
+        user_agent,
+        count=1,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +594,47 @@ def build_principals(
                 4.0,
                 5.0,
                 0.01,
+            )
+        )
+    for admin in [p for p in out if p.kind == "admin"]:
+        if rng.random() < 0.6:  # the admin also applies Terraform from a laptop
+            apis = (
+                [(s, n) for s, ns in _READS.items() for n in ns[:8]]
+                + [(s, n) for s, ns in _WRITES.items() for n in ns]
+                + list(_ADMIN_WRITES[:7])
+            )
+            start = float(rng.uniform(7, 11))
+            out.append(
+                Principal(
+                    "operator",
+                    admin.identity,
+                    admin.networks,
+                    (_ua(UA_TERRAFORM[int(rng.integers(0, 2))], rng),),
+                    tuple(apis),
+                    _zipf_weights(rng, len(apis)),
+                    (start, start + 8),
+                    True,
+                    0.6,
+                    150.0,
+                    0.8,
+                    0.03,
+                )
+            )
+    for app in [p for p in out if p.kind == "app"]:
+        out.append(
+            Principal(
+                "agent",
+                app.identity,
+                app.networks,
+                (_ua(UA_SSM_AGENT, rng),),
+                _SSM_AGENT_APIS,
+                _zipf_weights(rng, len(_SSM_AGENT_APIS)),
+                None,
+                False,
+                24.0,
+                3.0,
+                2.0,
+                0.02,
             )
         )
     for svc in ("secretsmanager", "lambda", "ec2", "rds", "cloudtrail", "health")[
@@ -743,11 +913,17 @@ class AuditGenerator:
 
     # ------------------------------------------------------------- benign
     def benign(self, principals: Sequence[Principal], duration_s: float) -> None:
-        """Sessions of every principal over ``[0, duration_s)``, drawn from its habits."""
+        """Sessions of every principal over ``[0, duration_s)``, drawn from its habits.
+
+        Humans also do benign things their history has not shown: a session now and
+        then from a new network or with an upgraded client, a call to an API outside
+        their habits, and console page views, which fire a burst of the page's read
+        calls under an internal user agent."""
         rng = self.rng
         n_days = int(np.ceil(duration_s / DAY_S))
         for p in principals:
             weights = np.asarray(p.weights)
+            human = p.kind in _HUMANS
             for day in range(n_days):
                 weekday = (self.start + timedelta(days=day)).weekday()
                 rate = p.sessions_per_day * (0.1 if p.weekdays_only and weekday >= 5 else 1.0)
@@ -759,42 +935,76 @@ class AuditGenerator:
                     t = day * DAY_S + hour * 3600.0
                     ip = p.networks[int(rng.integers(0, len(p.networks)))]
                     ua = p.user_agents[int(rng.integers(0, len(p.user_agents)))]
+                    if human and rng.random() < NEW_NETWORK_SHARE:
+                        ip = _public_ip(rng)  # travelling, home, a new VPN exit
+                    if human and rng.random() < CLIENT_UPGRADE_SHARE:
+                        ua = _upgraded(ua, rng)
                     ident = dict(p.identity)
                     if p.kind == "ci":
                         ident["arn"] = ident["arn"].replace(
                             "/session", f"/run-{rng.bytes(4).hex()}"
                         )
                     n = 1 + int(rng.geometric(1.0 / p.events_per_session))
-                    if p.kind == "admin" and ua.startswith("Mozilla"):
+                    console = ua.startswith("Mozilla")
+                    if console and human:
                         self.record(t, ident, "signin", "ConsoleLogin", ip=ip, ua=ua, kind=p.kind)
                     for _ in range(n):
                         t += float(rng.exponential(p.gap_s))
                         if t >= duration_s:
                             break
-                        svc, name = p.apis[int(rng.choice(len(p.apis), p=weights))]
+                        if console and rng.random() < CONSOLE_PAGE_SHARE:
+                            t = self._console_page(t, ident, p, ip, duration_s)
+                            continue
+                        if human and rng.random() < EXPLORE_SHARE:
+                            pool = _READS if rng.random() < 0.8 else _WRITES
+                            svc, name = _sample_apis(rng, pool, 1)[0]
+                        else:
+                            svc, name = p.apis[int(rng.choice(len(p.apis), p=weights))]
                         error = (
                             str(rng.choice(_BENIGN_ERRORS)) if rng.random() < p.error_rate else None
                         )
-                        if ua.startswith("Mozilla") and rng.random() < 0.4:
-                            # the console's own back-end calls on the user's behalf
-                            self.record(
-                                t,
-                                ident,
-                                svc,
-                                name,
-                                ip="AWS Internal",
-                                ua="AWS Internal",
-                                error=error,
-                                kind=p.kind,
-                            )
-                            continue
                         self.record(t, ident, svc, name, ip=ip, ua=ua, error=error, kind=p.kind)
-                        if svc in ("secretsmanager", "ssm", "s3") and p.kind != "service":
+                        if name in _KMS_BACKED and p.kind != "service":
                             # KMS calls the service makes for the caller (invokedBy)
                             host = event_source(svc)
                             via = {**ident, "invokedBy": host}
                             for kms in ("Decrypt", "GenerateDataKey")[: int(rng.integers(1, 3))]:
                                 self.record(t + 0.2, via, "kms", kms, ip=host, ua=host, kind=p.kind)
+
+    def _console_page(
+        self,
+        t: float,
+        ident: Mapping[str, str],
+        p: Principal,
+        ip: str,
+        duration_s: float,
+    ) -> float:
+        """One console page view at ``t``: a burst of the page's read calls made by the
+        console's back end for the user. Returns the time of the last call."""
+        rng = self.rng
+        used = sorted({svc for svc, _ in p.apis} & set(_CONSOLE_PAGES))
+        if used and rng.random() < 0.5:
+            page = used[int(rng.integers(0, len(used)))]
+        else:
+            pages = sorted(_CONSOLE_PAGES)
+            page = pages[int(rng.integers(0, len(pages)))]
+        calls = _CONSOLE_PAGES[page]
+        k = min(len(calls), 2 + int(rng.geometric(1.0 / 6.0)))
+        picks = rng.choice(len(calls), size=k, replace=False)
+        if rng.random() < 0.5:
+            ua, src = CONSOLE_INTERNAL_UA, CONSOLE_INTERNAL_UA
+        else:
+            label = page.upper() if len(page) <= 3 else page.capitalize()
+            template = UA_SERVICE_CONSOLE[int(rng.integers(0, len(UA_SERVICE_CONSOLE)))]
+            ua, src = _ua(template.replace("{page}", label), rng), ip
+        for i in sorted(int(x) for x in picks):
+            if t >= duration_s:
+                break
+            svc, name = calls[i]
+            error = str(rng.choice(_BENIGN_ERRORS[:3])) if rng.random() < 0.05 else None
+            self.record(t, ident, svc, name, ip=src, ua=ua, error=error, kind=p.kind)
+            t += float(rng.exponential(0.4))
+        return t
 
     # ------------------------------------------------------------- attacks
     def campaign(

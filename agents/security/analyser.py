@@ -26,11 +26,13 @@ events arriving one at a time (the closed loop).
 
 from __future__ import annotations
 
+import gc
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from agents.security.anomaly import HistogramOutlierScorer
 from agents.security.events import Event, parse_event
+from agents.security.batch_features import encode_batch
 from agents.security.features import (
     STATIC_FEATURES,
     BehaviourState,
@@ -49,6 +52,10 @@ from agents.security.features import (
     name_tokens,
     scan_params,
 )
+from agents.security.trees import predict_many
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 LABELS: tuple[str, ...] = ("malicious", "normal", "suspicious")  # sorted, as classes_
 
@@ -88,7 +95,8 @@ CLASSIFIER_DROP: frozenset[str] = frozenset(
 )
 # Domain knowledge as monotonic constraints: risk never rises with familiarity (a larger
 # share of the principal's past with this UA, network, API, hour, or a familiar parent
-# session) and never falls with denials or a never-seen external account.
+# session) and never falls with denials, a never-seen external account or a dangerous
+# request fact.
 MONOTONIC: Mapping[str, int] = {
     "b_ua_share": -1,
     "b_ua_family_share": -1,
@@ -102,6 +110,16 @@ MONOTONIC: Mapping[str, int] = {
     "b_new_external_account": 1,
     "b_new_apis_15m": 1,
     "anomaly_score": 1,
+    # request facts that only ever add to the risk: a grant to another account or to
+    # anyone, an open CIDR, an administrator policy, a logging switch turned off, a share
+    # added, instance user data read
+    "p_external_account": 1,
+    "p_wildcard_principal": 1,
+    "p_open_cidr": 1,
+    "p_admin_policy": 1,
+    "p_switch_off": 1,
+    "p_share_add": 1,
+    "p_user_data": 1,
 }
 
 CATEGORY_ACTIONS: Mapping[str, tuple[str, ...]] = {
@@ -132,19 +150,40 @@ CATEGORY_ACTIONS: Mapping[str, tuple[str, ...]] = {
 
 def threat_category(name: str, static: np.ndarray) -> str:
     """The kind of threat an event would be, from its API and request facts."""
-    idx = _STATIC_INDEX
+    return _category(name, tuple(bool(static[i]) for i in _CATEGORY_COLS))
+
+
+_CATEGORY_FLAGS: tuple[str, ...] = (
+    "p_share_add",
+    "p_external_account",
+    "p_open_cidr",
+    "p_wildcard_principal",
+    "tok_logging",
+    "p_admin_policy",
+    "tok_identity",
+    "tok_credential",
+    "p_user_data",
+    "read_only",
+)
+
+
+@lru_cache(maxsize=4096)
+def _category(name: str, flags: tuple[bool, ...]) -> str:
+    """:func:`threat_category` from the API name and the truth of the static features
+    in :data:`_CATEGORY_FLAGS` (all it reads), cached."""
+    flag = dict(zip(_CATEGORY_FLAGS, flags, strict=True))
     tokens = name_tokens(name)
     verb = tokens[0] if tokens else ""
     words = set(tokens[1:])
     if name in ("ConsoleLogin", "GetSigninToken", "GetFederationToken"):
         return "initial-access"
     if (
-        static[idx["p_share_add"]]
-        or static[idx["p_external_account"]]
-        or (static[idx["p_open_cidr"]] or static[idx["p_wildcard_principal"]])
+        flag["p_share_add"]
+        or flag["p_external_account"]
+        or (flag["p_open_cidr"] or flag["p_wildcard_principal"])
     ):
         return "exfiltration" if verb in ("modify", "put", "authorize") else "persistence"
-    if static[idx["tok_logging"]] and verb in (
+    if flag["tok_logging"] and verb in (
         "stop",
         "delete",
         "put",
@@ -156,26 +195,27 @@ def threat_category(name: str, static: np.ndarray) -> str:
         return "defense-evasion"
     if name == "LeaveOrganization":
         return "defense-evasion"
-    if static[idx["p_admin_policy"]] or name in ("UpdateLoginProfile", "PutUserPolicy"):
+    if flag["p_admin_policy"] or name in ("UpdateLoginProfile", "PutUserPolicy"):
         return "privilege-escalation"
     if verb in ("create", "update", "attach", "add", "put") and (
-        static[idx["tok_identity"]] or "key" in words or "login" in words
+        flag["tok_identity"] or "key" in words or "login" in words
     ):
         return "persistence"
-    if verb in ("get", "batch") and static[idx["tok_credential"]]:
+    if verb in ("get", "batch") and flag["tok_credential"]:
         return "credential-access"
-    if "userdata" in "".join(words) or static[idx["p_user_data"]]:
+    if "userdata" in "".join(tokens[1:]) or flag["p_user_data"]:  # in name order
         return "credential-access"
-    if verb in ("send", "run", "invoke", "start") and not static[idx["tok_logging"]]:
+    if verb in ("send", "run", "invoke", "start") and not flag["tok_logging"]:
         return "execution"
     if verb in ("delete", "terminate", "deregister", "schedule"):
         return "impact"
     if verb in ("get", "list", "describe", "lookup", "head", "batch", "assume"):
         return "discovery"
-    return "discovery" if static[idx["read_only"]] else "impact"
+    return "discovery" if flag["read_only"] else "impact"
 
 
 _STATIC_INDEX = {n: i for i, n in enumerate(STATIC_FEATURES)}
+_CATEGORY_COLS = np.asarray([_STATIC_INDEX[f] for f in _CATEGORY_FLAGS], dtype=np.intp)
 _NAMES = feature_names()
 _COL = {n: i for i, n in enumerate(_NAMES)}
 _CLF_COLS = [i for i, n in enumerate(_NAMES) if n not in CLASSIFIER_DROP]
@@ -193,30 +233,46 @@ class Encoded:
     bad: list[tuple[int, str]]
 
 
+def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` with Python's cyclic garbage collector paused while it runs (restored as it
+    was, also on errors). A batch allocates several containers per event (events,
+    request facts, codes, texts), none in a reference cycle: reference counting frees
+    them. A collection during the batch would instead walk every live object, the
+    caller's records included: measured in the benchmark's process, one generation-2
+    pass per batch of ~0.1 s, a third of the batch."""
+
+    @wraps(fn)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@_gc_paused
 def encode_records(records: Sequence[Mapping[str, Any]]) -> Encoded:
     """Parse, order by ``eventTime`` (stable) and featurise ``records`` from an empty
     behaviour state. Unreadable records are listed in ``bad``, never dropped silently."""
-    parsed: list[tuple[float, int, Event]] = []
+    parsed: list[Event] = []
+    kept: list[int] = []
     bad: list[tuple[int, str]] = []
     for i, rec in enumerate(records):
         try:
-            ev = parse_event(rec)
+            parsed.append(parse_event(rec))
         except (ValueError, TypeError, AttributeError) as exc:
             bad.append((i, str(exc)))
             continue
-        parsed.append((ev.time_s, i, ev))
-    parsed.sort(key=lambda x: (x[0], x[1]))
-    state = BehaviourState()
-    encoder = StaticEncoder()
-    n_feat = len(_NAMES)
-    out = np.empty((len(parsed), n_feat), dtype=np.float64)
-    n_static = len(STATIC_FEATURES)
-    for row, (_, _, ev) in enumerate(parsed):
-        scan = scan_params(ev.params)
-        out[row, :n_static] = encoder.encode(ev, scan)
-        out[row, n_static:] = state.observe(ev, encoder.family(ev.user_agent), scan)
-    order = np.fromiter((i for _, i, _ in parsed), dtype=np.int64, count=len(parsed))
-    return Encoded(order, [ev for _, _, ev in parsed], out, bad)
+        kept.append(i)
+    times = np.fromiter((ev.time_s for ev in parsed), np.float64, count=len(parsed))
+    by_time = np.argsort(times, kind="stable")  # ties keep input order
+    events = [parsed[k] for k in by_time.tolist()]
+    order = np.asarray(kept, dtype=np.int64)[by_time]
+    return Encoded(order, events, encode_batch(events), bad)
 
 
 class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -225,15 +281,20 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     Parameters
     ----------
     max_iter, learning_rate, max_leaf_nodes, l2_regularization, min_samples_leaf
-        Of the gradient-boosted classifier.
+        Of the gradient-boosted classifiers.
+    max_features
+        Share of the features each split may choose from (drawn per split): below 1, the
+        trees cannot lean on one feature alone.
     target_fpr
         Share of benign training events (out of fold) allowed above the alert threshold.
     anomaly_quantile
         Benign-training quantile of the anomaly score above which an event is a
         behavioural anomaly.
+    calibration_folds
+        Folds (by account) whose out-of-fold benign risk sets the alert threshold.
     calibration_share
-        Share of the training records (the last ones as given) held out to set the
-        alert threshold.
+        With a single account: share of the training records (the last ones as given)
+        held out to set the alert threshold.
     random_state
         Seed of the classifier.
     """
@@ -246,8 +307,10 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         max_leaf_nodes: int = 31,
         l2_regularization: float = 1.0,
         min_samples_leaf: int = 20,
+        max_features: float = 0.5,
         target_fpr: float = 0.005,
         anomaly_quantile: float = 0.99,
+        calibration_folds: int = 5,
         calibration_share: float = 0.2,
         random_state: int = 0,
     ) -> None:
@@ -256,8 +319,10 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.max_leaf_nodes = max_leaf_nodes
         self.l2_regularization = l2_regularization
         self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
         self.target_fpr = target_fpr
         self.anomaly_quantile = anomaly_quantile
+        self.calibration_folds = calibration_folds
         self.calibration_share = calibration_share
         self.random_state = random_state
 
@@ -270,6 +335,7 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             max_leaf_nodes=self.max_leaf_nodes,
             l2_regularization=self.l2_regularization,
             min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
             monotonic_cst=cst,
             early_stopping=False,
             random_state=self.random_state,
@@ -281,8 +347,11 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         Two gradient-boosted models: *threat* (malicious or suspicious vs normal, with
         the monotonic constraints of :data:`MONOTONIC`) and *kind* (malicious vs
         suspicious, among threats). The alert threshold is the ``1 - target_fpr``
-        quantile of the risk of benign events in the last ``calibration_share`` of the
-        records, scored by a threat model fitted on the rest.
+        quantile of the out-of-fold risk of benign events: the records are split into
+        ``calibration_folds`` folds *by account* (a fold's events are scored by anomaly
+        and threat models fitted on the other folds, so every benign event is judged
+        as if its account were new). With a single account, the last
+        ``calibration_share`` of the records (as given) is the one held-out fold.
 
         Raises
         ------
@@ -296,62 +365,74 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         unknown = sorted(set(labels.tolist()) - set(LABELS))
         if unknown:
             raise ValueError(f"unknown labels {unknown} (allowed: {', '.join(LABELS)})")
-        # calibration rows: the last share of the records *as given* (training streams
-        # are concatenated accounts, so this is a held-out account)
-        cut = int(len(labels) * (1.0 - self.calibration_share))
         enc = encode_records(X)
         if enc.bad:
             i, msg = enc.bad[0]
             raise ValueError(f"record {i} cannot be read: {msg}")
         F = enc.features
         yy = labels[enc.order]
-        calib = enc.order >= cut
         if set(yy.tolist()) != set(LABELS):
             raise ValueError(f"training labels must include every class {LABELS}")
+        folds = self._calibration_folds(enc, len(labels))
+        cols = [_COL[c] for c in ANOMALY_FEATURES]
+        normal = yy == "normal"
+        threat = ~normal
+        calib_risk: list[np.ndarray] = []
         with threadpool_limits(limits=1):
-            cols = [_COL[c] for c in ANOMALY_FEATURES]
-            normal = yy == "normal"
-            self.anomaly_ = HistogramOutlierScorer().fit(F[normal & ~calib][:, cols])
+            for fold in range(int(folds.max()) + 1):
+                held_out = folds == fold
+                train = ~held_out
+                if not (held_out & normal).any() or len(set(threat[train].tolist())) < 2:
+                    continue
+                hbos = HistogramOutlierScorer().fit(F[normal & train][:, cols])
+                Zf = np.column_stack((F[:, _CLF_COLS], hbos.score_samples(F[:, cols])))
+                held = self._classifier(True).fit(Zf[train], threat[train])
+                calib_risk.append(held.predict_proba(Zf[held_out & normal])[:, 1])
+            self.anomaly_ = HistogramOutlierScorer().fit(F[normal][:, cols])
             self.anomaly_columns_ = np.asarray(cols)
             anomaly = self.anomaly_.score_samples(F[:, cols])
             self.anomaly_threshold_ = float(
                 np.quantile(self.anomaly_.train_scores_, self.anomaly_quantile)
             )
             Z = np.column_stack((F[:, _CLF_COLS], anomaly))
-            threat = ~normal
-            held = self._classifier(True).fit(Z[~calib], threat[~calib])
-            p_threat = held.predict_proba(Z[calib & normal])[:, 1]
             self.threat_ = self._classifier(True).fit(Z, threat)
             self.kind_ = self._classifier(False).fit(Z[threat], yy[threat] == "malicious")
         self.classes_ = np.asarray(LABELS, dtype=object)
         # risk of a benign event is at most p_threat (kind adds at most 0.5 * p_threat)
-        calib_risk = p_threat if len(p_threat) else np.zeros(1)
+        pooled = np.concatenate(calib_risk) if calib_risk else np.zeros(1)
+        self.calibration_events_ = len(pooled) if calib_risk else 0
         self.threshold_ = float(
-            min(0.99, max(0.02, np.quantile(calib_risk, 1.0 - self.target_fpr) + 1e-6))
+            min(0.99, max(0.02, np.quantile(pooled, 1.0 - self.target_fpr) + 1e-6))
         )
         self.n_features_in_ = Z.shape[1]
         self.feature_names_in_ = np.asarray(_CLF_NAMES, dtype=object)
         return self
 
+    def _calibration_folds(self, enc: Encoded, n_records: int) -> np.ndarray:
+        """Fold index per encoded event: accounts dealt round-robin (sorted) into
+        ``calibration_folds`` folds; with one account, the last ``calibration_share`` of
+        the records as given is fold 0 and the rest (-1) is never held out."""
+        accounts = np.asarray([ev.account for ev in enc.events], dtype=object)
+        distinct = sorted(set(accounts.tolist()))
+        if len(distinct) >= 2 and self.calibration_folds >= 2:
+            k = min(self.calibration_folds, len(distinct))
+            fold_of = {a: i % k for i, a in enumerate(distinct)}
+            return np.fromiter((fold_of[a] for a in accounts), dtype=np.int64, count=len(accounts))
+        cut = int(n_records * (1.0 - self.calibration_share))
+        return np.where(enc.order >= cut, 0, -1).astype(np.int64)
+
     # ------------------------------------------------------------------ scoring
-    def _scores(
-        self, F: np.ndarray, *, limit_threads: bool = True
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _scores(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(probabilities, anomaly terms, anomaly scores) for a feature matrix.
 
-        ``limit_threads`` runs the classifiers on one OpenMP thread (much faster on a
-        loaded 2-core machine for batches; skipped for single events, where entering the
-        limit costs more than the prediction)."""
+        The classifiers are evaluated by :func:`agents.security.trees.predict_many`: the
+        probabilities ``predict_proba`` gives, from coded rows, without OpenMP (much
+        faster on a loaded 2-core machine), the two models in parallel threads when the
+        batch is large and a second core is there."""
         terms = self.anomaly_.terms(F[:, self.anomaly_columns_])
-        anomaly = terms.sum(axis=1)
-        Z = np.column_stack((F[:, _CLF_COLS], anomaly))
-        if limit_threads:
-            with threadpool_limits(limits=1):
-                p_threat = self.threat_.predict_proba(Z)[:, 1]
-                p_mal = self.kind_.predict_proba(Z)[:, 1]
-        else:
-            p_threat = self.threat_.predict_proba(Z)[:, 1]
-            p_mal = self.kind_.predict_proba(Z)[:, 1]
+        anomaly = _add_terms(terms)
+        Z = [*(F[:, c] for c in _CLF_COLS), anomaly]  # the classifiers' columns (views)
+        p_threat, p_mal = predict_many([self.threat_, self.kind_], Z)
         proba = np.column_stack((p_threat * p_mal, 1.0 - p_threat, p_threat * (1.0 - p_mal)))
         return proba, terms, anomaly
 
@@ -398,6 +479,7 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "threat_")
         return self._assess(enc)
 
+    @_gc_paused
     def _assess(self, enc: Encoded) -> pd.DataFrame:
         n = len(enc.events)
         if n == 0:
@@ -418,11 +500,11 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         proba, terms, anomaly = self._scores(enc.features)
         risk = _risk(proba, list(self.classes_))
         alert = risk >= self.threshold_
-        n_static = len(STATIC_FEATURES)
-        cats = [
-            threat_category(ev.name, row[:n_static]) if is_alert else "none"
-            for ev, row, is_alert in zip(enc.events, enc.features, alert, strict=True)
-        ]
+        cats = ["none"] * n  # a category only for alerts
+        rows = np.flatnonzero(alert)
+        flags = (enc.features[np.ix_(rows, _CATEGORY_COLS)] != 0).tolist()
+        for r, f in zip(rows.tolist(), flags, strict=True):
+            cats[r] = _category(enc.events[r].name, tuple(f))  # = threat_category
         reasons = explain(enc.features, terms, risk)
         frame = pd.DataFrame(
             {
@@ -434,7 +516,7 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 "behavioral_anomaly": anomaly >= self.anomaly_threshold_,
                 "anomaly_score": np.round(anomaly, 4),
                 "confidence": np.round(proba.max(axis=1), 6),
-                "recommended_actions": ["; ".join(CATEGORY_ACTIONS[c]) for c in cats],
+                "recommended_actions": [_ACTION_TEXT[c] for c in cats],
                 "reasons": reasons,
             }
         )
@@ -444,6 +526,18 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """A scorer for events arriving one at a time, with its own behaviour state."""
         check_is_fitted(self, "threat_")
         return StreamScorer(self)
+
+
+def _add_terms(terms: np.ndarray) -> np.ndarray:
+    """The anomaly score: each row's HBOS terms added left to right, the additions
+    ``score_samples`` makes on the column-major terms it fits and scores with (and the
+    streaming scorer makes), whatever the layout of ``terms``."""
+    if terms.shape[1] == 0:
+        return np.zeros(len(terms))
+    total = terms[:, 0].copy()
+    for j in range(1, terms.shape[1]):
+        total += terms[:, j]
+    return total
 
 
 def _risk(proba: np.ndarray, classes: list[str]) -> np.ndarray:
@@ -485,23 +579,50 @@ _STATIC_REASONS: tuple[tuple[str, str], ...] = (
 )
 
 
+_REASON_TEXTS: tuple[str, ...] = (*(t for _, t in _REASONS), *(t for _, t in _STATIC_REASONS))
+_REASON_BEH_COLS = [ANOMALY_FEATURES.index(f) for f, _ in _REASONS]
+_REASON_STATIC_COLS = [_COL[f] for f, _ in _STATIC_REASONS]
+_TYPICAL = "typical for this principal"
+_ACTION_TEXT: Mapping[str, str] = {c: "; ".join(a) for c, a in CATEGORY_ACTIONS.items()}
+
+
 def explain(F: np.ndarray, terms: np.ndarray, risk: np.ndarray, top: int = 3) -> list[str]:
     """Up to ``top`` reasons per event: the rarest behaviour features (their anomaly
-    terms, when above a floor) and the request facts that are set, strongest first."""
-    beh_cols = [ANOMALY_FEATURES.index(f) for f, _ in _REASONS]
-    w_beh = terms[:, beh_cols]
+    terms, when above a floor) and the request facts that are set, strongest first.
+
+    The text of a row depends only on which columns make its top ``top``: each distinct
+    choice is joined once."""
+    w_beh = terms[:, _REASON_BEH_COLS]
     w_beh = np.where(w_beh >= 3.0, w_beh, 0.0)  # only behaviour rarer than ~5% of benign
-    w_static = F[:, [_COL[f] for f, _ in _STATIC_REASONS]] * 4.0
+    w_static = F[:, _REASON_STATIC_COLS] * 4.0
     weights = np.column_stack((w_beh, w_static))
-    texts = [t for _, t in _REASONS] + [t for _, t in _STATIC_REASONS]
-    k = min(top, weights.shape[1])
-    best = np.argsort(-weights, axis=1, kind="stable")[:, :k]
-    out: list[str] = []
-    for r, cols in enumerate(best):
-        chosen = [texts[c] for c in cols if weights[r, c] > 0]
-        out.append("; ".join(chosen) if chosen else "typical for this principal")
+    n, m = weights.shape
+    k = min(top, m)
     _ = risk
-    return out
+    if n <= 16:  # a few rows (the streaming scorer): directly
+        out: list[str] = []
+        for r, cols in enumerate(np.argsort(-weights, axis=1, kind="stable")[:, :k]):
+            chosen = [_REASON_TEXTS[c] for c in cols if weights[r, c] > 0]
+            out.append("; ".join(chosen) if chosen else _TYPICAL)
+        return out
+    # rows without any reason (most) need no sort; the others: top k columns, stable
+    # (ties in column order), as argsort(-weights, kind="stable") orders them
+    codes = np.full((n, k), m, dtype=np.int64)  # m: no reason in this place
+    some = np.flatnonzero((weights > 0).any(axis=1))
+    if len(some) and k:
+        w = weights[some]
+        best = np.argsort(-w, axis=1, kind="stable")[:, :k]
+        codes[some] = np.where(np.take_along_axis(w, best, axis=1) > 0, best, m)
+    if float(m + 1) ** k < 2.0**62:
+        key = codes @ ((m + 1) ** np.arange(k - 1, -1, -1, dtype=np.int64))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    texts = []
+    for row in codes[first].tolist():
+        chosen = [_REASON_TEXTS[c] for c in row if c < m]
+        texts.append("; ".join(chosen) if chosen else _TYPICAL)
+    return [texts[i] for i in inverse.ravel().tolist()]
 
 
 class _TreeWalker:
@@ -608,12 +729,15 @@ class StreamScorer:
         # right=False is bisect_right), one value at a time
         values = row[0].tolist()
         terms = self._terms
-        terms[0] = [
+        found = [
             nlp[bisect_right(cuts, values[c])]
             for c, (cuts, nlp) in zip(self._anomaly_columns, self._bins, strict=True)
         ]
-        anomaly = terms.sum(axis=1)
-        z = [*[values[c] for c in _CLF_COLS], float(anomaly[0])]
+        terms[0] = found
+        anomaly = found[0] if found else 0.0
+        for term in found[1:]:  # left to right, as _add_terms (the batch) adds them
+            anomaly += term
+        z = [*[values[c] for c in _CLF_COLS], anomaly]
         p_threat = self._threat(z)
         p_mal = self._kind(z)
         proba = np.asarray([[p_threat * p_mal, 1.0 - p_threat, p_threat * (1.0 - p_mal)]])
@@ -627,8 +751,8 @@ class StreamScorer:
             "risk_score": risk,
             "threat_category": cat,
             "is_alert": bool(alert),
-            "behavioral_anomaly": bool(anomaly[0] >= m.anomaly_threshold_),
-            "anomaly_score": float(anomaly[0]),
+            "behavioral_anomaly": bool(anomaly >= m.anomaly_threshold_),
+            "anomaly_score": float(anomaly),
             "confidence": float(proba[0].max()),
             "recommended_actions": list(CATEGORY_ACTIONS[cat]),
             "reasons": explain(row, terms, np.asarray([risk]))[0],

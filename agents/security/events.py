@@ -21,9 +21,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 _FAMILIES: tuple[tuple[str, str], ...] = (
     ("apn/1.0 hashicorp", "terraform"),
@@ -80,14 +79,17 @@ def ua_family(user_agent: str) -> str:
     for prefix, family in _FAMILIES:
         if ua.startswith(prefix):
             return family
+    if "aws-internal" in ua:  # the console's back end ("[EC2Console/0.4, aws-internal/3 ...")
+        return "console" if "console" in ua else "aws-internal"
     if ua.endswith(".amazonaws.com"):
         return "aws-service"
     return "other"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """The fields of one CloudTrail record the analyser uses (times in POSIX s)."""
+class Event(NamedTuple):
+    """The fields of one CloudTrail record the analyser uses (times in POSIX s).
+
+    An immutable named tuple (cheap to build: a batch parses one per record)."""
 
     event_id: str
     time_s: float
@@ -104,14 +106,79 @@ class Event:
     params: Any
 
 
-def parse_time(text: str) -> float:
-    """``2023-07-10T11:42:18Z`` (ISO 8601, UTC) as POSIX seconds."""
+def _parse_iso(text: str) -> float:
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         return (dt - datetime(1970, 1, 1)).total_seconds()
     return dt.timestamp()
+
+
+# POSIX seconds of the minutes seen (``YYYY-MM-DDTHH:MM:`` -> s), for the fast path of
+# parse_time; bounded (cleared when full)
+_MINUTES: dict[str, float] = {}
+_DAYS: dict[str, float] = {}  # ``YYYY-MM-DD`` -> s
+_SECONDS = {f"{s:02d}": s for s in range(60)}  # also the minutes
+_HOURS = {f"{h:02d}": h for h in range(24)}
+_CACHE_MAX = 100_000
+
+
+def parse_time(text: str) -> float:
+    """``2023-07-10T11:42:18Z`` (ISO 8601, UTC) as POSIX seconds.
+
+    CloudTrail's own form (``YYYY-MM-DDTHH:MM:SSZ``) takes a fast path: each day is
+    parsed once (by :meth:`datetime.fromisoformat`, as every other form), the hours,
+    minutes and seconds (checked: 00-23, 00-59, 00-59) added in whole seconds (exact;
+    UTC has no DST), minutes cached. Same value, same errors as the general path.
+    """
+    if len(text) == 20 and text[19] == "Z":
+        base = _MINUTES.get(text[:17])
+        second = _SECONDS.get(text[17:19])
+        if second is not None:
+            if base is not None:
+                return base + second
+            hour = _HOURS.get(text[11:13])
+            minute = _SECONDS.get(text[14:16])
+            if (
+                hour is not None
+                and minute is not None
+                and text[16] == ":"
+                and text[13] == ":"
+                and text[10] == "T"
+                and text[7] == "-"
+                and text[4] == "-"
+            ):
+                day = _DAYS.get(text[:10])
+                if day is None:
+                    try:
+                        day = _parse_iso(text[:10] + "T00:00:00Z")
+                    except ValueError:
+                        return _parse_iso(text)  # the general path's own error
+                    if len(_DAYS) >= _CACHE_MAX:
+                        _DAYS.clear()
+                    _DAYS[text[:10]] = day
+                base = day + (hour * 3600 + minute * 60)
+                if len(_MINUTES) >= _CACHE_MAX:
+                    _MINUTES.clear()
+                _MINUTES[text[:17]] = base
+                return base + second
+    return _parse_iso(text)
+
+
+# arn -> (principal, session) of assumed-role sessions and other ARNs; bounded
+_ARNS: dict[str, tuple[str, str]] = {}
+
+
+def _split_arn(arn: str) -> tuple[str, str]:
+    hit = _ARNS.get(arn)
+    if hit is None:
+        m = _ROLE_SESSION.match(arn)
+        hit = (m.group(1), arn) if m else (arn, arn)
+        if len(_ARNS) >= _CACHE_MAX:
+            _ARNS.clear()
+        _ARNS[arn] = hit
+    return hit
 
 
 def principal_of(identity: Mapping[str, Any]) -> tuple[str, str]:
@@ -122,10 +189,7 @@ def principal_of(identity: Mapping[str, Any]) -> tuple[str, str]:
         key = f"service:{identity.get('invokedBy') or 'aws'}"
         return key, key
     if arn:
-        m = _ROLE_SESSION.match(arn)
-        if m:
-            return m.group(1), arn
-        return arn, arn
+        return _split_arn(arn)
     fallback = str(identity.get("accessKeyId") or identity.get("principalId") or kind or "unknown")
     return f"{kind}:{fallback}", f"{kind}:{fallback}"
 
@@ -139,6 +203,10 @@ def _read_only(record: Mapping[str, Any], name: str) -> bool:
     return name.startswith(("Get", "List", "Describe", "Head", "Lookup"))
 
 
+# Event(...) without the generated __new__'s Python frame (what Event._make does)
+_new_event = tuple.__new__
+
+
 def parse_event(record: Mapping[str, Any]) -> Event:
     """Reduce one CloudTrail record to an :class:`Event`.
 
@@ -147,32 +215,46 @@ def parse_event(record: Mapping[str, Any]) -> Event:
     ValueError
         If ``eventTime`` or ``eventName`` is missing or unreadable.
     """
-    name = record.get("eventName")
-    when = record.get("eventTime")
+    get = record.get
+    name = get("eventName")
+    when = get("eventTime")
     if not isinstance(name, str) or not name:
         raise ValueError("eventName is missing")
     if not isinstance(when, str):
         raise ValueError("eventTime is missing")
-    identity = record.get("userIdentity")
-    if not isinstance(identity, Mapping):
+    identity = get("userIdentity")
+    if type(identity) is not dict and not isinstance(identity, Mapping):
         identity = {}
-    principal, session = principal_of(identity)
-    account = str(record.get("recipientAccountId") or identity.get("accountId") or "")
-    return Event(
-        event_id=str(record.get("eventID") or ""),
-        time_s=parse_time(when),
-        account=account,
-        source=str(record.get("eventSource") or ""),
-        name=name,
-        error=str(record.get("errorCode") or ""),
-        user_agent=str(record.get("userAgent") or ""),
-        ip=str(record.get("sourceIPAddress") or ""),
-        principal=principal,
-        session=session,
-        identity_type=str(identity.get("type") or ""),
-        read_only=_read_only(record, name),
-        params=record.get("requestParameters"),
+    kind = identity.get("type")
+    arn = identity.get("arn")
+    if type(kind) is str and type(arn) is str and arn and kind != "AWSService":
+        principal, session = _split_arn(arn)  # what principal_of does for these
+    else:
+        principal, session = principal_of(identity)
+    # str(v or "") as a plain str passes through unchanged, without the call
+    account = get("recipientAccountId") or identity.get("accountId") or ""
+    event_id = get("eventID")
+    source = get("eventSource")
+    error = get("errorCode")
+    agent = get("userAgent")
+    ip = get("sourceIPAddress")
+    ro = get("readOnly")
+    fields = (
+        event_id if type(event_id) is str else str(event_id or ""),
+        parse_time(when),
+        account if type(account) is str else str(account),
+        source if type(source) is str else str(source or ""),
+        name,
+        error if type(error) is str else str(error or ""),
+        agent if type(agent) is str else str(agent or ""),
+        ip if type(ip) is str else str(ip or ""),
+        principal,
+        session,
+        kind if type(kind) is str else str(kind or ""),
+        ro if type(ro) is bool else _read_only(record, name),
+        get("requestParameters"),
     )
+    return _new_event(Event, fields)
 
 
 # ------------------------------------------------------------------ masking (ablation)

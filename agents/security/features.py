@@ -29,6 +29,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,7 @@ SERVICES: tuple[str, ...] = (
 TOKEN_GROUPS: Mapping[str, frozenset[str]] = {
     "credential": frozenset(
         "password secret secrets parameter parameters credential credentials key keys "
-        "access token signin login federation data".split()
+        "token signin login federation data".split()  # not "access": AccessPoints, ...
     ),
     "logging": frozenset(
         "trail trails logging flow logs log event selectors detector recorder delivery "
@@ -207,18 +208,30 @@ def error_class(code: str) -> str:
 _STATIC_INDEX = {name: i for i, name in enumerate(STATIC_FEATURES)}
 
 
-def _static_base(source: str, name: str, error: str, family: str, ident: str) -> np.ndarray:
-    row = np.zeros(len(STATIC_FEATURES), dtype=np.float64)
+@lru_cache(maxsize=65_536)
+def _name_columns(source: str, name: str) -> tuple[int, ...]:
+    """The static columns an API sets: its verb, service and token groups."""
     tokens = name_tokens(name)
     verb = tokens[0].capitalize() if tokens else ""
-    row[_STATIC_INDEX[f"verb_{verb}" if verb in VERBS else "verb_other"]] = 1.0
+    cols = [_STATIC_INDEX[f"verb_{verb}" if verb in VERBS else "verb_other"]]
     service = source.split(".", 1)[0]
-    row[_STATIC_INDEX[f"svc_{service}" if service in SERVICES else "svc_other"]] = 1.0
+    cols.append(_STATIC_INDEX[f"svc_{service}" if service in SERVICES else "svc_other"])
     words = set(tokens[1:]) | {service}
     for group, vocab in TOKEN_GROUPS.items():
         if words & vocab:
-            row[_STATIC_INDEX[f"tok_{group}"]] = 1.0
-    row[_STATIC_INDEX[f"err_{error_class(error)}"]] = 1.0
+            cols.append(_STATIC_INDEX[f"tok_{group}"])
+    return tuple(cols)
+
+
+@lru_cache(maxsize=4096)
+def _error_column(error: str) -> int:
+    return _STATIC_INDEX[f"err_{error_class(error)}"]
+
+
+def _static_base(source: str, name: str, error: str, family: str, ident: str) -> np.ndarray:
+    row = np.zeros(len(STATIC_FEATURES), dtype=np.float64)
+    row[list(_name_columns(source, name))] = 1.0
+    row[_error_column(error)] = 1.0
     row[_STATIC_INDEX[f"ua_{family}"]] = 1.0
     row[_STATIC_INDEX["id_assumed_role"]] = 1.0 if ident == "AssumedRole" else 0.0
     row[_STATIC_INDEX["id_service"]] = 1.0 if ident == "AWSService" else 0.0
@@ -241,14 +254,59 @@ class _ParamScan:
 _SWITCH_KEYS = ("include", "enable", "logging", "islogging")
 
 
+# strings of request parameters -> the 12-digit account ids in them (bounded cache)
+_ACCOUNTS_IN: dict[str, tuple[str, ...]] = {}
+_CACHE_MAX = 100_000
+
+
+def _accounts_in(value: str) -> tuple[str, ...]:
+    found = _ACCOUNTS_IN.get(value)
+    if found is None:
+        found = tuple(_ACCOUNT.findall(value))
+        if len(_ACCOUNTS_IN) >= _CACHE_MAX:
+            _ACCOUNTS_IN.clear()
+        _ACCOUNTS_IN[value] = found
+    return found
+
+
+_WILDCARD, _OPEN_CIDR, _USER_DATA, _ADMIN_POLICY = 1, 2, 3, 4
+
+
+def _str_leaf(value: str, key: str) -> tuple[int, tuple[str, ...]]:
+    """A string value under ``key``: which fact it sets (0: none, else one of
+    _WILDCARD ... _ADMIN_POLICY) and the account ids in it."""
+    if len(value) < 200:
+        flag = 0
+        if value == "*" and "principal" in key:
+            flag = _WILDCARD
+        elif value in ("0.0.0.0/0", "::/0"):
+            flag = _OPEN_CIDR
+        elif value == "userData":
+            flag = _USER_DATA
+        elif value.endswith(":policy/AdministratorAccess"):
+            flag = _ADMIN_POLICY
+        # an account id has 12 digits: shorter strings hold none
+        if len(value) >= 12 and "amazonaws.com" not in value:
+            return flag, _accounts_in(value)
+        return flag, ()
+    if '"Principal"' in value or "Principal" in value:  # an embedded policy document
+        wildcard = '"*"' in value and '"AWS"' in value
+        return (_WILDCARD if wildcard else 0), tuple(_ACCOUNT.findall(value))
+    return 0, ()
+
+
 def _scan(value: Any, key: str, scan: _ParamScan) -> None:
-    if isinstance(value, Mapping):
+    t = type(value)
+    # exact dict first: the Mapping ABC check is slow, and str / list / int never are one
+    if t is dict or (
+        t is not str and t is not list and t is not int and isinstance(value, Mapping)
+    ):
         for k, v in value.items():
-            kl = str(k).lower()
+            kl = k.lower() if type(k) is str else str(k).lower()
             if kl in ("add", "valuestoadd"):
                 scan.share_add = True
             _scan(v, kl, scan)
-    elif isinstance(value, list):
+    elif t is list or isinstance(value, list):
         scan.max_list = max(scan.max_list, len(value))
         for v in value:
             _scan(v, key, scan)
@@ -258,21 +316,18 @@ def _scan(value: Any, key: str, scan: _ParamScan) -> None:
             if not value and key.startswith(_SWITCH_KEYS):
                 scan.switch_off = True
         elif isinstance(value, str):
-            if len(value) < 200:
-                if value == "*" and "principal" in key:
+            flag, found = _str_leaf(value, key)
+            if flag:
+                if flag == _WILDCARD:
                     scan.wildcard_principal = True
-                elif value in ("0.0.0.0/0", "::/0"):
+                elif flag == _OPEN_CIDR:
                     scan.open_cidr = True
-                elif value == "userData":
+                elif flag == _USER_DATA:
                     scan.user_data = True
-                elif value.endswith(":policy/AdministratorAccess"):
+                else:
                     scan.admin_policy = True
-                if "amazonaws.com" not in value:
-                    scan.accounts.update(_ACCOUNT.findall(value))
-            elif '"Principal"' in value or "Principal" in value:  # an embedded policy document
-                if '"*"' in value and '"AWS"' in value:
-                    scan.wildcard_principal = True
-                scan.accounts.update(_ACCOUNT.findall(value))
+            if found:
+                scan.accounts.update(found)
         elif isinstance(value, int) and key in ("userid",):
             scan.accounts.add(f"{value:012d}")
 

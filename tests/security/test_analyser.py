@@ -190,3 +190,28 @@ def test_masking_removes_names_but_keeps_identity() -> None:
     assert out["requestParameters"]["attributeType"] == "launchPermission"
     role = out["requestParameters"]["roleArn"].rsplit("/", 1)[-1]
     assert out["userIdentity"]["arn"].split("/")[1] == role  # the session still maps to it
+
+
+def test_calibration_holds_out_whole_accounts(
+    small_data: Data, small_model: SecurityAnalyser
+) -> None:
+    """Every benign event is calibrated exactly once, by models that never saw its account;
+    with one account only the last ``calibration_share`` of the records is held out."""
+    records, labels = small_data
+    enc = encode_records(records)
+    folds = small_model._calibration_folds(enc, len(records))
+    accounts = np.asarray([ev.account for ev in enc.events])
+    assert len(set(accounts.tolist())) == 3
+    for account in set(accounts.tolist()):
+        assert len(set(folds[accounts == account].tolist())) == 1
+    assert set(folds.tolist()) == {0, 1, 2}
+    assert small_model.calibration_events_ == labels.count("normal")
+    one = [
+        i for i, ev in zip(enc.order.tolist(), enc.events, strict=True) if ev.account == accounts[0]
+    ]
+    sub = [records[i] for i in sorted(one)]
+    sub_enc = encode_records(sub)
+    sub_folds = SecurityAnalyser(calibration_share=0.25)._calibration_folds(sub_enc, len(sub))
+    held = sub_enc.order[sub_folds == 0]
+    assert set(sub_folds.tolist()) == {-1, 0}
+    assert held.min() == int(len(sub) * 0.75) and len(held) == len(sub) - int(len(sub) * 0.75)
