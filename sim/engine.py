@@ -433,9 +433,7 @@ class Replay:
         if self.watcher is not None:
             self._watch(self.watcher, ts, metrics)
 
-    def _watch(
-        self, watcher: MetricWatcher, ts: int, metrics: Mapping[str, PoolMetrics]
-    ) -> None:
+    def _watch(self, watcher: MetricWatcher, ts: int, metrics: Mapping[str, PoolMetrics]) -> None:
         """Hand the minute's metrics to the watcher; book its alerts as events (now)."""
         now = self.env.now
         specs = {p.spec.name: p.spec for p in self.cluster.pools}

@@ -170,9 +170,7 @@ def prepare(
         override_start=trace_start,
         history_rng=component_rng(run_seed, "workload-history"),
     )
-    prices = _prices(
-        scenario, base_dir, tuple(pools), duration_s, run_seed, spot_prices_override
-    )
+    prices = _prices(scenario, base_dir, tuple(pools), duration_s, run_seed, spot_prices_override)
     spot_azs = sorted({az for p in pools if p.capacity_type == "spot" for az in p.azs})
     if spot_availability_override is not None:
         availability = availability_from_path(
