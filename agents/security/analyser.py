@@ -378,7 +378,8 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         normal = yy == "normal"
         threat = ~normal
         calib_risk: list[np.ndarray] = []
-        with threadpool_limits(limits=1):
+        # every core: the fitted trees are the same for any thread count (tested)
+        with threadpool_limits(limits=None):
             for fold in range(int(folds.max()) + 1):
                 held_out = folds == fold
                 train = ~held_out
