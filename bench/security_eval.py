@@ -1,7 +1,7 @@
 """Evaluation of the security analyser on the shipped invictus recording.
 
-``python -m bench.security_eval`` prints one JSON object with, on the recording
-(2,900 events: 158 malicious, 58 suspicious, 2,684 normal):
+``python -m bench.security_eval [--plot FILE.png]`` prints one JSON object with, on the
+recording (2,900 events: 158 malicious, 58 suspicious, 2,684 normal):
 
 * ``shipped``: the shipped model (trained on simulated accounts only, every technique
   of the catalogue) at its fixed threshold, plus the false positives it needs for 95%
@@ -21,6 +21,7 @@ reported events.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import json
@@ -28,6 +29,7 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,7 @@ from agents.security.metrics import detection_metrics, false_positives_at_recall
 from agents.security.sigma import SigmaBaseline, load_sigma_rules
 from bench.security_data import SECURITY_DATA, simulate_accounts
 from bench.security_model import SHIPPED_SPEC, load_or_train
+from bench.security_plot import DetectionCurve, detection_curve, plot_detection
 
 EVENTS = SECURITY_DATA / "cloudtrail" / "invictus_stratus_events.jsonl"
 LABELS = SECURITY_DATA / "cloudtrail" / "invictus_stratus_labels.csv"
@@ -59,12 +62,16 @@ def _block(
     rows: list[dict[str, str]],
     keep: np.ndarray,
     sigma_levels: np.ndarray,
+    curves: dict[str, DetectionCurve] | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
     frame, _ = model.analyse(records)
     frame = frame.sort_values("position")
     risk = frame["risk_score"].to_numpy()
     alert = frame["is_alert"].to_numpy()
     y = np.asarray([r["label"] for r in rows], dtype=object)
+    if curves is not None:
+        curves[name] = detection_curve(y[keep], risk[keep], model.threshold_)
     out = detection_metrics(y[keep], alert[keep])
     out["threshold"] = round(model.threshold_, 6)
     _, out["fp_at_recall_0.95"] = false_positives_at_recall(y[keep], risk[keep], 0.95)
@@ -95,8 +102,10 @@ def _block(
     return out
 
 
-def evaluate(*, log: Any = None) -> dict[str, Any]:
-    """Every figure of the module docstring."""
+def evaluate(*, log: Any = None, plot: Path | None = None) -> dict[str, Any]:
+    """Every figure of the module docstring; with ``plot``, the detection trade-off of
+    every model and Sigma's levels is drawn to that PNG file (:mod:`bench.security_plot`)."""
+    curves: dict[str, DetectionCurve] = {}
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     started = time.perf_counter()
     records, rows = load_recording()
@@ -114,16 +123,32 @@ def evaluate(*, log: Any = None) -> dict[str, Any]:
     }
     say("shipped model")
     shipped = load_or_train()
-    result["shipped"] = _block(shipped, records, rows, all_rows, levels)
+    result["shipped"] = _block(
+        shipped, records, rows, all_rows, levels, curves, "shipped (sim only)"
+    )
     say("unseen techniques")
     seen = {r["stratus_technique"] for r in rows if r["stratus_technique"]}
     unseen_spec = dataclasses.replace(SHIPPED_SPEC, exclude=tuple(sorted(seen)))
     result["unseen_techniques"] = _block(
-        load_or_train(unseen_spec), records, rows, all_rows, levels
+        load_or_train(unseen_spec),
+        records,
+        rows,
+        all_rows,
+        levels,
+        curves,
+        "recording's techniques left out of training",
     )
     say("masked userAgent and resource names")
     masked = [mask_record(r) for r in records]
-    result["masked"] = _block(load_or_train(masked=True), masked, rows, all_rows, levels)
+    result["masked"] = _block(
+        load_or_train(masked=True),
+        masked,
+        rows,
+        all_rows,
+        levels,
+        curves,
+        "userAgent + resource names masked",
+    )
     say("time-ordered split")
     times = np.asarray([parse_time(r["eventTime"]) for r in records])
     cut_s = times.min() + SPLIT_SHARE * (times.max() - times.min())
@@ -140,8 +165,24 @@ def evaluate(*, log: Any = None) -> dict[str, Any]:
     block["sigma_low_on_test"] = detection_metrics(y[~train_part], levels[~train_part] >= 1)
     result["time_split"] = block
     result["wall_s"] = round(time.perf_counter() - started, 1)
+    if plot is not None:
+        sigma_points = {
+            level: (float(m["fpr"]), float(m["recall"])) for level, m in result["sigma"].items()
+        }
+        result["plot"] = str(
+            plot_detection(
+                curves,
+                sigma_points,
+                plot,
+                title=f"invictus recording: {len(records):,} events, "
+                f"{int((y == 'malicious').sum())} malicious, {int((y == 'normal').sum()):,} normal",
+            )
+        )
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(evaluate()))
+    parser = argparse.ArgumentParser(description="Evaluate the security analyser.")
+    parser.add_argument("--plot", type=Path, help="write the detection trade-off to this PNG")
+    args = parser.parse_args()
+    print(json.dumps(evaluate(plot=args.plot)))
