@@ -37,6 +37,7 @@ from agents.security.features import (
     _ParamScan,
     _static_base,
     _str_leaf,
+    encode_stream,
     scan_params,
 )
 
@@ -243,11 +244,7 @@ def encode_batch(events: Sequence[Event]) -> np.ndarray:
         return out
     times = np.fromiter((ev.time_s for ev in events), np.float64, count=n)
     if not bool((times[1:] >= times[:-1]).all()):
-        state, encoder = BehaviourState(), StaticEncoder()
-        for row, ev in enumerate(events):
-            scan = scan_params(ev.params)
-            out[row, :n_static] = encoder.encode(ev, scan)
-            out[row, n_static:] = state.observe(ev, encoder.family(ev.user_agent), scan)
+        out[:] = encode_stream(events, BehaviourState(), StaticEncoder())
         return out
     c = _Columns(events)
     ext_rows = _static_block(out, c)
