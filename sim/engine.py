@@ -43,7 +43,7 @@ from sim.control import (
     PoolMetrics,
     PoolState,
 )
-from sim.market import AvailabilitySeries
+from sim.market import AvailabilitySeries, reclaimed_indices
 from sim.seeding import component_rng
 from sim.telemetry import TelemetrySink, TelemetryWriter
 from sim.traffic import MinuteTraffic, ServiceModel
@@ -615,12 +615,7 @@ class Replay:
     def _reclaim(self, az: str, fraction: float, reason: str) -> None:
         """Send interruption notices to ``fraction`` of the spot nodes in ``az`` (seeded)."""
         nodes = self._spot_nodes_in(az)
-        k = math.ceil(fraction * len(nodes) - 1e-9)
-        if k >= len(nodes):
-            chosen = list(range(len(nodes)))
-        else:
-            chosen = sorted(self.market_rng.choice(len(nodes), size=k, replace=False).tolist())
-        for i in chosen:
+        for i in reclaimed_indices(len(nodes), fraction, self.market_rng):
             self.cluster.notice(nodes[i], reason)
 
     def _spot_market(

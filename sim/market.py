@@ -177,6 +177,17 @@ class PriceSeries:
         return pieces
 
 
+def reclaimed_indices(n_nodes: int, fraction: float, rng: np.random.Generator) -> list[int]:
+    """Which of ``n_nodes`` spot nodes a reclaim of ``fraction`` of them hits (sorted
+    indices): ``ceil(fraction * n_nodes)`` drawn without replacement from ``rng``, all of
+    them (no draw) when that is every node. The simulator and the cost environment both
+    call this, so the same stream picks the same nodes."""
+    k = math.ceil(fraction * n_nodes - 1e-9)
+    if k >= n_nodes:
+        return list(range(n_nodes))
+    return sorted(rng.choice(n_nodes, size=k, replace=False).tolist())
+
+
 def constant_price(usd_per_hour: float) -> PriceSeries:
     """A price of ``usd_per_hour`` (USD/hour, > 0) for ever (e.g. on-demand)."""
     return PriceSeries(np.array([0.0]), np.array([float(usd_per_hour)]))

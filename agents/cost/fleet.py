@@ -29,7 +29,7 @@ from typing import cast
 import numpy as np
 
 from agents.cost.plan import Layout, Tick
-from sim.market import AvailabilitySeries, PriceSeries
+from sim.market import AvailabilitySeries, PriceSeries, reclaimed_indices
 from sim.scenario import LognormalDelay, UniformDelay
 from sim.seeding import component_rng
 from sim.traffic import ServiceModel
@@ -451,12 +451,7 @@ class FleetModel:
                     for n in self._live(i)
                     if self.slot_az[n.slot] == az and n.state in (PENDING, STARTING, SERVING)
                 )
-        k = math.ceil(fraction * len(nodes) - 1e-9)
-        if k >= len(nodes):
-            chosen = list(range(len(nodes)))
-        else:
-            chosen = sorted(self.market_rng.choice(len(nodes), size=k, replace=False).tolist())
-        for i in chosen:
+        for i in reclaimed_indices(len(nodes), fraction, self.market_rng):
             self._notice(nodes[i])
 
     def apply(self, desired: list[int]) -> None:
