@@ -26,7 +26,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m pytest bench -q --benchmark-enable -s
+	$(BIN)/python -m pytest bench/benchmarks -q --benchmark-enable -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

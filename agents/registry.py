@@ -1,80 +1,166 @@
-"""Every policy by name, with its parameters validated like a scenario file."""
+"""Everything opsbench can build by name, registered one way (:mod:`agents.registration`).
+
+- :data:`POLICIES`: what decides capacity in a replay (``--policy``, ``control.policy``);
+  each implements :class:`sim.control.Policy` and declares what it needs on it;
+- :data:`MIX_RULES`: how the cost policies split capacity between spot and on-demand;
+- :data:`DETECTORS`: streaming metric anomaly detectors (``--detector``,
+  ``detection.detector``), river's ``learn_one``/``score_one`` contract; ids contain no
+  underscore, as NAB's result files require;
+- :data:`FORECASTERS`: load forecasters, scikit-learn estimators.
+
+Entry points are ``"module:attr"`` strings, imported when an entry is built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from agents.registration import Registry
 
-from agents.baselines.oracle import OracleParams, OraclePolicy
-from agents.baselines.reactive import ReactiveParams, ReactivePolicy
-from agents.baselines.static import StaticParams, StaticPolicy
-from agents.cost.registry import COST_POLICIES
-from agents.scaling.policy import PredictiveParams, PredictivePolicy
-from sim.control import Policy
-from sim.errors import InputError
+if TYPE_CHECKING:
+    from agents.anomaly.base import AnomalyDetector
+    from agents.cost.heuristics import MixRule
+    from agents.forecasting.models import Forecaster
+    from sim.control import Policy
 
+POLICIES: Registry[Policy] = Registry("policy")
+MIX_RULES: Registry[MixRule] = Registry("mix rule")
+DETECTORS: Registry[AnomalyDetector] = Registry("detector")
+FORECASTERS: Registry[Forecaster] = Registry("forecaster")
 
-@dataclass(frozen=True, slots=True)
-class PolicyInfo:
-    """A registered policy: how to build it and what it is."""
+DEFAULT_DETECTOR = "novelty-ensemble"
+DEFAULT_FORECASTER = "gbm-quantile"
 
-    name: str
-    summary: str
-    params: type[BaseModel]
-    build: Callable[[Any], Policy]
-
-
-POLICIES: Mapping[str, PolicyInfo] = {
-    info.name: info
-    for info in (
-        PolicyInfo(
-            "static",
-            "a fixed fleet sized for the replay's peak load (or given counts)",
-            StaticParams,
-            StaticPolicy,
-        ),
-        PolicyInfo(
-            "reactive",
-            "Kubernetes HPA rule (10% tolerance, 300 s scale-down stabilisation) "
-            "+ Cluster Autoscaler",
-            ReactiveParams,
-            ReactivePolicy,
-        ),
-        PolicyInfo(
-            "oracle",
-            "perfect foresight of the workload, cheapest feasible capacity one lead time ahead",
-            OracleParams,
-            OraclePolicy,
-        ),
-        PolicyInfo(
-            "predictive",
-            "p90 load forecast one lead time ahead (trained on the history before the "
-            "replay), reactive rule as a floor, stabilised scale-in",
-            PredictiveParams,
-            PredictivePolicy,
-        ),
-        *(PolicyInfo(*entry) for entry in COST_POLICIES),
+# --------------------------------------------------------------------------- policies
+POLICIES.register(
+    "static",
+    entry_point="agents.baselines.static:StaticPolicy",
+    params="agents.baselines.static:StaticParams",
+    summary="a fixed fleet sized for the replay's peak load (or given counts)",
+)
+POLICIES.register(
+    "reactive",
+    entry_point="agents.baselines.reactive:ReactivePolicy",
+    params="agents.baselines.reactive:ReactiveParams",
+    summary="Kubernetes HPA rule (10% tolerance, 300 s scale-down stabilisation) "
+    "+ Cluster Autoscaler",
+)
+POLICIES.register(
+    "oracle",
+    entry_point="agents.baselines.oracle:OraclePolicy",
+    params="agents.baselines.oracle:OracleParams",
+    summary="perfect foresight of the workload, cheapest feasible capacity one lead time ahead",
+)
+POLICIES.register(
+    "predictive",
+    entry_point="agents.scaling.policy:PredictivePolicy",
+    params="agents.scaling.policy:PredictiveParams",
+    summary="p90 load forecast one lead time ahead (trained on the history before the "
+    "replay), reactive rule as a floor, stabilised scale-in",
+)
+for _rule, _class, _summary in (
+    ("on-demand", "OnDemandRule", "cost baseline: the shared capacity plan, all on on-demand"),
+    (
+        "spot-greedy",
+        "SpotGreedyRule",
+        "cost baseline: all spot, on-demand only where spot is not on offer",
+    ),
+    (
+        "uniform-progress",
+        "UniformProgressRule",
+        "Can't-Be-Late's Uniform Progress on the 99.9% SLO line: on-demand while behind, "
+        "spot once ahead by a margin",
+    ),
+    (
+        "price-capacity",
+        "PriceCapacityRule",
+        "EC2 Fleet price-capacity-optimized: cheapest of the AZs with the best recent spot "
+        "availability",
+    ),
+):
+    MIX_RULES.register(_rule, entry_point=f"agents.cost.heuristics:{_class}", summary=_summary)
+    POLICIES.register(
+        _rule,
+        entry_point="agents.cost.policies:rule_policy",
+        params="agents.cost.policies:NoParams",
+        kwargs={"rule": _rule},
+        summary=_summary,
     )
-}
+POLICIES.register(
+    "hindsight",
+    entry_point="agents.cost.policies:HindsightPolicy",
+    params="agents.cost.policies:HindsightParams",
+    summary="the limit: foresees load and spot availability, cheapest capacity that stays on "
+    "offer (per-tick LP optimum)",
+)
+POLICIES.register(
+    "cost-rl",
+    entry_point="agents.cost.policies:CostRLPolicy",
+    params="agents.cost.policies:CostRLParams",
+    summary="PPO-trained capacity mix (spot share per AZ, on-demand floor, buffer) on the "
+    "shared plan, with cost recommendations",
+)
+
+# --------------------------------------------------------------------------- detectors
+DETECTORS.register(
+    "novelty-ensemble",
+    entry_point="agents.anomaly.novelty:NoveltyEnsemble",
+    summary="range novelty of value, 1 h average and day-over-day change; one alert per episode",
+)
+DETECTORS.register(
+    "robust-spike",
+    entry_point="agents.anomaly.spike:RobustSpike",
+    summary="robust z-score against the last hour's median and MAD; one alert per episode",
+)
+DETECTORS.register(
+    "ops-ensemble",
+    entry_point="agents.anomaly.spike:OpsEnsemble",
+    summary="the larger of novelty-ensemble and robust-spike (for replay metrics)",
+)
+DETECTORS.register(
+    "windowed-gaussian",
+    entry_point="agents.anomaly.gaussian:WindowedGaussian",
+    summary="baseline: Gaussian tail of the value against the last 6,400 values",
+)
+
+# --------------------------------------------------------------------------- forecasters
+FORECASTERS.register(
+    "gbm-quantile",
+    entry_point="agents.forecasting.models:QuantileGBMForecaster",
+    summary="histogram gradient boosting per quantile (pinball loss) relative to the recent "
+    "level; calibrated upper quantiles",
+)
+FORECASTERS.register(
+    "seasonal-naive-1d",
+    entry_point="agents.forecasting.models:SeasonalNaiveForecaster",
+    kwargs={"season": "1d"},
+    summary="the value one day earlier, with residual quantiles",
+)
+FORECASTERS.register(
+    "seasonal-naive-1w",
+    entry_point="agents.forecasting.models:SeasonalNaiveForecaster",
+    kwargs={"season": "1w"},
+    summary="the value one week earlier (one day where the week is missing), with residual "
+    "quantiles",
+)
+FORECASTERS.register(
+    "seed-rf",
+    entry_point="agents.forecasting.models:RandomForestForecaster",
+    summary="the seed's random forest on the raw features; quantiles from out-of-bag residuals",
+)
 
 
 def make_policy(name: str, params: Mapping[str, Any], *, source: str, field: str) -> Policy:
-    """Build policy ``name`` with ``params``; bad names or parameters raise InputError."""
-    info = POLICIES.get(name)
-    if info is None:
-        raise InputError(source, field, f"unknown policy {name!r}", ", ".join(sorted(POLICIES)))
-    try:
-        validated = info.params.model_validate(dict(params))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InputError(
-            source,
-            f"control.params.{where}" if where else "control.params",
-            err["msg"],
-            f"parameters of {name}: {', '.join(info.params.model_fields)}",
-        ) from None
-    return info.build(validated)
+    """Build policy ``name`` with ``params`` (bad names or parameters raise InputError)."""
+    return POLICIES.make(name, params, source=source, field=field, params_field="control.params")
+
+
+def make_detector(name: str, *, source: str = "--detector", field: str = "") -> AnomalyDetector:
+    """A fresh detector ``name``; an unknown name raises InputError."""
+    return DETECTORS.make(name, source=source, field=field)
+
+
+def make_forecaster(name: str, **params: Any) -> Forecaster:
+    """An unfitted forecaster ``name``, hyper-parameters overriding its defaults."""
+    return FORECASTERS.make(name, params, source="--model")

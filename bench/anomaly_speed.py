@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.anomaly.registry import DETECTORS, make_detector
+from agents.registry import DETECTORS, make_detector
 from bench.nab_data import load_corpus
+from scenarios import data_path
 
-NAB = Path(__file__).resolve().parents[1] / "scenarios" / "data" / "nab"
+NAB = data_path("nab")
 
 Stream = list[dict[str, float]]
 

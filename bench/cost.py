@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import make_policy
 from bench import runner
+from scenarios import data_path
 from sim.market import load_availability_trace
 
 DAYS = 6.0
@@ -52,7 +52,7 @@ POLICIES = (
     MIX_LIMIT,
     "hindsight",
 )
-TRACES = Path(__file__).resolve().parents[1] / "scenarios" / "data" / "spot" / "traces"
+TRACES = data_path("spot", "traces")
 _A = "availability/1-node/aws-02-15-2023"
 TRACE_SETS: dict[str, tuple[str, str, str]] = {
     "avail-us-east-1": (f"{_A}/us-east-1c_v100_1.json", f"{_A}/us-east-1d_v100_1.json",
@@ -85,21 +85,22 @@ def run_set(
     results: dict[str, dict[str, Any]] = {}
     market: dict[str, float] = {}
     for policy in policies:
-        world, built = runner.prepare_run(scenario, policy=policy.split(":")[0], days=days)
-        if policy == MIX_LIMIT:
-            built = make_policy("hindsight", {"foresee_load": False}, source="bench", field="")
+        params = {"foresee_load": False} if policy == MIX_LIMIT else None
+        prepared = runner.prepare_run(scenario, policy=policy.split(":")[0], params=params,
+                                      days=days)  # fmt: skip
+        world = prepared.world
         spot_azs = sorted({az for p in world.pools if p.capacity_type == "spot" for az in p.azs})
         availability = {
             az: load_availability_trace(TRACES / f, offset_s=0.0, duration_s=world.duration_s)
             for az, f in zip(spot_azs, files, strict=True)
         }
-        world = dataclasses.replace(world, availability=availability)
+        prepared.world = world = dataclasses.replace(world, availability=availability)
         if not market:
             market = _market_bound(world)
-        runner.attach_model(world, built, models_dir=models_dir)
+        runner.attach_model(prepared, models_dir=models_dir)
         if progress is not None:
             progress(f"{name}: {policy}")
-        results[policy.replace(":", "-")] = runner.run(world, built)
+        results[policy.replace(":", "-")] = runner.run(prepared)
     return {"trace_set": name, "files": list(files), "market": market,
             "policies": _scored(results)}  # fmt: skip
 

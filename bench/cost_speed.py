@@ -37,7 +37,7 @@ def _rate(env: gym.Env[Any, Any], steps: int, seed: int) -> float:
 
 def env_speed(steps: int = 50_000) -> dict[str, float]:
     """Steps/s of SpotFleet-v0 and CartPole-v1 (best of 3 runs each)."""
-    world, _ = runner.prepare_run("default", policy="on-demand")
+    world = runner.prepare_run("default", policy="on-demand").world
     fleet = SpotFleetEnv(world, mode="train")
     cartpole = gym.make("CartPole-v1").unwrapped
     fleet_rate = max(_rate(fleet, steps, s) for s in range(3))
@@ -51,8 +51,9 @@ def env_speed(steps: int = 50_000) -> dict[str, float]:
 
 def decision_latency(days: float = 2.0) -> dict[str, float]:
     """Per-decision latency of ``cost-rl`` in a replay (microseconds)."""
-    world, policy = runner.prepare_run("default", policy="cost-rl", days=days)
-    runner.attach_model(world, policy)
+    prepared = runner.prepare_run("default", policy="cost-rl", days=days)
+    runner.attach_model(prepared)
+    world, policy = prepared.world, prepared.policy
     times: list[float] = []
     decide = policy.decide
 

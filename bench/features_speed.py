@@ -1,7 +1,7 @@
 """Feature-store speed: ingestion rate, point-in-time retrieval against pandas, online p99.
 
 Run with ``python -m bench.features_speed`` (one JSON line) or through pytest-benchmark
-(``bench/test_features_speed.py``). The machines are shared and noisy, so the
+(``bench/benchmarks/test_features_speed.py``). The machines are shared and noisy, so the
 point-in-time figure is a ratio to ``pandas.merge_asof`` on the same data, timed in the
 same process, interleaved, best of several rounds each.
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from agents.forecasting.backtest import BacktestResult, make_samples, make_split, run_backtest
 from agents.forecasting.metrics import coverage, mase, seasonal_naive_scale, wape
-from agents.forecasting.models import DEFAULT_MODEL, FORECASTERS, make_forecaster
+from agents.registry import DEFAULT_FORECASTER, FORECASTERS, make_forecaster
 from agents.forecasting.series import DAY_S, WorkingSeries, to_working_series
 from sim.errors import InputError
 from sim.traces import load_trace
@@ -78,7 +78,7 @@ def evaluate(
     trace_path: Path,
     *,
     horizon_min: int = 30,
-    model: str = DEFAULT_MODEL,
+    model: str = DEFAULT_FORECASTER,
     train_fraction: float = 0.7,
 ) -> dict[str, Any]:
     """Backtest ``model`` on a trace and score it with its one-day seasonal-naive baseline.
@@ -97,7 +97,7 @@ def evaluate(
     horizon_min
         ``H`` in minutes: a multiple of the working step, at most one day.
     model
-        A name of :data:`agents.forecasting.models.FORECASTERS`.
+        A name of :data:`agents.registry.FORECASTERS`.
     train_fraction
         Share of the working steps in the train part, in ``(0, 1)``.
 
@@ -220,8 +220,7 @@ def autoets_forward(
 
 def _prepare(trace_path: Path, *, horizon_min: int, model: str) -> WorkingSeries:
     """Validate the model name and the horizon, load the trace as a working series."""
-    if model not in FORECASTERS:
-        raise InputError("--model", "", f"unknown model {model!r}", ", ".join(sorted(FORECASTERS)))
+    FORECASTERS.spec(model, source="--model")
     if isinstance(horizon_min, bool) or not isinstance(horizon_min, int | np.integer):
         raise InputError("--horizon", "", f"{horizon_min!r} is not whole minutes", _HORIZON_ALLOWED)
     if not 1 <= horizon_min <= MAX_HORIZON_MIN:
@@ -262,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.forecast_eval", description=__doc__)
     parser.add_argument("--trace", required=True, type=Path, help="CSV timestamp,value")
     parser.add_argument("--horizon", default="30m", help="e.g. 30m, 1h (default 30m)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=", ".join(sorted(FORECASTERS)))
+    parser.add_argument("--model", default=DEFAULT_FORECASTER, help=", ".join(sorted(FORECASTERS)))
     parser.add_argument("--train-fraction", type=float, default=0.7)
     parser.add_argument("--autoets", action="store_true", help="AutoETS comparison instead")
     args = parser.parse_args(argv)

@@ -1,17 +1,22 @@
-"""Running one replay end to end: scenario file → world → policy → telemetry + summary.
+"""The composition root: scenario file → world → policy (+ its model) → replay → summary.
 
-Bad input is found before anything is written: the world is prepared (every file
-read and validated) first, and telemetry goes to a hidden sibling folder that is
+:func:`prepare_run` loads and validates everything a replay needs into a
+:class:`PreparedRun`; :func:`attach_model` hands a policy that declares a model need
+(:class:`sim.control.PolicyNeeds`) its trained model; :func:`run` replays and returns the
+summary. Bad input is found before anything is written: the world is prepared (every
+file read and validated) first, and telemetry goes to a hidden sibling folder that is
 moved into ``--out`` only when the run has finished.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from agents.anomaly.watch import watcher_for
 from agents.registry import make_policy
 from bench.security_replay import audit_watcher_for
 from features import DEFAULT_STORE
+from sim.control import ModelKind, ModelPolicy, Policy
 from sim.engine import Replay
 from sim.errors import InputError
 from sim.scenario import Scenario
@@ -31,12 +37,55 @@ from sim.summary import summarise
 from sim.telemetry import FanoutSink, ParquetSink, TelemetrySink
 from sim.world import World, delay_bounds, prepare
 
-
 STORE_MICRO_BATCH_S = 3600.0  # simulated seconds per micro-batch when streaming to a store
 TRACE_TRAIN_FRACTION = 0.7
 """With ``--trace``: the share of the trace that is history (training), as in
 ``opsbench forecast eval``; every policy replays the rest."""
 MODELS_DIR = Path(".opsbench") / "models"
+"""Where trained models are kept unless ``--models`` says otherwise."""
+
+ProgressText = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class PreparedRun:
+    """Everything one replay needs, loaded and validated.
+
+    Attributes
+    ----------
+    world
+        The scenario with every input loaded.
+    policy
+        The policy, built and its parameters validated; a policy that needs a model
+        gets it from :func:`attach_model` before :func:`run`.
+    scenario_path
+        The scenario file.
+    model_version
+        The version of the trained model the policy decides with (set by
+        :func:`attach_model`; ``None`` for policies without a model).
+    """
+
+    world: World
+    policy: Policy
+    scenario_path: Path
+    model_version: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's identity: scenario, policy, seed and length for people to read, then a
+        digest of its content (every input loaded, the policy's parameters and model), so
+        two replays share a run id exactly when they replay the same thing."""
+        world, policy = self.world, self.policy
+        params = getattr(policy, "params", None)
+        digest = hashlib.sha256()
+        digest.update(world.input_digest().encode())
+        digest.update(policy.name.encode())
+        digest.update(params.model_dump_json().encode() if params is not None else b"{}")
+        digest.update((self.model_version or "").encode())
+        days = world.duration_s / 86400.0
+        return (
+            f"{world.scenario.id}-{policy.name}-s{world.seed}-{days:g}d-{digest.hexdigest()[:12]}"
+        )
 
 
 def trace_split(path: Path) -> tuple[datetime, float]:
@@ -64,20 +113,6 @@ def trace_split(path: Path) -> tuple[datetime, float]:
     return start, minutes * 60 / 86400.0
 
 
-def run_id_for(world: World, policy: str) -> str:
-    """The run id a replay is stored under (same formula as ``features build``)."""
-    from features.offline import run_id_of
-
-    return run_id_of(
-        {
-            "scenario": world.scenario.id,
-            "policy": policy,
-            "seed": world.seed,
-            "sim_days": world.duration_s / 86400.0,
-        }
-    )
-
-
 class NullSink:
     """Discards telemetry (the writer still hashes every row)."""
 
@@ -98,16 +133,22 @@ def prepare_run(
     ref: str,
     *,
     policy: str | None = None,
+    params: Mapping[str, Any] | None = None,
     seed: int | None = None,
     trace: Path | None = None,
     days: float | None = None,
     spot_availability: Path | None = None,
     spot_prices: Path | None = None,
-) -> tuple[World, Any]:
-    """Load and validate everything a replay needs; raise InputError on bad input."""
+) -> PreparedRun:
+    """Load and validate everything a replay needs; raise InputError on bad input.
+
+    ``policy`` overrides the scenario's policy (its parameters then come from
+    ``params`` only); ``params`` otherwise overrides the scenario's ``control.params``.
+    """
     scenario, path = load(ref)
     name = policy or scenario.control.policy
-    params = scenario.control.params if name == scenario.control.policy else {}
+    if params is None:
+        params = scenario.control.params if name == scenario.control.policy else {}
     built = make_policy(
         name,
         params,
@@ -131,33 +172,35 @@ def prepare_run(
         spot_availability_override=spot_availability,
         spot_prices_override=spot_prices,
     )
-    return world, built
+    return PreparedRun(world, built, path)
 
 
-def attach_model(
-    world: World,
-    policy: Any,
+def _cost_model(prepared: PreparedRun, policy: ModelPolicy, *, models_dir: Path, **_: Any
+                ) -> tuple[Path, str]:  # fmt: skip
+    """cost-rl: the PPO model trained for this scenario, else the shipped one."""
+    from agents.cost.model import find_model, load_model
+
+    folder = find_model(prepared.world.scenario.id, models_dir)
+    model = load_model(folder, models_dir=models_dir)
+    policy.use_model(model)
+    return folder, str(model.version)
+
+
+def _scaling_model(
+    prepared: PreparedRun,
+    policy: ModelPolicy,
     *,
-    models_dir: Path = MODELS_DIR,
-    store: Path = DEFAULT_STORE,
-    retrain: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> Path | None:
-    """Give a policy that needs a trained model (``predictive``) the one for this world's
-    history, training and saving it first if there is none. Returns its folder."""
-    if not getattr(policy, "needs_model", False):
-        return None
-    if getattr(policy, "model_kind", "scaling") == "cost":  # cost-rl: a PPO model
-        from agents.cost.model import find_model, load_model
-
-        folder = find_model(world.scenario.id, models_dir)
-        policy.use_model(load_model(folder, models_dir=models_dir))
-        return folder
+    models_dir: Path,
+    store: Path,
+    retrain: bool,
+    progress: ProgressText | None,
+) -> tuple[Path, str]:
+    """predictive: the forecasters for this world's history, trained first if there are none."""
     from agents.forecasting.series import MIN_WORKING_STEP_S
     from agents.scaling.training import load_or_train, plan_window_min
 
+    world = prepared.world
     workload = world.workload
-    source = f"{world.scenario.id}: {Path(workload.source).name}"
     control = world.scenario.control
     median_s, _ = delay_bounds(control.provisioning_delay)
     window = plan_window_min(
@@ -170,26 +213,60 @@ def attach_model(
         models_dir=models_dir,
         store_path=store,
         name=world.scenario.id,
-        source=source,
-        forecaster=policy.params.model,
+        source=f"{world.scenario.id}: {Path(workload.source).name}",
+        forecaster=policy.params.model,  # type: ignore[attr-defined]
         plan_window=window,
         retrain=retrain,
         progress=progress,
     )
     policy.use_model(model)
+    return folder, str(model.metadata.model_version)
+
+
+MODEL_LOADERS: Mapping[ModelKind, Callable[..., tuple[Path, str]]] = {
+    "scaling": _scaling_model,
+    "cost": _cost_model,
+}
+"""How the composition root provides each kind of model a policy may declare it needs."""
+
+
+def attach_model(
+    prepared: PreparedRun,
+    *,
+    models_dir: Path = MODELS_DIR,
+    store: Path = DEFAULT_STORE,
+    retrain: bool = False,
+    progress: ProgressText | None = None,
+) -> Path | None:
+    """Give a policy that declares a model need (``policy.needs.model``) its model, training
+    and saving it first where that kind of model is trained on demand. Returns the model's
+    folder (None for a policy without a model)."""
+    policy = prepared.policy
+    kind = policy.needs.model
+    if kind is None:
+        return None
+    if not isinstance(policy, ModelPolicy):
+        raise TypeError(f"policy {policy.name!r} needs a {kind} model but has no use_model")
+    folder, version = MODEL_LOADERS[kind](
+        prepared, policy, models_dir=models_dir, store=store, retrain=retrain, progress=progress
+    )
+    prepared.model_version = version
     return folder
 
 
 def run(
-    world: World,
-    policy: Any,
+    prepared: PreparedRun,
     *,
     out: Path | None = None,
     progress: Callable[[float], None] | None = None,
     store: Path | None = None,
 ) -> dict[str, Any]:
-    """Replay ``world`` under ``policy``; write telemetry + summary.json under ``out``;
-    with ``store``, stream telemetry into that feature store while the replay runs."""
+    """Replay ``prepared``; write telemetry + summary.json under ``out``; with ``store``,
+    stream telemetry into that feature store while the replay runs."""
+    world, policy = prepared.world, prepared.policy
+    if policy.needs.model is not None and prepared.model_version is None:
+        raise ValueError(f"policy {policy.name!r} needs a model: call attach_model first")
+    run_id = prepared.run_id
     staging: Path | None = None
     if out is not None:
         if out.exists() and not out.is_dir():
@@ -215,7 +292,6 @@ def run(
             from features.views import VIEWS
 
             feature_store = FeatureStore(store, views=VIEWS, lake=store.parent / "lake")
-            run_id = run_id_for(world, policy.name)
             sinks.append(FeatureStoreSink(feature_store, run_id))
         sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
         audit_watcher = audit_watcher_for(world)  # may train the shipped model (first use)
@@ -230,6 +306,8 @@ def run(
         )
         truth = replay.run(progress)
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
+        summary["run_id"] = run_id
+        summary["model_version"] = prepared.model_version
         if staging is not None and out is not None:
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             if replay.audit is not None:  # ground truth beside the telemetry, never in it

@@ -147,13 +147,14 @@ def run_scenario(
     by_policy: dict[str, dict[str, Any]] = {}
     forecast: dict[str, Any] | None = None
     for name in policies:
-        world, policy = runner.prepare_run(scenario, policy=name)
+        prepared = runner.prepare_run(scenario, policy=name)
         if progress is not None:
             progress(f"{scenario}: {name}")
-        runner.attach_model(world, policy, models_dir=models_dir, store=store, progress=progress)
-        by_policy[name] = runner.run(world, policy)
-        if name == "predictive" and policy.model is not None:
-            forecast = forecast_scores(world, policy.model)
+        runner.attach_model(prepared, models_dir=models_dir, store=store, progress=progress)
+        by_policy[name] = runner.run(prepared)
+        model = getattr(prepared.policy, "model", None)
+        if name == "predictive" and model is not None:
+            forecast = forecast_scores(prepared.world, model)
     result: dict[str, Any] = {"scenario": scenario, "policies": by_policy, "forecast": forecast}
     if forecast is not None and {"reactive", "oracle", "predictive"} <= set(by_policy):
         result["targets"] = targets(by_policy, forecast)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.scaling.policy import PredictivePolicy
 from bench import runner
 from sim.engine import Replay
 
@@ -25,11 +26,14 @@ from sim.engine import Replay
 def recommendation_latency(forecaster: str = "gbm-quantile", calls: int = 2000) -> dict[str, Any]:
     """p50 / p99 (µs) of one recommendation with ``forecaster``'s trained model."""
     with tempfile.TemporaryDirectory() as folder:
-        world, policy = runner.prepare_run("default", policy="predictive")
-        policy.params = policy.params.model_copy(update={"model": forecaster})
+        prepared = runner.prepare_run(
+            "default", policy="predictive", params={"model": forecaster}
+        )
+        world, policy = prepared.world, prepared.policy
+        assert isinstance(policy, PredictivePolicy)
         started = time.perf_counter()
         runner.attach_model(
-            world, policy, models_dir=Path(folder), store=Path(folder) / "store.duckdb"
+            prepared, models_dir=Path(folder), store=Path(folder) / "store.duckdb"
         )
         train_s = time.perf_counter() - started
         replay = Replay(world, policy, runner.NullSink())

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from scenarios import data_path
 from sim.audit import AuditGenerator, AuditLabel, Technique, build_principals, load_techniques
 from sim.seeding import component_rng
 
-REPO = Path(__file__).resolve().parent.parent
-SECURITY_DATA = REPO / "scenarios" / "data" / "security"
+SECURITY_DATA = data_path("security")
 TECHNIQUES_CSV = SECURITY_DATA / "attack_techniques.csv"
 ENTRIES = ("stolen-access-key", "console-login-without-mfa", "instance-credentials")
 

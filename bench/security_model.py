@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import importlib.util
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ import sklearn
 
 from agents.security.analyser import SecurityAnalyser
 from agents.security.events import mask_record
-from bench.security_data import REPO, TECHNIQUES_CSV, TrainingSpec, simulate_accounts
+from bench.security_data import TECHNIQUES_CSV, TrainingSpec, simulate_accounts
 
 MODEL_DIR = Path(".opsbench") / "models"
 # 12 accounts x 3 days x 12 campaigns: with the 6 x 4 x 6 of the first version, which
@@ -35,14 +36,23 @@ MODEL_DIR = Path(".opsbench") / "models"
 SHIPPED_SPEC = TrainingSpec(accounts=12, days=3.0, campaigns_per_account=12)
 SHIPPED_PARAMS: dict[str, Any] = {}
 _SOURCES = (
-    "sim/audit.py",
-    "bench/security_data.py",
-    "agents/security/events.py",
-    "agents/security/features.py",
-    "agents/security/batch_features.py",
-    "agents/security/anomaly.py",
-    "agents/security/analyser.py",
+    "sim.audit",
+    "bench.security_data",
+    "agents.security.events",
+    "agents.security.features",
+    "agents.security.batch_features",
+    "agents.security.anomaly",
+    "agents.security.analyser",
 )
+"""Modules whose source determines the trained model (hashed into the cache key)."""
+
+
+def module_source(name: str) -> bytes:
+    """The source bytes of module ``name`` (wherever it is installed)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(name)
+    return Path(spec.origin).read_bytes()
 
 
 def cache_key(spec: TrainingSpec, params: dict[str, Any], masked: bool) -> str:
@@ -51,8 +61,8 @@ def cache_key(spec: TrainingSpec, params: dict[str, Any], masked: bool) -> str:
     h.update(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(f"masked={masked} sklearn={sklearn.__version__}".encode())
-    for rel in _SOURCES:
-        h.update((REPO / rel).read_bytes())
+    for module in _SOURCES:
+        h.update(module_source(module))
     h.update(TECHNIQUES_CSV.read_bytes())
     return h.hexdigest()
 

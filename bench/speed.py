@@ -40,8 +40,7 @@ def raw_simpy_loop_s(events: int = REFERENCE_EVENTS) -> float:
 
 def replay_once(scenario: str = SCENARIO, policy: str = POLICY) -> dict[str, Any]:
     """One replay with telemetry on (every row built, hashed and batched); its summary."""
-    world, built = runner.prepare_run(scenario, policy=policy)
-    return runner.run(world, built)
+    return runner.run(runner.prepare_run(scenario, policy=policy))
 
 
 def measure_in_subprocess(scenario: str = SCENARIO, policy: str = POLICY) -> dict[str, Any]:

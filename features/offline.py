@@ -29,7 +29,7 @@ def build_from_run_dir(run_dir: Path, store: FeatureStore) -> tuple[str, dict[st
         )
     try:
         summary = json.loads(summary_path.read_text())
-        run_id = run_id_of(summary)
+        run_id = str(summary["run_id"]) if "run_id" in summary else run_id_of(summary)
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(summary_path, "", f"unreadable summary: {exc}") from None
     files = {stream: run_dir / f"{stream}.parquet" for stream in STREAMS}

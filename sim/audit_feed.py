@@ -57,16 +57,11 @@ from sim.audit_watch import (
 from sim.control import PoolSpec
 from sim.errors import InputError
 from sim.scenario import AttackCampaign, Audit, Scenario
+from scenarios import data_path
 from sim.seeding import component_rng
 from sim.telemetry import TelemetryWriter
 
-DEFAULT_TECHNIQUES = (
-    Path(__file__).resolve().parent.parent
-    / "scenarios"
-    / "data"
-    / "security"
-    / "attack_techniques.csv"
-)
+DEFAULT_TECHNIQUES = data_path("security", "attack_techniques.csv")
 ASG_HOST = "autoscaling.amazonaws.com"
 EC2_HOST = "ec2.amazonaws.com"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -156,14 +156,55 @@ class Decision:
     records: tuple[Mapping[str, object], ...] = field(default=())
 
 
+ModelKind = Literal["scaling", "cost"]
+"""Kinds of trained model a policy may need: the predictive scaling forecasters, or the
+cost mix network."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNeeds:
+    """What a replay must hand a policy before it runs, declared by the policy itself.
+
+    Attributes
+    ----------
+    foresight
+        The policy is a perfect-foresight limit: the replay puts a :class:`Foresight` in
+        its :class:`ControlContext` (never given to any other policy).
+    model
+        The kind of trained model the policy decides with; the composition root loads
+        (or trains) one and hands it over through :meth:`ModelPolicy.use_model` before
+        :meth:`Policy.reset`. ``None``: no model.
+    """
+
+    foresight: bool = False
+    model: ModelKind | None = None
+
+
+NEEDS_NOTHING = PolicyNeeds()
+
+
 @runtime_checkable
 class Policy(Protocol):
-    """Decides capacity. Implemented by every baseline and agent."""
+    """Decides capacity. Implemented by every baseline and agent.
+
+    ``name`` is the policy's registry id; ``needs`` declares what a replay must provide
+    (see :class:`PolicyNeeds`). A policy whose ``needs.model`` is set also implements
+    :class:`ModelPolicy`.
+    """
 
     name: str
+    needs: PolicyNeeds
 
     def reset(self, context: ControlContext) -> None:
         """Forget all state and prepare for a replay described by ``context``."""
 
     def decide(self, observation: Observation) -> Decision:
         """Return the desired node count per pool for this control tick."""
+
+
+@runtime_checkable
+class ModelPolicy(Policy, Protocol):
+    """A policy that decides with a trained model (``needs.model`` is set)."""
+
+    def use_model(self, model: object) -> None:
+        """Take the trained model it will decide with (before :meth:`reset`)."""

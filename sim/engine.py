@@ -230,7 +230,7 @@ class Replay:
             foresight=WorkloadForesight(
                 world.workload.offered_rps, world.availability, self.reclaim_fraction
             )
-            if getattr(policy, "uses_foresight", False)
+            if policy.needs.foresight
             else None,
             history_offered_rps=world.workload.history_rps,
             history_gap=world.workload.history_filled,

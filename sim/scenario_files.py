@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from scenarios import package_dir
 from sim.errors import InputError
 from sim.scenario import Scenario
 
@@ -23,7 +24,7 @@ def scenarios_dir() -> Path:
     override = os.environ.get("OPSBENCH_SCENARIOS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    return package_dir()
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -8,6 +8,7 @@ never leaves partial output.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime
 from dataclasses import dataclass
@@ -60,6 +61,35 @@ class World:
     @property
     def n_minutes(self) -> int:
         return int(self.workload.offered_rps.size)
+
+    def input_digest(self) -> str:
+        """SHA-256 (hex) of everything loaded for this replay: the scenario as validated,
+        the seed and length, and the content of every series read from a file (load and
+        its history, prices, availability), whatever file or override it came from.
+
+        Two worlds with the same digest replay identically under the same policy; a
+        different trace, price history or availability file gives a different digest
+        even under the same scenario id, seed and length.
+        """
+        digest = hashlib.sha256()
+
+        def add(*parts: object) -> None:
+            for part in parts:
+                if isinstance(part, np.ndarray):
+                    digest.update(f"{part.dtype.str}{part.shape}".encode())
+                    digest.update(np.ascontiguousarray(part).tobytes())
+                else:
+                    digest.update(repr(part).encode())
+                digest.update(b"\x1f")
+
+        add(self.scenario.model_dump_json(), self.seed, self.duration_s, self.workload.start)
+        add(self.workload.offered_rps, self.workload.history_rps, self.workload.history_filled)
+        add(self.pools, self.audit)
+        for (pool, az), series in sorted(self.prices.items()):
+            add(pool, az, series.times_s, series.prices_usd_per_hour)
+        for az, availability in sorted(self.availability.items()):
+            add(az, availability.times_s, availability.available)
+        return digest.hexdigest()
 
 
 def pods_per_node(instance: InstanceType, scenario: Scenario) -> int:

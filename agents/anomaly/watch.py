@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from agents.anomaly.base import AnomalyDetector, DetectorBank
 from sim.control import PoolMetrics
-from sim.errors import InputError
 from sim.scenario import Detection
 from sim.watch import MetricAlert
 
@@ -69,14 +69,9 @@ def watcher_for(detection: Detection | None, *, source: str) -> PoolMetricWatche
     """
     if detection is None:
         return None
-    from agents.anomaly.registry import DETECTORS
+    from agents.registry import DETECTORS
 
-    info = DETECTORS.get(detection.detector)
-    if info is None:
-        raise InputError(
-            source,
-            "detection.detector",
-            f"unknown detector {detection.detector!r}",
-            ", ".join(sorted(DETECTORS)),
-        )
-    return PoolMetricWatcher(info.build, detection.metrics, detection.threshold)
+    spec = DETECTORS.spec(detection.detector, source=source, field="detection.detector")
+    return PoolMetricWatcher(
+        partial(DETECTORS.make, spec.id), detection.metrics, detection.threshold
+    )

@@ -23,7 +23,7 @@ import math
 from pydantic import BaseModel, ConfigDict
 
 from agents.capacity import allocate_by_az, make_before_break_by_az
-from sim.control import ControlContext, Decision, Observation, PoolSpec
+from sim.control import ControlContext, Decision, Observation, PolicyNeeds, PoolSpec
 
 
 class OracleParams(BaseModel):
@@ -34,7 +34,7 @@ class OraclePolicy:
     """Provisions exactly what the future load needs, one lead time ahead."""
 
     name = "oracle"
-    uses_foresight = True
+    needs = PolicyNeeds(foresight=True)
 
     def __init__(self, params: OracleParams | None = None) -> None:
         self.params = params or OracleParams()

@@ -25,7 +25,14 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.capacity import price_per_pod
-from sim.control import ControlContext, Decision, Observation, PoolMetrics, PoolState
+from sim.control import (
+    NEEDS_NOTHING,
+    ControlContext,
+    Decision,
+    Observation,
+    PoolMetrics,
+    PoolState,
+)
 
 
 class ReactiveParams(BaseModel):
@@ -69,6 +76,7 @@ class ReactivePolicy:
     """HPA + Cluster Autoscaler."""
 
     name = "reactive"
+    needs = NEEDS_NOTHING
 
     def __init__(self, params: ReactiveParams | None = None) -> None:
         self.params = params or ReactiveParams()

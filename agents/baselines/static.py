@@ -12,7 +12,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
-from sim.control import ControlContext, Decision, Observation
+from sim.control import ControlContext, Decision, Observation, PolicyNeeds
 from sim.errors import InputError
 
 
@@ -25,7 +25,7 @@ class StaticPolicy:
     """Holds the same node count per pool for the whole replay."""
 
     name = "static"
-    uses_foresight = True  # only for the peak, to size the fleet
+    needs = PolicyNeeds(foresight=True)  # only the peak, to size the fleet
 
     def __init__(self, params: StaticParams | None = None) -> None:
         self.params = params or StaticParams()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -24,6 +23,7 @@ from agents.cost.fleet import (
 )
 from agents.cost.plan import Layout, decode_action
 from agents.cost.view import n_features
+from scenarios import data_path
 from sim.market import AvailabilitySeries, PriceSeries, load_availability_trace, replay_spot_prices
 from sim.scenario import ReplayedSpotPrices
 from sim.traffic import ServiceModel
@@ -36,7 +36,7 @@ minutes, about the saving of 200 minutes on spot (spot costs ~0.5 of on-demand h
 The 99.9% target allows one violation per 1,000 minutes, so a policy may buy a lower
 violation risk at up to a fifth of what spot saves, and a risk that costs one violation
 per 200 minutes or more of spot is never worth it."""
-DATA = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "spot"
+DATA = data_path("spot")
 PRICE_TYPE = "c5a.2xlarge"
 PRICE_AZS = ("us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f")
 PRICE_DAYS = 32.0

@@ -183,14 +183,3 @@ class HindsightRule(MixRule):
         need_later = float(later.max()) / ctrl.pod_rate_rps if later.size else 0.0
         keep = 1.0 if held and need_later >= held else 0.0
         return Mix(0.0, 1.0, buffer, keep, tuple(weights))
-
-
-def make_rule(name: str) -> MixRule:
-    """A fresh rule by policy name."""
-    rules: dict[str, type[MixRule]] = {
-        "on-demand": OnDemandRule,
-        "spot-greedy": SpotGreedyRule,
-        "price-capacity": PriceCapacityRule,
-        "uniform-progress": UniformProgressRule,
-    }
-    return rules[name]()

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.cost.controller import Controller
-from agents.cost.heuristics import HindsightRule, MixRule, make_rule
+from agents.cost.heuristics import HindsightRule, MixRule
 from agents.cost.plan import Layout, Mix, decode_action
 from agents.cost.view import tick_from_observation
-from sim.control import ControlContext, Decision, Observation
+from sim.control import NEEDS_NOTHING, ControlContext, Decision, Observation, PolicyNeeds
 
 
 class NoParams(BaseModel):
@@ -41,7 +41,7 @@ class CostRLParams(BaseModel):
 class CostPolicy:
     """A mix rule (or a network, in subclasses) driving the shared controller."""
 
-    uses_foresight = False
+    needs = NEEDS_NOTHING
 
     def __init__(self, name: str, rule: MixRule | None) -> None:
         self.name = name
@@ -104,7 +104,7 @@ class HindsightParams(BaseModel):
 
 
 class HindsightPolicy(CostPolicy):
-    uses_foresight = True
+    needs = PolicyNeeds(foresight=True)
 
     def __init__(self, params: HindsightParams | None = None) -> None:
         self.params = params or HindsightParams()
@@ -112,13 +112,11 @@ class HindsightPolicy(CostPolicy):
         super().__init__("hindsight", rule)
 
 
-def baseline(name: str) -> type[CostPolicy]:
-    """The policy class of baseline ``name`` (built with :class:`NoParams`)."""
+def rule_policy(params: NoParams | None = None, *, rule: str) -> CostPolicy:
+    """The cost baseline that mix rule ``rule`` drives (an id in ``agents.registry.MIX_RULES``)."""
+    from agents.registry import MIX_RULES
 
-    def build(params: NoParams | None = None) -> CostPolicy:
-        return CostPolicy(name, make_rule(name))
-
-    return build  # type: ignore[return-value]
+    return CostPolicy(rule, MIX_RULES.make(rule, source="policy"))
 
 
 # --------------------------------------------------------------------------- cost-rl
@@ -175,8 +173,7 @@ class CostRecommendation(BaseModel):
 class CostRLPolicy(CostPolicy):
     """The trained PPO network picks the mix; see :mod:`agents.cost.env` for its inputs."""
 
-    needs_model = True
-    model_kind = "cost"
+    needs = PolicyNeeds(model="cost")
 
     def __init__(self, params: CostRLParams | None = None) -> None:
         super().__init__("cost-rl", None)

@@ -16,19 +16,14 @@ from agents.forecasting.backtest import (
 )
 from agents.forecasting.features import make_features
 from agents.forecasting.models import (
-    DEFAULT_MODEL,
-    FORECASTERS,
     Forecaster,
     QuantileGBMForecaster,
     RandomForestForecaster,
     SeasonalNaiveForecaster,
-    make_forecaster,
 )
 from agents.forecasting.series import WorkingSeries, to_working_series, working_step_s
 
 __all__ = [
-    "DEFAULT_MODEL",
-    "FORECASTERS",
     "BacktestResult",
     "Forecaster",
     "QuantileGBMForecaster",
@@ -38,7 +33,6 @@ __all__ = [
     "Split",
     "WorkingSeries",
     "make_features",
-    "make_forecaster",
     "make_samples",
     "make_split",
     "run_backtest",

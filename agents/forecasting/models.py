@@ -7,7 +7,7 @@ everything (attributes ending in ``_``) and returns ``self``; :meth:`predict` re
 the median forecast and :meth:`Forecaster.predict_quantiles` an ``(n, len(quantiles))``
 array of quantile forecasts, non-decreasing along the quantile axis.
 
-Named models (:data:`FORECASTERS`)
+Named models (registered in :data:`agents.registry.FORECASTERS`)
     ``seasonal-naive-1d`` / ``seasonal-naive-1w``
         The target's value one day / one week earlier (the week falls back to the day
         where the week is before the series' start). Other quantiles add the empirical
@@ -23,10 +23,8 @@ Named models (:data:`FORECASTERS`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
-from types import MappingProxyType
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -467,41 +465,6 @@ class QuantileGBMForecaster(Forecaster):
                 z = self.models_[q].predict(design) + self.offsets_[q]
                 columns.append(np.exp(z) * level - self.floor_)
         return np.column_stack(columns) if columns else np.empty((len(X), 0))
-
-
-FORECASTERS: Mapping[str, Callable[..., Forecaster]] = MappingProxyType(
-    {
-        "gbm-quantile": QuantileGBMForecaster,
-        "seasonal-naive-1d": partial(SeasonalNaiveForecaster, season="1d"),
-        "seasonal-naive-1w": partial(SeasonalNaiveForecaster, season="1w"),
-        "seed-rf": RandomForestForecaster,
-    }
-)
-"""Named forecasters: each value builds an unfitted forecaster (keyword overrides allowed)."""
-DEFAULT_MODEL = "gbm-quantile"
-
-
-def make_forecaster(name: str, **params: Any) -> Forecaster:
-    """Build the named forecaster.
-
-    Parameters
-    ----------
-    name
-        A key of :data:`FORECASTERS`.
-    **params
-        Hyper-parameters overriding the named defaults.
-
-    Returns
-    -------
-    Forecaster
-        Unfitted.
-
-    Raises
-    ------
-    KeyError
-        An unknown name.
-    """
-    return FORECASTERS[name](**params)
 
 
 def _check_levels(quantiles: Quantiles) -> np.ndarray:

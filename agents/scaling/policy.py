@@ -30,18 +30,18 @@ from collections import deque
 from datetime import datetime, timedelta
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.baselines.reactive import hpa_proposal
 from agents.capacity import adjust_by_az, clamp_by_az, make_before_break_by_az
-from agents.forecasting.models import DEFAULT_MODEL, FORECASTERS
+from agents.registry import DEFAULT_FORECASTER, FORECASTERS
 from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
 from agents.scaling.recommendation import Action, Recommendation, Urgency
 from agents.scaling.training import VIEW, history_series
 from features.online import MemoryOnlineStore
 from features.views import VIEWS
-from sim.control import ControlContext, Decision, Observation
+from sim.control import ControlContext, Decision, Observation, PolicyNeeds
 
 MINUTE_S = 60
 EPOCH = datetime(1970, 1, 1)
@@ -51,7 +51,16 @@ class PredictiveParams(BaseModel):
     """Parameters of ``predictive`` (``control.params`` in a scenario)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    model: str = Field(default=DEFAULT_MODEL, description="forecaster: " + ", ".join(FORECASTERS))
+    model: str = Field(
+        default=DEFAULT_FORECASTER, description="forecaster: " + ", ".join(FORECASTERS)
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_forecaster(cls, value: str) -> str:
+        if value not in FORECASTERS:
+            raise ValueError(f"unknown forecaster {value!r} (allowed: {FORECASTERS.allowed()})")
+        return value
     quantile: float = Field(
         default=0.75, description="quantile of the plan forecast provisioned for: 0.5, 0.75, 0.9"
     )
@@ -64,7 +73,7 @@ class PredictivePolicy:
     """Plans nodes from the forecast, never below the reactive rule."""
 
     name = "predictive"
-    needs_model = True
+    needs = PolicyNeeds(model="scaling")
 
     def __init__(self, params: PredictiveParams | None = None) -> None:
         self.params = params or PredictiveParams()

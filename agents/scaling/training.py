@@ -33,7 +33,8 @@ import pandas as pd
 import sklearn
 
 from agents.forecasting.features import feature_names, make_features
-from agents.forecasting.models import FORECASTERS, Forecaster, make_forecaster
+from agents.forecasting.models import Forecaster
+from agents.registry import FORECASTERS, make_forecaster
 from agents.forecasting.series import DAY_S, WorkingSeries, to_working_series
 from agents.scaling.model import ScalingModel, load_model, save_model
 from features.store import FeatureStore
@@ -207,9 +208,7 @@ def train_model(
     """Fit the plan model (``peaks``: :func:`peak_targets`) and the forecast model (the
     mean ``forecast_horizon`` minutes ahead) and save them to ``folder``."""
     plan_horizon = plan_horizon_min(plan_window, series.step_s)
-    if forecaster not in FORECASTERS:
-        allowed = ", ".join(FORECASTERS)
-        raise InputError("--model", "", f"unknown forecaster {forecaster!r}", allowed)
+    FORECASTERS.spec(forecaster, source="--model")  # an unknown name: before any work
     series_id = folder.name
     fitted: dict[str, Forecaster] = {}
     counts: dict[str, int] = {}

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from agents.anomaly import DETECTORS, DetectorBank, NoveltyEnsemble, make_detector
+from agents.anomaly import DetectorBank, NoveltyEnsemble
+from agents.registry import DETECTORS, make_detector
 from sim.errors import InputError
 
 NAMES = sorted(DETECTORS)

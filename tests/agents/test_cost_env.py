@@ -21,7 +21,7 @@ from sim.telemetry import MemorySink
 
 @pytest.fixture(scope="module")
 def world_2d() -> Any:
-    world, _ = runner.prepare_run("default", policy="on-demand", days=2)
+    world = runner.prepare_run("default", policy="on-demand", days=2).world
     return world
 
 

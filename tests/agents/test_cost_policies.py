@@ -26,8 +26,9 @@ POLICIES = ("on-demand", "spot-greedy", "price-capacity", "uniform-progress", "h
 
 
 def _replay(policy: str, days: float = DAYS) -> tuple[dict[str, Any], MemorySink, Any]:
-    world, built = runner.prepare_run("default", policy=policy, days=days)
-    runner.attach_model(world, built)
+    prepared = runner.prepare_run("default", policy=policy, days=days)
+    runner.attach_model(prepared)
+    world, built = prepared.world, prepared.policy
     decisions: list[Any] = []
     decide = built.decide
 
@@ -101,7 +102,7 @@ def test_cost_rl_replays_with_recommendations() -> None:
 
 
 def _controller() -> Controller:
-    world, _ = runner.prepare_run("default", policy="on-demand", days=0.1)
+    world = runner.prepare_run("default", policy="on-demand", days=0.1).world
     layout = Layout.of(world.pools)
     return Controller(
         layout,

@@ -15,17 +15,16 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from agents.forecasting import (
-    FORECASTERS,
     Forecaster,
     QuantileGBMForecaster,
     SeasonalNaiveForecaster,
     WorkingSeries,
     make_features,
-    make_forecaster,
     run_backtest,
     to_working_series,
     working_step_s,
 )
+from agents.registry import FORECASTERS, make_forecaster
 from sim.errors import InputError
 from sim.traces import Trace
 
@@ -255,7 +254,7 @@ def test_seasonal_naive_is_exact_on_a_periodic_series() -> None:
     np.testing.assert_allclose(result.p50, result.y_true)
     assert result.mase == pytest.approx(0.0, abs=1e-12)
     daily = run_backtest(
-        series_of(np.tile(day, 8)), FORECASTERS["seasonal-naive-1d"](), horizon_steps=H
+        series_of(np.tile(day, 8)), make_forecaster("seasonal-naive-1d"), horizon_steps=H
     )
     np.testing.assert_allclose(daily.p50, daily.y_true)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli_anomaly import run_detector
+from bench.nab_run import run_detector
 from bench.nab import score_corpus
 from bench.nab_data import load_corpus, read_results, result_path
 from opsbench_testing import run_main

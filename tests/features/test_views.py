@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench import runner
-from features.offline import build_from_run_dir, run_id_of
+from features.offline import build_from_run_dir
 from features.store import FeatureStore
 from features.views import VIEWS
 
@@ -17,8 +17,7 @@ from features.views import VIEWS
 @pytest.fixture(scope="module")
 def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("replay") / "run"
-    world, policy = runner.prepare_run("spot-storm", days=2.0)
-    runner.run(world, policy, out=out)
+    runner.run(runner.prepare_run("spot-storm", days=2.0), out=out)
     return out
 
 
@@ -86,9 +85,8 @@ def test_streaming_during_the_replay_equals_building_afterwards(
 ) -> None:
     store_path, run_id = built
     streamed = tmp_path / "streamed.duckdb"
-    world, policy = runner.prepare_run("spot-storm", days=2.0)
-    summary = runner.run(world, policy, store=streamed)
-    assert run_id_of(summary) == run_id
+    summary = runner.run(runner.prepare_run("spot-storm", days=2.0), store=streamed)
+    assert summary["run_id"] == run_id
     for view in ("infrastructure_metrics", "cost_optimization"):
         spec = VIEWS[view]
         order = ", ".join([*spec.entity, spec.event_time])
@@ -100,8 +98,6 @@ def test_streaming_during_the_replay_equals_building_afterwards(
 
 
 def test_streaming_does_not_change_the_telemetry(tmp_path: Path) -> None:
-    world, policy = runner.prepare_run("default", days=0.5)
-    plain = runner.run(world, policy)
-    world, policy = runner.prepare_run("default", days=0.5)
-    streamed = runner.run(world, policy, store=tmp_path / "s.duckdb")
+    plain = runner.run(runner.prepare_run("default", days=0.5))
+    streamed = runner.run(runner.prepare_run("default", days=0.5), store=tmp_path / "s.duckdb")
     assert plain["telemetry_sha256"] == streamed["telemetry_sha256"]

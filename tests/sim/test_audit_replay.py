@@ -60,9 +60,9 @@ def write(tmp_path: Path, doc: dict[str, Any], name: str = "audit.yaml") -> Path
 def replay(
     path: Path, *, seed: int | None = None, watcher: Any = None
 ) -> tuple[Replay, MemorySink]:
-    world, policy = runner.prepare_run(str(path), seed=seed)
+    prepared = runner.prepare_run(str(path), seed=seed)
     sink = MemorySink()
-    rp = Replay(world, policy, sink, audit_watcher=watcher)
+    rp = Replay(prepared.world, prepared.policy, sink, audit_watcher=watcher)
     rp.run()
     return rp, sink
 

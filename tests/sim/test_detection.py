@@ -73,7 +73,8 @@ class Collect:
 
 
 def test_watcher_sees_each_minute_outside_gaps_and_alerts_become_events() -> None:
-    world, policy = runner.prepare_run("spot-storm", days=4.0)
+    prepared = runner.prepare_run("spot-storm", days=4.0)
+    world, policy = prepared.world, prepared.policy
     watcher, sink = Recorder(), Collect()
     replay = Replay(world, policy, sink, watcher=watcher)
     replay.run()
@@ -92,8 +93,9 @@ def test_watcher_sees_each_minute_outside_gaps_and_alerts_become_events() -> Non
 
 def test_scenarios_with_detection_report_delay_and_false_alerts() -> None:
     for sid in ("az-outage", "spot-storm"):
-        world, policy = runner.prepare_run(sid)
-        s = runner.run(world, policy)
+        prepared = runner.prepare_run(sid)
+        world = prepared.world
+        s = runner.run(prepared)
         d = s["detection"]
         assert d["faults"] == len(world.scenario.faults.az_outages) + len(
             world.scenario.faults.spot_storms
@@ -105,8 +107,7 @@ def test_scenarios_with_detection_report_delay_and_false_alerts() -> None:
 
 
 def test_scenarios_without_detection_have_no_alerts() -> None:
-    world, policy = runner.prepare_run("default", days=1.0)
-    s = runner.run(world, policy)
+    s = runner.run(runner.prepare_run("default", days=1.0))
     assert "detection" not in s
 
 

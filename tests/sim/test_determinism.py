@@ -10,8 +10,7 @@ from bench import runner
 
 
 def _sha(scenario: str, seed: int, days: float) -> str:
-    world, policy = runner.prepare_run(scenario, seed=seed, days=days)
-    return str(runner.run(world, policy)["telemetry_sha256"])
+    return str(runner.run(runner.prepare_run(scenario, seed=seed, days=days))["telemetry_sha256"])
 
 
 def test_same_seed_same_hash_in_process() -> None:
@@ -26,8 +25,8 @@ def test_same_hash_in_a_second_process() -> None:
     here = _sha("default", 5, 1.0)
     code = (
         "import json; from bench import runner; "
-        "w, p = runner.prepare_run('default', seed=5, days=1.0); "
-        "print(json.dumps(runner.run(w, p)['telemetry_sha256']))"
+        "p = runner.prepare_run('default', seed=5, days=1.0); "
+        "print(json.dumps(runner.run(p)['telemetry_sha256']))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True

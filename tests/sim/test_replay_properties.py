@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from opsbench_testing import scenarios, write_scenario
 
 from agents.registry import make_policy
-from sim.control import ControlContext, Decision, Observation, Policy
+from sim.control import ControlContext, Decision, Observation, Policy, PolicyNeeds
 from sim.engine import Replay
 from sim.scenario_files import load_scenario_file
 from sim.summary import summarise
@@ -37,8 +37,8 @@ class Watched:
         return self.inner.name
 
     @property
-    def uses_foresight(self) -> bool:
-        return bool(getattr(self.inner, "uses_foresight", False))
+    def needs(self) -> PolicyNeeds:
+        return self.inner.needs
 
     def reset(self, context: ControlContext) -> None:
         self.context = context

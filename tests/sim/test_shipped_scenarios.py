@@ -25,8 +25,7 @@ _cache: dict[tuple[str, str], dict[str, Any]] = {}
 def summary(scenario: str, policy: str) -> dict[str, Any]:
     key = (scenario, policy)
     if key not in _cache:
-        world, built = runner.prepare_run(scenario, policy=policy)
-        _cache[key] = runner.run(world, built)
+        _cache[key] = runner.run(runner.prepare_run(scenario, policy=policy))
     return _cache[key]
 
 

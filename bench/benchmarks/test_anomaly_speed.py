@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from agents.anomaly.registry import DETECTORS
+from agents.registry import DETECTORS
 from bench.anomaly_speed import Stream, dev_streams, latency_us, reference_rate, throughput
 
 TARGET_POINTS_PER_S = 100_000.0

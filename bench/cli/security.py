@@ -23,15 +23,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from scenarios import data_path
+from bench.cli.common import command_group
 from sim.errors import InputError
 
 stdout = Console()
 stderr = Console(stderr=True)
 LABELS = ("normal", "suspicious", "malicious")
-SIGMA_CSV = (
-    Path(__file__).resolve().parent.parent
-    / "scenarios/data/security/sigma_aws_cloudtrail_eventnames.csv"
-)
+SIGMA_CSV = data_path("security", "sigma_aws_cloudtrail_eventnames.csv")
 SIGMA_LEVELS = (("sigma>=low", 1), ("sigma>=medium", 2), ("sigma>=high", 3))
 
 
@@ -232,9 +231,10 @@ def _print_result(result: Mapping[str, Any]) -> None:
         )
 
 
-@click.group()
-def security() -> None:
-    """Security analysis: CloudTrail risk scoring and log-session anomalies."""
+security = command_group(
+    "security",
+    "Security analysis: CloudTrail risk scoring and log-session anomalies.",
+)
 
 
 @security.command("score")

@@ -1,0 +1,171 @@
+"""``opsbench bench``: benchmarks of decision quality (scaling, cost)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from bench.cli.common import command_group, json_option, models_option, status, stdout, store_option
+from sim.errors import InputError
+
+
+bench = command_group(
+    "bench",
+    "Benchmarks of decision quality.",
+)
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+@bench.command("scaling")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="scenario id or file (repeatable; default: the four dev-trace scenarios)",
+)
+@models_option
+@store_option
+@json_option
+def bench_scaling(scenarios: tuple[str, ...], models_dir: Path, store: Path, as_json: bool) -> None:
+    """static, reactive, predictive and oracle on every dev-trace scenario, with targets."""
+    from bench.scaling import DEV_SCENARIOS, run_scenario
+
+    results = [
+        run_scenario(s, models_dir=models_dir, store=store, progress=status)
+        for s in (scenarios or DEV_SCENARIOS)
+    ]
+    if as_json:
+        click.echo(json.dumps({"scenarios": results}))
+        return
+    for result in results:
+        stdout.print(_scaling_table(result))
+    stdout.print(_targets_table(results))
+
+
+SCALING_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("slo_attainment", "SLO attainment", "{:.4%}"),
+    ("slo_violation_minutes", "SLO violation min", "{:,}"),
+    ("wasted_node_hours", "wasted node-h", "{:,.1f}"),
+    ("idle_node_hours", "idle node-h", "{:,.1f}"),
+    ("time_to_capacity_min", "time to capacity (mean min)", "{:.2f}"),
+    ("time_to_capacity_max_min", "time to capacity (max min)", "{:,}"),
+)
+
+
+def _scaling_table(result: dict[str, Any]) -> Table:
+    policies = result["policies"]
+    first = next(iter(policies.values()))
+    table = Table(title=f"{result['scenario']} ({first['sim_days']:g} days from {first['start']})")
+    table.add_column("metric")
+    for name in policies:
+        table.add_column(name, justify="right")
+    for key, label, fmt in SCALING_ROWS:
+        table.add_row(label, *(fmt.format(s[key]) for s in policies.values()))
+    forecast = result.get("forecast")
+    if forecast:
+        ets = forecast.get("autoets")
+        table.caption = (
+            f"forecast {forecast['horizon_min']} min: MASE {forecast['mase']}, "
+            f"WAPE {forecast['wape']}, p90 coverage {forecast['coverage_p90']} "
+            f"(seasonal naive MASE {forecast['seasonal_naive_1d_mase']}; AutoETS "
+            + (f"MASE {ets['mase']}, WAPE {ets['wape']})" if ets else "not installed)")
+        )
+    return table
+
+
+def _targets_table(results: list[dict[str, Any]]) -> Table:
+    table = Table(title="predictive: targets")
+    for column in ("scenario", "SLO viol <= 20% reactive, cost <= reactive", "waste <= 40%",
+                   "cost <= 1.10 oracle", "MASE <= 0.7"):  # fmt: skip
+        table.add_column(column)
+    for result in results:
+        t = result.get("targets")
+        if t is None:
+            continue
+
+        def mark(ok: bool) -> str:
+            return "[green]met[/green]" if ok else "[red]missed[/red]"
+
+        slo, waste, cost, mase = t["slo"], t["waste"], t["cost_vs_oracle"], t["mase"]
+        table.add_row(
+            result["scenario"],
+            f"{mark(slo['met'])} {slo['violation_minutes']} <= {slo['limit']}, "
+            f"${slo['cost_usd']:,.0f} <= ${slo['cost_limit_usd']:,.0f}",
+            f"{mark(waste['met'])} {waste['wasted_node_hours']:,.0f} <= {waste['limit']:,.0f}",
+            f"{mark(cost['met'])} x{cost['ratio']}",
+            f"{mark(mase['met'])} {mase['value']}",
+        )
+    return table
+
+
+# --------------------------------------------------------------------------- cost
+
+
+@bench.command("cost")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    help="dev trace set (repeatable; default: all): "
+    "avail-us-east-1, avail-us-east-1a-2, avail-us-west-2, preempt-r5, preempt-p3",
+)
+@click.option("--days", type=float, default=None, help="simulated days (default 6)")
+@json_option
+def bench_cost(sets: tuple[str, ...], days: float | None, as_json: bool) -> None:
+    """Cost policies on the dev spot traces: savings, SLO, interruptions, gap to hindsight."""
+    from bench.cost import DAYS, TRACE_SETS, run_set, targets
+
+    for name in sets:
+        if name not in TRACE_SETS:
+            raise InputError("--set", "", f"unknown trace set {name!r}", ", ".join(TRACE_SETS))
+    results = []
+    for name in sets or tuple(TRACE_SETS):
+        result = run_set(name, days=DAYS if days is None else days, progress=status)
+        result["targets"] = targets(result)
+        results.append(result)
+    if as_json:
+        click.echo(json.dumps({"trace_sets": results}))
+        return
+    for result in results:
+        stdout.print(_cost_table(result))
+
+
+COST_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("savings_vs_on_demand", "saving", "{:.1%}"),
+    ("slo_attainment", "SLO", "{:.3%}"),
+    ("slo_violation_minutes", "viol min", "{:,}"),
+    ("interruptions", "interr", "{:,}"),
+    ("gap_to_hindsight_mix", "vs hindsight-mix", "{:+.1%}"),
+    ("gap_to_hindsight", "vs limit", "{:+.1%}"),
+)
+"""Saving against ``on-demand``; the gaps against ``hindsight-mix`` (a diagnostic) and
+``hindsight`` (the limit)."""
+
+
+def _cost_table(result: dict[str, Any]) -> Table:
+    m = result["market"]
+    table = Table(
+        title=f"{result['trace_set']}: spot on offer {m['spot_on_offer_share']:.0%} of minutes, "
+        f"market-bound saving {m['market_bound_savings']:.0%}"
+    )
+    table.add_column("policy", no_wrap=True)
+    for _, label, _ in COST_COLUMNS:
+        table.add_column(label, justify="right")
+    for name, row in result["policies"].items():
+        table.add_row(
+            name, *(fmt.format(row[k]) if k in row else "-" for k, _, fmt in COST_COLUMNS)
+        )
+    t = result.get("targets") or {}
+    if t:
+        table.caption = "cost-rl targets: " + ", ".join(
+            f"{k} {'met' if v['met'] else 'MISSED'}" for k, v in t.items()
+        )
+    return table

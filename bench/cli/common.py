@@ -1,0 +1,100 @@
+"""What every command group shares: the two consoles, progress, tables and common options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.runner import MODELS_DIR
+from features import DEFAULT_STORE
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("on_demand_cost_usd", "on-demand $", "{:,.2f}"),
+    ("spot_cost_usd", "spot $", "{:,.2f}"),
+    ("node_hours", "node-h", "{:,.1f}"),
+    ("wasted_node_hours", "wasted node-h", "{:,.1f}"),
+    ("slo_attainment", "SLO attainment", "{:.4%}"),
+    ("slo_violation_minutes", "SLO violation min", "{:,}"),
+    ("p95_latency_ms", "p95 ms", "{:,.1f}"),
+    ("dropped_requests", "dropped req", "{:,.0f}"),
+    ("interruptions", "interruptions", "{:,}"),
+    ("wall_s", "wall s", "{:.2f}"),
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")
+
+store_option = click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="the DuckDB feature store",
+)
+
+models_option = click.option(
+    "--models",
+    "models_dir",
+    type=click.Path(path_type=Path),
+    default=MODELS_DIR,
+    show_default=True,
+    help="folder of trained models",
+)
+
+
+def command_group(name: str, help: str) -> click.Group:
+    """A command group that, given no subcommand, prints its help on stdout and exits 0."""
+
+    @click.group(name, help=help, invoke_without_command=True)
+    @click.pass_context
+    def group(ctx: click.Context) -> None:
+        if ctx.invoked_subcommand is None:
+            click.echo(ctx.get_help())
+
+    return group
+
+
+def status(message: str) -> None:
+    """One line of progress on stderr (e.g. a model being trained)."""
+    stderr.print(f"[dim]{message}[/dim]")
+
+
+@contextmanager
+def sim_days_progress(
+    label: str, total_days: float, enabled: bool
+) -> Iterator[Callable[[float], None]]:
+    """A progress bar over simulated days on stderr (a no-op callback when disabled)."""
+    if not enabled:
+        yield lambda _days: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} sim-days"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total_days)
+        yield lambda days: bar.update(task, completed=days)
+
+
+def comparison_table(title: str, summaries: list[dict[str, Any]]) -> Table:
+    """Replay summaries side by side, one column per policy."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for s in summaries:
+        table.add_column(s["policy"], justify="right")
+    for key, label, fmt in SUMMARY_COLUMNS:
+        table.add_row(label, *(fmt.format(s[key]) for s in summaries))
+    return table

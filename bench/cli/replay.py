@@ -1,0 +1,126 @@
+"""``opsbench replay`` and ``opsbench demo``: one replay, or the main job side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench import runner
+from bench.cli.common import (
+    comparison_table,
+    json_option,
+    sim_days_progress,
+    status,
+    stderr,
+    stdout,
+)
+
+DEMO_POLICIES = ("static", "reactive", "predictive", "oracle")
+"""The demo's first table: the scaling policies."""
+SPOT_DEMO_POLICIES = ("on-demand", "uniform-progress", "cost-rl", "hindsight")
+"""The demo's second table: the spot-capacity policies on the same scenario."""
+
+
+def replay_one(prepared: runner.PreparedRun, *, out: Path | None = None, store: Path | None = None
+               ) -> dict[str, Any]:  # fmt: skip
+    """Attach the policy's model (training it first if needed), then replay with progress."""
+    runner.attach_model(prepared, progress=status)
+    world = prepared.world
+    label = f"{world.scenario.id} / {prepared.policy.name}"
+    with sim_days_progress(label, world.duration_s / 86400.0, stderr.is_terminal) as tick:
+        return runner.run(prepared, out=out, progress=tick, store=store)
+
+
+@click.command("replay")
+@click.argument("scenario")
+@click.option("--policy", help="policy name (default: the scenario's)")
+@click.option("--seed", type=click.IntRange(min=0), help="root seed (default: the scenario's)")
+@click.option("--trace", type=click.Path(path_type=Path), help="replace the workload with this CSV")
+@click.option("--days", type=float, help="simulated days (default: the scenario's)")
+@click.option("--out", type=click.Path(path_type=Path), help="write telemetry + summary.json here")
+@click.option(
+    "--spot-availability",
+    type=click.Path(path_type=Path),
+    help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability",
+)
+@click.option(
+    "--spot-prices",
+    type=click.Path(path_type=Path),
+    help="spot price history CSV (the scenario's format) replacing the spot prices",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    help="stream telemetry into this DuckDB feature store while replaying",
+)
+@json_option
+def replay(
+    scenario: str,
+    policy: str | None,
+    seed: int | None,
+    trace: Path | None,
+    days: float | None,
+    out: Path | None,
+    spot_availability: Path | None,
+    spot_prices: Path | None,
+    store: Path | None,
+    as_json: bool,
+) -> None:
+    """Replay SCENARIO (a scenario file or a shipped id) under one policy."""
+    prepared = runner.prepare_run(
+        scenario,
+        policy=policy,
+        seed=seed,
+        trace=trace,
+        days=days,
+        spot_availability=spot_availability,
+        spot_prices=spot_prices,
+    )
+    summary = replay_one(prepared, out=out, store=store)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    stdout.print(
+        comparison_table(
+            f"{summary['scenario']} ({summary['sim_days']:g} days, seed {summary['seed']})",
+            [summary],
+        )
+    )
+    if out is not None:
+        stdout.print(f"telemetry and summary.json written to {out}")
+    if store is not None:
+        stdout.print(f"telemetry streamed into the feature store {store}")
+
+
+@click.command("demo")
+@click.option("--scenario", default="default", show_default=True, help="scenario id or file")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object per policy")
+def demo(scenario: str, as_json: bool) -> None:
+    """The main job: the scaling policies static, reactive, predictive and oracle side by side
+    (predictive trains on the scenario's history first, once), then the spot-capacity
+    policies on-demand, uniform-progress, cost-rl and hindsight."""
+    scaling = [replay_one(runner.prepare_run(scenario, policy=name)) for name in DEMO_POLICIES]
+    kinds = {p.capacity_type for p in runner.load(scenario)[0].cluster.pools}
+    spot = (
+        [replay_one(runner.prepare_run(scenario, policy=name)) for name in SPOT_DEMO_POLICIES]
+        if kinds == {"spot", "on-demand"}
+        else []
+    )
+    if as_json:
+        for s in scaling + spot:
+            click.echo(json.dumps(s))
+        return
+    first = scaling[0]
+    stdout.print(
+        comparison_table(
+            f"{first['scenario']}: {first['sim_days']:g} simulated days, seed {first['seed']}",
+            scaling,
+        )
+    )
+    if spot:
+        stdout.print(comparison_table(f"{spot[0]['scenario']}: spot capacity policies", spot))
+    else:
+        stdout.print(f"{first['scenario']} has no spot and on-demand pools: no spot table")

@@ -1,0 +1,121 @@
+"""``opsbench train``: train the agents' models offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import runner
+from bench.cli.common import command_group, models_option, status, stderr, stdout, store_option
+from sim.errors import InputError
+
+
+train = command_group(
+    "train",
+    "Train the agents' models offline (saved under .opsbench/models/).",
+)
+
+
+@train.command("scaling")
+@click.option("--scenario", required=True, help="scenario id or file: trains on its history")
+@click.option("--trace", type=click.Path(path_type=Path), help="train on this CSV's first 70%")
+@click.option("--model", default=None, help="forecaster (default: gbm-quantile)")
+@models_option
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON")
+def train_scaling(
+    scenario: str,
+    trace: Path | None,
+    model: str | None,
+    models_dir: Path,
+    store: Path,
+    as_json: bool,
+) -> None:
+    """Train the predictive scaling model on the load before the --scenario's replay window
+    (or on the first 70% of the --trace CSV)."""
+    from agents.registry import FORECASTERS
+
+    if model is not None:
+        FORECASTERS.spec(model, source="--model")  # before anything is loaded or written
+    params = {} if model is None else {"model": model}
+    prepared = runner.prepare_run(scenario, policy="predictive", trace=trace, params=params)
+    folder = runner.attach_model(
+        prepared, models_dir=models_dir, store=store, retrain=True, progress=status
+    )
+    meta = prepared.policy.model.metadata  # type: ignore[attr-defined]
+    if as_json:
+        click.echo(json.dumps({"folder": str(folder), **meta.model_dump(mode="json")}))
+        return
+    stdout.print(f"model {meta.model_version} ({meta.forecaster}) saved to {folder}")
+    stdout.print(
+        f"trained on {meta.training.source}, {meta.training.first_bucket} to "
+        f"{meta.training.end}; samples {meta.training.n_samples}"
+    )
+
+
+@train.command("cost")
+@click.option("--scenario", required=True, help="scenario id or file (spot + on-demand pools)")
+@click.option(
+    "--timesteps",
+    type=int,
+    default=None,
+    help="PPO timesteps (default 300,000: about 2-4 minutes on 2 cores)",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--models",
+    "models_dir",
+    type=click.Path(path_type=Path),
+    default=runner.MODELS_DIR,
+    show_default=True,
+    help="folder of trained models (the model goes to MODELS/cost/<scenario>/)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON")
+def train_cost(
+    scenario: str, timesteps: int | None, seed: int, models_dir: Path, as_json: bool
+) -> None:
+    """Train the cost-rl policy (PPO) on the --scenario's history and sampled spot markets."""
+    from agents.cost.env import SpotFleetEnv
+    from agents.cost.training import DEFAULT_TIMESTEPS, evaluate_in_env, train
+
+    steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
+    if steps < 0:
+        raise InputError("--timesteps", "", f"{steps} is negative", "an integer >= 0")
+    world = runner.prepare_run(scenario, policy="on-demand").world
+    SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
+    folder = models_dir / "cost" / world.scenario.id
+    with Progress(
+        TextColumn("training cost-rl (PPO)"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    ) as bar:
+        task = bar.add_task("train", total=max(steps, 1))
+        model = train(
+            world,
+            folder,
+            timesteps=steps,
+            seed=seed,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
+    check = evaluate_in_env(world, model.act)
+    meta = model.metadata
+    if as_json:
+        click.echo(
+            json.dumps({"folder": str(folder), **meta.model_dump(mode="json"), "replay": check})
+        )
+        return
+    stdout.print(
+        f"model {meta.model_version} saved to {folder} ({meta.timesteps:,} steps, "
+        f"{meta.train_seconds:.0f} s); sha256 {meta.model_sha256}"
+    )
+    stdout.print(
+        f"fast-model check on {world.scenario.id}'s replay: ${check['cost_usd']:,.2f}, "
+        f"SLO attainment {check['slo_attainment']:.4%}"
+    )
