@@ -46,7 +46,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--quiet",
             "-w",
             str(root / "dist"),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -79,7 +79,7 @@ def test_installed_wheel_replays_default_from_another_directory(
             "--target",
             str(target),
             str(wheel),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -95,7 +95,7 @@ def test_installed_wheel_replays_default_from_another_directory(
             sys.executable,
             "-c",
             "import sim, scenarios, bench; print(sim.__file__, scenarios.__file__, bench.__file__)",
-        ],  # fmt: skip
+        ],
         cwd=elsewhere,
         env=env,
         capture_output=True,
