@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sim.errors import InputError
 
@@ -366,23 +366,6 @@ def load_windows(path: Path) -> dict[str, list[tuple[datetime, datetime]]]:
             windows.append((start, end))
         out[str(key)] = windows
     return out
-
-
-def load_profiles(path: Path) -> dict[str, Profile]:
-    """NAB's ``config/profiles.json`` (``{name: {"CostMatrix": {tpWeight, ...}}}``)."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return {
-            name: Profile(
-                tp=p["CostMatrix"]["tpWeight"],
-                fp=p["CostMatrix"]["fpWeight"],
-                fn=p["CostMatrix"]["fnWeight"],
-                tn=p["CostMatrix"].get("tnWeight", 1.0),
-            )
-            for name, p in raw.items()
-        }
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
-        raise InputError(path, "", f"cannot read profiles: {exc}", "NAB profiles.json") from exc
 
 
 def window_rows(

@@ -18,6 +18,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)]
+Text = Annotated[str, Field(max_length=1024)]
+"""A short free-text field (a path, an instance type, an AZ)."""
+
+MAX_NODES_PER_POOL = 5_000
+"""Kubernetes' documented limit is 5,000 nodes per cluster; no pool may ask for more."""
+MAX_NODES_PER_CLUSTER = 5_000
+MAX_POOLS = 20
+MAX_AZS = 10
+MAX_FAULT_WINDOWS = 1_000
+"""Per fault list (outages, storms, telemetry gaps): far more than a replay of a year needs."""
+MAX_CAMPAIGNS = 100
+MAX_TECHNIQUES_PER_CAMPAIGN = 100
 
 
 class Model(BaseModel):
@@ -33,11 +45,13 @@ class NodePool(Model):
     """A group of identical EC2 nodes (an EKS managed node group / Karpenter pool)."""
 
     name: Name
-    instance_type: str = Field(description="EC2 instance type from the on-demand catalogue")
+    instance_type: Text = Field(description="EC2 instance type from the on-demand catalogue")
     capacity_type: Literal["on-demand", "spot"]
-    azs: list[str] = Field(min_length=1, description="availability zones the pool spans")
-    min_nodes: int = Field(ge=0)
-    max_nodes: int = Field(ge=1)
+    azs: list[Text] = Field(
+        min_length=1, max_length=MAX_AZS, description="availability zones the pool spans"
+    )
+    min_nodes: int = Field(ge=0, le=MAX_NODES_PER_POOL)
+    max_nodes: int = Field(ge=1, le=MAX_NODES_PER_POOL)
 
     @model_validator(mode="after")
     def _bounds(self) -> NodePool:
@@ -53,7 +67,7 @@ class NodePool(Model):
 class Cluster(Model):
     """The simulated cluster and the service it runs."""
 
-    region: str = "us-east-1"
+    region: Text = "us-east-1"
     rps_per_vcpu: float = Field(
         gt=0, description="requests/s one vCPU serves while keeping p95 at the SLO target"
     )
@@ -73,7 +87,7 @@ class Cluster(Model):
     )
     request_timeout_ms: float = Field(default=30_000.0, gt=0)
     bytes_per_request: float = Field(default=20_000.0, ge=0, description="in + out bytes")
-    pools: list[NodePool] = Field(min_length=1)
+    pools: list[NodePool] = Field(min_length=1, max_length=MAX_POOLS)
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Cluster:
@@ -90,7 +104,7 @@ class TraceWorkload(Model):
     """Load replayed from a real trace (CSV ``timestamp,value``)."""
 
     kind: Literal["trace"]
-    path: str = Field(description="CSV with columns timestamp,value")
+    path: Text = Field(description="CSV with columns timestamp,value")
     peak_rps: float | None = Field(default=None, gt=0, description="trace peak maps to this")
     mean_rps: float | None = Field(default=None, gt=0, description="trace mean maps to this")
     start: datetime | None = Field(default=None, description="first replayed bucket")
@@ -149,11 +163,13 @@ class ReplayedSpotPrices(Model):
     """Spot prices replayed from a DescribeSpotPriceHistory-shaped CSV (step function)."""
 
     kind: Literal["replay"]
-    path: str
-    instance_type: str | None = Field(
+    path: Text
+    instance_type: Text | None = Field(
         default=None, description="series to replay; defaults to each spot pool's type"
     )
-    az_map: dict[str, str] = Field(default_factory=dict, description="scenario AZ -> source AZ")
+    az_map: dict[Text, Text] = Field(
+        default_factory=dict, max_length=MAX_AZS, description="scenario AZ -> source AZ"
+    )
     offset_h: float = Field(default=0.0, ge=0, description="hours into the history at t=0")
 
 
@@ -161,8 +177,8 @@ class ModelledSpotPrices(Model):
     """A seeded mean-reverting price model calibrated on a price-history CSV."""
 
     kind: Literal["model"]
-    calibrate_on: str
-    instance_type: str | None = None
+    calibrate_on: Text
+    instance_type: Text | None = None
 
 
 SpotPrices = Annotated[ReplayedSpotPrices | ModelledSpotPrices, Field(discriminator="kind")]
@@ -172,7 +188,9 @@ class ReplayedAvailability(Model):
     """Spot availability replayed from Can't-Be-Late trace JSON files, one per AZ."""
 
     kind: Literal["replay"]
-    files: dict[str, str] = Field(min_length=1, description="scenario AZ -> trace JSON")
+    files: dict[Text, Text] = Field(
+        min_length=1, max_length=MAX_AZS, description="scenario AZ -> trace JSON"
+    )
     offset_h: float = Field(default=0.0, ge=0)
     reclaim_fraction: float = Field(
         default=1.0,
@@ -197,7 +215,7 @@ SpotAvailability = Annotated[ReplayedAvailability | AlwaysAvailable, Field(discr
 class Pricing(Model):
     """Where prices and spot availability come from."""
 
-    catalogue: str = Field(description="on-demand price CSV (instance_type, region, ...)")
+    catalogue: Text = Field(description="on-demand price CSV (instance_type, region, ...)")
     spot_prices: SpotPrices | None = None
     spot_availability: SpotAvailability = AlwaysAvailable(kind="always")
     interruption_notice_s: float = Field(default=120.0, ge=0)
@@ -242,8 +260,8 @@ Delay = Annotated[UniformDelay | LognormalDelay, Field(discriminator="kind")]
 class Control(Model):
     """The control loop: which policy decides capacity, how often, how fast nodes come."""
 
-    policy: str = "reactive"
-    params: dict[str, Any] = Field(default_factory=dict)
+    policy: Text = "reactive"
+    params: dict[Text, Any] = Field(default_factory=dict, max_length=100)
     interval_s: float = Field(default=60.0, ge=1, le=3600)
     provisioning_delay: Delay = LognormalDelay(
         kind="lognormal", median_s=120.0, sigma=0.35, low_s=60.0, high_s=300.0
@@ -263,13 +281,13 @@ class Window(Model):
 class AzOutage(Window):
     """Every node in ``az`` fails at the start; nothing launches there until the end."""
 
-    az: str
+    az: Text
 
 
 class SpotStorm(Window):
     """Spot capacity vanishes in ``azs``: a share of spot nodes get an interruption notice."""
 
-    azs: list[str] = Field(min_length=1)
+    azs: list[Text] = Field(min_length=1, max_length=MAX_AZS)
     interrupt_fraction: float = Field(default=1.0, gt=0, le=1)
 
 
@@ -279,9 +297,11 @@ class TelemetryGap(Window):
 
 class Faults(Model):
     node_failure_rate_per_node_day: float = Field(default=0.0, ge=0)
-    az_outages: list[AzOutage] = Field(default_factory=list)
-    spot_storms: list[SpotStorm] = Field(default_factory=list)
-    telemetry_gaps: list[TelemetryGap] = Field(default_factory=list)
+    az_outages: list[AzOutage] = Field(default_factory=list, max_length=MAX_FAULT_WINDOWS)
+    spot_storms: list[SpotStorm] = Field(default_factory=list, max_length=MAX_FAULT_WINDOWS)
+    telemetry_gaps: list[TelemetryGap] = Field(
+        default_factory=list, max_length=MAX_FAULT_WINDOWS
+    )
 
 
 # --------------------------------------------------------------------------- detection
@@ -302,7 +322,7 @@ WATCHED_METRICS: tuple[WatchedMetric, ...] = (
 class Detection(Model):
     """Metric anomaly detection during the replay: one detector per pool and metric."""
 
-    detector: str = Field(description="streaming anomaly detector name (agents/anomaly)")
+    detector: Text = Field(description="streaming anomaly detector name (agents/anomaly)")
     threshold: float = Field(
         default=0.5, gt=0, le=1, description="alert when the detector's score >= threshold"
     )
@@ -347,8 +367,10 @@ class AttackCampaign(Model):
     id: Name
     start_h: float = Field(ge=0, description="hours after the replay start")
     entry: AuditEntry = "stolen-access-key"
-    techniques: list[str] = Field(
-        min_length=1, description="Stratus Red Team ids of the technique catalogue, in order"
+    techniques: list[Text] = Field(
+        min_length=1,
+        max_length=MAX_TECHNIQUES_PER_CAMPAIGN,
+        description="Stratus Red Team ids of the technique catalogue, in order",
     )
     pace_s: float = Field(default=30.0, gt=0, le=3600, description="mean s between calls")
     insider_network: bool = Field(
@@ -365,8 +387,8 @@ class Audit(Model):
     activity: float = Field(
         default=1.0, gt=0, le=10, description="multiplies every principal's sessions per day"
     )
-    campaigns: list[AttackCampaign] = Field(default_factory=list)
-    techniques_csv: str | None = Field(
+    campaigns: list[AttackCampaign] = Field(default_factory=list, max_length=MAX_CAMPAIGNS)
+    techniques_csv: Text | None = Field(
         default=None,
         description="technique catalogue (default: the shipped data/security one)",
     )
@@ -392,7 +414,7 @@ class Scenario(Model):
     """One replay: cluster, workload, SLO, market, control loop, faults, seed, duration."""
 
     id: Name
-    description: str = ""
+    description: str = Field(default="", max_length=10_000)
     seed: int = Field(default=0, ge=0)
     duration_days: float = Field(gt=0, le=366)
     cluster: Cluster
@@ -427,6 +449,12 @@ class Scenario(Model):
                     f"audit.campaigns[{i}].start_h {campaign.start_h} is not before the end of "
                     f"the replay (allowed: < duration_days * 24 = {hours:g})"
                 )
+        total = sum(pool.max_nodes for pool in self.cluster.pools)
+        if total > MAX_NODES_PER_CLUSTER:
+            raise ValueError(
+                f"cluster.pools: max_nodes sum to {total} (allowed: at most "
+                f"{MAX_NODES_PER_CLUSTER} nodes per cluster, Kubernetes' documented limit)"
+            )
         has_spot = any(p.capacity_type == "spot" for p in self.cluster.pools)
         if has_spot and self.pricing.spot_prices is None:
             raise ValueError("pricing.spot_prices is required when a pool is spot")

@@ -100,22 +100,88 @@ def parse_scenario(data: Any, *, source: Path) -> Scenario:
         raise InputError(source, _field_path(tuple(err["loc"])), problem, allowed) from None
 
 
-def load_scenario_file(path: Path) -> Scenario:
-    """Read and validate one scenario file."""
+MAX_SCENARIO_BYTES = 1 << 20
+"""A scenario file larger than 1 MiB is refused before it is read (the shipped ones are
+about 2 KB; data belongs in the files a scenario names)."""
+MAX_YAML_NODES = 100_000
+"""At most this many YAML nodes once every alias is expanded (a few-line "billion laughs"
+document would otherwise expand to gigabytes when validated or shown)."""
+
+
+class _Nodes:
+    """Counts a composed YAML document's nodes with every alias expanded, without
+    expanding anything: each node's expanded size is computed once."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.sizes: dict[int, int] = {}
+        self.open: set[int] = set()
+
+    def size(self, node: yaml.Node) -> int:
+        key = id(node)
+        if key in self.sizes:
+            return self.sizes[key]
+        if key in self.open:
+            raise InputError(self.source, "yaml", "an alias refers to the node that contains it",
+                             "anchors and aliases without cycles")  # fmt: skip
+        self.open.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(self.size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(self.size(k) + self.size(v) for k, v in node.value)
+        self.open.discard(key)
+        self.sizes[key] = total
+        if total > MAX_YAML_NODES:
+            raise InputError(
+                self.source,
+                "yaml",
+                f"more than {MAX_YAML_NODES:,} values once its aliases are expanded",
+                f"a scenario of at most {MAX_YAML_NODES:,} YAML nodes",
+            )
+        return total
+
+
+def _parse_yaml(text: str, source: Path) -> Any:
+    """``text`` as plain data (YAML's safe subset), refusing alias bombs and deep nesting."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "path", "no such scenario file", "a path or a scenario id") from None
-    except OSError as exc:
-        raise InputError(path, "path", f"cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _Nodes(source).size(node)
+        return yaml.SafeLoader(text).construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(path, where, f"malformed YAML: {problem}") from None
-    return parse_scenario(data, source=path)
+        raise InputError(source, where, f"malformed YAML: {problem}") from None
+    except RecursionError:
+        raise InputError(source, "yaml", "nested too deeply", "a scenario mapping") from None
+
+
+def load_scenario_file(path: Path) -> Scenario:
+    """Read and validate one scenario file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise InputError(
+                path,
+                "path",
+                f"{size:,} bytes is too large for a scenario file",
+                f"at most {MAX_SCENARIO_BYTES:,} bytes",
+            )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, "path", "no such scenario file", "a path or a scenario id") from None
+    except IsADirectoryError:
+        raise InputError(path, "path", "is a folder", "a scenario YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            path, "path", f"not UTF-8 text (byte {exc.start})", "a UTF-8 YAML file"
+        ) from None
+    except OSError as exc:
+        raise InputError(path, "path", f"cannot read: {exc.strerror}") from None
+    return parse_scenario(_parse_yaml(text, path), source=path)
 
 
 def list_scenarios() -> list[tuple[str, Path]]:

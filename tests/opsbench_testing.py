@@ -121,3 +121,24 @@ def run_main(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, 
         code = exc.code if isinstance(exc.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, stdout: str, stderr: str, *needles: str) -> str:
+    """Exit 2, one non-empty stderr line ``opsbench: error: ...`` containing every needle."""
+    assert code == 2, (code, stdout, stderr)
+    assert "Traceback" not in stderr and "Traceback" not in stdout, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith("opsbench: error: "), line
+    assert line.strip() != "opsbench: error:", line
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    return line
+
+
+def assert_nothing_written(out: Path) -> None:
+    """``--out`` does not exist and no hidden ``.NAME.partial-*`` sibling was left."""
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+    leftovers = sorted(p.name for p in out.parent.glob(f".{out.name}.partial-*"))
+    assert leftovers == []

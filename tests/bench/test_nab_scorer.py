@@ -189,3 +189,19 @@ def test_score_corpus_reports_every_profile() -> None:
 def test_bad_windows_are_rejected() -> None:
     with pytest.raises(ValueError, match="overlap"):
         ScoredFile("f", np.zeros(10), ((2, 5), (4, 8)))
+
+
+def test_profiles_are_nabs_shipped_cost_matrices() -> None:
+    import json
+
+    from scenarios import data_path
+
+    shipped = json.loads(data_path("nab", "config", "profiles.json").read_text(encoding="utf-8"))
+    assert set(shipped) == set(PROFILES)
+    for name, profile in PROFILES.items():
+        matrix = shipped[name]["CostMatrix"]
+        assert (profile.tp, profile.fp, profile.fn) == (
+            matrix["tpWeight"],
+            matrix["fpWeight"],
+            matrix["fnWeight"],
+        )
