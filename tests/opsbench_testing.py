@@ -142,3 +142,24 @@ def assert_nothing_written(out: Path) -> None:
     assert not out.exists(), sorted(p.name for p in out.rglob("*"))
     leftovers = sorted(p.name for p in out.parent.glob(f".{out.name}.partial-*"))
     assert leftovers == []
+
+
+def shipped_doc(scenario_id: str = "default") -> dict[str, Any]:
+    """A shipped scenario file as a dict, every data path made absolute (so that a copy
+    written anywhere still validates)."""
+    from scenarios import package_dir
+
+    shipped = package_dir()
+    doc: dict[str, Any] = yaml.safe_load(
+        (shipped / f"{scenario_id}.yaml").read_text(encoding="utf-8")
+    )
+    if doc["workload"]["kind"] == "trace":
+        doc["workload"]["path"] = str(shipped / doc["workload"]["path"])
+    pricing = doc["pricing"]
+    pricing["catalogue"] = str(shipped / pricing["catalogue"])
+    if pricing.get("spot_prices"):
+        pricing["spot_prices"]["path"] = str(shipped / pricing["spot_prices"]["path"])
+    files = pricing.get("spot_availability", {}).get("files", {})
+    if files:
+        pricing["spot_availability"]["files"] = {az: str(shipped / f) for az, f in files.items()}
+    return doc

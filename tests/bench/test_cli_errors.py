@@ -13,7 +13,6 @@ A handful of cases run the real CLI in a subprocess; the rest call
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -24,7 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
-from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
+from opsbench_testing import (
+    assert_nothing_written,
+    assert_one_line_error,
+    run_main,
+    shipped_doc,
+)
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,18 +51,6 @@ def _shipped_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def default_scenario() -> dict[str, Any]:
-    """``scenarios/default.yaml`` as a dict, every data path made absolute."""
-    data = yaml.safe_load((SCENARIOS / "default.yaml").read_text(encoding="utf-8"))
-    data["workload"]["path"] = str(SCENARIOS / data["workload"]["path"])
-    pricing = data["pricing"]
-    pricing["catalogue"] = str(SCENARIOS / pricing["catalogue"])
-    pricing["spot_prices"]["path"] = str(SCENARIOS / pricing["spot_prices"]["path"])
-    files = pricing["spot_availability"]["files"]
-    pricing["spot_availability"]["files"] = {az: str(SCENARIOS / f) for az, f in files.items()}
-    return data
-
-
 def write_scenario(
     directory: Path,
     mutate: Callable[[dict[str, Any]], None] | None = None,
@@ -68,7 +60,7 @@ def write_scenario(
 ) -> Path:
     """A scenario file in ``directory``: raw ``text``, or ``default.yaml`` changed by ``mutate``."""
     if text is None:
-        data = copy.deepcopy(default_scenario())
+        data = shipped_doc("default")
         if mutate is not None:
             mutate(data)
         text = yaml.safe_dump(data, sort_keys=False)

@@ -3,32 +3,24 @@ line naming the file and the field, exit 2, and nothing written."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
+from opsbench_testing import (
+    assert_nothing_written,
+    assert_one_line_error,
+    run_main,
+    shipped_doc,
+)
 
 from scenarios import package_dir
 from sim.scenario import MAX_FAULT_WINDOWS, MAX_NODES_PER_CLUSTER, MAX_NODES_PER_POOL
 from sim.scenario_files import MAX_SCENARIO_BYTES, MAX_YAML_NODES
 
 SHIPPED = package_dir()
-
-
-def default_doc() -> dict[str, Any]:
-    """``default.yaml`` with absolute data paths (so a copy elsewhere still validates)."""
-    data = yaml.safe_load((SHIPPED / "default.yaml").read_text(encoding="utf-8"))
-    data["workload"]["path"] = str(SHIPPED / data["workload"]["path"])
-    pricing = data["pricing"]
-    pricing["catalogue"] = str(SHIPPED / pricing["catalogue"])
-    pricing["spot_prices"]["path"] = str(SHIPPED / pricing["spot_prices"]["path"])
-    files = pricing["spot_availability"]["files"]
-    pricing["spot_availability"]["files"] = {az: str(SHIPPED / f) for az, f in files.items()}
-    return copy.deepcopy(data)
 
 
 def replay_fails(
@@ -47,7 +39,7 @@ def write(tmp_path: Path, doc: dict[str, Any]) -> Path:
 
 
 def test_a_huge_pool_minimum_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    doc = default_doc()
+    doc = shipped_doc("default")
     doc["cluster"]["pools"][0].update(min_nodes=100_000_000, max_nodes=100_000_000)
     replay_fails(capsys, write(tmp_path, doc), tmp_path, "cluster.pools[0]",
                  f"{MAX_NODES_PER_POOL}")  # fmt: skip
@@ -56,7 +48,7 @@ def test_a_huge_pool_minimum_is_refused(capsys: pytest.CaptureFixture[str], tmp_
 def test_pools_may_not_add_up_beyond_a_cluster(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    doc = default_doc()
+    doc = shipped_doc("default")
     for pool in doc["cluster"]["pools"]:
         pool["max_nodes"] = MAX_NODES_PER_POOL
     replay_fails(capsys, write(tmp_path, doc), tmp_path, f"{MAX_NODES_PER_CLUSTER}")
@@ -65,7 +57,7 @@ def test_pools_may_not_add_up_beyond_a_cluster(
 def test_too_many_fault_windows_are_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    doc = default_doc()
+    doc = shipped_doc("default")
     doc["faults"]["telemetry_gaps"] = [
         {"start_h": i * 0.01, "duration_h": 0.005} for i in range(MAX_FAULT_WINDOWS + 1)
     ]

@@ -3,7 +3,6 @@ own API calls, the audit-watcher seam, the security summary and bad ``audit:`` i
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from bench import runner
-from opsbench_testing import run_main
+from opsbench_testing import run_main, shipped_doc
 from sim.audit_watch import (
     SECURITY_ALERT_EVENT,
     AuditAlert,
@@ -29,21 +28,9 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 DAYS = 0.5
 
 
-def _absolute(doc: dict[str, Any]) -> dict[str, Any]:
-    """The credential-theft document with its data paths made absolute."""
-    doc = copy.deepcopy(doc)
-    doc["workload"]["path"] = str(SCENARIOS / doc["workload"]["path"])
-    pricing = doc["pricing"]
-    pricing["catalogue"] = str(SCENARIOS / pricing["catalogue"])
-    pricing["spot_prices"]["path"] = str(SCENARIOS / pricing["spot_prices"]["path"])
-    files = pricing["spot_availability"]["files"]
-    pricing["spot_availability"]["files"] = {az: str(SCENARIOS / f) for az, f in files.items()}
-    return doc
-
-
 def short_doc(**audit: Any) -> dict[str, Any]:
     """credential-theft shortened to half a day, both campaigns inside it."""
-    doc = _absolute(yaml.safe_load((SCENARIOS / "credential-theft.yaml").read_text()))
+    doc = shipped_doc("credential-theft")
     doc["duration_days"] = DAYS
     doc["audit"]["campaigns"][0]["start_h"] = 2.0
     doc["audit"]["campaigns"][1]["start_h"] = 7.0
