@@ -3,15 +3,12 @@ SimPy replay (the same actions give the same cost and SLO attainment within 2%).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from fresh_python import run_script
 from gymnasium.utils.env_checker import check_env
 
 from agents.cost.env import ENV_ID, SLO_PENALTY, SpotFleetEnv
@@ -110,6 +107,7 @@ def test_replayed_actions_cost_and_slo_match_the_simulator(world_2d: Any) -> Non
 REGISTRATION = """
 import sys
 import gymnasium as gym
+from fresh_python import run_script
 from gymnasium.utils.env_checker import check_env
 {imports}
 env = gym.make({env_id!r}, episode_minutes=60)
@@ -126,20 +124,8 @@ print(",".join(heavy) or "none")
     [("import agents", ENV_ID), ("", "agents.cost:" + ENV_ID)],
     ids=["import-agents", "module-prefix"],
 )
-def test_gym_make_builds_the_default_scenario_from_sim_alone(
-    repo: Path, imports: str, env_id: str
-) -> None:
+def test_gym_make_builds_the_default_scenario_from_sim_alone(imports: str, env_id: str) -> None:
     """In a fresh interpreter: ``import agents`` (or gymnasium's ``module:id`` form)
     registers the env; ``gym.make`` builds it from keyword defaults (``scenario="default"``,
     ``mode="train"``), with neither bench, torch nor stable-baselines3 imported."""
-    script = REGISTRATION.format(imports=imports, env_id=env_id)
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-        cwd=repo,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "none"
+    assert run_script(REGISTRATION.format(imports=imports, env_id=env_id)) == "none"
