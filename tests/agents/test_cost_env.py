@@ -107,7 +107,6 @@ def test_replayed_actions_cost_and_slo_match_the_simulator(world_2d: Any) -> Non
 REGISTRATION = """
 import sys
 import gymnasium as gym
-from fresh_python import run_script
 from gymnasium.utils.env_checker import check_env
 {imports}
 env = gym.make({env_id!r}, episode_minutes=60)
