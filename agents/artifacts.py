@@ -41,6 +41,20 @@ def publish(staging: Path, folder: Path) -> None:
     atomic.publish_folder(staging, folder)
 
 
+def check_models_dir(models_dir: Path, option: str = "--models") -> None:
+    """InputError unless ``models_dir`` is a folder or can be created as one: checked
+    before anything is trained or written."""
+    allowed = "a folder (created if absent)"
+    for path in (models_dir, *models_dir.parents):
+        if path.is_symlink() and not path.exists():
+            problem = f"{path} is a symlink to {os.readlink(path)}, which does not exist"
+            raise InputError(option, "", problem, allowed)
+        if path.exists():
+            if not path.is_dir():
+                raise InputError(option, "", f"{path} is an existing file, not a folder", allowed)
+            return
+
+
 def _refuse_dangling(path: Path, retrain: str) -> None:
     if path.is_symlink() and not path.exists():
         problem = f"is a symlink to {os.readlink(path)}, which does not exist"

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents.cost.model import FIND_RULE, MAX_TIMESTEPS, MIN_TIMESTEPS
 from bench import runner
 from bench.cli_scaling import bench_group, train_group
 from sim.errors import InputError
@@ -26,13 +27,36 @@ def _status(message: str) -> None:
     stderr.print(f"[dim]{message}[/dim]")
 
 
-@train_group.command("cost")
+TRAIN_COST_HELP = (
+    "Train the cost-rl policy (PPO) on SCENARIO's history and sampled spot markets; the "
+    "best policy on separate evaluation episodes is saved, with its training logs, to "
+    "MODELS/cost/<scenario>/.\n\nWhich model a replay uses: {rule}."
+)
+
+
+def _check_tensorboard(folder: Path) -> None:
+    """InputError unless TensorBoard logs can be written to ``folder``."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError("--tensorboard", "", f"{folder} is an existing file", "a folder")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "--tensorboard",
+            "",
+            "needs the tensorboard package, which is not installed",
+            "pip install tensorboard (in the project's test extra)",
+        ) from None
+
+
+@train_group.command("cost", help=TRAIN_COST_HELP.format(rule=FIND_RULE))
 @click.option("--scenario", required=True, help="scenario id or file (spot + on-demand pools)")
 @click.option(
     "--timesteps",
-    type=int,
+    type=click.IntRange(MIN_TIMESTEPS, MAX_TIMESTEPS),
     default=None,
-    help="PPO timesteps (default 300,000: about 2-4 minutes on 2 cores)",
+    help=f"PPO timesteps, at least one rollout ({MIN_TIMESTEPS:,}) and at most "
+    f"{MAX_TIMESTEPS:,} (about 2 hours); default 300,000: about 2 minutes on 2 cores",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
@@ -43,17 +67,29 @@ def _status(message: str) -> None:
     show_default=True,
     help="folder of trained models (the model goes to MODELS/cost/<scenario>/)",
 )
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="also write TensorBoard logs to this folder (needs the tensorboard package)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON")
 def train_cost(
-    scenario: str, timesteps: int | None, seed: int, models_dir: Path, as_json: bool
+    scenario: str,
+    timesteps: int | None,
+    seed: int,
+    models_dir: Path,
+    tensorboard: Path | None,
+    as_json: bool,
 ) -> None:
-    """Train the cost-rl policy (PPO) on SCENARIO's history and sampled spot markets."""
+    from agents.artifacts import check_models_dir
     from agents.cost.env import SpotFleetEnv
     from agents.cost.training import DEFAULT_TIMESTEPS, evaluate_in_env, train
 
+    check_models_dir(models_dir)
+    if tensorboard is not None:
+        _check_tensorboard(tensorboard)
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
-    if steps < 0:
-        raise InputError("--timesteps", "", f"{steps} is negative", "an integer >= 0")
     world, _ = runner.prepare_run(scenario, policy="on-demand")
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     folder = models_dir / "cost" / world.scenario.id
@@ -66,12 +102,13 @@ def train_cost(
         transient=True,
         disable=not stderr.is_terminal,
     ) as bar:
-        task = bar.add_task("train", total=max(steps, 1))
+        task = bar.add_task("train", total=steps)
         model = train(
             world,
             folder,
             timesteps=steps,
             seed=seed,
+            tensorboard=tensorboard,
             progress=lambda done, _total: bar.update(task, completed=done),
         )
     check = evaluate_in_env(world, model.act)
@@ -83,7 +120,9 @@ def train_cost(
         return
     stdout.print(
         f"model {meta.model_version} saved to {folder} ({meta.timesteps:,} steps, "
-        f"{meta.train_seconds:.0f} s); sha256 {meta.model_sha256}"
+        f"{meta.train_seconds:.0f} s; the {meta.selected} policy, evaluation reward "
+        f"{meta.eval_mean_reward} at {meta.eval_at_timesteps:,} steps); "
+        f"sha256 {meta.model_sha256}"
     )
     stdout.print(
         f"fast-model check on {world.scenario.id}'s replay: ${check['cost_usd']:,.2f}, "

@@ -60,6 +60,9 @@ def train_scaling(
     as_json: bool,
 ) -> None:
     """Train the predictive scaling model on the load before SCENARIO's replay window."""
+    from agents.artifacts import check_models_dir
+
+    check_models_dir(models_dir)
     params = {} if model is None else {"model": model}
     world, policy = runner.prepare_run(scenario, policy="predictive", trace=trace)
     if params:

@@ -49,6 +49,9 @@ MODELS_DIR = Path(".opsbench") / "models"
 MIN_TIMESTEPS = 4_096
 """One PPO rollout (:mod:`agents.cost.training`: 1,024 steps x 4 environments): a model
 trained for fewer timesteps was never updated, and is refused."""
+MAX_TIMESTEPS = 20_000_000
+"""The longest training run accepted: about two hours on two cores (300,000 steps train
+in about 110 s)."""
 
 
 def trusted_roots(models_dir: Path = MODELS_DIR) -> tuple[Path, ...]:

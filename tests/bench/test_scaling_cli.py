@@ -123,3 +123,18 @@ def test_bench_scaling_reports_every_policy_and_the_targets(
     assert result["targets"]["slo"]["limit"] == pytest.approx(
         0.2 * reactive["slo_violation_minutes"], abs=0.05
     )
+
+
+@pytest.mark.parametrize("models", ["F", "F/inside"])
+def test_train_scaling_models_that_is_a_file_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, models: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "F").write_text("")
+    code, out, err = run_main(
+        capsys, ["train", "scaling", "--scenario", "nasa-diurnal", "--models", models]
+    )
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("opsbench: error: --models: F is an existing")
+    assert [p.name for p in tmp_path.iterdir()] == ["F"]
