@@ -56,7 +56,7 @@ def _check_tensorboard(folder: Path) -> None:
     type=click.IntRange(MIN_TIMESTEPS, MAX_TIMESTEPS),
     default=None,
     help=f"PPO timesteps, at least one rollout ({MIN_TIMESTEPS:,}) and at most "
-    f"{MAX_TIMESTEPS:,} (about 2 hours); default 300,000: about 2 minutes on 2 cores",
+    f"{MAX_TIMESTEPS:,} (about 80 minutes); default 300,000: about 80 s on 2 cores",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(

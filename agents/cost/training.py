@@ -85,45 +85,14 @@ def train(
     (needs the ``tensorboard`` package). ``progress(done, total)`` is called as
     timesteps complete."""
     check_timesteps(timesteps)
-    staging = staging_folder(folder)
-    try:
-        return _train(
-            world,
-            folder,
-            staging,
-            timesteps=timesteps,
-            seed=seed,
-            slo_penalty=slo_penalty,
-            episode_minutes=episode_minutes,
-            eval_every_rollouts=eval_every_rollouts,
-            tensorboard=tensorboard,
-            progress=progress,
-        )
-    finally:
-        atomic.discard(staging)  # published by then, unless training failed
-
-
-def _train(
-    world: World,
-    folder: Path,
-    staging: Path,
-    *,
-    timesteps: int,
-    seed: int,
-    slo_penalty: float,
-    episode_minutes: int,
-    eval_every_rollouts: int,
-    tensorboard: Path | None,
-    progress: Callable[[int, int], None] | None,
-) -> CostModel:
     import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
+    staging = staging_folder(folder)
     logs = staging / LOG_FOLDER
     logs.mkdir()
 
@@ -136,20 +105,60 @@ def _train(
 
         return build
 
-    venv = DummyVecEnv([make(f"train-{i}") for i in range(N_ENVS)])
-    venv.seed(seed)
-    eval_env = DummyVecEnv([make("eval")])
-    evaluation = _evaluation(
-        eval_env, seed=seed + EVAL_SEED_OFFSET, every=N_STEPS * eval_every_rollouts, log_path=logs
-    )
-
     class Progress(BaseCallback):
         def _on_step(self) -> bool:
             if progress is not None and self.num_timesteps % 2048 < N_ENVS:
                 progress(min(self.num_timesteps, timesteps), timesteps)
             return True
 
-    ppo = PPO(
+    try:
+        venv = DummyVecEnv([make(f"train-{i}") for i in range(N_ENVS)])
+        venv.seed(seed)
+        evaluation = _evaluation(
+            DummyVecEnv([make("eval")]),
+            seed=seed + EVAL_SEED_OFFSET,
+            every=N_STEPS * eval_every_rollouts,
+            log_path=logs,
+        )
+        ppo = _ppo(venv, seed=seed, tensorboard=tensorboard)
+        started = time.perf_counter()
+        ppo.learn(
+            total_timesteps=timesteps,
+            callback=CallbackList([Progress(), evaluation]),
+            tb_log_name=f"cost-rl-{world.scenario.id}",
+        )
+        train_seconds = time.perf_counter() - started
+        final_is_best = evaluation.evaluate_now()  # the final policy is a candidate too
+        best = evaluation.keep_best
+        if not final_is_best:
+            ppo.policy.load_state_dict(best.state)
+        if progress is not None:
+            progress(timesteps, timesteps)
+        layout = cast(SpotFleetEnv, venv.envs[0].unwrapped).layout
+        meta: dict[str, Any] = {
+            "obs_dim": n_features(layout),
+            "n_spot": len(layout.spot_slots),
+            "act_dim": 4 + len(layout.spot_slots),
+            "net_arch": NET_ARCH,
+            "scenario": world.scenario.id,
+            "timesteps": int(ppo.num_timesteps),
+            "seed": int(seed),
+            "train_seconds": round(train_seconds, 2),
+            "selected": "final" if final_is_best else "best",
+            "eval_mean_reward": round(float(evaluation.best_mean_reward), 4),
+            "eval_at_timesteps": best.at_timesteps,
+        }
+        return save_model(ppo, folder, meta, staging=staging)
+    finally:
+        atomic.discard(staging)  # published by then, unless training failed
+
+
+def _ppo(venv: Any, *, seed: int, tensorboard: Path | None) -> Any:
+    """The PPO learner with this module's hyper-parameters."""
+    import torch
+    from stable_baselines3 import PPO
+
+    return PPO(
         "MlpPolicy",
         venv,
         learning_rate=3e-4,
@@ -170,34 +179,6 @@ def _train(
         verbose=0,
         tensorboard_log=None if tensorboard is None else str(tensorboard),
     )
-    started = time.perf_counter()
-    ppo.learn(
-        total_timesteps=timesteps,
-        callback=CallbackList([Progress(), evaluation]),
-        tb_log_name=f"cost-rl-{world.scenario.id}",
-    )
-    train_seconds = time.perf_counter() - started
-    final_is_best = evaluation.evaluate_now()  # the final policy is a candidate too
-    best = evaluation.keep_best
-    if not final_is_best:
-        ppo.policy.load_state_dict(best.state)
-    if progress is not None:
-        progress(timesteps, timesteps)
-    env0 = cast(SpotFleetEnv, venv.envs[0].unwrapped)
-    meta: dict[str, Any] = {
-        "obs_dim": n_features(env0.layout),
-        "n_spot": len(env0.layout.spot_slots),
-        "act_dim": 4 + len(env0.layout.spot_slots),
-        "net_arch": NET_ARCH,
-        "scenario": world.scenario.id,
-        "timesteps": int(ppo.num_timesteps),
-        "seed": int(seed),
-        "train_seconds": round(train_seconds, 2),
-        "selected": "final" if final_is_best else "best",
-        "eval_mean_reward": round(float(evaluation.best_mean_reward), 4),
-        "eval_at_timesteps": best.at_timesteps,
-    }
-    return save_model(ppo, folder, meta, staging=staging)
 
 
 def _evaluation(eval_env: Any, *, seed: int, every: int, log_path: Path) -> Any:
