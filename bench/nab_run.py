@@ -8,7 +8,6 @@ hidden sibling folder that replaces ``OUT/<detector>`` only when every file is d
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from agents.registry import DETECTORS, make_detector
 from bench.nab import PROFILES, ScoredFile, as_dict, score_corpus
 from bench.nab_data import NabSeries, load_corpus, write_results
+from sim.atomic import staging_path
 from sim.errors import InputError
 
 
@@ -51,8 +51,7 @@ def evaluate(
     corpus, unused_keys = load_corpus(data, windows)
     out.mkdir(parents=True, exist_ok=True)
     final = out / detector
-    partial = out / f".{detector}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = staging_path(final)  # also removes partials of runs that died
     scored: list[ScoredFile] = []
     started = time.perf_counter()
     try:

@@ -35,6 +35,7 @@ from sim.scenario import Scenario
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.summary import summarise
 from sim.telemetry import FanoutSink, ParquetSink, TelemetrySink
+from sim.atomic import staging_path
 from sim.world import World, delay_bounds, prepare
 
 STORE_MICRO_BATCH_S = 3600.0  # simulated seconds per micro-batch when streaming to a store
@@ -271,10 +272,8 @@ def run(
     if out is not None:
         if out.exists() and not out.is_dir():
             raise InputError(out, "--out", "exists and is not a directory", "a directory path")
-        staging = out.parent / f".{out.name}.partial-{os.getpid()}"
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(staging, ignore_errors=True)
+            staging = staging_path(out)  # also removes partials of writers that died
             staging.mkdir()
         except OSError as exc:
             raise InputError(

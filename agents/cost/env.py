@@ -1,6 +1,14 @@
 """``opsbench/SpotFleet-v0``: hold a replayed service's capacity on spot and on-demand.
 
-Importing this module registers the environment with gymnasium.
+Registered with gymnasium when :mod:`agents` (or :mod:`agents.cost`) is imported; build it
+with either of::
+
+    import agents, gymnasium as gym
+    env = gym.make("opsbench/SpotFleet-v0", scenario="default", episode_minutes=1440)
+
+    env = gym.make("agents.cost:opsbench/SpotFleet-v0")  # gymnasium imports agents.cost
+
+The world is built from :mod:`sim` alone (scenario file → :func:`sim.world.prepare`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents.cost import ENV_ID
 from agents.cost.controller import Controller
 from agents.cost.fleet import (
     FleetModel,
@@ -26,10 +35,12 @@ from agents.cost.view import n_features
 from scenarios import data_path
 from sim.market import AvailabilitySeries, PriceSeries, load_availability_trace, replay_spot_prices
 from sim.scenario import ReplayedSpotPrices
+from sim.scenario_files import find_scenario, load_scenario_file
 from sim.traffic import ServiceModel
-from sim.world import World
+from sim.world import World, prepare
 
-ENV_ID = "opsbench/SpotFleet-v0"
+__all__ = ["ENV_ID", "SLO_PENALTY", "SpotFleetEnv", "prepare_world"]
+
 SLO_PENALTY = 100.0
 """lambda: one SLO-violation minute costs as much as holding the plan on on-demand for 100
 minutes, about the saving of 200 minutes on spot (spot costs ~0.5 of on-demand here).
@@ -40,6 +51,13 @@ DATA = data_path("spot")
 PRICE_TYPE = "c5a.2xlarge"
 PRICE_AZS = ("us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f")
 PRICE_DAYS = 32.0
+
+
+def prepare_world(scenario: str = "default", days: float | None = None) -> World:
+    """The world of ``scenario`` (a shipped id or a scenario file), ``days`` long (default:
+    the scenario's own duration). Raises :class:`~sim.errors.InputError` on bad input."""
+    path = find_scenario(scenario)
+    return prepare(load_scenario_file(path), source=path, days=days)
 
 
 @lru_cache(maxsize=1)
@@ -132,12 +150,15 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Arguments
 
-    ``world``: a prepared :class:`~sim.world.World` (``bench.runner.prepare_run``); or
-    ``scenario`` (id or file, default ``"default"``) to prepare one.
-    ``mode``: ``"train"`` or ``"replay"``. ``episode_minutes``: window length in
-    train mode (default 1,440). ``slo_penalty``: lambda.
+    ``world``: a prepared :class:`~sim.world.World`; or ``scenario`` (a shipped id or a
+    scenario file, default ``"default"``) and ``days`` (default: the scenario's
+    duration) to prepare one (:func:`prepare_world`). ``mode``: ``"train"`` (default)
+    or ``"replay"``. ``episode_minutes``: window length in train mode (default 1,440).
+    ``slo_penalty``: lambda.
 
     ``reset(seed=...)`` makes the episode (window, generators) a function of the seed.
+    Registered without ``max_episode_steps``: the environment truncates its episodes
+    itself (see :func:`agents.cost.register`).
     """
 
     metadata = {"render_modes": []}  # noqa: RUF012  (gymnasium's convention)
@@ -147,14 +168,13 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         world: World | None = None,
         *,
         scenario: str = "default",
+        days: float | None = None,
         mode: Literal["train", "replay"] = "train",
         episode_minutes: int = 1440,
         slo_penalty: float = SLO_PENALTY,
     ) -> None:
         if world is None:
-            from bench.runner import prepare_run
-
-            world, _ = prepare_run(scenario, policy="on-demand")
+            world = prepare_world(scenario, days)
         self.world = world
         self.mode = mode
         self.layout = Layout.of(world.pools, source=world.source)
@@ -284,12 +304,3 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
                 "interruptions": model.interruptions,
             }
         return ctrl.features(), float(reward), False, truncated, info
-
-
-def register() -> None:
-    """Register ``opsbench/SpotFleet-v0`` with gymnasium (idempotent)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="agents.cost.env:SpotFleetEnv")
-
-
-register()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import platform
 import zipfile
 from dataclasses import dataclass
@@ -31,7 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.cost.plan import Layout
 from agents.cost.view import N_GLOBAL, PER_SLOT, n_features
-from agents.artifacts import publish, read_metadata, staging_folder, verified_payload
+from agents.artifacts import (
+    publish,
+    read_metadata,
+    resolve_folder,
+    staging_folder,
+    verified_payload,
+)
 from sim.errors import InputError
 
 METADATA_FILE = "metadata.json"
@@ -39,6 +46,12 @@ MODEL_FILE = "model.zip"
 FEATURE_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MODELS_DIR = Path(".opsbench") / "models"
+MIN_TIMESTEPS = 4_096
+"""One PPO rollout (:mod:`agents.cost.training`: 1,024 steps x 4 environments): a model
+trained for fewer timesteps was never updated, and is refused."""
+MAX_TIMESTEPS = 20_000_000
+"""The longest training run accepted: about 80 minutes on two cores (the default 303,104
+steps trained in 72 s with evaluations, about 4,200 steps/s)."""
 
 
 def trusted_roots(models_dir: Path = MODELS_DIR) -> tuple[Path, ...]:
@@ -67,6 +80,13 @@ class CostModelMetadata(BaseModel):
     seed: int = Field(ge=0)
     train_seconds: float = Field(ge=0)
     libraries: dict[str, str]
+    selected: Literal["final", "best"] | None = Field(
+        default=None, description="the policy as training ended, or the best evaluated one"
+    )
+    eval_mean_reward: float | None = Field(
+        default=None, description="its mean reward on the evaluation episodes"
+    )
+    eval_at_timesteps: int | None = Field(default=None, ge=0, description="when it was evaluated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +136,14 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_model(ppo: object, folder: Path, meta: dict[str, object]) -> CostModel:
+def save_model(
+    ppo: object, folder: Path, meta: dict[str, object], *, staging: Path | None = None
+) -> CostModel:
     """Save ``ppo`` (a stable-baselines3 PPO) as ``model.zip`` + ``metadata.json`` in
-    ``folder`` (written to a staging folder, then moved into place)."""
-    staging = staging_folder(folder)
+    ``folder``: written to ``staging`` (default: a fresh one; it may already hold the
+    training logs), then published atomically (:mod:`agents.artifacts`)."""
+    if staging is None:
+        staging = staging_folder(folder)
     ppo.save(staging / MODEL_FILE)  # type: ignore[attr-defined]
     digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()
     metadata = CostModelMetadata.model_validate(
@@ -145,18 +169,27 @@ def load_model(
 ) -> CostModel:
     """Read a saved model, refusing anything we did not write (see the module).
     Raises :class:`~sim.errors.InputError`."""
-    retrain = "a model folder written by `opsbench train cost` (retrain to replace it)"
-    resolved = folder.resolve()
+    retrain = (
+        "a model folder written by `opsbench train cost` (retrain to replace it, or delete "
+        "it to use the shipped model)"
+    )
+    resolved = resolve_folder(folder, (METADATA_FILE, MODEL_FILE), retrain)
     allowed = roots if roots is not None else trusted_roots(models_dir)
     if not any(resolved == r or r in resolved.parents for r in allowed):
         raise InputError(
             folder, "", "is not inside our model directories", ", ".join(map(str, allowed))
         )
-    meta_path, model_path = resolved / METADATA_FILE, resolved / MODEL_FILE
-    if not meta_path.is_file() or not model_path.is_file():
-        raise InputError(folder, "", f"needs {METADATA_FILE} and {MODEL_FILE}", retrain)
-    meta = read_metadata(meta_path, CostModelMetadata, retrain)
-    payload = verified_payload(model_path, meta.model_sha256, retrain)
+    meta_path, model_path = folder / METADATA_FILE, folder / MODEL_FILE  # named in errors
+    meta = read_metadata(resolved / METADATA_FILE, CostModelMetadata, retrain, shown=meta_path)
+    if meta.timesteps < MIN_TIMESTEPS:
+        raise InputError(
+            meta_path,
+            "timesteps",
+            f"trained for {meta.timesteps:,} timesteps, less than one PPO rollout "
+            f"({MIN_TIMESTEPS:,}): its network was never updated",
+            retrain,
+        )
+    payload = verified_payload(resolved / MODEL_FILE, meta.model_sha256, retrain, shown=model_path)
     if meta.feature_version != FEATURE_VERSION or meta.obs_dim != N_GLOBAL + PER_SLOT * meta.n_spot:
         raise InputError(
             meta_path,
@@ -182,7 +215,17 @@ def load_model(
     return CostModel(tuple(layers), head, meta, resolved)
 
 
+FIND_RULE = (
+    "cost-rl uses MODELS/cost/<scenario> whenever that path exists, and the model shipped "
+    "in agents/cost/shipped/ only when it does not; a trained model that cannot be used "
+    "(half-written, tampered, a dangling link, never updated) is an error naming it, "
+    "never silently replaced by the shipped one"
+)
+
+
 def find_model(scenario_id: str, models_dir: Path = MODELS_DIR) -> Path:
-    """The model ``cost-rl`` uses for a scenario: one trained on it, else the shipped one."""
+    """The model ``cost-rl`` uses for a scenario (:data:`FIND_RULE`): the one trained on
+    it if its path exists at all (even as a broken folder or a dangling link, which
+    :func:`load_model` then refuses with one line), else the shipped one."""
     own = models_dir / "cost" / scenario_id
-    return own if (own / METADATA_FILE).is_file() else SHIPPED_DIR
+    return own if os.path.lexists(own) else SHIPPED_DIR

@@ -9,6 +9,25 @@ Hyper-parameters (fixed; chosen on the default scenario's history): a 64x64 tanh
 the policy and the value function, 1,024 steps per environment per update, batches of
 256, 5 epochs, gamma 0.99, learning rate 3e-4, initial log-std -1 (actions start near
 the zero action, ``spot-greedy``).
+
+Monitoring and model selection. Each training environment is wrapped in SB3's
+``Monitor`` (episode returns and lengths to ``training/train-<i>.monitor.csv`` in the
+model's folder). An ``EvalCallback`` runs the deterministic policy on a separate
+evaluation environment (seed ``seed + EVAL_SEED_OFFSET``: windows the training
+environments do not draw) every :data:`EVAL_EVERY_ROLLOUTS` rollouts, and once more on
+the policy training ended with; it is reseeded before every evaluation, so each one
+scores the same :data:`EVAL_EPISODES` episodes and their rewards compare
+(``training/evaluations.npz``, ``training/eval.monitor.csv``).
+
+The saved model is the **best evaluated** policy, not the final one: PPO's updates are
+noisy on this environment (a rollout sees four days of one market draw each), and the
+last update can be worse than an earlier one, while the final policy is itself one of
+the candidates, so the best is never worse on the evaluation episodes. The mean reward
+over 4 days is a small sample, so the chosen policy's score is optimistic; the metadata
+records which was saved (``selected``), its evaluation reward and when it was reached.
+
+Training is deterministic for a seed: the same seed gives the same weights (the
+evaluations draw no random numbers from the training environments or the policy).
 """
 
 from __future__ import annotations
@@ -20,14 +39,31 @@ from typing import Any, cast
 
 import numpy as np
 
+from agents.artifacts import staging_folder
 from agents.cost.env import SLO_PENALTY, SpotFleetEnv
-from agents.cost.model import CostModel, save_model
+from agents.cost.model import MAX_TIMESTEPS, MIN_TIMESTEPS, CostModel, save_model
 from agents.cost.view import n_features
+from sim import atomic
 from sim.world import World
 
 DEFAULT_TIMESTEPS = 300_000
 N_ENVS = 4
+N_STEPS = MIN_TIMESTEPS // N_ENVS
+"""Steps per environment per rollout (one rollout is :data:`MIN_TIMESTEPS`)."""
 NET_ARCH = (64, 64)
+EVAL_EPISODES = 4
+EVAL_EVERY_ROLLOUTS = 12
+EVAL_SEED_OFFSET = 1_000
+LOG_FOLDER = "training"
+
+
+def check_timesteps(timesteps: int) -> None:
+    """ValueError unless ``MIN_TIMESTEPS <= timesteps <= MAX_TIMESTEPS``."""
+    if not MIN_TIMESTEPS <= timesteps <= MAX_TIMESTEPS:
+        raise ValueError(
+            f"timesteps {timesteps:,} outside [{MIN_TIMESTEPS:,}, {MAX_TIMESTEPS:,}] "
+            "(at least one PPO rollout)"
+        )
 
 
 def train(
@@ -37,23 +73,37 @@ def train(
     timesteps: int = DEFAULT_TIMESTEPS,
     seed: int = 0,
     slo_penalty: float = SLO_PENALTY,
+    episode_minutes: int = 1440,
+    eval_every_rollouts: int = EVAL_EVERY_ROLLOUTS,
+    tensorboard: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CostModel:
-    """Train PPO on ``world``'s scenario and save it in ``folder``; ``progress(done,
-    total)`` is called as timesteps complete."""
+    """Train PPO on ``world``'s scenario and publish the best evaluated policy in
+    ``folder`` with its training logs (see the module). ``episode_minutes``: the
+    training and evaluation episodes' length; ``eval_every_rollouts``: rollouts between
+    evaluations during training; ``tensorboard``: a folder for TensorBoard event files
+    (needs the ``tensorboard`` package). ``progress(done, total)`` is called as
+    timesteps complete."""
+    check_timesteps(timesteps)
     import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+    from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
+    staging = staging_folder(folder)
+    logs = staging / LOG_FOLDER
+    logs.mkdir()
 
-    def make(i: int) -> Callable[[], SpotFleetEnv]:
-        return lambda: SpotFleetEnv(world, mode="train", slo_penalty=slo_penalty)
+    def make(name: str) -> Callable[[], Monitor]:
+        def build() -> Monitor:
+            env = SpotFleetEnv(
+                world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty
+            )
+            return Monitor(env, filename=str(logs / name))
 
-    venv = DummyVecEnv([make(i) for i in range(N_ENVS)])
-    venv.seed(seed)
+        return build
 
     class Progress(BaseCallback):
         def _on_step(self) -> bool:
@@ -61,11 +111,58 @@ def train(
                 progress(min(self.num_timesteps, timesteps), timesteps)
             return True
 
-    ppo = PPO(
+    try:
+        venv = DummyVecEnv([make(f"train-{i}") for i in range(N_ENVS)])
+        venv.seed(seed)
+        evaluation = _evaluation(
+            DummyVecEnv([make("eval")]),
+            seed=seed + EVAL_SEED_OFFSET,
+            every=N_STEPS * eval_every_rollouts,
+            log_path=logs,
+        )
+        ppo = _ppo(venv, seed=seed, tensorboard=tensorboard)
+        started = time.perf_counter()
+        ppo.learn(
+            total_timesteps=timesteps,
+            callback=CallbackList([Progress(), evaluation]),
+            tb_log_name=f"cost-rl-{world.scenario.id}",
+        )
+        train_seconds = time.perf_counter() - started
+        final_is_best = evaluation.evaluate_now()  # the final policy is a candidate too
+        best = evaluation.keep_best
+        if not final_is_best:
+            ppo.policy.load_state_dict(best.state)
+        if progress is not None:
+            progress(timesteps, timesteps)
+        layout = cast(SpotFleetEnv, venv.envs[0].unwrapped).layout
+        meta: dict[str, Any] = {
+            "obs_dim": n_features(layout),
+            "n_spot": len(layout.spot_slots),
+            "act_dim": 4 + len(layout.spot_slots),
+            "net_arch": NET_ARCH,
+            "scenario": world.scenario.id,
+            "timesteps": int(ppo.num_timesteps),
+            "seed": int(seed),
+            "train_seconds": round(train_seconds, 2),
+            "selected": "final" if final_is_best else "best",
+            "eval_mean_reward": round(float(evaluation.best_mean_reward), 4),
+            "eval_at_timesteps": best.at_timesteps,
+        }
+        return save_model(ppo, folder, meta, staging=staging)
+    finally:
+        atomic.discard(staging)  # published by then, unless training failed
+
+
+def _ppo(venv: Any, *, seed: int, tensorboard: Path | None) -> Any:
+    """The PPO learner with this module's hyper-parameters."""
+    import torch
+    from stable_baselines3 import PPO
+
+    return PPO(
         "MlpPolicy",
         venv,
         learning_rate=3e-4,
-        n_steps=1024,
+        n_steps=N_STEPS,
         batch_size=256,
         n_epochs=5,
         gamma=0.99,
@@ -80,24 +177,57 @@ def train(
         seed=seed,
         device="cpu",
         verbose=0,
+        tensorboard_log=None if tensorboard is None else str(tensorboard),
     )
-    started = time.perf_counter()
-    if timesteps > 0:
-        ppo.learn(total_timesteps=timesteps, callback=Progress())
-    if progress is not None:
-        progress(timesteps, timesteps)
-    env0 = cast(SpotFleetEnv, venv.envs[0])
-    meta: dict[str, Any] = {
-        "obs_dim": n_features(env0.layout),
-        "n_spot": len(env0.layout.spot_slots),
-        "act_dim": 4 + len(env0.layout.spot_slots),
-        "net_arch": NET_ARCH,
-        "scenario": world.scenario.id,
-        "timesteps": int(timesteps),
-        "seed": int(seed),
-        "train_seconds": round(time.perf_counter() - started, 2),
-    }
-    return save_model(ppo, folder, meta)
+
+
+def _evaluation(eval_env: Any, *, seed: int, every: int, log_path: Path) -> Any:
+    """The ``EvalCallback`` of :func:`train`: reseeds ``eval_env`` before each
+    evaluation, keeps the best policy's weights in memory (``.keep_best``), and can be
+    run once more after training (``.evaluate_now()``: whether that one is the best).
+    ``every``: vector-environment steps between evaluations."""
+    from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+
+    class KeepBest(BaseCallback):
+        """Called on a new best evaluation: copies the policy's weights."""
+
+        state: dict[str, Any] | None = None
+        at_timesteps: int | None = None
+
+        def _on_step(self) -> bool:
+            self.state = {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}
+            self.at_timesteps = int(self.model.num_timesteps)
+            return True
+
+    class SameEpisodesEval(EvalCallback):
+        def __init__(self) -> None:
+            self.keep_best = KeepBest()
+            super().__init__(
+                eval_env,
+                callback_on_new_best=self.keep_best,
+                n_eval_episodes=EVAL_EPISODES,
+                eval_freq=every,
+                log_path=str(log_path),
+                deterministic=True,
+                verbose=0,
+            )
+
+        def _on_step(self) -> bool:
+            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+                self.eval_env.seed(seed)
+            return super()._on_step()
+
+        def evaluate_now(self) -> bool:
+            self.num_timesteps = self.model.num_timesteps
+            best_before = self.best_mean_reward
+            every, self.eval_freq = self.eval_freq, 1
+            try:
+                self._on_step()
+            finally:
+                self.eval_freq = every
+            return bool(self.best_mean_reward > best_before)
+
+    return SameEpisodesEval()
 
 
 def evaluate_in_env(world: World, act: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:

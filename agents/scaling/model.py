@@ -31,7 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.forecasting.features import feature_names
 from agents.forecasting.models import Forecaster
-from agents.artifacts import publish, read_metadata, staging_folder, verified_payload
+from agents.artifacts import (
+    publish,
+    read_metadata,
+    resolve_folder,
+    staging_folder,
+    verified_payload,
+)
 from sim.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -135,12 +141,11 @@ def save_model(
 def load_model(folder: Path, *, n_lags: int = 6) -> ScalingModel:
     """Read a saved model, refusing anything this code did not write (see the module
     docstring). Raises :class:`~sim.errors.InputError`."""
-    meta_path, model_path = folder / METADATA_FILE, folder / MODEL_FILE
     retrain = "a model folder written by `opsbench train scaling` (retrain to replace it)"
-    if not meta_path.is_file() or not model_path.is_file():
-        raise InputError(folder, "", f"needs {METADATA_FILE} and {MODEL_FILE}", retrain)
-    meta = read_metadata(meta_path, ModelMetadata, retrain)
-    payload = verified_payload(model_path, meta.model_sha256, retrain)
+    resolved = resolve_folder(folder, (METADATA_FILE, MODEL_FILE), retrain)
+    meta_path, model_path = folder / METADATA_FILE, folder / MODEL_FILE  # named in errors
+    meta = read_metadata(resolved / METADATA_FILE, ModelMetadata, retrain, shown=meta_path)
+    payload = verified_payload(resolved / MODEL_FILE, meta.model_sha256, retrain, shown=model_path)
     expected = feature_names(n_lags)
     if meta.feature_columns != expected:
         missing = sorted(set(expected) - set(meta.feature_columns))

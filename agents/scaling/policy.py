@@ -38,7 +38,7 @@ from agents.registry import DEFAULT_FORECASTER, FORECASTERS
 from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
 from agents.scaling.recommendation import Action, Recommendation, Urgency
-from agents.scaling.training import VIEW, history_series
+from agents.scaling.history import VIEW, history_series
 from features.online import MemoryOnlineStore
 from features.views import VIEWS
 from sim.control import ControlContext, Decision, Observation, PolicyNeeds

@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,17 +35,15 @@ import sklearn
 
 from agents.forecasting.features import feature_names, make_features
 from agents.forecasting.models import Forecaster
+from agents.forecasting.series import DAY_S, WorkingSeries
 from agents.registry import FORECASTERS, make_forecaster
-from agents.forecasting.series import DAY_S, WorkingSeries, to_working_series
+from agents.scaling.history import MINUTE_S, VIEW, history_series
 from agents.scaling.model import ScalingModel, load_model, save_model
-from features.store import FeatureStore
 from sim.errors import InputError
-from sim.traces import Trace
 
-VIEW = "load_forecast"
-MINUTE_S = 60
-MIN_HISTORY_DAYS = 2.0
-"""One day of features plus one day of training targets."""
+if TYPE_CHECKING:  # DuckDB is imported only when a model is trained
+    from features.store import FeatureStore
+
 DEFAULT_FORECAST_HORIZON_MIN = 30
 
 
@@ -68,35 +67,6 @@ def plan_horizon_min(window: tuple[int, int], step_s: int) -> int:
     """Feature horizon (minutes) of the plan model: the working bucket holding the end
     of the plan window (its calendar and seasonal features describe that time)."""
     return int(math.ceil(window[1] * MINUTE_S / step_s) * step_s // MINUTE_S)
-
-
-def history_series(
-    history_rps: np.ndarray, history_gap: np.ndarray, start: datetime, *, source: str
-) -> WorkingSeries:
-    """The history as a working series (gaps refilled by the documented rule).
-
-    Raises
-    ------
-    InputError
-        Less than :data:`MIN_HISTORY_DAYS` of history (field ``workload.start``).
-    """
-    n = int(history_rps.size)
-    if n * MINUTE_S < MIN_HISTORY_DAYS * DAY_S:
-        raise InputError(
-            source,
-            "workload.start",
-            f"the predictive policy trains on the load before the replay window and there "
-            f"are only {n * MINUTE_S / DAY_S:.2f} days of it",
-            f"a window starting >= {MIN_HISTORY_DAYS:g} days after the trace's first "
-            "timestamp, or --trace FILE (trains on its first 70%, replays the rest)",
-        )
-    end = np.datetime64(start, "s")
-    stamps = end - np.timedelta64(n * MINUTE_S, "s") + np.arange(n) * np.timedelta64(MINUTE_S, "s")
-    values = np.where(np.asarray(history_gap, dtype=bool), np.nan, history_rps)
-    values.setflags(write=False)
-    stamps.setflags(write=False)
-    trace = Trace(path=Path(source), timestamps=stamps, values=values, step_s=MINUTE_S)
-    return to_working_series(trace)
 
 
 def model_key(series: WorkingSeries, *, forecaster: str, settings: object, source: str) -> str:
@@ -273,6 +243,7 @@ def load_or_train(
     folder = models_dir / "scaling" / f"{name}-{key}"
     if folder.exists() and not retrain:
         return load_model(folder), folder, False
+    from features.store import FeatureStore
     from features.views import VIEWS
 
     store_path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agents.cost.model import FIND_RULE, MAX_TIMESTEPS, MIN_TIMESTEPS
 from bench import runner
 from bench.cli.common import command_group, models_option, status, stderr, stdout, store_option
 from sim.errors import InputError
@@ -36,8 +37,10 @@ def train_scaling(
 ) -> None:
     """Train the predictive scaling model on the load before the --scenario's replay window
     (or on the first 70% of the --trace CSV)."""
+    from agents.artifacts import check_models_dir
     from agents.registry import FORECASTERS
 
+    check_models_dir(models_dir)
     if model is not None:
         FORECASTERS.spec(model, source="--model")  # before anything is loaded or written
     params = {} if model is None else {"model": model}
@@ -56,13 +59,36 @@ def train_scaling(
     )
 
 
-@train.command("cost")
+TRAIN_COST_HELP = (
+    "Train the cost-rl policy (PPO) on the --scenario's history and sampled spot markets; the "
+    "best policy on separate evaluation episodes is saved, with its training logs, to "
+    "MODELS/cost/<scenario>/.\n\nWhich model a replay uses: {rule}."
+)
+
+
+def _check_tensorboard(folder: Path) -> None:
+    """InputError unless TensorBoard logs can be written to ``folder``."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError("--tensorboard", "", f"{folder} is an existing file", "a folder")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "--tensorboard",
+            "",
+            "needs the tensorboard package, which is not installed",
+            "pip install tensorboard (in the project's test extra)",
+        ) from None
+
+
+@train.command("cost", help=TRAIN_COST_HELP.format(rule=FIND_RULE))
 @click.option("--scenario", required=True, help="scenario id or file (spot + on-demand pools)")
 @click.option(
     "--timesteps",
-    type=int,
+    type=click.IntRange(MIN_TIMESTEPS, MAX_TIMESTEPS),
     default=None,
-    help="PPO timesteps (default 300,000: about 2-4 minutes on 2 cores)",
+    help=f"PPO timesteps, at least one rollout ({MIN_TIMESTEPS:,}) and at most "
+    f"{MAX_TIMESTEPS:,} (about 80 minutes); default 300,000: about 80 s on 2 cores",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
@@ -73,17 +99,29 @@ def train_scaling(
     show_default=True,
     help="folder of trained models (the model goes to MODELS/cost/<scenario>/)",
 )
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="also write TensorBoard logs to this folder (needs the tensorboard package)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON")
 def train_cost(
-    scenario: str, timesteps: int | None, seed: int, models_dir: Path, as_json: bool
+    scenario: str,
+    timesteps: int | None,
+    seed: int,
+    models_dir: Path,
+    tensorboard: Path | None,
+    as_json: bool,
 ) -> None:
-    """Train the cost-rl policy (PPO) on the --scenario's history and sampled spot markets."""
+    from agents.artifacts import check_models_dir
     from agents.cost.env import SpotFleetEnv
     from agents.cost.training import DEFAULT_TIMESTEPS, evaluate_in_env, train
 
+    check_models_dir(models_dir)
+    if tensorboard is not None:
+        _check_tensorboard(tensorboard)
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
-    if steps < 0:
-        raise InputError("--timesteps", "", f"{steps} is negative", "an integer >= 0")
     world = runner.prepare_run(scenario, policy="on-demand").world
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     folder = models_dir / "cost" / world.scenario.id
@@ -96,12 +134,13 @@ def train_cost(
         transient=True,
         disable=not stderr.is_terminal,
     ) as bar:
-        task = bar.add_task("train", total=max(steps, 1))
+        task = bar.add_task("train", total=steps)
         model = train(
             world,
             folder,
             timesteps=steps,
             seed=seed,
+            tensorboard=tensorboard,
             progress=lambda done, _total: bar.update(task, completed=done),
         )
     check = evaluate_in_env(world, model.act)
@@ -113,7 +152,9 @@ def train_cost(
         return
     stdout.print(
         f"model {meta.model_version} saved to {folder} ({meta.timesteps:,} steps, "
-        f"{meta.train_seconds:.0f} s); sha256 {meta.model_sha256}"
+        f"{meta.train_seconds:.0f} s; the {meta.selected} policy, evaluation reward "
+        f"{meta.eval_mean_reward} at {meta.eval_at_timesteps:,} steps); "
+        f"sha256 {meta.model_sha256}"
     )
     stdout.print(
         f"fast-model check on {world.scenario.id}'s replay: ${check['cost_usd']:,.2f}, "

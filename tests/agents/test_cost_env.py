@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from fresh_python import run_script
 from gymnasium.utils.env_checker import check_env
 
 from agents.cost.env import ENV_ID, SLO_PENALTY, SpotFleetEnv
@@ -101,3 +102,29 @@ def test_replayed_actions_cost_and_slo_match_the_simulator(world_2d: Any) -> Non
     assert totals["cost_usd"] == pytest.approx(summary["cost_usd"], rel=0.02)
     assert totals["slo_attainment"] == pytest.approx(summary["slo_attainment"], rel=0.02)
     assert summary["spot_cost_usd"] > 0 and summary["on_demand_cost_usd"] > 0  # both used
+
+
+REGISTRATION = """
+import sys
+import gymnasium as gym
+from gymnasium.utils.env_checker import check_env
+{imports}
+env = gym.make({env_id!r}, episode_minutes=60)
+check_env(env.unwrapped, skip_render_check=True)
+obs, _ = env.reset(seed=1)
+assert env.observation_space.contains(obs) and env.action_space.shape == (7,)
+heavy = sorted(m for m in ("torch", "stable_baselines3", "bench", "duckdb") if m in sys.modules)
+print(",".join(heavy) or "none")
+"""
+
+
+@pytest.mark.parametrize(
+    ("imports", "env_id"),
+    [("import agents", ENV_ID), ("", "agents.cost:" + ENV_ID)],
+    ids=["import-agents", "module-prefix"],
+)
+def test_gym_make_builds_the_default_scenario_from_sim_alone(imports: str, env_id: str) -> None:
+    """In a fresh interpreter: ``import agents`` (or gymnasium's ``module:id`` form)
+    registers the env; ``gym.make`` builds it from keyword defaults (``scenario="default"``,
+    ``mode="train"``), with neither bench, torch nor stable-baselines3 imported."""
+    assert run_script(REGISTRATION.format(imports=imports, env_id=env_id)) == "none"

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fresh_python import run_script
 
 from agents.cost.controller import Controller
 from agents.cost.heuristics import PriceCapacityRule, UniformProgressRule
@@ -182,3 +183,29 @@ def test_model_refused_on_sha_mismatch_and_outside_our_directories(tmp_path: Pat
     (ours / METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(InputError, match="n_spot"):
         load_model(ours, models_dir=tmp_path / "models")
+
+
+DECIDE_ONLY = """
+import sys
+from agents.cost.model import SHIPPED_DIR, load_model
+from agents.cost.policies import CostRLPolicy
+from sim.engine import Replay
+from sim.scenario_files import find_scenario, load_scenario_file
+from sim.telemetry import MemorySink
+from sim.world import prepare
+
+path = find_scenario("default")
+world = prepare(load_scenario_file(path), source=path, days=0.05)
+policy = CostRLPolicy()
+policy.use_model(load_model(SHIPPED_DIR))
+Replay(world, policy, MemorySink()).run()
+loaded = ("stable_baselines3", "duckdb", "bench", "agents.cost.training", "agents.cost.env")
+print(",".join(m for m in loaded if m in sys.modules) or "none")
+"""
+
+
+def test_cost_rl_decides_without_stable_baselines3() -> None:
+    """A replay of ``cost-rl`` with the shipped model (a fresh interpreter): the weights
+    are read with torch and evaluated in numpy; stable-baselines3, the environment, the
+    training module and DuckDB are never imported."""
+    assert run_script(DECIDE_ONLY) == "none"

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
+from fresh_python import run_script
 from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -411,3 +412,32 @@ def test_training_set_rows_are_the_features_at_their_origins(tmp_path: Path) -> 
     np.testing.assert_allclose(X.to_numpy(), frame.iloc[origins].to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(y, series.values[origins + 6])
     assert isinstance(X, pd.DataFrame) and list(X.columns) == list(feature_names())
+
+
+DECIDE_ONLY = """
+import sys
+from pathlib import Path
+from agents.scaling.model import load_model
+from agents.scaling.policy import PredictivePolicy
+from sim.engine import Replay
+from sim.scenario_files import find_scenario, load_scenario_file
+from sim.telemetry import MemorySink
+from sim.world import prepare
+
+path = find_scenario("nasa-diurnal")
+world = prepare(load_scenario_file(path), source=path, days=0.05)
+policy = PredictivePolicy()
+policy.use_model(load_model(Path(sys.argv[1])))
+Replay(world, policy, MemorySink()).run()
+loaded = ("duckdb", "agents.scaling.training", "features.store", "bench")
+print(",".join(m for m in loaded if m in sys.modules) or "none")
+"""
+
+
+def test_deciding_with_a_loaded_model_imports_no_training_code(
+    trained: tuple[Path, np.ndarray],
+) -> None:
+    """A replay of ``predictive`` with a saved model (a fresh interpreter) needs neither
+    the training module nor DuckDB."""
+    folder, _ = trained
+    assert run_script(DECIDE_ONLY, str(folder)) == "none"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from opsbench_testing import run_main
 
 SPOT = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "spot"
+SHIPPED = Path(__file__).resolve().parents[2] / "agents" / "cost" / "shipped"
 SHORT = ["--days", "0.05"]
 
 
@@ -110,13 +113,14 @@ def test_cost_rl_replays_on_market_data_it_never_saw(
     assert dearer["spot_cost_usd"] > unseen["spot_cost_usd"]  # 1.3x the prices, same fleet mix
 
 
-def test_train_cost_writes_a_hashed_model(
+def test_train_cost_writes_a_hashed_model_its_logs_and_tensorboard_events(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    board = tmp_path / "tb"
     code, out, err = run_main(
         capsys,
-        ["train", "cost", "--scenario", "default", "--timesteps", "64",
-         "--models", str(tmp_path), "--json"],
+        ["train", "cost", "--scenario", "default", "--timesteps", "8192",
+         "--models", str(tmp_path), "--tensorboard", str(board), "--json"],
     )  # fmt: skip
     assert code == 0, err
     meta = json.loads(out)
@@ -125,5 +129,57 @@ def test_train_cost_writes_a_hashed_model(
     digest = hashlib.sha256((folder / "model.zip").read_bytes()).hexdigest()
     assert meta["model_sha256"] == digest
     assert json.loads((folder / "metadata.json").read_text())["model_sha256"] == digest
-    assert meta["timesteps"] == 64 and meta["n_spot"] == 3
+    assert meta["timesteps"] == 8192 and meta["n_spot"] == 3
     assert 0.9 < meta["replay"]["slo_attainment"] <= 1.0
+    # two rollouts: no evaluation during training, so the final policy is the one evaluated
+    assert meta["selected"] == "final" and meta["eval_at_timesteps"] == 8192
+    logs = folder / "training"
+    for name, episodes in [*((f"train-{i}", 1) for i in range(4)), ("eval", 4)]:
+        # Monitor: a header, the column names, a row (return, length, time) per episode
+        rows = (logs / f"{name}.monitor.csv").read_text().splitlines()
+        assert rows[1] == "r,l,t" and [r.split(",")[1] for r in rows[2:]] == ["1440"] * episodes
+    evaluations = np.load(logs / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [8192]
+    assert evaluations["results"].mean() == pytest.approx(meta["eval_mean_reward"], abs=1e-3)
+    events = list(board.rglob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].parent.name == "cost-rl-default_1"
+    assert [p.name for p in tmp_path.rglob("*partial*")] == []
+
+
+@pytest.mark.parametrize("steps", ["0", "4095", "20000001"])
+def test_train_cost_timesteps_are_at_least_one_rollout_and_bounded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, steps: str
+) -> None:
+    models = tmp_path / "models"
+    args = ["train", "cost", "--scenario", "default", "--timesteps", steps, "--models", str(models)]
+    one_line_error(*run_main(capsys, args), "--timesteps", "4096<=x<=20000000")
+    assert not models.exists()
+
+
+def test_a_never_updated_model_is_refused_not_preferred(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model saved by an older ``train cost --timesteps 0`` is an error naming it, not
+    a replay with an untrained network."""
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / ".opsbench" / "models" / "cost" / "default"
+    shutil.copytree(SHIPPED, own)
+    meta = json.loads((own / "metadata.json").read_text())
+    (own / "metadata.json").write_text(json.dumps({**meta, "timesteps": 0}))
+    code, out, err = run_main(capsys, ["replay", "default", "--policy", "cost-rl", *SHORT])
+    one_line_error(code, out, err, "metadata.json", "timesteps", "never updated")
+
+
+def test_train_cost_models_or_tensorboard_that_is_a_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "F").write_text("")
+    base = ["train", "cost", "--scenario", "default", "--timesteps", "4096"]
+    one_line_error(*run_main(capsys, [*base, "--models", "F"]), "--models", "F is an existing file")
+    args = [*base, "--models", "m", "--tensorboard", "F"]
+    one_line_error(*run_main(capsys, args), "--tensorboard", "F is an existing file")
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    args = [*base, "--models", "m", "--tensorboard", "tb"]
+    one_line_error(*run_main(capsys, args), "--tensorboard", "tensorboard package")
+    assert [p.name for p in tmp_path.iterdir()] == ["F"]  # nothing written

@@ -48,7 +48,8 @@ def test_every_policy_replays_the_same_evaluation_part(
         assert summary["sim_days"] == summaries["reactive"]["sim_days"]
         assert summary["sim_days"] == pytest.approx((1152 - 806) * 5 / 1440)
     assert summaries["predictive"]["slo_attainment"] > 0.9
-    models = list((tmp_path / ".opsbench" / "models" / "scaling").iterdir())
+    scaling = tmp_path / ".opsbench" / "models" / "scaling"
+    models = [p for p in scaling.iterdir() if not p.name.startswith(".")]  # not versions
     assert len(models) == 1  # trained once, on the history part only
     meta = json.loads((models[0] / "metadata.json").read_text())
     assert meta["training"]["end"] <= summaries["reactive"]["start"]
@@ -122,3 +123,18 @@ def test_bench_scaling_reports_every_policy_and_the_targets(
     assert result["targets"]["slo"]["limit"] == pytest.approx(
         0.2 * reactive["slo_violation_minutes"], abs=0.05
     )
+
+
+@pytest.mark.parametrize("models", ["F", "F/inside"])
+def test_train_scaling_models_that_is_a_file_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, models: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "F").write_text("")
+    code, out, err = run_main(
+        capsys, ["train", "scaling", "--scenario", "nasa-diurnal", "--models", models]
+    )
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("opsbench: error: --models: F is an existing")
+    assert [p.name for p in tmp_path.iterdir()] == ["F"]
