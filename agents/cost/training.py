@@ -121,6 +121,10 @@ def train(
             log_path=logs,
         )
         ppo = _ppo(venv, seed=seed, tensorboard=tensorboard)
+        if tensorboard is None:  # else SB3 makes an empty /tmp/SB3-<time> folder per run
+            from stable_baselines3.common.logger import configure
+
+            ppo.set_logger(configure(str(logs), ["csv"]))  # training/progress.csv
         started = time.perf_counter()
         ppo.learn(
             total_timesteps=timesteps,

@@ -3,6 +3,7 @@ saved policy the best evaluated one, and its training logs published with it."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,14 @@ def _train(world: Any, folder: Path, seed: int) -> CostModel:
 
 
 def test_same_seed_same_weights_and_the_best_evaluation_is_saved(
-    world: Any, tmp_path: Path
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     a = _train(world, tmp_path / "a", seed=3)
+    assert list(scratch.glob("SB3-*")) == []  # SB3's default logger folder is not made
+    assert (tmp_path / "a" / "training" / "progress.csv").is_file()  # SB3's losses, per update
     b = _train(world, tmp_path / "b", seed=3)
     for (wa, ba), (wb, bb) in zip((*a.layers, a.head), (*b.layers, b.head), strict=True):
         np.testing.assert_array_equal(wa, wb)
