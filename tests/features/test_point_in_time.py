@@ -4,8 +4,8 @@ Random feature streams (a few entities, integer-second event times with delibera
 several writes so later writes re-write earlier times and arrive late) and random label
 frames (whole- and half-second times before, between, equal to and after the feature
 times, and ttl after them; unknown entities), with random ttls, for two views requested
-together, through both retrieval paths (the fast one on narrow keys with the column
-cache, and the plain ASOF JOIN). The answer for a label at ``t`` is the row with the
+together, through both retrieval paths (the in-process merge over the view's sorted keys,
+and the plain ASOF JOIN). The answer for a label at ``t`` is the row with the
 greatest event time <= t (ties: the latest write, then the later row in that write), if
 ``t - event_time <= ttl``; otherwise null.
 """

@@ -14,7 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import features.store as store_module
+import features.layout as layout_module
+import features.online_table as online_table_module
 from features.errors import FeatureInputError, FeatureStoreError
 from features.schema import Feature, FeatureView
 from features.store import FeatureStore
@@ -336,7 +337,7 @@ def test_online_returns_latest_per_entity(
     store: FeatureStore, paths: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, preload: bool
 ) -> None:
     if not preload:
-        monkeypatch.setattr(store_module, "ONLINE_PRELOAD_ROWS", 0)
+        monkeypatch.setattr(online_table_module, "ONLINE_PRELOAD_ROWS", 0)
     keys = [{"host": "a"}, {"host": "b"}, {"host": "zz"}]
     refs = ["scores:score", "scores:count", "scores:label", "scores:flag"]
     store.write_features("scores", scores_rows(["a", "b", "a"], [0, 0, 3], [1.0, 2.0, 3.0]))
@@ -469,7 +470,7 @@ def test_materialize_needs_sql_and_matching_columns(paths: tuple[Path, Path]) ->
 def test_compaction_keeps_results(
     store: FeatureStore, monkeypatch: pytest.MonkeyPatch, paths: tuple[Path, Path]
 ) -> None:
-    monkeypatch.setattr(store_module, "COMPACT_MIN_ROWS", 10)
+    monkeypatch.setattr(layout_module, "COMPACT_MIN_ROWS", 10)
     rng = np.random.default_rng(3)
     for call in range(8):
         hosts = [f"h{i}" for i in rng.integers(0, 5, 20)]
