@@ -77,9 +77,16 @@ def online_row(view: FeatureView, values: Sequence[Any]) -> np.ndarray[Any, Any]
     numeric = all(f.dtype in NUMERIC_TYPES for f in view.features)
     try:
         row = np.array(values, dtype=np.float64 if numeric else object)  # a copy
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
+        for feature, value in zip(view.features, values, strict=False):
+            try:
+                np.float64(np.nan if value is None else value)
+            except (TypeError, ValueError):
+                raise FeatureInputError(
+                    view.name, f"feature {view.name}:{feature.name}", f"{value!r}", "a number"
+                ) from None
         raise FeatureInputError(
-            view.name, "values", f"not numbers: {exc}", "one number per feature"
+            view.name, "values", "not numbers", "one number per feature"
         ) from None
     if row.shape != (len(view.features),):
         raise FeatureInputError(
