@@ -552,3 +552,21 @@ def test_integer_entities(paths: tuple[Path, Path]) -> None:
             s.get_historical_features(labels.assign(entity_id=["1", "2", "3"]), ["ent:x"])
         online = s.get_online_features([{"entity_id": 2}], ["ent:x"])
         assert online["ent__x"].tolist() == [2.0]
+
+
+@pytest.mark.parametrize("row_group_size", [None, 2048], ids=["connect", "attach"])
+def test_each_view_is_a_sql_view_of_its_name(tmp_path: Path, row_group_size: int | None) -> None:
+    """After the store is closed, ``select * from <view>`` in the file gives the declared
+    columns (entity, event time, features), none of the store's own."""
+    db = tmp_path / "my-features.duckdb"  # the catalog is named after the file
+    rows = scores_rows(["a", "b", "a"], [0, 1, 2], [1.0, 2.0, 3.0])
+    with FeatureStore(db, views=VIEWS, row_group_size=row_group_size) as s:
+        s.write_features("scores", rows)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        got = conn.sql("select * from scores order by event_time").df()
+        empty = conn.sql("select * from cpu limit 5").df()
+    assert list(got.columns) == ["host", "event_time", "score", "count", "label", "flag"]
+    expected = rows.astype({"count": "int64"})
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert list(empty.columns) == ["run_id", "pool", "event_time", "util", "nodes"]
+    assert empty.empty
