@@ -16,6 +16,7 @@ import pytest
 
 import features.layout as layout_module
 import features.online_table as online_table_module
+from features.database import StoreDatabase
 from features.errors import FeatureInputError, FeatureStoreError
 from features.schema import Feature, FeatureView
 from features.store import FeatureStore
@@ -570,3 +571,22 @@ def test_each_view_is_a_sql_view_of_its_name(tmp_path: Path, row_group_size: int
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     assert list(empty.columns) == ["run_id", "pool", "event_time", "util", "nodes"]
     assert empty.empty
+
+
+def test_a_transaction_commits_whole_or_not_at_all(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "t.duckdb", threads=1, row_group_size=None)
+    try:
+        with db.transaction() as c:
+            c.execute("CREATE TABLE t (x INTEGER)")
+            c.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ZeroDivisionError), db.transaction() as c:
+            c.execute("INSERT INTO t VALUES (2)")
+            raise ZeroDivisionError
+        with pytest.raises(duckdb.Error), db.transaction() as c:
+            c.execute("INSERT INTO t VALUES (3)")
+            c.execute("INSERT INTO nope VALUES (4)")  # fails inside the transaction
+        assert db.conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    finally:
+        db.close()
+    with pytest.raises(FeatureStoreError, match="closed"), db.transaction():
+        pass
