@@ -27,6 +27,9 @@ import numpy as np
 from features.errors import FeatureInputError
 from features.schema import FeatureView
 
+#: The feature values of one pushed row, in declared order.
+Values = Sequence[Any] | np.ndarray[Any, Any]
+
 #: Feature types an online row holds as float64 (nulls as NaN; booleans as 0.0 / 1.0).
 NUMERIC_TYPES = frozenset({"DOUBLE", "BIGINT", "INTEGER", "BOOLEAN"})
 
@@ -41,7 +44,7 @@ class OnlineStore(Protocol):
         ...
 
     def push(
-        self, view: str, entity: Sequence[object], event_time: datetime, values: Sequence[Any]
+        self, view: str, entity: Sequence[object], event_time: datetime, values: Values
     ) -> None:
         """Store ``values`` (one per feature of ``view``, in declared order) for
         ``entity`` (its key values, in the view's entity order) at ``event_time``.
@@ -65,7 +68,7 @@ class OnlineStore(Protocol):
         ...
 
 
-def online_row(view: FeatureView, values: Sequence[Any]) -> np.ndarray[Any, Any]:
+def online_row(view: FeatureView, values: Values) -> np.ndarray[Any, Any]:
     """``values`` as an online row of ``view``: float64 (None -> NaN) when every feature is
     numeric or boolean, else an object array.
 
@@ -122,7 +125,7 @@ class MemoryOnlineStore:
         return self._views
 
     def push(
-        self, view: str, entity: Sequence[object], event_time: datetime, values: Sequence[Any]
+        self, view: str, entity: Sequence[object], event_time: datetime, values: Values
     ) -> None:
         """See :meth:`OnlineStore.push`."""
         spec = self._view(view)

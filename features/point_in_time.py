@@ -422,14 +422,13 @@ class PointInTime:
         # The cache slot (``_row``) of each sorted label's row; the null slot ``size`` if none.
         slots = np.where(hit, at if stored.rows is None else stored.rows[at], size)
         cached = [self._cache[(v.name, name)] for name in names]
-        if len(cached) == 1 or n < 100_000:
-            gathered = [column.gather(slots, rid, n) for column in cached]  # type: ignore[union-attr]
+        columns = [column for column in cached if isinstance(column, _Column)]
+        if len(columns) == 1 or n < 100_000:
+            gathered = [column.gather(slots, rid, n) for column in columns]
         else:  # numpy's gathers release the GIL: use both cores
             if self._gather_pool is None:
                 self._gather_pool = ThreadPoolExecutor(2, thread_name_prefix="opsbench-gather")
-            gathered = list(
-                self._gather_pool.map(lambda col: col.gather(slots, rid, n), cached)  # type: ignore[union-attr]
-            )
+            gathered = list(self._gather_pool.map(lambda col: col.gather(slots, rid, n), columns))
         return {f"{v.name}__{name}": g for name, g in zip(names, gathered, strict=True)}
 
     # ------------------------------------------------------------------ the plain path

@@ -41,7 +41,7 @@ from features.ingestion import Ingestion
 from features.lake import Lake
 from features.layout import Layout, Written
 from features.materialization import Materializer
-from features.online import fresh, online_row
+from features.online import Values, fresh, online_row
 from features.online_table import OnlineTable
 from features.plans import ENTITY_TYPES, ViewPlan, conform_features, make_plan, parse_refs
 from features.point_in_time import FEATURE_CACHE_BYTES, PointInTime
@@ -365,7 +365,7 @@ class FeatureStore:
     # ------------------------------------------------------------------ OnlineStore
 
     def push(
-        self, view: str, entity: Sequence[object], event_time: datetime, values: Sequence[Any]
+        self, view: str, entity: Sequence[object], event_time: datetime, values: Values
     ) -> None:
         """Write one row of ``view`` (:class:`features.online.OnlineStore`): ``values`` in
         declared feature order for ``entity`` (key values in entity order)."""

@@ -73,7 +73,7 @@ def null_time(table: pa.Table) -> pa.Table:
     )
 
 
-DAMAGE: dict[str, tuple[str, Callable[[Path], None], str]] = {
+DAMAGE: dict[str, tuple[str, Callable[[Path], object], str]] = {
     # case: (file, damage, words the error names besides the file)
     "truncated": ("capacity.parquet", truncate, "not a readable Parquet file"),
     "empty": ("events.parquet", lambda p: p.write_bytes(b""), "not a readable Parquet file"),
