@@ -11,6 +11,7 @@ this process's writes keep current, so a lookup is a dict hit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -18,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.columns import coerce, typed_values
+from features.columns import ARROW_OF, coerce, typed_values
 from features.database import StoreDatabase, quote
 from features.errors import FeatureInputError
+from features.online import Values, online_row
 from features.plans import ViewPlan
 
 #: A view's online cache is filled with every entity on first use if it has at most
@@ -58,6 +60,50 @@ def update_latest(c: duckdb.DuckDBPyConnection, plan: ViewPlan, staged: str, ing
         f"WHERE o._eid = l._eid AND (o.{et} IS NULL OR l.{et} >= o.{et})",
         {"ingest": ingest},
     )
+
+
+def pushed_row(
+    plan: ViewPlan, key: tuple[object, ...], event_time: datetime, values: Values
+) -> pa.Table:
+    """One pushed row (:meth:`features.online.OnlineStore.push`) as rows to write to the
+    view: its entity key, event time and ``values`` in declared feature order.
+
+    Raises
+    ------
+    FeatureInputError
+        Not one value per feature, or a value that does not fit its feature's type.
+    """
+    features = plan.view.features
+    if len(values) != len(features):
+        online_row(plan.view, values)  # raises: the wrong number of values
+    columns = {k: pa.array([x]) for k, x in zip(plan.view.entity, key, strict=True)}
+    columns[plan.view.event_time] = pa.array([event_time], pa.timestamp("us"))
+    for feature, value in zip(features, values, strict=True):
+        columns[feature.name] = _pushed_value(plan.name, feature.name, feature.dtype, value)
+    return pa.table(columns)
+
+
+def _pushed_value(view: str, name: str, dtype: str, value: Any) -> pa.Array:
+    """A pushed value as a one-element Arrow array of the feature's type (None and NaN
+    are null; integral floats fit integer features, as an online row holds numbers as
+    float64)."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return pa.nulls(1, ARROW_OF[dtype])
+    try:
+        if dtype in ("BIGINT", "INTEGER") and isinstance(value, float | np.floating):
+            if not float(value).is_integer():
+                raise ValueError(f"{value!r} is not a whole number")
+            value = int(value)
+        elif dtype == "BOOLEAN" and isinstance(value, int | float | np.number):
+            value = bool(value)
+        return pa.array([value], ARROW_OF[dtype])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        raise FeatureInputError(
+            f"view {view!r}",
+            f"feature {view}:{name}",
+            f"value {value!r}: {exc}",
+            f"a {dtype} value",
+        ) from None
 
 
 class OnlineTable:

@@ -34,7 +34,6 @@ import pandas as pd
 import pyarrow as pa
 
 from features import DEFAULT_STORE
-from features.columns import ARROW_OF
 from features.database import StoreDatabase
 from features.errors import FeatureInputError, FeatureStoreError
 from features.ingestion import Ingestion
@@ -42,7 +41,7 @@ from features.lake import Lake
 from features.layout import Layout, Written
 from features.materialization import Materializer
 from features.online import Values, fresh, online_row
-from features.online_table import OnlineTable
+from features.online_table import OnlineTable, pushed_row
 from features.plans import ENTITY_TYPES, ViewPlan, conform_features, make_plan, parse_refs
 from features.point_in_time import FEATURE_CACHE_BYTES, PointInTime
 from features.runs import RunLedger
@@ -370,17 +369,9 @@ class FeatureStore:
         """Write one row of ``view`` (:class:`features.online.OnlineStore`): ``values`` in
         declared feature order for ``entity`` (key values in entity order)."""
         plan = self._plan(view, source="push")
-        key = self._entity_key(plan, entity)
-        features = plan.view.features
-        if len(values) != len(features):
-            online_row(plan.view, values)  # raises: the wrong number of values
-        columns: dict[str, pa.Array] = {
-            k: pa.array([x]) for k, x in zip(plan.view.entity, key, strict=True)
-        }
-        columns[plan.view.event_time] = pa.array([event_time], pa.timestamp("us"))
-        for feature, value in zip(features, values, strict=True):
-            columns[feature.name] = _one_value(plan.name, feature.name, feature.dtype, value)
-        self.write_features(view, pa.table(columns))
+        self.write_features(
+            view, pushed_row(plan, self._entity_key(plan, entity), event_time, values)
+        )
 
     def get_online_row(
         self, view: str, entity: Sequence[object], *, now: datetime
@@ -499,29 +490,6 @@ class FeatureStore:
     def __repr__(self) -> str:
         state = "closed" if self._db.closed else "open"
         return f"FeatureStore({str(self.path)!r}, views={list(self.views)}, {state})"
-
-
-def _one_value(view: str, name: str, dtype: str, value: Any) -> pa.Array:
-    """A pushed value as a one-element Arrow array of the feature's type (None and NaN
-    are null; integral floats fit integer features, as an online row holds numbers as
-    float64)."""
-    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
-        return pa.nulls(1, ARROW_OF[dtype])
-    try:
-        if dtype in ("BIGINT", "INTEGER") and isinstance(value, float | np.floating):
-            if not float(value).is_integer():
-                raise ValueError(f"{value!r} is not a whole number")
-            value = int(value)
-        elif dtype == "BOOLEAN" and isinstance(value, int | float | np.number):
-            value = bool(value)
-        return pa.array([value], ARROW_OF[dtype])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-        raise FeatureInputError(
-            f"view {view!r}",
-            f"feature {view}:{name}",
-            f"value {value!r}: {exc}",
-            f"a {dtype} value",
-        ) from None
 
 
 __all__ = [
