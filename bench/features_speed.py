@@ -23,10 +23,11 @@ order plus the features. Three pandas references are timed:
     sorts it too (reported: what "merge_asof on the same data" costs from scratch).
 
 The store's figure is its warm time (best of the rounds); the first call, which also
-fills the in-process column cache from DuckDB, is reported as ``store_cold_s``. The
-process CPU seconds of the same calls (``store_cpu_s``, all threads; pandas uses one) and
-the 1-minute load average before the rounds are reported too: the machines are shared,
-and DuckDB's wall-time lead comes from using both cores, which other load takes away.
+fills the in-process caches from DuckDB (the view's sorted keys and the requested
+columns, :mod:`features.point_in_time`), is reported as ``store_cold_s``. The process CPU
+seconds of the same calls (``store_cpu_s``, all threads; the store gathers columns on two
+threads, pandas uses one) and the 1-minute load average before the rounds are reported
+too: the machines are shared.
 """
 
 from __future__ import annotations

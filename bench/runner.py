@@ -283,6 +283,7 @@ def run(
                 "a directory path whose parents are directories",
             ) from None
     feature_store = None
+    store_sink = None
     try:
         sinks: list[TelemetrySink] = [ParquetSink(staging)] if staging is not None else []
         if store is not None:
@@ -291,7 +292,8 @@ def run(
             from features.views import VIEWS
 
             feature_store = FeatureStore(store, views=VIEWS, lake=store.parent / "lake")
-            sinks.append(FeatureStoreSink(feature_store, run_id))
+            store_sink = FeatureStoreSink(feature_store, run_id)
+            sinks.append(store_sink)
         sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
         audit_watcher = audit_watcher_for(world)  # may train the shipped model (first use)
         started = time.perf_counter()
@@ -307,6 +309,8 @@ def run(
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
         summary["run_id"] = run_id
         summary["model_version"] = prepared.model_version
+        if store_sink is not None:  # the run is complete in the store (or refused there)
+            store_sink.finish(summary["telemetry_sha256"])
         if staging is not None and out is not None:
             (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             if replay.audit is not None:  # ground truth beside the telemetry, never in it

@@ -4,8 +4,10 @@ Each view is computed by DuckDB SQL from the raw telemetry tables (``raw_<stream
 one row per telemetry row plus ``run_id``). The SQL receives ``$run_id`` and the
 event-time bounds ``$since`` (exclusive) and ``$until`` (inclusive) of the rows to
 produce; window features read up to 24 hours of older rows, so incremental
-materialisation gives the same values as a full recomputation. Every window ends at
-the row's own event time: a feature never sees the future.
+materialisation gives the same values as a full recomputation (up to the last bits of
+floating-point window aggregates, whose order of addition depends on the rows a query
+reads; a finished run is recomputed whole, see :mod:`features.materialization`). Every
+window ends at the row's own event time: a feature never sees the future.
 
 Per-minute telemetry is stamped with the minute's start; its event time here is the
 minute's end, when its data became available. Rolling windows are ``(t - w, t]`` over
@@ -72,6 +74,11 @@ TIME_SQL = """
 
 
 def _window_clause(partition: str) -> str:
+    """The 1 h, 6 h and 24 h windows, per ``partition`` (the entity without ``run_id``:
+    a transformation reads one run, so partitioning by it too would change nothing but
+    how DuckDB hashes the partitions, and with it the order in which a window's
+    floating-point values are added: the same telemetry under another run id would give
+    other last bits)."""
     return ", ".join(
         f"w{name} AS (PARTITION BY {partition} ORDER BY event_time "
         f"RANGE BETWEEN INTERVAL {seconds} SECONDS PRECEDING AND CURRENT ROW)"
@@ -138,7 +145,7 @@ computed AS (
     request_rate_rps / nullif(pod_count, 0) AS request_per_pod,
     error_rate * request_rate_rps AS error_impact
     FROM base
-    WINDOW {_window_clause("run_id, pool")}
+    WINDOW {_window_clause("pool")}
 )
 SELECT * FROM computed WHERE event_time > $since AND event_time <= $until
 """,
@@ -210,7 +217,7 @@ computed AS (
     avg(CASE WHEN spot_available THEN 0.0 ELSE 1.0 END) OVER w24h AS unavailability_rate_24h,
     (on_demand_usd_per_hour - price_usd_per_hour) * nodes AS spot_savings_usd_per_hour
     FROM joined
-    WINDOW {_window_clause("run_id, pool, az")}
+    WINDOW {_window_clause("pool, az")}
 )
 SELECT computed.*, 1.0 - load.cpu_utilization AS unused_capacity
 FROM computed LEFT JOIN load USING (pool, event_time)
@@ -260,7 +267,7 @@ computed AS (
     avg(failed) OVER w24h AS error_rate_24h,
     avg(off_hours) OVER w24h AS off_hours_share_24h
     FROM base
-    WINDOW {_window_clause("run_id, principal")}
+    WINDOW {_window_clause("principal")}
 )
 SELECT * FROM computed WHERE event_time > $since AND event_time <= $until
 """,

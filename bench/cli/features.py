@@ -24,14 +24,9 @@ features = command_group(
 @store_option
 def features_build(run_dir: Path, store: Path) -> None:
     """Ingest a replay's telemetry (RUN_DIR from replay --out) and materialise every view."""
-    from features.offline import build_from_run_dir
-    from features.store import FeatureStore
-    from features.views import VIEWS
+    from features.offline import build_store
 
-    if not (run_dir / "summary.json").is_file():  # before the store file is created
-        raise InputError(run_dir, "summary.json", "not a replay output folder", "replay --out DIR")
-    with FeatureStore(store, views=VIEWS, lake=store.parent / "lake") as fs:
-        run_id, counts = build_from_run_dir(run_dir, fs)
+    run_id, counts = build_store(run_dir, store)  # checks the folder before opening the store
     table = Table(title=f"feature store {store}: run {run_id}")
     table.add_column("view")
     table.add_column("rows for this run", justify="right")

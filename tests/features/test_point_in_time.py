@@ -4,8 +4,8 @@ Random feature streams (a few entities, integer-second event times with delibera
 several writes so later writes re-write earlier times and arrive late) and random label
 frames (whole- and half-second times before, between, equal to and after the feature
 times, and ttl after them; unknown entities), with random ttls, for two views requested
-together, through both retrieval paths (the fast one on narrow keys with the column
-cache, and the plain ASOF JOIN). The answer for a label at ``t`` is the row with the
+together, through both retrieval paths (the in-process merge over the view's sorted keys,
+and the plain ASOF JOIN). The answer for a label at ``t`` is the row with the
 greatest event time <= t (ties: the latest write, then the later row in that write), if
 ``t - event_time <= ttl``; otherwise null.
 """
@@ -234,3 +234,47 @@ def test_sub_second_event_times_use_the_exact_path(tmp_path: Path) -> None:
         out = store.get_historical_features(labels, ["v:x"])["v__x"].tolist()
     assert out[:6] == [1.0, 1.0, 2.0, 3.0, 3.0, 3.0]
     assert math.isnan(out[6])  # 1.500001 s after the last row: beyond ttl
+
+
+def test_both_paths_agree_on_labels_far_off_null_or_unknown(tmp_path: Path) -> None:
+    """Label times before and after the int32-second range of the merge's keys, null
+    times, unknown entities, a ttl long enough to reach far-future labels."""
+    view = FeatureView(
+        name="v",
+        entity=("entity",),
+        event_time="event_time",
+        ttl=timedelta(days=365 * 200),
+        features=(Feature("x", "DOUBLE"), Feature("n", "BIGINT")),
+    )
+    rows = pd.DataFrame(
+        {
+            "entity": ["a", "a", "b"],
+            "event_time": [T0, T0 + timedelta(seconds=5), T0],
+            "x": [1.0, 2.0, 3.0],
+            "n": [1, 2, 3],
+        }
+    )
+    times = [
+        datetime(1900, 1, 1),
+        datetime(2200, 1, 1),
+        None,
+        T0 + timedelta(seconds=4, microseconds=999_999),
+        T0 + timedelta(seconds=5),
+        T0,
+    ]
+    labels = pd.DataFrame(
+        {"entity": ["a", "a", "a", "a", "a", "zz"], "timestamp": pd.to_datetime(times)}
+    )
+    answers = []
+    for cache_bytes in (0, FEATURE_CACHE_BYTES):
+        with FeatureStore(
+            tmp_path / f"s{cache_bytes}.duckdb", views={"v": view}, feature_cache_bytes=cache_bytes
+        ) as store:
+            store.write_features("v", rows)
+            answers.append(store.get_historical_features(labels, ["v:x", "v:n"]))
+    plain, merged = answers
+    pd.testing.assert_frame_equal(plain, merged)
+    assert merged["v__x"].tolist()[1] == 2.0  # 2200: within 200 years of the last row
+    assert merged["v__x"].tolist()[3:5] == [1.0, 2.0]
+    assert merged["v__x"].isna().tolist() == [True, False, True, False, False, True]
+    assert merged["v__n"].isna().tolist() == [True, False, True, False, False, True]

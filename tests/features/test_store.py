@@ -14,7 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import features.store as store_module
+import features.layout as layout_module
+import features.online_table as online_table_module
+from features.database import StoreDatabase
 from features.errors import FeatureInputError, FeatureStoreError
 from features.schema import Feature, FeatureView
 from features.store import FeatureStore
@@ -336,7 +338,7 @@ def test_online_returns_latest_per_entity(
     store: FeatureStore, paths: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, preload: bool
 ) -> None:
     if not preload:
-        monkeypatch.setattr(store_module, "ONLINE_PRELOAD_ROWS", 0)
+        monkeypatch.setattr(online_table_module, "ONLINE_PRELOAD_ROWS", 0)
     keys = [{"host": "a"}, {"host": "b"}, {"host": "zz"}]
     refs = ["scores:score", "scores:count", "scores:label", "scores:flag"]
     store.write_features("scores", scores_rows(["a", "b", "a"], [0, 0, 3], [1.0, 2.0, 3.0]))
@@ -469,7 +471,7 @@ def test_materialize_needs_sql_and_matching_columns(paths: tuple[Path, Path]) ->
 def test_compaction_keeps_results(
     store: FeatureStore, monkeypatch: pytest.MonkeyPatch, paths: tuple[Path, Path]
 ) -> None:
-    monkeypatch.setattr(store_module, "COMPACT_MIN_ROWS", 10)
+    monkeypatch.setattr(layout_module, "COMPACT_MIN_ROWS", 10)
     rng = np.random.default_rng(3)
     for call in range(8):
         hosts = [f"h{i}" for i in rng.integers(0, 5, 20)]
@@ -551,3 +553,40 @@ def test_integer_entities(paths: tuple[Path, Path]) -> None:
             s.get_historical_features(labels.assign(entity_id=["1", "2", "3"]), ["ent:x"])
         online = s.get_online_features([{"entity_id": 2}], ["ent:x"])
         assert online["ent__x"].tolist() == [2.0]
+
+
+@pytest.mark.parametrize("row_group_size", [None, 2048], ids=["connect", "attach"])
+def test_each_view_is_a_sql_view_of_its_name(tmp_path: Path, row_group_size: int | None) -> None:
+    """After the store is closed, ``select * from <view>`` in the file gives the declared
+    columns (entity, event time, features), none of the store's own."""
+    db = tmp_path / "my-features.duckdb"  # the catalog is named after the file
+    rows = scores_rows(["a", "b", "a"], [0, 1, 2], [1.0, 2.0, 3.0])
+    with FeatureStore(db, views=VIEWS, row_group_size=row_group_size) as s:
+        s.write_features("scores", rows)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        got = conn.sql("select * from scores order by event_time").df()
+        empty = conn.sql("select * from cpu limit 5").df()
+    assert list(got.columns) == ["host", "event_time", "score", "count", "label", "flag"]
+    expected = rows.astype({"count": "int64"})
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert list(empty.columns) == ["run_id", "pool", "event_time", "util", "nodes"]
+    assert empty.empty
+
+
+def test_a_transaction_commits_whole_or_not_at_all(tmp_path: Path) -> None:
+    db = StoreDatabase(tmp_path / "t.duckdb", threads=1, row_group_size=None)
+    try:
+        with db.transaction() as c:
+            c.execute("CREATE TABLE t (x INTEGER)")
+            c.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ZeroDivisionError), db.transaction() as c:
+            c.execute("INSERT INTO t VALUES (2)")
+            raise ZeroDivisionError
+        with pytest.raises(duckdb.Error), db.transaction() as c:
+            c.execute("INSERT INTO t VALUES (3)")
+            c.execute("INSERT INTO nope VALUES (4)")  # fails inside the transaction
+        assert db.conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    finally:
+        db.close()
+    with pytest.raises(FeatureStoreError, match="closed"), db.transaction():
+        pass
