@@ -3,6 +3,8 @@ beyond the shipped price catalogue and spot price history)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,10 @@ def shipped_doc(scenario_id: str = "default") -> dict[str, Any]:
     if files:
         pricing["spot_availability"]["files"] = {az: str(shipped / f) for az, f in files.items()}
     return doc
+
+
+def registered_forecasters() -> dict[str, Callable[..., Any]]:
+    """Every registered forecaster's factory by name: the one place tests read that registry."""
+    from agents.registry import FORECASTERS, make_forecaster
+
+    return {name: partial(make_forecaster, name) for name in FORECASTERS}

@@ -3,6 +3,8 @@
 A detector watches ONE series. Each observation ``x`` is a mapping of named numbers:
 ``x["value"]`` (required: the metric's value, in the metric's own unit) and, optionally,
 ``x["timestamp"]`` (seconds since the epoch) for detectors that know about time of day.
+The value, and the timestamp where a detector reads it, must be finite (ValueError
+otherwise); any finite value, up to the largest float, scores in [0, 1] without overflow.
 
 - :meth:`AnomalyDetector.score_one` returns a score in [0, 1] (higher = more anomalous) from
   what was learnt so far. It is pure: it never changes the detector's state.
@@ -34,6 +36,17 @@ def value_of(x: Observation) -> float:
     if not math.isfinite(v):
         raise ValueError(f"value(={v}) must be finite")
     return v
+
+
+def timestamp_of(x: Observation, default: float) -> float:
+    """``x["timestamp"]`` as a finite float, ``default`` without one (ValueError if not finite)."""
+    ts = x.get("timestamp")
+    if ts is None:
+        return default
+    t = float(ts)
+    if not math.isfinite(t):
+        raise ValueError(f"timestamp(={t}) must be finite")
+    return t
 
 
 class AnomalyDetector(ABC):

@@ -21,6 +21,8 @@ charges every later one outside it). The first ``warmup_rows`` rows only learn.
 
 State per series is O(1) numbers plus one season of averaged values (288 floats for 5-minute
 samples), so each step costs a handful of float operations. Deterministic, no look-ahead.
+Any finite value is scored: a difference that would pass the largest float is taken on
+halved values (exact), and the day-over-day change saturates at the largest float.
 
 Hyper-parameters were fixed once, for every file and run (they were chosen while looking at
 the NAB dev split; see the README section "Anomaly detection" for what that implies).
@@ -28,24 +30,49 @@ the NAB dev split; see the README section "Anomaly detection" for what that impl
 
 from __future__ import annotations
 
+import math
+import sys
 from collections import deque
 from typing import Any
 
-from agents.anomaly.base import AnomalyDetector, Observation, value_of
+from agents.anomaly.base import AnomalyDetector, Observation, timestamp_of, value_of
 
 TINY = 1e-9
+MAX = sys.float_info.max
+INF = math.inf
 
 
 def _novelty(f: float, lo: float, hi: float, tolerance: float) -> float:
-    """How far ``f`` falls outside [lo, hi], as ``e / (e + tolerance)`` with e in range widths."""
+    """How far ``f`` falls outside [lo, hi], as ``e / (e + tolerance)`` with e in range widths.
+
+    Differences beyond the largest float are taken on halved values (exact, so ``e`` is
+    unchanged); an ``e`` too large to represent scores 1.
+    """
     if lo <= f <= hi:
         return 0.0
     width = hi - lo
+    excess = f - hi if f > hi else lo - f
+    if width == INF or excess == INF:
+        f, lo, hi = 0.5 * f, 0.5 * lo, 0.5 * hi
+        width = hi - lo
+        excess = f - hi if f > hi else lo - f
     floor = TINY * max(1.0, abs(lo), abs(hi))
     if width < floor:
         width = floor
-    e = (f - hi if f > hi else lo - f) / width
-    return e / (e + tolerance)
+    e = excess / width
+    return e / (e + tolerance) if e != INF else 1.0
+
+
+def _toward_halved(m: float, v: float, alpha: float) -> float:
+    """The moving-average step ``m + alpha * (v - m)`` where ``v - m`` overflows.
+
+    The same step on halved values (exact), doubled back; a result beyond the largest float
+    (from rounding) is taken as the nearer end, ``v`` or ``m``.
+    """
+    out = 2.0 * (0.5 * m + alpha * (0.5 * v - 0.5 * m))
+    if -MAX <= out <= MAX:
+        return out
+    return max(m, v) if out > 0 else min(m, v)
 
 
 class NoveltyEnsemble(AnomalyDetector):
@@ -130,8 +157,7 @@ class NoveltyEnsemble(AnomalyDetector):
         """Score ``x``; with ``commit`` also learn it (one pass for both)."""
         v = value_of(x)
         n = self._n
-        ts = x.get("timestamp")
-        t = float(ts) if ts is not None else n * self.step_s
+        t = timestamp_of(x, n * self.step_s)
         if n == 0:
             if commit:
                 self._lo0 = self._hi0 = self._m1 = self._lo1 = self._hi1 = self._m2 = v
@@ -142,7 +168,11 @@ class NoveltyEnsemble(AnomalyDetector):
         tol = self.tolerance
         warm = n > self.warmup_rows
         m1 = self._m1 + self._a_short * (v - self._m1)
+        if not -MAX <= m1 <= MAX:
+            m1 = _toward_halved(self._m1, v, self._a_short)
         m2 = self._m2 + self._a_season * (v - self._m2)
+        if not -MAX <= m2 <= MAX:
+            m2 = _toward_halved(self._m2, v, self._a_season)
         raw = 0.0
         if warm:
             raw = _novelty(v, self._lo0, self._hi0, tol)
@@ -158,7 +188,7 @@ class NoveltyEnsemble(AnomalyDetector):
                 break
             ref = mm
             expired += 1
-        d = abs(m2 - ref) if ref is not None else None
+        d = min(abs(m2 - ref), MAX) if ref is not None else None  # saturates, never inf
         if d is not None and self._n2 > self.warmup_rows:
             s2 = _novelty(d, self._lo2, self._hi2, tol)
             if s2 > raw:

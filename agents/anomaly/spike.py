@@ -22,6 +22,8 @@ once for replay metrics (one value per simulated minute), never tuned per run.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections import deque
 from typing import Any
 
@@ -29,6 +31,8 @@ from agents.anomaly.base import AnomalyDetector, Observation, value_of
 from agents.anomaly.novelty import NoveltyEnsemble
 
 MAD_TO_SD = 1.4826
+QUARTER_MAX = sys.float_info.max / 4
+"""Beyond this magnitude a window is scored on quartered values (see ``RobustSpike._raw``)."""
 
 
 class RobustSpike(AnomalyDetector):
@@ -82,13 +86,18 @@ class RobustSpike(AnomalyDetector):
         if len(self._values) < self.window:
             return 0.0
         ordered = sorted(self._values)
+        if max(-ordered[0], ordered[-1], abs(v)) > QUARTER_MAX:
+            # Sums and differences could overflow: work on quartered values (exact, and z
+            # is a ratio; only the absolute 1e-9 floor of the scale does not follow).
+            ordered = [0.25 * u for u in ordered]
+            v *= 0.25
         median = _median(ordered)
         mad = _median(sorted(abs(u - median) for u in ordered))
         scale = max(MAD_TO_SD * mad, self.floor * abs(median), 1e-9)
         z = abs(v - median) / scale
         if z < self.z_min:
             return 0.0
-        return z / (z + self.z_half)
+        return z / (z + self.z_half) if z != math.inf else 1.0
 
     def score_one(self, x: Observation) -> float:
         raw = self._raw(value_of(x))

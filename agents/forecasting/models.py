@@ -5,7 +5,17 @@ Every forecaster takes the feature frame of :func:`agents.forecasting.features.m
 parameters are keyword-only and stored verbatim by ``__init__``; :meth:`fit` learns
 everything (attributes ending in ``_``) and returns ``self``; :meth:`predict` returns
 the median forecast and :meth:`Forecaster.predict_quantiles` an ``(n, len(quantiles))``
-array of quantile forecasts, non-decreasing along the quantile axis.
+array of quantile forecasts, non-decreasing along the quantile axis and ``>= 0`` (a load
+is never negative).
+
+Inputs are validated as scikit-learn's own estimators validate them (``validate_data``):
+any 2-D numeric array-like is accepted, ``NaN`` cells are allowed (history before the
+series' start), infinities, complex numbers and sparse matrices are refused with
+scikit-learn's messages. A model that reads a column by its role (the recent level, the
+seasonal value) names it in a hyper-parameter, by name (the default: the columns of
+``make_features``, so ``X`` must be a frame with those names) or by position (so ``X``
+may be any array); the whole scikit-learn estimator check suite runs on the positional
+form (``tests/agents/test_forecaster_checks.py``).
 
 Named models (registered in :data:`agents.registry.FORECASTERS`)
     ``seasonal-naive-1d`` / ``seasonal-naive-1w``
@@ -28,9 +38,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from agents.forecasting.compiled import CompiledTrees
@@ -38,23 +50,35 @@ from agents.forecasting.features import CALENDAR_COLUMNS, LEVEL_COLUMN, SEASONAL
 
 Quantiles = Sequence[float]
 DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9)
+Column = str | int
+"""A column of ``X``: its name (``X`` must then be a frame with string column names) or
+its position (any ``X``)."""
 
 
 class Forecaster(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """Base class: a median forecast plus quantile forecasts of ``y(t + H)``.
 
-    Subclasses implement :meth:`fit` and :meth:`_quantiles`. Inputs are feature frames
-    (``pandas.DataFrame`` with the columns of ``make_features``); the columns seen by
-    ``fit`` are required, in the same order, by the prediction methods.
+    Subclasses implement :meth:`fit` (starting with :meth:`_validate_fit`) and
+    :meth:`_quantiles`. The prediction methods require the number of columns seen by
+    ``fit``, and, if ``fit`` saw column names, the same names in the same order.
     """
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # Feature cells whose history lies before the series' start are NaN.
+        tags.input_tags.allow_nan = True
+        # Forecasts are loads, clipped at 0: a negative target has no meaning.
+        tags.target_tags.positive_only = True
+        return tags
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The median forecast.
 
         Parameters
         ----------
         X
-            Feature frame, one row per origin.
+            Features, one row per origin: a frame from ``make_features`` or any 2-D
+            numeric array-like with the columns seen in ``fit``.
 
         Returns
         -------
@@ -63,13 +87,13 @@ class Forecaster(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         """
         return self.predict_quantiles(X, quantiles=(0.5,))[:, 0]
 
-    def predict_quantiles(self, X: pd.DataFrame, quantiles: Quantiles = (0.5, 0.9)) -> np.ndarray:
+    def predict_quantiles(self, X: ArrayLike, quantiles: Quantiles = (0.5, 0.9)) -> np.ndarray:
         """Quantile forecasts.
 
         Parameters
         ----------
         X
-            Feature frame, one row per origin.
+            Features, one row per origin (as in :meth:`predict`).
         quantiles
             Levels in ``(0, 1)``.
 
@@ -84,14 +108,16 @@ class Forecaster(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         sklearn.exceptions.NotFittedError
             Before :meth:`fit`.
         ValueError
-            A level outside ``(0, 1)`` or one the model cannot give, or columns that
-            differ from those seen in ``fit``.
+            A level outside ``(0, 1)`` or one the model cannot give, infinite cells, or
+            columns that differ from those seen in ``fit``.
         """
         check_is_fitted(self)
         levels = _check_levels(quantiles)
-        frame = self._check_frame(X, reset=False)
+        design = validate_data(
+            self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan"
+        )
         order = np.argsort(levels, kind="stable")
-        raw = self._quantiles(frame, tuple(float(q) for q in levels[order]))
+        raw = self._quantiles(design, tuple(float(q) for q in levels[order]))
         ordered = np.maximum(np.maximum.accumulate(raw, axis=1), 0.0)
         out = np.empty_like(ordered)
         out[:, order] = ordered
@@ -103,35 +129,56 @@ class Forecaster(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         Returns ``float64`` ``(len(quantiles),)``. Subclasses may answer faster.
         """
         check_is_fitted(self)
-        frame = pd.DataFrame(
-            np.asarray(row, dtype=np.float64).reshape(1, -1),
-            columns=list(self.feature_names_in_),
-        )
-        out: np.ndarray = self.predict_quantiles(frame, quantiles=quantiles)[0]
+        values = np.asarray(row, dtype=np.float64).reshape(1, -1)
+        names = getattr(self, "feature_names_in_", None)
+        X = values if names is None else pd.DataFrame(values, columns=list(names))
+        out: np.ndarray = self.predict_quantiles(X, quantiles=quantiles)[0]
         return out
 
-    def _quantiles(self, X: pd.DataFrame, levels: tuple[float, ...]) -> np.ndarray:
-        """Quantile forecasts for ascending ``levels`` (unordered is fine)."""
+    def _quantiles(self, X: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+        """Quantile forecasts for ascending ``levels`` from validated ``float64`` features."""
         raise NotImplementedError
 
-    def _required_columns(self) -> tuple[str, ...]:
-        """Columns the model reads by name."""
-        return ()
+    def _validate_fit(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` as ``float64`` (``NaN`` allowed) and ``y`` as finite ``float64`` ``(n,)``.
 
-    def _check_frame(self, X: pd.DataFrame, *, reset: bool) -> pd.DataFrame:
-        """Validate ``X``; on ``reset`` record ``feature_names_in_`` and ``n_features_in_``."""
-        if not isinstance(X, pd.DataFrame):
-            raise ValueError(f"X must be a pandas DataFrame of features, not {type(X).__name__}")
-        names = np.asarray(X.columns, dtype=object)
-        if reset:
-            missing = [c for c in self._required_columns() if c not in X.columns]
-            if missing:
-                raise ValueError(f"X lacks the columns {missing}")
-            self.feature_names_in_ = names
-            self.n_features_in_ = int(names.size)
-        elif names.tolist() != self.feature_names_in_.tolist():
-            raise ValueError("X has other columns than the frame seen in fit")
-        return X
+        Records ``n_features_in_`` and, when ``X`` has string column names,
+        ``feature_names_in_``.
+        """
+        design, target = validate_data(
+            self, X, y, dtype=np.float64, ensure_all_finite="allow-nan", y_numeric=True
+        )
+        return design, np.asarray(target, dtype=np.float64)
+
+    def _column_index(self, column: Column, parameter: str) -> int:
+        """The position in the ``X`` seen by ``fit`` of ``column`` (hyper-parameter
+        ``parameter``), a name or a position."""
+        if isinstance(column, str):
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    f"{parameter} names the column {column!r}, so X must be a DataFrame with "
+                    "string column names (give a position to read arrays)"
+                )
+            hits = np.flatnonzero(names == column)
+            if hits.size == 0:
+                raise ValueError(f"X lacks the column {column!r} ({parameter})")
+            return int(hits[0])
+        if isinstance(column, int | np.integer) and not isinstance(column, bool):
+            n = self.n_features_in_
+            if not -n <= column < n:
+                raise ValueError(
+                    f"{parameter}: position {column} is not a column of X, which has {n} feature(s)"
+                )
+            return int(column) % n
+        raise ValueError(f"{parameter}: {column!r} must be a column name (str) or position (int)")
+
+
+SEASONAL_FALLBACK: dict[str, tuple[str, ...]] = {
+    "1d": (SEASONAL_COLUMNS["1d"],),
+    "1w": (SEASONAL_COLUMNS["1w"], SEASONAL_COLUMNS["1d"]),
+}
+"""The columns each season of :class:`SeasonalNaiveForecaster` reads, most preferred first."""
 
 
 class SeasonalNaiveForecaster(Forecaster):
@@ -142,11 +189,17 @@ class SeasonalNaiveForecaster(Forecaster):
     season
         ``"1d"`` (column ``target_1d``) or ``"1w"`` (``target_1w``, falling back to
         ``target_1d`` where it is ``NaN``).
+    columns
+        Where the seasonal value is read, most preferred first: a row takes the first of
+        these columns that is not ``NaN``. ``None`` (the default): the season's columns
+        above. Positions let the model read arrays without column names.
 
     Attributes
     ----------
     residuals_
         ``float64`` training residuals ``y - seasonal value`` (series' unit), sorted.
+    column_indices_
+        The positions of ``columns`` in ``X``.
     n_features_in_, feature_names_in_
         As in scikit-learn.
 
@@ -157,16 +210,26 @@ class SeasonalNaiveForecaster(Forecaster):
     below it.
     """
 
-    def __init__(self, *, season: Literal["1d", "1w"] = "1d") -> None:
+    def __init__(
+        self, *, season: Literal["1d", "1w"] = "1d", columns: tuple[Column, ...] | None = None
+    ) -> None:
         self.season = season
+        self.columns = columns
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> SeasonalNaiveForecaster:
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        # It learns nothing but residual quantiles: its median is an input column.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> SeasonalNaiveForecaster:
         """Record the training residuals.
 
         Parameters
         ----------
         X
-            Feature frame with ``target_1d`` (and ``target_1w``).
+            Features with ``columns`` (by default the season's: ``target_1d``, and
+            ``target_1w`` for ``"1w"``).
         y
             Targets ``y(t + H)``, series' unit.
 
@@ -177,23 +240,23 @@ class SeasonalNaiveForecaster(Forecaster):
         """
         if self.season not in SEASONAL_COLUMNS:
             raise ValueError(f"season(={self.season!r}) must be one of {sorted(SEASONAL_COLUMNS)}")
-        frame = self._check_frame(X, reset=True)
-        target = _check_target(y, len(frame))
-        residuals = target - self._point(frame)
+        columns = self.columns if self.columns is not None else SEASONAL_FALLBACK[self.season]
+        if len(columns) == 0:
+            raise ValueError("columns must name at least one column")
+        design, target = self._validate_fit(X, y)
+        self.column_indices_ = [self._column_index(c, "columns") for c in columns]
+        residuals = target - self._point(design)
         self.residuals_ = np.sort(residuals[np.isfinite(residuals)])
         return self
 
-    def _required_columns(self) -> tuple[str, ...]:
-        return tuple(SEASONAL_COLUMNS.values())
-
-    def _point(self, X: pd.DataFrame) -> np.ndarray:
-        point: np.ndarray = X[SEASONAL_COLUMNS["1d"]].to_numpy(dtype=np.float64)
-        if self.season == "1w":
-            week = X[SEASONAL_COLUMNS["1w"]].to_numpy(dtype=np.float64)
-            point = np.where(np.isnan(week), point, week)
+    def _point(self, X: np.ndarray) -> np.ndarray:
+        first, *fallbacks = self.column_indices_
+        point: np.ndarray = X[:, first]
+        for index in fallbacks:
+            point = np.where(np.isnan(point), X[:, index], point)
         return point
 
-    def _quantiles(self, X: pd.DataFrame, levels: tuple[float, ...]) -> np.ndarray:
+    def _quantiles(self, X: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
         return _add_residual_quantiles(self._point(X), self.residuals_, levels)
 
 
@@ -242,13 +305,13 @@ class RandomForestForecaster(Forecaster):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> RandomForestForecaster:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> RandomForestForecaster:
         """Fit the forest and record its out-of-bag residuals.
 
         Parameters
         ----------
         X
-            Feature frame (``NaN`` cells allowed).
+            Features (``NaN`` cells allowed), any columns.
         y
             Targets ``y(t + H)``, series' unit.
 
@@ -257,8 +320,7 @@ class RandomForestForecaster(Forecaster):
         RandomForestForecaster
             ``self``.
         """
-        frame = self._check_frame(X, reset=True)
-        target = _check_target(y, len(frame))
+        design, target = self._validate_fit(X, y)
         forest = RandomForestRegressor(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
@@ -268,16 +330,15 @@ class RandomForestForecaster(Forecaster):
             random_state=self.random_state,
             n_jobs=self.n_jobs,
         )
-        self.used_columns_ = _columns_with_data(frame)
-        forest.fit(frame.to_numpy(dtype=np.float64)[:, self.used_columns_], target)
+        self.used_columns_ = _columns_with_data(design)
+        forest.fit(design[:, self.used_columns_], target)
         residuals = target - np.asarray(forest.oob_prediction_, dtype=np.float64)
         self.forest_ = forest
         self.residuals_ = np.sort(residuals[np.isfinite(residuals)])
         return self
 
-    def _quantiles(self, X: pd.DataFrame, levels: tuple[float, ...]) -> np.ndarray:
-        design = X.to_numpy(dtype=np.float64)[:, self.used_columns_]
-        point = np.asarray(self.forest_.predict(design), dtype=np.float64)
+    def _quantiles(self, X: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+        point = np.asarray(self.forest_.predict(X[:, self.used_columns_]), dtype=np.float64)
         return _add_residual_quantiles(point, self.residuals_, levels)
 
 
@@ -285,11 +346,12 @@ class QuantileGBMForecaster(Forecaster):
     """Histogram gradient boosting with the pinball loss, one model per quantile.
 
     The model works relative to the recent level ``L = mean_1h + c`` (the mean of the
-    last hour, plus a floor ``c``): every feature in the series' unit is divided by
-    ``L`` and the target is ``log((y + c) / L)``. Quantiles survive both monotone maps,
-    so each model's output maps back to a quantile of ``y``. Working in ratios lets
-    trees, which cannot extrapolate, follow a level never seen in training (e.g. the
-    World Cup's growth), and shares the daily shape across levels.
+    last hour, plus a floor ``c``): every feature in the series' unit (all but the
+    calendar columns) is divided by ``L`` and the target is ``log((y + c) / L)``.
+    Quantiles survive both monotone maps, so each model's output maps back to a quantile
+    of ``y``. Working in ratios lets trees, which cannot extrapolate, follow a level
+    never seen in training (e.g. the World Cup's growth), and shares the daily shape
+    across levels.
 
     Levels other than 0.5 are calibrated (conformalised quantile regression): their
     boosters are first fitted on the first ``1 - calibration_fraction`` of the rows,
@@ -317,6 +379,10 @@ class QuantileGBMForecaster(Forecaster):
         OpenMP threads while fitting and predicting (``None``: the library default, all
         cores). One thread is the default: the data are small, and oversubscribed
         cores slow OpenMP down by an order of magnitude.
+    level_column
+        The column holding the recent level (series' unit; ``NaN`` counts as 0).
+    unscaled_columns
+        The columns not in the series' unit, left undivided (the calendar ones).
 
     Attributes
     ----------
@@ -324,10 +390,14 @@ class QuantileGBMForecaster(Forecaster):
         ``{level: fitted HistGradientBoostingRegressor}`` (on log-ratios).
     offsets_
         ``{level: calibration offset}`` added to that booster's log-ratio output.
+    n_iter_
+        ``int`` boosting iterations of each level's final booster, levels ascending.
     floor_
         ``c`` in the series' unit.
-    scaled_columns_
-        The columns divided by the level (all but the calendar ones).
+    level_index_
+        The position of ``level_column``.
+    scaled_mask_
+        ``bool`` mask of the columns divided by the level (all but ``unscaled_columns``).
     used_columns_
         ``bool`` mask of the columns with at least one value in training (e.g. the
         one-week lags are all ``NaN`` on a trace shorter than a week); the others are
@@ -351,6 +421,8 @@ class QuantileGBMForecaster(Forecaster):
         calibration_fraction: float = 0.2,
         random_state: int | None = 0,
         n_threads: int | None = 1,
+        level_column: Column = LEVEL_COLUMN,
+        unscaled_columns: tuple[Column, ...] = CALENDAR_COLUMNS,
     ) -> None:
         self.quantiles = quantiles
         self.max_iter = max_iter
@@ -362,15 +434,17 @@ class QuantileGBMForecaster(Forecaster):
         self.calibration_fraction = calibration_fraction
         self.random_state = random_state
         self.n_threads = n_threads
+        self.level_column = level_column
+        self.unscaled_columns = unscaled_columns
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> QuantileGBMForecaster:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> QuantileGBMForecaster:
         """Fit (and calibrate) one booster per level of ``quantiles``.
 
         Parameters
         ----------
         X
-            Feature frame with ``mean_1h`` (``NaN`` cells allowed elsewhere), rows in
-            time order.
+            Features with ``level_column`` and ``unscaled_columns`` (``NaN`` cells
+            allowed), rows in time order.
         y
             Targets ``y(t + H)`` (``>= 0``), series' unit.
 
@@ -384,33 +458,35 @@ class QuantileGBMForecaster(Forecaster):
             raise ValueError(f"level_floor(={self.level_floor}) must be >= 0")
         if not 0 <= self.calibration_fraction < 1:
             raise ValueError(f"calibration_fraction(={self.calibration_fraction}) not in [0, 1)")
-        frame = self._check_frame(X, reset=True)
-        target = _check_target(y, len(frame))
-        mean_target = float(np.mean(np.abs(target))) if target.size else 0.0
+        features, target = self._validate_fit(X, y)
+        self.level_index_ = self._column_index(self.level_column, "level_column")
+        self.scaled_mask_ = np.ones(self.n_features_in_, dtype=bool)
+        for column in self.unscaled_columns:
+            self.scaled_mask_[self._column_index(column, "unscaled_columns")] = False
+        mean_target = float(np.mean(np.abs(target)))
         self.floor_ = max(self.level_floor * mean_target, 1e-12)
-        self.scaled_columns_ = [c for c in frame.columns if c not in CALENDAR_COLUMNS]
-        self.used_columns_ = _columns_with_data(frame)
-        design, level = self._design(frame)
+        self.used_columns_ = _columns_with_data(features)
+        design, level = self._design(features)
         z = np.log((np.maximum(target, 0.0) + self.floor_) / level)
-        n_fit = len(frame) - int(self.calibration_fraction * len(frame))
+        n_rows = len(features)
+        n_fit = n_rows - int(self.calibration_fraction * n_rows)
         self.models_, self.offsets_ = {}, {}
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
             for q in levels:
                 self.offsets_[q] = 0.0
-                if q != 0.5 and n_fit < len(frame):
+                if q != 0.5 and n_fit < n_rows:
                     first = _zero_empty_columns(design[:n_fit])
                     held_out = self._booster(q).fit(first, z[:n_fit])
                     scores = z[n_fit:] - held_out.predict(design[n_fit:])
                     self.offsets_[q] = float(np.quantile(scores, q))
                 self.models_[q] = self._booster(q).fit(design, z)
+        self.n_iter_ = np.asarray([self.models_[q].n_iter_ for q in levels], dtype=np.int64)
         self.compiled_ = CompiledTrees.from_boosters([self.models_[q] for q in levels])
-        self.scaled_mask_ = np.isin(np.asarray(frame.columns, dtype=object), self.scaled_columns_)
-        self.level_index_ = int(list(frame.columns).index(LEVEL_COLUMN))
         return self
 
     def predict_quantiles_row(self, row: np.ndarray, quantiles: Quantiles) -> np.ndarray:
         """One row through the compiled trees (no pandas, no thread pool): the levels
-        must be exactly the fitted ones, ascending; other requests take the frame path."""
+        must be exactly the fitted ones, ascending; other requests take the general path."""
         check_is_fitted(self)
         levels = tuple(float(q) for q in quantiles)
         if levels != tuple(sorted(self.models_)):
@@ -440,19 +516,15 @@ class QuantileGBMForecaster(Forecaster):
             random_state=self.random_state,
         )
 
-    def _required_columns(self) -> tuple[str, ...]:
-        return (LEVEL_COLUMN,)
-
-    def _design(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _design(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The level-relative design matrix and the level ``L`` per row."""
-        level = np.nan_to_num(X[LEVEL_COLUMN].to_numpy(dtype=np.float64), nan=0.0)
+        level = np.nan_to_num(X[:, self.level_index_], nan=0.0)
         level = np.maximum(level, 0.0) + self.floor_
-        design = X.to_numpy(dtype=np.float64, copy=True)
-        scaled = np.isin(np.asarray(X.columns, dtype=object), self.scaled_columns_)
-        design[:, scaled] /= level[:, None]
+        design = X.copy()
+        design[:, self.scaled_mask_] /= level[:, None]
         return design[:, self.used_columns_], level
 
-    def _quantiles(self, X: pd.DataFrame, levels: tuple[float, ...]) -> np.ndarray:
+    def _quantiles(self, X: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
         unknown = [q for q in levels if q not in self.models_]
         if unknown:
             raise ValueError(
@@ -475,9 +547,9 @@ def _check_levels(quantiles: Quantiles) -> np.ndarray:
     return levels
 
 
-def _columns_with_data(X: pd.DataFrame) -> np.ndarray:
+def _columns_with_data(X: np.ndarray) -> np.ndarray:
     """``bool`` mask of the columns of ``X`` with at least one non-``NaN`` value."""
-    return np.asarray(X.notna().any(axis=0).to_numpy(), dtype=bool)
+    return np.asarray(~np.isnan(X).all(axis=0), dtype=bool)
 
 
 def _zero_empty_columns(design: np.ndarray) -> np.ndarray:
@@ -488,16 +560,6 @@ def _zero_empty_columns(design: np.ndarray) -> np.ndarray:
     out = design.copy()
     out[:, empty] = 0.0
     return out
-
-
-def _check_target(y: np.ndarray, n_rows: int) -> np.ndarray:
-    """``y`` as finite ``float64`` of length ``n_rows``."""
-    target = np.asarray(y, dtype=np.float64).reshape(-1)
-    if target.size != n_rows:
-        raise ValueError(f"y has {target.size} values but X has {n_rows} rows")
-    if not np.all(np.isfinite(target)):
-        raise ValueError("y must be finite")
-    return target
 
 
 def _add_residual_quantiles(

@@ -82,11 +82,6 @@ class WorkingSeries:
         """One day in working steps."""
         return DAY_S // self.step_s
 
-    @property
-    def period_week(self) -> int:
-        """One week in working steps."""
-        return WEEK_S // self.step_s
-
 
 def working_step_s(native_step_s: int, *, source: str | Path = "--trace") -> int:
     """The working step (seconds) for a native step (seconds).

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from opsbench_testing import registered_forecasters
+
 from agents.forecasting import (
     Forecaster,
     QuantileGBMForecaster,
@@ -24,9 +26,13 @@ from agents.forecasting import (
     to_working_series,
     working_step_s,
 )
-from agents.registry import FORECASTERS, make_forecaster
+from agents.forecasting.features import CALENDAR_COLUMNS, LEVEL_COLUMN
 from sim.errors import InputError
 from sim.traces import Trace
+
+
+BUILDERS = registered_forecasters()
+NAMES = sorted(BUILDERS)
 
 STEP_S = 300
 DAY = 86_400 // STEP_S
@@ -69,7 +75,7 @@ def training_data(n_steps: int = 5 * DAY, seed: int = 0) -> tuple[pd.DataFrame, 
 
 
 def fast(name: str) -> Forecaster:
-    return make_forecaster(name, **FAST_PARAMS.get(name, {}))
+    return BUILDERS[name](**FAST_PARAMS.get(name, {}))
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +86,9 @@ def data() -> tuple[pd.DataFrame, np.ndarray]:
 # --------------------------------------------------------------------------- contract
 
 
-@pytest.mark.parametrize("name", sorted(FORECASTERS))
+@pytest.mark.parametrize("name", NAMES)
 def test_params_round_trip_and_clone(name: str) -> None:
-    model = make_forecaster(name)
+    model = BUILDERS[name]()
     assert isinstance(model, Forecaster)
     params = model.get_params()
     assert params
@@ -97,7 +103,7 @@ def test_params_round_trip_and_clone(name: str) -> None:
     assert model.get_params() == {**params, **changed}
 
 
-@pytest.mark.parametrize("name", sorted(FORECASTERS))
+@pytest.mark.parametrize("name", NAMES)
 def test_fitted_attributes_only_after_fit(name: str, data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = data
     model = fast(name)
@@ -119,13 +125,80 @@ def test_fitted_attributes_only_after_fit(name: str, data: tuple[pd.DataFrame, n
 def test_predict_rejects_other_columns(data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = data
     model = fast("gbm-quantile").fit(X, y)
-    with pytest.raises(ValueError, match="columns"):
+    with pytest.raises(ValueError, match="lag_0"):
         model.predict(X.drop(columns=["lag_0"]))
-    with pytest.raises(ValueError, match="DataFrame"):
-        model.predict(X.to_numpy())
+    with pytest.raises(ValueError, match="same order"):
+        model.predict(X[list(reversed(X.columns))])
+    no_names = pytest.warns(UserWarning, match="does not have valid feature names")
+    with no_names, pytest.raises(ValueError, match="22 features, but QuantileGBMForecaster is"):
+        model.predict(X.iloc[:, 1:].to_numpy())
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        as_array = model.predict(X.to_numpy())  # the frame's values, with a warning
+    np.testing.assert_array_equal(as_array, model.predict(X))
 
 
-@pytest.mark.parametrize("name", sorted(FORECASTERS))
+@pytest.mark.parametrize("name", NAMES)
+def test_infinite_features_or_targets_are_refused(
+    name: str, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    """NaN feature cells are allowed (history before the start); infinities are not."""
+    X, y = data
+    bad = X.copy()
+    bad.iloc[3, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        fast(name).fit(bad, y)
+    model = fast(name).fit(X, y)
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match="y contains NaN"):
+        fast(name).fit(X, np.where(np.arange(y.size) == 5, np.nan, y))
+
+
+def test_columns_by_name_need_a_frame(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    for model in (fast("gbm-quantile"), SeasonalNaiveForecaster()):
+        with pytest.raises(ValueError, match="must be a DataFrame with string column names"):
+            model.fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match="lacks the column 'mean_1h'"):
+        fast("gbm-quantile").fit(X.drop(columns=[LEVEL_COLUMN]), y)
+    with pytest.raises(ValueError, match="position 99 is not a column of X, which has 23"):
+        SeasonalNaiveForecaster(columns=(99,)).fit(X, y)
+
+
+def test_columns_by_position_read_arrays_as_by_name_read_frames() -> None:
+    """The same model, its roles given by position, on the frame's values: same forecasts.
+
+    Nine days, so the one-week columns hold values in the last two days only.
+    """
+    X, y = training_data(n_steps=9 * DAY)
+    X_new, _ = training_data(n_steps=9 * DAY, seed=1)
+    at = {name: i for i, name in enumerate(X.columns)}
+    pairs = [
+        (
+            fast("gbm-quantile"),
+            fast("gbm-quantile").set_params(
+                level_column=at[LEVEL_COLUMN],
+                unscaled_columns=tuple(at[c] for c in CALENDAR_COLUMNS),
+            ),
+        ),
+        (
+            SeasonalNaiveForecaster(season="1w"),
+            SeasonalNaiveForecaster(season="1w", columns=(at["target_1w"], at["target_1d"])),
+        ),
+    ]
+    for by_name, by_position in pairs:
+        expected = by_name.fit(X, y).predict_quantiles(X_new)
+        got = by_position.fit(X.to_numpy(), y).predict_quantiles(X_new.to_numpy())
+        assert not hasattr(by_position, "feature_names_in_")
+        np.testing.assert_array_equal(got, expected)
+        for row in X_new.to_numpy()[-5:]:
+            np.testing.assert_array_equal(
+                by_position.predict_quantiles_row(row, (0.5, 0.9)),
+                by_name.predict_quantiles_row(row, (0.5, 0.9)),
+            )
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_same_data_same_predictions(name: str, data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = data
     first = fast(name).fit(X, y).predict_quantiles(X, quantiles=(0.5, 0.9))
@@ -136,7 +209,7 @@ def test_same_data_same_predictions(name: str, data: tuple[pd.DataFrame, np.ndar
 # --------------------------------------------------------------------------- quantiles
 
 
-@pytest.mark.parametrize("name", sorted(FORECASTERS))
+@pytest.mark.parametrize("name", NAMES)
 def test_p90_at_least_p50(name: str, data: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = data
     X_new, _ = training_data(seed=1)
@@ -254,7 +327,7 @@ def test_seasonal_naive_is_exact_on_a_periodic_series() -> None:
     np.testing.assert_allclose(result.p50, result.y_true)
     assert result.mase == pytest.approx(0.0, abs=1e-12)
     daily = run_backtest(
-        series_of(np.tile(day, 8)), make_forecaster("seasonal-naive-1d"), horizon_steps=H
+        series_of(np.tile(day, 8)), BUILDERS["seasonal-naive-1d"](), horizon_steps=H
     )
     np.testing.assert_allclose(daily.p50, daily.y_true)
 
