@@ -329,11 +329,13 @@ def load_windows(path: Path) -> dict[str, list[tuple[datetime, datetime]]]:
     """``combined_windows.json``: corpus key → list of inclusive (start, end) timestamps."""
     if not path.is_file():
         raise InputError(path, "", "windows file not found", allowed="an existing JSON file")
+    allowed = 'an object {"category/file.csv": [["start", "end"], ...]}'
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(path, "", f"cannot read windows JSON: {exc}") from exc
-    allowed = 'an object {"category/file.csv": [["start", "end"], ...]}'
+    except RecursionError:  # the JSON parser recurses per nesting level
+        raise InputError(path, "", "JSON nested too deeply to read", allowed=allowed) from None
     if not isinstance(raw, dict):
         raise InputError(path, "", "top level is not an object", allowed=allowed)
     out: dict[str, list[tuple[datetime, datetime]]] = {}

@@ -13,7 +13,9 @@ Trace files
     lie on a regular grid ``first + k * step``; the step (seconds) is the median of the
     differences between consecutive rows, so whole missing buckets are allowed.
     ``value`` is a finite number >= 0 in any unit. An *empty* cell is a gap (no data,
-    not zero load); the text ``NaN`` or ``inf`` is an error. Any problem raises
+    not zero load); the text ``NaN`` or ``inf`` is an error. A trace spans at most
+    :data:`MAX_TRACE_POINTS` steps and as many minutes (about 8 years), since the grid and
+    the replay's history are held in memory. Any problem raises
     :class:`~sim.errors.InputError` naming the file and the 1-based line (the header
     is line 1); when several lines are bad, the first one is reported.
 
@@ -72,6 +74,8 @@ _NUMBER_PATTERN = r"^\+?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _TS_ALLOWED = "an ISO 8601 date-time without a zone, e.g. 2019-05-01T00:00:00"
 _VALUE_ALLOWED = "a finite number >= 0, or an empty cell to mark a gap"
 _PREVIEW_CHARS = 60
+MAX_TRACE_POINTS = 1 << 22
+"""Grid steps (and minutes) a trace may span: 4,194,304 (32 MiB per float64 array)."""
 _AR_BLOCK = 256  # 0.98**-256 ~ 176: the block-wise AR(1) stays well conditioned
 
 
@@ -174,6 +178,7 @@ def load_trace(path: Path) -> Trace:
     bad = _first_bad_row(parsed, step)
     if bad is not None:
         raise _row_error(path, parsed, *bad, step=step)
+    _check_span(path, parsed.stamps, step)
     if parsed.empty.all():
         raise InputError(path, "value", "every value cell is empty", "at least one value")
     stamps, values = parsed.stamps, parsed.values
@@ -341,6 +346,25 @@ def _row_error(path: Path, rows: _Rows, row: int, check: int, *, step: int) -> I
     text = _preview(rows.value_text[row].as_py())
     problem = f"value {text} is not a finite number >= 0"
     return InputError(path, field, problem, _VALUE_ALLOWED)
+
+
+def _check_span(path: Path, stamps: np.ndarray, step: int) -> None:
+    """Raise unless the trace spans at most :data:`MAX_TRACE_POINTS` steps and minutes
+    (a far-away timestamp would otherwise make a grid of billions of buckets)."""
+    limit_s = MAX_TRACE_POINTS * min(step, MINUTE_S)
+    offsets = (stamps - stamps[0]).astype(np.int64)
+    if offsets[-1] < limit_s:
+        return
+    row = int(np.argmax(offsets >= limit_s))
+    problem = (
+        f"timestamp {stamps[row]} is {offsets[row] / DAY_S:,.0f} days after the first "
+        f"timestamp {stamps[0]}"
+    )
+    allowed = (
+        f"a trace spanning less than {MAX_TRACE_POINTS:,} steps and minutes "
+        f"({limit_s / DAY_S:,.0f} days at its {step} s step)"
+    )
+    raise InputError(path, f"line {row + 2}", problem, allowed)
 
 
 def _fields_problem(line: str, n_fields: int) -> str:
@@ -516,11 +540,27 @@ def trace_rps_per_minute(
         )
     return WorkloadSeries(
         start=np.datetime64(start_s, "s").astype(datetime),
-        offered_rps=rate / reference * target,
+        offered_rps=_scaled(trace.path, rate, reference, target, f"the window {window}"),
         filled_minutes=int(minute_filled.sum()),
         source=str(trace.path),
-        history_rps=history / reference * target,
+        history_rps=_scaled(trace.path, history, reference, target, "the history before it"),
         history_filled=np.asarray(history_filled, dtype=bool),
+    )
+
+
+def _scaled(path: Path, rate: np.ndarray, reference: float, target: float, what: str) -> np.ndarray:
+    """``rate / reference * target`` (requests/s), refused if float64 cannot hold it: values
+    spanning hundreds of orders of magnitude (say 1e-310 in the window, 1 before it)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        scaled = rate / reference * target
+    if np.isfinite(scaled).all():
+        return scaled
+    raise InputError(
+        path,
+        "value",
+        f"scaled so the window's reference load {reference:g} becomes {target:g} requests/s, "
+        f"{what} overflows (largest value {np.nanmax(rate):g})",
+        "values within about 1e300 of each other",
     )
 
 
@@ -613,9 +653,17 @@ def _scale(
     if workload.peak_rps is not None:
         key, target, reference = "peak_rps", workload.peak_rps, float(rate.max())
     elif workload.mean_rps is not None:
-        key, target, reference = "mean_rps", workload.mean_rps, float(rate.mean())
+        with np.errstate(over="ignore"):
+            key, target, reference = "mean_rps", workload.mean_rps, float(rate.mean())
     else:
         raise ValueError("TraceWorkload needs exactly one of peak_rps or mean_rps")
+    if not math.isfinite(reference):
+        raise InputError(
+            path,
+            "value",
+            f"the {key} reference load of the replayed window {window} overflows",
+            "values whose sum over the window fits a float64 (about 1e308)",
+        )
     if not reference > 0:
         raise InputError(
             path,

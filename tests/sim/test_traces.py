@@ -419,6 +419,27 @@ def test_mean_normalisation() -> None:
     assert series.source == str(NASA)
 
 
+@pytest.mark.parametrize(
+    ("values", "workload"),
+    [
+        # history 1, window 1e-310: scaled to peak_rps the history overflows
+        ([1.0] * 120 + [1e-310] * 120, peak_workload(6000.0)),
+        # the window's mean overflows: scaled by it, every minute would be 0 requests/s
+        ([1.0] * 120 + [1.7e308] * 120, TraceWorkload(kind="trace", path="m.csv", mean_rps=9.0)),
+    ],
+    ids=["history", "window-mean"],
+)
+def test_values_float64_cannot_scale_are_an_input_error(
+    values: list[float], workload: TraceWorkload
+) -> None:
+    with np.errstate(all="raise"), pytest.raises(InputError) as excinfo:
+        trace_rps_per_minute(
+            make_trace(np.array(values)), workload, duration_s=3600, start=datetime(2024, 1, 1, 2)
+        )
+    assert_one_line_error(excinfo, Path("memory.csv"), "value")
+    assert "overflows" in str(excinfo.value)
+
+
 def test_start_outside_the_trace_is_an_input_error() -> None:
     trace = make_trace(random_values(DAY_MIN))
     for start in (datetime(2023, 12, 31, 23, 59), datetime(2024, 1, 2)):

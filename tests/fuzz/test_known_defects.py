@@ -1,0 +1,231 @@
+"""Minimal reproducers of the defects the fuzz found in files other engineers are changing
+(see ``known_defects.py``). Each is ``xfail(strict=True)``: it fails now and must pass once
+its defect is fixed; then remove the marker and the entry in ``known_defects.py``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fuzz.mutations import DEEP_TEXT
+from fuzz.seeds import Seeds
+from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
+
+DEEP = DEEP_TEXT.encode()
+
+
+def defect(raises: type[BaseException] | tuple[type[BaseException], ...] | None, reason: str
+           ) -> pytest.MarkDecorator:  # fmt: skip
+    """``xfail(strict=True)``: the test fails (with ``raises``, if given) until the defect is
+    fixed."""
+    return pytest.mark.xfail(strict=True, raises=raises, reason=reason)
+
+
+def refused(capsys: pytest.CaptureFixture[str], args: list[str], *needles: str) -> None:
+    """One line on stderr, exit 2 (a traceback fails the test with the exception)."""
+    code, stdout, stderr = run_main(capsys, args)
+    assert_one_line_error(code, stdout, stderr, *needles)
+
+
+EVENTS_DEEP = defect(
+    RecursionError,
+    "bench/cli/security.py read_events: json.loads of a deeply nested line raises "
+    "RecursionError (traceback) instead of counting the line as malformed",
+)
+LABELS_NOT_UTF8 = defect(
+    UnicodeDecodeError,
+    "bench/cli/security.py read_labels: a labels CSV that is not UTF-8 raises "
+    "UnicodeDecodeError (traceback); only opening the file is guarded",
+)
+SECURITY_CASES = [
+    pytest.param(DEEP + b"\n", None, "events.jsonl", marks=EVENTS_DEEP, id="events-deep"),
+    pytest.param(
+        None,
+        b"eventID,label\n\xff,normal\n",
+        "labels.csv",
+        marks=LABELS_NOT_UTF8,
+        id="labels-not-utf8",
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "labels", "culprit"), SECURITY_CASES)
+@pytest.mark.usefixtures("scored_by_small_model")
+def test_security_score_input(
+    capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path,
+    events: bytes | None, labels: bytes | None, culprit: str,
+) -> None:  # fmt: skip
+    """The events file or the labels file is malformed (the other is the seed)."""
+    (tmp_path / "events.jsonl").write_bytes(events or seeds.events.read_bytes())
+    (tmp_path / "labels.csv").write_bytes(labels or seeds.event_labels.read_bytes())
+    out = tmp_path / "scores.csv"
+    args = ["security", "score", "--events", str(tmp_path / "events.jsonl"), "--labels",
+            str(tmp_path / "labels.csv"), "--out", str(out)]  # fmt: skip
+    refused(capsys, args, culprit)
+    assert not out.exists()
+
+
+@defect(
+    RecursionError,
+    "sim/market.py _read_trace: json.loads of a deeply nested availability trace raises "
+    "RecursionError (traceback); only JSONDecodeError, OSError and UnicodeDecodeError are caught",
+)
+def test_availability_nested_too_deeply(
+    capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path
+) -> None:
+    trace = tmp_path / "availability.json"
+    trace.write_bytes(DEEP)
+    out = tmp_path / "out"
+    args = ["replay", str(seeds.scenario), "--spot-availability", str(trace), "--days", "0.01",
+            "--out", str(out)]  # fmt: skip
+    refused(capsys, args, str(trace))
+    assert_nothing_written(out)
+
+
+def _scaling_model(seeds: Seeds, workdir: Path) -> Path:
+    """A copy of the seed's trained scaling model where the replay looks for it."""
+    (trained,) = seeds.scaling_models.iterdir()
+    return Path(
+        shutil.copytree(trained, workdir / ".opsbench" / "models" / "scaling" / trained.name)
+    )
+
+
+@defect(
+    (UnicodeDecodeError, RecursionError),
+    "agents/artifacts.py read_metadata: a metadata.json that is not UTF-8 raises "
+    "UnicodeDecodeError, and a deeply nested one RecursionError (traceback); only "
+    "JSONDecodeError and ValidationError are caught (scaling and cost models alike)",
+)
+@pytest.mark.parametrize("metadata", [b"\xff", DEEP], ids=["not-utf8", "deep-nesting"])
+def test_model_metadata_unreadable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeds: Seeds,
+    tmp_path: Path, metadata: bytes,
+) -> None:  # fmt: skip
+    folder = _scaling_model(seeds, tmp_path)
+    (folder / "metadata.json").write_bytes(metadata)
+    monkeypatch.chdir(tmp_path)
+    refused(capsys, ["replay", str(seeds.predictive_scenario), "--json"], "metadata.json")
+
+
+@defect(
+    None,
+    "agents/cost/model.py find_model: a model folder for the scenario that exists but "
+    "lacks metadata.json is ignored and the shipped model is used instead, silently (exit 0)",
+)
+def test_cost_model_folder_without_metadata(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeds: Seeds,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    folder = tmp_path / ".opsbench" / "models" / "cost" / "fuzz-seed"
+    folder.mkdir(parents=True)
+    shutil.copy(seeds.cost_model / "model.zip", folder / "model.zip")
+    monkeypatch.chdir(tmp_path)
+    args = ["replay", str(seeds.scenario), "--policy", "cost-rl", "--days", "0.01", "--json"]
+    refused(capsys, args, "metadata.json")
+
+
+def _broken_run(seeds: Seeds, workdir: Path, name: str, data: bytes | None) -> Path:
+    """A copy of the seed replay folder with ``name`` replaced by ``data`` (None: removed)."""
+    run = Path(shutil.copytree(seeds.run, workdir / "run"))
+    (run / name).unlink()
+    if data is not None:
+        (run / name).write_bytes(data)
+    return run
+
+
+def _wrong_schema(seeds: Seeds) -> bytes:
+    """metrics.parquet, well-formed, its first column turned to text."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(seeds.run / "metrics.parquet")
+    table = table.set_column(0, table.field(0).name, table.column(0).cast(pa.string()))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+UNREADABLE = defect(
+    None,
+    "features/offline.py build_from_run_dir: a truncated or ill-typed Parquet stream, or "
+    "a deeply nested summary.json, raises from pyarrow / json (traceback) instead of an "
+    "InputError naming the file (and, refused, must leave no store behind)",
+)
+STORE_LEFT = defect(
+    None,
+    "bench/cli/features.py features_build opens (creates) the store before "
+    "features/offline.py build_from_run_dir finds a stream file missing: refused, but the "
+    "store file and its folder are left behind",
+)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param("truncated", marks=UNREADABLE),
+        pytest.param("wrong-schema", marks=UNREADABLE),
+        pytest.param("summary-deep-nesting", marks=UNREADABLE),
+        pytest.param("missing-stream", marks=STORE_LEFT),
+    ],
+)
+def test_features_build_refuses_broken_replay_folder(
+    capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path, case: str
+) -> None:
+    metrics = (seeds.run / "metrics.parquet").read_bytes()
+    name, data = {
+        "truncated": ("metrics.parquet", metrics[: len(metrics) // 2]),
+        "wrong-schema": ("metrics.parquet", _wrong_schema(seeds)),
+        "summary-deep-nesting": ("summary.json", DEEP),
+        "missing-stream": ("events.parquet", None),
+    }[case]
+    run = _broken_run(seeds, tmp_path, name, data)
+    store = tmp_path / "store" / "store.duckdb"
+    refused(capsys, ["features", "build", str(run), "--store", str(store)], name)
+    assert not store.parent.exists()
+
+
+@defect(
+    OverflowError,
+    "features/offline.py write_training_set: a label column holding an integer beyond "
+    "int64 (pandas keeps it as a Python int) makes to_parquet raise OverflowError (traceback)",
+)
+def test_training_label_beyond_int64(
+    capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path
+) -> None:
+    rows = seeds.training_labels.read_text().splitlines()
+    rows[1] = rows[1].rsplit(",", 1)[0] + ",123456789012345678901234567890"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    store = Path(shutil.copy(seeds.store, tmp_path / "store.duckdb"))
+    out = tmp_path / "set.parquet"
+    args = ["features", "training-set", "--view", "infrastructure_metrics", "--labels",
+            str(labels), "--out", str(out), "--store", str(store)]  # fmt: skip
+    code, stdout, stderr = run_main(capsys, args)
+    if code != 0:  # kept as a label (e.g. as text), or refused naming the file
+        assert_one_line_error(code, stdout, stderr, str(labels))
+        assert not out.exists()
+
+
+@defect(
+    AssertionError,
+    "agents/anomaly/gaussian.py WindowedGaussian: a finite value beyond about 1e154 "
+    "overflows the running sum of squares, the scores turn NaN, and bench/nab_run.py stops "
+    "with AssertionError 'scores outside [0, 1]' (traceback)",
+)
+def test_windowed_gaussian_huge_value(
+    capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path
+) -> None:
+    data = Path(shutil.copytree(seeds.nab_data, tmp_path / "data"))
+    csv_file = sorted(data.rglob("*.csv"))[0]
+    lines = csv_file.read_text().splitlines()
+    lines[50] = lines[50].split(",")[0] + ",1e200"
+    csv_file.write_text("\n".join(lines) + "\n")
+    args = ["anomaly", "nab", "--data", str(data), "--windows", str(seeds.nab_windows),
+            "--out", str(tmp_path / "out"), "--detector", "windowed-gaussian"]  # fmt: skip
+    code, stdout, stderr = run_main(capsys, args)
+    if code != 0:
+        assert_one_line_error(code, stdout, stderr, str(csv_file))
