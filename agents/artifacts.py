@@ -81,10 +81,14 @@ def read_metadata(meta_path: Path, model: type[M], retrain: str, *, shown: Path 
     default ``meta_path``) otherwise."""
     name = meta_path if shown is None else shown
     try:
-        return model.model_validate(json.loads(meta_path.read_text()))
+        return model.model_validate(json.loads(meta_path.read_text(encoding="utf-8")))
     except json.JSONDecodeError as exc:
         problem = f"not JSON ({exc.msg}, line {exc.lineno})"
         raise InputError(name, "", problem, retrain) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(name, "", f"not UTF-8 text (byte {exc.start})", retrain) from None
+    except RecursionError:
+        raise InputError(name, "", "JSON nested too deeply", retrain) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"

@@ -10,13 +10,13 @@ The model trains in a few seconds, so it is rebuilt at each use (nothing cached)
 from __future__ import annotations
 
 import csv
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from agents.security.sessions import NextKeyModel, parse_sessions
 from bench.security_data import SECURITY_DATA
+from sim.atomic import writing_file
 from sim.errors import InputError
 
 HDFS_DIR = SECURITY_DATA / "logs" / "hdfs_sessions"
@@ -66,6 +66,8 @@ def score_sessions_file(
     path: Path, *, out: Path | None = None, label: str | None = None
 ) -> dict[str, Any]:
     """Flag the sessions of ``path``; with ``label``, detection figures for the file."""
+    if out is not None and out.is_dir():
+        raise InputError(out, "--out", "is a folder", "a CSV file path")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -84,14 +86,11 @@ def score_sessions_file(
     surprises = model.decision_function(sessions)
     flagged = surprises > 0
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-        with tmp.open("w", newline="") as fh:
+        with writing_file(out) as tmp, tmp.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["session", "surprising_keys", "is_anomalous"])
             for i, (s, f) in enumerate(zip(surprises, flagged, strict=True)):
                 w.writerow([i, int(s), bool(f)])
-        os.replace(tmp, out)
     result: dict[str, Any] = {
         "sessions": len(sessions),
         "anomalous": int(flagged.sum()),

@@ -41,7 +41,9 @@ def run_id_from_summary(summary: dict[str, Any]) -> str:
     if it has one, else (older summaries) :func:`run_id_of` plus the first 12 hex digits
     of its ``telemetry_sha256``."""
     if "run_id" in summary:
-        return str(summary["run_id"])
+        if not isinstance(summary["run_id"], str):
+            raise TypeError(f"run_id is {type(summary['run_id']).__name__}, not a string")
+        return summary["run_id"]
     return f"{run_id_of(summary)}-{str(summary['telemetry_sha256'])[:12]}"
 
 
@@ -78,6 +80,8 @@ def read_run_dir(run_dir: Path) -> RunTelemetry:
         telemetry_sha256 = summary["telemetry_sha256"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise InputError(summary_path, "", f"unreadable summary: {exc!r}") from None
+    except RecursionError:
+        raise InputError(summary_path, "", "JSON nested too deeply", "a replay's summary") from None
     if not isinstance(telemetry_sha256, str) or not _SHA256.match(telemetry_sha256):
         raise InputError(
             summary_path, "telemetry_sha256", f"{telemetry_sha256!r}", "64 lowercase hex digits"
@@ -195,6 +199,12 @@ def build_store(run_dir: Path, store_path: Path) -> tuple[str, dict[str, int]]:
         return run.run_id, ingest_run(run, store)
 
 
+LABEL_TIME_MIN = pd.Timestamp("1900-01-01")
+LABEL_TIME_MAX = pd.Timestamp("2200-01-01")
+"""Label times outside this range are refused (telemetry is replayed on trace clocks from
+1995 on; Python's datetime cannot hold the negative years ISO 8601 allows)."""
+
+
 def read_labels(path: Path, entity: tuple[str, ...], view: str) -> pd.DataFrame:
     """A labels CSV: the view's entity columns, ``timestamp``, then label columns."""
     try:
@@ -218,6 +228,25 @@ def read_labels(path: Path, entity: tuple[str, ...], view: str) -> pd.DataFrame:
         raise InputError(path, "timestamp", f"not ISO 8601 timestamps: {exc}") from None
     if labels["timestamp"].dt.tz is not None:
         labels["timestamp"] = labels["timestamp"].dt.tz_convert(None)
+    stamps = labels["timestamp"]
+    if stamps.isna().any():
+        line = int(stamps.isna().to_numpy().argmax()) + 2
+        raise InputError(path, f"line {line}", "timestamp is empty", "ISO 8601 timestamps")
+    outside = (stamps < LABEL_TIME_MIN) | (stamps > LABEL_TIME_MAX)
+    if outside.any():
+        line = int(outside.to_numpy().argmax()) + 2
+        raise InputError(
+            path,
+            f"line {line}",
+            f"timestamp {stamps.iloc[line - 2]} is out of range",
+            f"timestamps from {LABEL_TIME_MIN.date()} to {LABEL_TIME_MAX.date()}",
+        )
+    for column in labels.columns:
+        try:  # e.g. an integer beyond 64 bits, which pandas keeps as a Python int
+            pa.array(labels[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            problem = f"values Parquet cannot hold: {str(exc).splitlines()[0]}"
+            raise InputError(path, f"column {column}", problem, "64-bit numbers or text") from None
     return labels
 
 
@@ -241,7 +270,7 @@ def check_output_file(out: Path) -> None:
 
 
 def write_training_set(
-    store: FeatureStore, view: str, labels_path: Path, out: Path
+    store: FeatureStore, view: str, labels: Path | pd.DataFrame, out: Path
 ) -> pd.DataFrame:
     """Point-in-time correct features of ``view`` for every label row, written to ``out``.
 
@@ -255,7 +284,8 @@ def write_training_set(
     if view not in store.views:
         raise InputError("--view", "", f"unknown view {view!r}", ", ".join(store.views))
     spec = store.views[view]
-    labels = read_labels(labels_path, spec.entity, view)
+    if isinstance(labels, Path):
+        labels = read_labels(labels, spec.entity, view)
     refs = [f"{view}:{name}" for name in spec.feature_names]
     table = store.get_historical_features(labels, refs)
     created = [p for p in reversed(out.parents) if not p.exists()]

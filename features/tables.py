@@ -131,7 +131,15 @@ def create_view_tables(db: StoreDatabase, plan: ViewPlan, *, rebuild: bool = Fal
         view=plan.name,
         rebuild=rebuild,
     )
-    columns = ", ".join(quote(c) for c in plan.declared_columns())
+    declared = list(plan.declared_columns())
+    shown = db.conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "AND table_schema = current_schema() ORDER BY ordinal_position",
+        [plan.name],
+    ).fetchall()
+    if [name for (name,) in shown] == declared and not rebuild:
+        return  # already there: opening a store writes nothing
+    columns = ", ".join(quote(c) for c in declared)
     sql = f"CREATE OR REPLACE VIEW {quote(plan.name)} AS SELECT {columns} FROM {plan.fv}"
     try:
         db.conn.execute(sql)

@@ -724,6 +724,8 @@ def _read_trace(path: Path) -> tuple[float, np.ndarray]:
         raise InputError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, "", f"cannot read availability trace: {exc}") from None
+    except RecursionError:
+        raise InputError(path, "", "JSON nested too deeply", "a trace JSON object") from None
     if not isinstance(doc, dict):
         raise InputError(
             path,

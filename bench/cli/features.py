@@ -86,7 +86,7 @@ def features_list(as_json: bool) -> None:
 @store_option
 def features_training_set(view: str, labels: Path, out: Path, store: Path) -> None:
     """Point-in-time correct features of the --view for every row of the --labels CSV."""
-    from features.offline import write_training_set
+    from features.offline import check_output_file, read_labels, write_training_set
     from features.store import FeatureStore
     from features.views import VIEWS
 
@@ -94,7 +94,9 @@ def features_training_set(view: str, labels: Path, out: Path, store: Path) -> No
         raise InputError("--view", "", f"unknown view {view!r}", ", ".join(VIEWS))
     if not store.is_file():
         raise InputError(store, "--store", "no feature store here", "features build RUN_DIR first")
+    check_output_file(out)
+    rows = read_labels(labels, VIEWS[view].entity, view)  # all input checked before the store
     with FeatureStore(store, views=VIEWS) as fs:
-        table = write_training_set(fs, view, labels, out)
+        table = write_training_set(fs, view, rows, out)
     found = int(table.filter(like=f"{view}__").notna().any(axis=1).sum())
     stdout.print(f"{len(table):,} label rows, {found:,} with features, written to {out}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from scenarios import data_path
 from bench.cli.common import command_group
+from sim.atomic import writing_file
 from sim.errors import InputError
 
 stdout = Console()
@@ -74,7 +74,7 @@ def read_events(path: Path) -> ReadResult:
     if stripped.startswith("{") and '"Records"' in stripped[:10_000]:
         try:
             whole = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             whole = None
     if isinstance(whole, dict) and isinstance(whole.get("Records"), list):
         for i, rec in enumerate(whole["Records"]):
@@ -92,6 +92,9 @@ def read_events(path: Path) -> ReadResult:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 malformed.append((number, f"line {number}: invalid JSON ({exc.msg})"))
+                continue
+            except RecursionError:
+                malformed.append((number, f"line {number}: JSON nested too deeply"))
                 continue
             problem = _check_record(rec)
             if problem:
@@ -116,25 +119,32 @@ def read_labels(path: Path) -> dict[str, str]:
     except OSError as exc:
         raise InputError(path, "--labels", f"cannot read: {exc.strerror or exc}", "a CSV") from None
     with fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        if "eventID" not in cols or "label" not in cols:
-            raise InputError(path, "header", f"columns {cols}", "columns eventID,label")
-        out: dict[str, str] = {}
-        for number, row in enumerate(reader, start=2):
-            label = (row.get("label") or "").strip()
-            if label not in LABELS:
-                raise InputError(path, f"line {number}", f"label {label!r}", ", ".join(LABELS))
-            out[(row.get("eventID") or "").strip()] = label
+        try:
+            return _label_rows(path, csv.DictReader(fh))
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                path, "--labels", f"not UTF-8 text (byte {exc.start})", "a UTF-8 CSV"
+            ) from None
+
+
+def _label_rows(path: Path, reader: csv.DictReader[str]) -> dict[str, str]:
+    """``eventID -> label`` of every row of ``reader`` (the labels file ``path``)."""
+    cols = reader.fieldnames or []
+    if "eventID" not in cols or "label" not in cols:
+        raise InputError(path, "header", f"columns {cols}", "columns eventID,label")
+    out: dict[str, str] = {}
+    for number, row in enumerate(reader, start=2):
+        label = (row.get("label") or "").strip()
+        if label not in LABELS:
+            raise InputError(path, f"line {number}", f"label {label!r}", ", ".join(LABELS))
+        out[(row.get("eventID") or "").strip()] = label
     return out
 
 
 def _write_csv(out: Path, frame: Any) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     cols = ["eventID", "risk_score", "threat_category", "is_alert", "reasons"]
-    frame[cols].to_csv(tmp, index=False, float_format="%.6f")
-    os.replace(tmp, out)
+    with writing_file(out) as tmp:
+        frame[cols].to_csv(tmp, index=False, float_format="%.6f")
 
 
 def score_events(

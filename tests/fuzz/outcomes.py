@@ -18,7 +18,6 @@ import os
 import signal
 import tempfile
 import time
-import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +34,6 @@ from fuzz.mutations import FileMutation, copy_folder
 from opsbench_testing import assert_one_line_error, run_main
 
 REPO = Path(__file__).resolve().parents[2]
-KNOWN_DEFECT_EXIT = -1
 HANG_S = 60
 """A single command that runs longer than this on a tiny input counts as a hang."""
 
@@ -93,58 +91,19 @@ class Result:
     """RuntimeWarnings (overflow, invalid value) raised in project code: silent garbage."""
 
 
-@dataclass(frozen=True, slots=True)
-class KnownDefect:
-    """A defect already reported in a file another engineer is changing: the fuzz counts it
-    instead of failing, and an ``xfail(strict=True)`` reproducer in ``test_known_defects.py``
-    fails until it is fixed. Remove the entry together with the xfail marker.
-
-    One of: a crash (``exception`` raised with ``module``, e.g. ``bench/cli/security.py``,
-    the last project file on the stack); a refusal that still wrote ``leftover`` (a path
-    relative to the working folder); a success that ``accepted_wrongly`` recognises.
-    """
-
-    name: str
-    exception: type[BaseException] | None = None
-    module: str = ""
-    leftover: str = ""
-    accepted_wrongly: Callable[[Result], bool] | None = None
-
-    def crashed(self, exc: BaseException) -> bool:
-        if self.exception is None or not isinstance(exc, self.exception):
-            return False
-        frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
-        ours = [f for f in frames if f.startswith(str(REPO)) and "/tests/" not in f]
-        return bool(ours) and ours[-1].endswith(self.module)
-
-    def left_behind(self, changed: frozenset[str]) -> bool:
-        """Every change is ``leftover``, inside it, or a folder holding it."""
-        inside = (self.leftover, self.leftover + "/")
-        return bool(self.leftover and changed) and all(
-            p.startswith(inside) or self.leftover.startswith(p + "/") for p in changed
-        )
-
 
 def run_in(
     capsys: pytest.CaptureFixture[str],
     workdir: Path,
     args: Sequence[str],
-    known: Sequence[KnownDefect] = (),
 ) -> Result:
-    """``opsbench ARGS`` in-process with ``workdir`` as the current directory; a crash
-    that is one of the ``known`` defects comes back as exit code -1 and its name on stderr."""
+    """``opsbench ARGS`` in-process with ``workdir`` as the current directory (an
+    exception other than SystemExit fails the test: a traceback)."""
     before = snapshot(workdir)
     started = time.perf_counter()
     with contextlib.chdir(workdir), hang_guard(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        try:
-            code, out, err = run_main(capsys, list(args))
-        except Exception as exc:
-            defect = next((d for d in known if d.crashed(exc)), None)
-            if defect is None:
-                raise
-            capsys.readouterr()
-            code, out, err = KNOWN_DEFECT_EXIT, "", defect.name
+        code, out, err = run_main(capsys, list(args))
     seconds = time.perf_counter() - started
     after = snapshot(workdir)
     changed = frozenset(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
@@ -162,33 +121,23 @@ def check(
     outputs: Sequence[str] = (),
     complete: Callable[[Result], str | None] = lambda _r: None,
     warnings: bool = False,
-    known: Sequence[KnownDefect] = (),
 ) -> str:
     """Assert ``result`` is one of the acceptable outcomes; return ``"error"``, ``"valid"``
     or (``warnings``: the command reports tolerated problems as warning lines) ``"warned"``.
 
     ``outputs`` are the paths (relative to the working folder) a successful run may write;
     ``complete`` checks a successful run's output is whole, and may name its outcome (e.g.
-    ``"reported"``: accepted, but the command's summary counts rows it could not use);
-    ``known`` defects are counted (``"known defect: NAME"``), not failed.
+    ``"reported"``: accepted, but the command's summary counts rows it could not use).
     """
-    if result.code == KNOWN_DEFECT_EXIT:
-        return f"known defect: {result.stderr}"
     partial = sorted(p for p in result.changed if ".partial-" in p)
     assert partial == [], f"partial output left behind: {partial}"
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.numeric_warnings == (), result.numeric_warnings
     if result.code == 2:
         assert_one_line_error(result.code, result.stdout, result.stderr)
-        leftover = next((d for d in known if d.left_behind(result.changed)), None)
-        if leftover is not None:
-            return f"known defect: {leftover.name}"
         assert result.changed == frozenset(), f"refused but wrote {sorted(result.changed)}"
         return "error"
     assert result.code == 0, (result.code, result.stdout, result.stderr)
-    wrong = next((d for d in known if d.accepted_wrongly and d.accepted_wrongly(result)), None)
-    if wrong is not None:
-        return f"known defect: {wrong.name}"
     stray = sorted(
         p for p in result.changed if not any(p == o or p.startswith(o + "/") for o in outputs)
     )
@@ -207,7 +156,6 @@ class Tally:
     """Outcomes per file kind (also reported as hypothesis events)."""
 
     kind: str
-    known: Sequence[KnownDefect] = ()
     counts: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)
 
@@ -220,18 +168,17 @@ class Tally:
     ) -> None:
         """:func:`run_in`, :func:`check` the result (``expected``: its keywords) and count
         its outcome."""
-        result = run_in(capsys, workdir, args, self.known)
-        outcome = check(result, known=self.known, **expected)
+        result = run_in(capsys, workdir, args)
+        outcome = check(result, **expected)
         self.counts[outcome] += 1
         self.seconds[outcome] += result.seconds
         event(f"{self.kind}: {outcome}")
 
     def assert_mostly(self, noticed: Sequence[str] = ("error",), at_least: float = 0.75) -> None:
-        """At least ``at_least`` of the examples had an outcome in ``noticed`` (or hit a
-        known defect): the mutations really broke the files, so the suite cannot pass
-        vacuously."""
+        """At least ``at_least`` of the examples had an outcome in ``noticed``: the mutations
+        really broke the files, so the suite cannot pass vacuously."""
         total = sum(self.counts.values())
-        hits = sum(n for o, n in self.counts.items() if o in noticed or o.startswith("known"))
+        hits = sum(n for o, n in self.counts.items() if o in noticed)
         timing = {o: f"{s / self.counts[o]:.3f} s" for o, s in self.seconds.items()}
         print(f"fuzz {self.kind}: {dict(self.counts)}, mean command time {timing}")
         assert total > 0

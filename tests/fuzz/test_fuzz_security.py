@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.known_defects import EVENTS_DEEP_NESTING, LABELS_NOT_UTF8
 from fuzz.mutations import csv_mutations, jsonl_mutations
 from fuzz.outcomes import Result, Tally, fuzz_command
 from fuzz.seeds import Seeds
@@ -45,7 +44,7 @@ def with_files(events: Path | None, labels: Path | None) -> Callable[[Path, byte
 def test_security_events(capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path) -> None:
     """Malformed records are scored around and reported as warnings (the command's contract):
     a mutation must be refused or warned about, rarely pass unnoticed."""
-    tally = Tally("cloudtrail events", known=[EVENTS_DEEP_NESTING])
+    tally = Tally("cloudtrail events")
     fuzz_command(capsys, tmp_path, tally, jsonl_mutations(seeds.events.read_bytes()),
                  prepare=with_files(None, seeds.event_labels), args=SCORE, examples=300,
                  outputs=["scores.csv"], complete=scores_written, warnings=True)  # fmt: skip
@@ -57,7 +56,7 @@ def test_security_events(capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_p
 
 @pytest.mark.usefixtures("scored_by_small_model", "one_thread")
 def test_security_labels(capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_path: Path) -> None:
-    tally = Tally("event labels", known=[LABELS_NOT_UTF8])
+    tally = Tally("event labels")
     fuzz_command(capsys, tmp_path, tally, csv_mutations(seeds.event_labels.read_bytes()),
                  prepare=with_files(seeds.events, None), args=SCORE, examples=300,
                  outputs=["scores.csv"], complete=scores_written)  # fmt: skip

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
-from fuzz.known_defects import AVAILABILITY_DEEP_NESTING
 from fuzz.mutations import csv_mutations, json_mutations
 from fuzz.outcomes import Tally, fuzz_command, replay_output, stub_plot, write_file
 from fuzz.seeds import Seeds
@@ -47,7 +46,7 @@ def test_replay_input_file(
     tmp_path: Path, option: str,
 ) -> None:  # fmt: skip
     name, mutations, examples, refused = KINDS[option]
-    tally = Tally(option, known=[AVAILABILITY_DEEP_NESTING])
+    tally = Tally(option)
     stub_plot(monkeypatch)
     # --trace replays the shipped default (the brief's command); the spot files replay the
     # small seed scenario, which reads them after far less of its own data

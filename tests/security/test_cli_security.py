@@ -155,3 +155,15 @@ def test_logs_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert result["sessions"] == 2 and result["malformed"] == 1
     assert result["malformed_lines"][0]["line"] == 2
     assert result["split"]["f1"] >= 0.95
+
+
+def test_logs_out_a_folder_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text("5 5 5 22 11 9\n")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    args = ["security", "logs", "--sessions", str(path), "--out", str(folder)]
+    code, stdout, stderr = run_main(capsys, args)
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "--out" in stderr and "is a folder" in stderr
+    assert list(folder.iterdir()) == []
