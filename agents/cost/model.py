@@ -216,7 +216,8 @@ def load_model(
 
 
 FIND_RULE = (
-    "cost-rl uses MODELS/cost/<scenario> whenever that path exists, and the model shipped "
+    "cost-rl uses cost/<scenario> in the --models folder whenever that path exists, and "
+    "the model shipped "
     "in agents/cost/shipped/ only when it does not; a trained model that cannot be used "
     "(half-written, tampered, a dangling link, never updated) is an error naming it, "
     "never silently replaced by the shipped one"

@@ -62,7 +62,7 @@ def train_scaling(
 TRAIN_COST_HELP = (
     "Train the cost-rl policy (PPO) on the --scenario's history and sampled spot markets; the "
     "best policy on separate evaluation episodes is saved, with its training logs, to "
-    "MODELS/cost/<scenario>/.\n\nWhich model a replay uses: {rule}."
+    "cost/<scenario>/ in the --models folder.\n\nWhich model a replay uses: {rule}."
 )
 
 
@@ -97,7 +97,7 @@ def _check_tensorboard(folder: Path) -> None:
     type=click.Path(path_type=Path),
     default=runner.MODELS_DIR,
     show_default=True,
-    help="folder of trained models (the model goes to MODELS/cost/<scenario>/)",
+    help="folder of trained models (the model goes to cost/<scenario>/ in it)",
 )
 @click.option(
     "--tensorboard",
