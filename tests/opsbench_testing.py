@@ -3,7 +3,10 @@ beyond the shipped price catalogue and spot price history)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 from hypothesis import strategies as st
+
+from sim.control import ControlContext, Decision, Observation, Policy, PolicyNeeds
 
 DATA = Path(__file__).resolve().parents[1] / "scenarios" / "data"
 AZS = ["us-east-1c", "us-east-1d", "us-east-1f"]
@@ -172,3 +177,65 @@ def registered_forecasters() -> dict[str, Callable[..., Any]]:
     from agents.registry import FORECASTERS, make_forecaster
 
     return {name: partial(make_forecaster, name) for name in FORECASTERS}
+
+
+@dataclass
+class Recorded:
+    """Wraps a policy (same name, needs and parameters) and keeps what the replay told it
+    and what it decided at every control tick."""
+
+    inner: Policy
+    contexts: list[ControlContext] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def needs(self) -> PolicyNeeds:
+        return self.inner.needs
+
+    @property
+    def params(self) -> Any:
+        return getattr(self.inner, "params", None)
+
+    @property
+    def context(self) -> ControlContext:
+        """The context of the last :meth:`reset`."""
+        return self.contexts[-1]
+
+    def reset(self, context: ControlContext) -> None:
+        self.contexts.append(context)
+        self.inner.reset(context)
+
+    def decide(self, observation: Observation) -> Decision:
+        self.observations.append(observation)
+        decision = self.inner.decide(observation)
+        self.decisions.append(decision)
+        return decision
+
+
+NAB = Path(__file__).resolve().parents[1] / "scenarios" / "data" / "nab"
+
+
+def make_nab_corpus(root: Path, keys: list[str]) -> tuple[Path, Path]:
+    """A NAB-layout folder under ``root`` holding the shipped files ``keys``, and a windows
+    JSON with their windows: ``(data folder, windows file)``."""
+    data = root / "data"
+    windows = json.loads((NAB / "labels" / "combined_windows.json").read_text())
+    for key in keys:
+        (data / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(NAB / "data" / key, data / key)
+    wfile = root / "windows.json"
+    wfile.write_text(json.dumps({k: windows[k] for k in keys}))
+    return data, wfile
+
+
+def run_nab(
+    capsys: pytest.CaptureFixture[str], data: Path, windows: Path, out: Path, *extra: str
+) -> tuple[int, str, str]:
+    """``opsbench anomaly nab --data DATA --windows WINDOWS --out OUT [EXTRA...]``."""
+    args = ["anomaly", "nab", "--data", str(data), "--windows", str(windows), "--out", str(out)]
+    return run_main(capsys, [*args, *extra])

@@ -90,30 +90,20 @@ def test_installed_wheel_replays_default_from_another_directory(
     # the installed copy comes first; dependencies come from this environment
     env = {k: v for k, v in os.environ.items() if k not in ("OPSBENCH_SCENARIOS", "PYTHONPATH")}
     env["PYTHONPATH"] = str(target)
-    where = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sim, scenarios, bench; print(sim.__file__, scenarios.__file__, bench.__file__)",
-        ],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            args, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    imports = (
+        "import sim, scenarios, bench; print(sim.__file__, scenarios.__file__, bench.__file__)"
     )
-    assert where.returncode == 0, where.stderr
-    for module_file in where.stdout.split():
+    for module_file in run(sys.executable, "-c", imports).stdout.split():
         assert Path(module_file).is_relative_to(target), module_file
-    replay = subprocess.run(
-        [str(target / "bin" / "opsbench"), "replay", "default", "--days", "1", "--json"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert replay.returncode == 0, replay.stderr
+    replay = run(str(target / "bin" / "opsbench"), "replay", "default", "--days", "1", "--json")
     summary = json.loads(replay.stdout)
     here = runner.run(runner.prepare_run("default", days=1.0))
     assert summary["telemetry_sha256"] == here["telemetry_sha256"]

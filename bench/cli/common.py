@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,23 +70,33 @@ def status(message: str) -> None:
 
 
 @contextmanager
-def sim_days_progress(
-    label: str, total_days: float, enabled: bool
+def progress_bar(
+    description: str, count: str, total: float, enabled: bool
 ) -> Iterator[Callable[[float], None]]:
-    """A progress bar over simulated days on stderr (a no-op callback when disabled)."""
+    """A transient progress bar on stderr; yields ``update(done)`` (a no-op when disabled).
+    ``count`` formats the progress, e.g. ``"{task.completed:,.0f}/{task.total:,.0f} steps"``."""
     if not enabled:
-        yield lambda _days: None
+        yield lambda _done: None
         return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} sim-days"),
+        TextColumn(count),
         TimeElapsedColumn(),
         console=stderr,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=total_days)
-        yield lambda days: bar.update(task, completed=days)
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def sim_days_progress(
+    label: str, total_days: float, enabled: bool
+) -> AbstractContextManager[Callable[[float], None]]:
+    """A progress bar over simulated days."""
+    return progress_bar(
+        label, "{task.completed:.0f}/{task.total:.0f} sim-days", total_days, enabled
+    )
 
 
 def comparison_table(title: str, summaries: list[dict[str, Any]]) -> Table:

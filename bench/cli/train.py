@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agents.cost.model import FIND_RULE, MAX_TIMESTEPS, MIN_TIMESTEPS
 from bench import runner
-from bench.cli.common import command_group, models_option, status, stderr, stdout, store_option
+from bench.cli.common import (
+    progress_bar,
+    command_group,
+    models_option,
+    status,
+    stderr,
+    stdout,
+    store_option,
+)
 from sim.errors import InputError
 
 
@@ -125,23 +132,19 @@ def train_cost(
     world = runner.prepare_run(scenario, policy="on-demand").world
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     folder = models_dir / "cost" / world.scenario.id
-    with Progress(
-        TextColumn("training cost-rl (PPO)"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=not stderr.is_terminal,
-    ) as bar:
-        task = bar.add_task("train", total=steps)
+    with progress_bar(
+        "training cost-rl (PPO)",
+        "{task.completed:,.0f}/{task.total:,.0f} steps",
+        steps,
+        stderr.is_terminal,
+    ) as update:
         model = train(
             world,
             folder,
             timesteps=steps,
             seed=seed,
             tensorboard=tensorboard,
-            progress=lambda done, _total: bar.update(task, completed=done),
+            progress=lambda done, _total: update(done),
         )
     check = evaluate_in_env(world, model.act)
     meta = model.metadata

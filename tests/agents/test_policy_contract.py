@@ -5,7 +5,6 @@ it, and replays deterministically."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,47 +12,15 @@ import pytest
 
 from agents.registry import POLICIES
 from bench import runner
+from opsbench_testing import Recorded
 from sim.control import (
-    ControlContext,
-    Decision,
     ModelPolicy,
-    Observation,
     Policy,
     PolicyNeeds,
 )
 
 SCENARIO = "default"  # on-demand and spot pools, replayed spot availability
 DAYS = 0.25
-
-
-@dataclass
-class Recorded:
-    """Passes everything through to ``inner`` and keeps what it was told and decided."""
-
-    inner: Policy
-    contexts: list[ControlContext] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def needs(self) -> PolicyNeeds:
-        return self.inner.needs
-
-    @property
-    def params(self) -> Any:
-        return getattr(self.inner, "params", None)
-
-    def reset(self, context: ControlContext) -> None:
-        self.contexts.append(context)
-        self.inner.reset(context)
-
-    def decide(self, observation: Observation) -> Decision:
-        decision = self.inner.decide(observation)
-        self.decisions.append(decision)
-        return decision
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ one row per input row, in input order, even when a file repeats a timestamp or s
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ import pytest
 from bench.nab_run import run_detector
 from bench.nab import score_corpus
 from bench.nab_data import load_corpus, read_results, result_path
-from opsbench_testing import run_main
+from opsbench_testing import make_nab_corpus, run_nab
 
-NAB = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "nab"
 KEYS = [
     "realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv",
     "realAWSCloudwatch/ec2_disk_write_bytes_1ef3de.csv",  # repeats timestamps
@@ -27,34 +25,10 @@ KEYS = [
 
 
 def make_corpus(root: Path, keys: list[str] = KEYS) -> tuple[Path, Path]:
-    data = root / "data"
-    windows = json.loads((NAB / "labels" / "combined_windows.json").read_text())
-    for key in keys:
-        (data / key).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(NAB / "data" / key, data / key)
-    wfile = root / "windows.json"
-    wfile.write_text(json.dumps({k: windows[k] for k in keys}))
-    return data, wfile
+    return make_nab_corpus(root, keys)
 
 
-def nab(
-    capsys: pytest.CaptureFixture[str], data: Path, windows: Path, out: Path, *extra: str
-) -> tuple[int, str, str]:
-    code, stdout, stderr = run_main(
-        capsys,
-        [
-            "anomaly",
-            "nab",
-            "--data",
-            str(data),
-            "--windows",
-            str(windows),
-            "--out",
-            str(out),
-            *extra,
-        ],
-    )
-    return int(code), str(stdout), str(stderr)
+nab = run_nab
 
 
 @pytest.mark.parametrize("detector", ["novelty-ensemble", "windowed-gaussian"])

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opsbench_testing import run_main
-
-from scenarios import data_path
+from opsbench_testing import make_nab_corpus, run_main, run_nab
 
 
 def dead_pid() -> int:
@@ -44,31 +42,11 @@ def test_replay_out_removes_a_dead_writers_partial(
 def test_anomaly_nab_removes_a_dead_writers_partial(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "nab"
-    (data / "artificialWithAnomaly").mkdir(parents=True)
-    name = "art_daily_jumpsup.csv"
-    source = data_path("nab", "data", "artificialWithAnomaly", name)
-    (data / "artificialWithAnomaly" / name).write_bytes(source.read_bytes())
+    data, windows = make_nab_corpus(tmp_path, ["artificialWithAnomaly/art_daily_jumpsup.csv"])
     out = tmp_path / "results"
     out.mkdir()
     stale = plant(out / "windowed-gaussian", dead_pid())
-    windows = data_path("nab", "labels", "combined_windows.json")
-    code, _, err = run_main(
-        capsys,
-        [
-            "anomaly",
-            "nab",
-            "--data",
-            str(data),
-            "--windows",
-            str(windows),
-            "--out",
-            str(out),
-            "--detector",
-            "windowed-gaussian",
-            "--json",
-        ],
-    )
+    code, _, err = run_nab(capsys, data, windows, out, "--detector", "windowed-gaussian")
     assert code == 0, err
     assert (out / "windowed-gaussian" / "artificialWithAnomaly").is_dir()
     assert not stale.exists()

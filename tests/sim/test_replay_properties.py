@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opsbench_testing import scenarios, write_scenario
+from opsbench_testing import Recorded, scenarios, write_scenario
 
 from agents.registry import make_policy
-from sim.control import ControlContext, Decision, Observation, Policy, PolicyNeeds
 from sim.engine import Replay
 from sim.scenario_files import load_scenario_file
 from sim.summary import summarise
@@ -25,36 +23,12 @@ from sim.world import World, prepare
 POLICIES = ["static", "reactive", "oracle"]
 
 
-@dataclass
-class Watched:
-    """Wraps a policy and records what it observed at every control tick."""
-
-    inner: Policy
-    observations: list[Observation] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def needs(self) -> PolicyNeeds:
-        return self.inner.needs
-
-    def reset(self, context: ControlContext) -> None:
-        self.context = context
-        self.inner.reset(context)
-
-    def decide(self, observation: Observation) -> Decision:
-        self.observations.append(observation)
-        return self.inner.decide(observation)
-
-
 def run(
     tmp: Path, data: dict[str, Any], policy: str
-) -> tuple[World, Replay, Any, MemorySink, Watched]:
+) -> tuple[World, Replay, Any, MemorySink, Recorded]:
     path = write_scenario(tmp, data)
     world = prepare(load_scenario_file(path), source=path)
-    watched = Watched(make_policy(policy, {}, source="test", field="policy"))
+    watched = Recorded(make_policy(policy, {}, source="test", field="policy"))
     sink = MemorySink()
     replay = Replay(world, watched, sink)
     truth = replay.run()
