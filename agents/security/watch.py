@@ -1,6 +1,6 @@
 """The security analyser as the replay's audit watcher (closed loop).
 
-Implements :class:`sim.audit_watch.AuditWatcher`: each record is scored by the analyser's
+Implements :class:`sim.audit.watch.AuditWatcher`: each record is scored by the analyser's
 streaming scorer, whose per-principal behaviour state holds only the records scored
 before it (event-time order, as the replay delivers them), so no score looks ahead. An
 alert is the analyser's own decision (``risk_score >= threshold_``, fixed when the model
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.security.analyser import SecurityAnalyser
-from sim.audit_watch import AuditAlert
+from sim.audit.watch import AuditAlert
 
 
 class AnalyserAuditWatcher:

@@ -15,7 +15,7 @@ from agents.security.analyser import SecurityAnalyser
 from agents.security.watch import AnalyserAuditWatcher
 from bench.security_data import TrainingSpec, simulate_accounts
 from opsbench_testing import run_main
-from sim.audit_watch import SECURITY_ALERT_EVENT
+from sim.audit.watch import SECURITY_ALERT_EVENT
 
 
 def test_credential_theft_replay_reports_detection(
