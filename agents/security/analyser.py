@@ -475,11 +475,6 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         enc = encode_records(X)
         return self._assess(enc), enc.bad
 
-    def analyse_encoded(self, enc: Encoded) -> pd.DataFrame:
-        """:meth:`analyse` for already encoded events."""
-        check_is_fitted(self, "threat_")
-        return self._assess(enc)
-
     @_gc_paused
     def _assess(self, enc: Encoded) -> pd.DataFrame:
         n = len(enc.events)
