@@ -3,9 +3,11 @@
 :func:`read_events` reads CloudTrail records (JSON lines, or one ``{"Records": [...]}``
 object), keeping the line number of each and listing the malformed lines (they are
 counted and reported, the rest is still scored); :func:`read_labels` reads an
-``eventID,label`` CSV. :func:`score_events` scores the records in event-time order with
-the shipped model (behaviour state from earlier events only), writes
-``eventID,risk_score,threat_category,is_alert,reasons`` and, with labels, computes
+``eventID,label`` CSV. :func:`score_events` scores the records with the shipped model in
+event-time order (the events of one second by ``eventID``, so the order of the file does
+not change any score; behaviour state from earlier events only), writes
+``eventID,risk_score,threat_category,is_alert,reasons`` (one row per scored record, in
+the file's order) and, with labels, computes
 precision / recall / F1 / FPR for malicious vs normal (suspicious apart) beside the
 Sigma-style baseline.
 """
