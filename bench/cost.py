@@ -38,7 +38,7 @@ import numpy as np
 
 from bench import runner
 from scenarios import data_path
-from sim.market import load_availability_trace
+from sim.market.availability import load_availability_trace
 
 DAYS = 6.0
 SCENARIO = "default"

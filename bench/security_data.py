@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from scenarios import data_path
-from sim.audit import AuditGenerator, AuditLabel, Technique, build_principals, load_techniques
+from sim.audit.generator import AuditGenerator, AuditLabel
+from sim.audit.principals import build_principals
+from sim.audit.techniques import Technique, load_techniques
 from sim.seeding import component_rng
 
 SECURITY_DATA = data_path("security")

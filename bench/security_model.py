@@ -36,7 +36,11 @@ MODEL_DIR = Path(".opsbench") / "models"
 SHIPPED_SPEC = TrainingSpec(accounts=12, days=3.0, campaigns_per_account=12)
 SHIPPED_PARAMS: dict[str, Any] = {}
 _SOURCES = (
-    "sim.audit",
+    "sim.audit.techniques",
+    "sim.audit.vocabulary",
+    "sim.audit.principals",
+    "sim.audit.parameters",
+    "sim.audit.generator",
     "bench.security_data",
     "agents.security.events",
     "agents.security.features",

@@ -1,6 +1,6 @@
 """Plugging the shipped security analyser into a replay (the closed loop of issue 7).
 
-``sim`` defines the seam (:class:`sim.audit_watch.AuditWatcher`); ``agents`` implements
+``sim`` defines the seam (:class:`sim.audit.watch.AuditWatcher`); ``agents`` implements
 it (:class:`agents.security.watch.AnalyserAuditWatcher`); this module picks the model: the
 shipped one from :mod:`bench.security_model` (trained from simulated accounts at first
 use, then read from its cache).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.audit_watch import AuditWatcher
+from sim.audit.watch import AuditWatcher
 from sim.world import World
 
 

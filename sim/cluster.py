@@ -26,7 +26,7 @@ import numpy as np
 import simpy
 
 from sim.control import PoolSpec
-from sim.market import PriceSeries
+from sim.market.prices import PriceSeries
 from sim.telemetry import TelemetryWriter
 
 MIN_BILLED_S = 60.0

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.audit_feed import AuditFeed
-from sim.audit_watch import AuditWatcher
+from sim.audit.feed import AuditFeed
+from sim.audit.watch import AuditWatcher
 from sim.cluster import DRAINING, NOTICED, PENDING, SERVING, STARTING, Cluster, Node, PoolRuntime
 from sim.control import (
     ControlContext,
@@ -43,7 +43,7 @@ from sim.control import (
     PoolMetrics,
     PoolState,
 )
-from sim.market import AvailabilitySeries, reclaimed_indices
+from sim.market.availability import AvailabilitySeries, reclaimed_indices
 from sim.seeding import component_rng
 from sim.telemetry import TelemetrySink, TelemetryWriter
 from sim.traffic import MinuteTraffic, ServiceModel
@@ -119,7 +119,7 @@ class Replay:
     audit_watcher
         If set (and the scenario has an ``audit:`` section), scores the audit records
         minute by minute; its alerts become ``security_alert`` events (see
-        :mod:`sim.audit_feed`).
+        :mod:`sim.audit.feed`).
     """
 
     def __init__(

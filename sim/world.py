@@ -16,20 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.audit_feed import AuditPlan, prepare_audit
+from sim.audit.feed import AuditPlan, prepare_audit
 from sim.catalog import InstanceType, load_catalogue, lookup
 from sim.control import PoolSpec
 from sim.errors import InputError
 from sim.latency import LatencyModel
-from sim.market import (
-    AvailabilitySeries,
-    PriceSeries,
-    availability_from_path,
-    constant_price,
-    modelled_spot_prices,
-    replay_availability,
-    replay_spot_prices,
-)
+from sim.market.availability import AvailabilitySeries, availability_from_path, replay_availability
+from sim.market.price_model import modelled_spot_prices
+from sim.market.prices import PriceSeries, constant_price, replay_spot_prices
 from sim.scenario import (
     LognormalDelay,
     ModelledSpotPrices,

@@ -33,7 +33,8 @@ from agents.cost.fleet import (
 from agents.cost.plan import Layout, decode_action
 from agents.cost.view import n_features
 from scenarios import data_path
-from sim.market import AvailabilitySeries, PriceSeries, load_availability_trace, replay_spot_prices
+from sim.market.availability import AvailabilitySeries, load_availability_trace
+from sim.market.prices import PriceSeries, replay_spot_prices
 from sim.scenario import ReplayedSpotPrices
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.traffic import ServiceModel

@@ -29,7 +29,8 @@ from typing import cast
 import numpy as np
 
 from agents.cost.plan import Layout, Tick
-from sim.market import AvailabilitySeries, PriceSeries, reclaimed_indices
+from sim.market.availability import AvailabilitySeries, reclaimed_indices
+from sim.market.prices import PriceSeries
 from sim.scenario import LognormalDelay, UniformDelay
 from sim.seeding import component_rng
 from sim.traffic import ServiceModel

@@ -5,7 +5,9 @@ hyper-parameters stored verbatim, :meth:`~SecurityAnalyser.fit` returns ``self``
 fitted attributes end in ``_``). ``X`` is a sequence of CloudTrail records (dicts) and
 ``y`` their labels (``normal`` / ``suspicious`` / ``malicious``).
 
-Pipeline, per event, in event-time order:
+Pipeline, per event, in scoring order (:func:`~agents.security.events.scoring_order`: by
+time, the events of one second by ``eventID``, so any order of the same records in the
+input gives the same scores):
 
 1. static features of the event's text and structure and behaviour features from its
    principal's *past* (:mod:`agents.security.features`);
@@ -42,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from agents.security.anomaly import HistogramOutlierScorer
-from agents.security.events import Event, parse_event
+from agents.security.events import Event, parse_event, scoring_order
 from agents.security.batch_features import encode_batch
 from agents.security.features import (
     STATIC_FEATURES,
@@ -224,10 +226,10 @@ _CLF_NAMES = [*(n for n in _NAMES if n not in CLASSIFIER_DROP), "anomaly_score"]
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """Events of one scoring call in event-time order, their features, and the records
+    """Events of one scoring call in scoring order, their features, and the records
     that could not be read (position in the input, message)."""
 
-    order: np.ndarray  # input positions of the scored events, in event-time order
+    order: np.ndarray  # input positions of the scored events, in scoring order
     events: list[Event]
     features: np.ndarray
     bad: list[tuple[int, str]]
@@ -256,7 +258,8 @@ def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 @_gc_paused
 def encode_records(records: Sequence[Mapping[str, Any]]) -> Encoded:
-    """Parse, order by ``eventTime`` (stable) and featurise ``records`` from an empty
+    """Parse, put in scoring order (by ``eventTime``, then ``eventID``: see
+    :func:`~agents.security.events.scoring_order`) and featurise ``records`` from an empty
     behaviour state. Unreadable records are listed in ``bad``, never dropped silently."""
     parsed: list[Event] = []
     kept: list[int] = []
@@ -268,10 +271,9 @@ def encode_records(records: Sequence[Mapping[str, Any]]) -> Encoded:
             bad.append((i, str(exc)))
             continue
         kept.append(i)
-    times = np.fromiter((ev.time_s for ev in parsed), np.float64, count=len(parsed))
-    by_time = np.argsort(times, kind="stable")  # ties keep input order
-    events = [parsed[k] for k in by_time.tolist()]
-    order = np.asarray(kept, dtype=np.int64)[by_time]
+    in_order = scoring_order(parsed, [records[i] for i in kept])
+    events = [parsed[k] for k in in_order.tolist()]
+    order = np.asarray(kept, dtype=np.int64)[in_order]
     return Encoded(order, events, encode_batch(events), bad)
 
 
@@ -461,7 +463,8 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return _risk(self.predict_proba(X), list(self.classes_))
 
     def analyse(self, X: Sequence[Mapping[str, Any]]) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-        """The full assessment of every readable record, in event-time order.
+        """The full assessment of every readable record, in the input order (scored in
+        scoring order: see :func:`encode_records`).
 
         Returns
         -------
@@ -474,11 +477,6 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "threat_")
         enc = encode_records(X)
         return self._assess(enc), enc.bad
-
-    def analyse_encoded(self, enc: Encoded) -> pd.DataFrame:
-        """:meth:`analyse` for already encoded events."""
-        check_is_fitted(self, "threat_")
-        return self._assess(enc)
 
     @_gc_paused
     def _assess(self, enc: Encoded) -> pd.DataFrame:
@@ -521,7 +519,7 @@ class SecurityAnalyser(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 "reasons": reasons,
             }
         )
-        return frame
+        return frame.iloc[np.argsort(enc.order, kind="stable")].reset_index(drop=True)
 
     def stream(self) -> StreamScorer:
         """A scorer for events arriving one at a time, with its own behaviour state."""
@@ -689,10 +687,15 @@ class _TreeWalker:
 
 
 class StreamScorer:
-    """Scores events one at a time with a behaviour state that grows as they arrive.
+    """Scores events as they arrive, with a behaviour state that grows with them.
 
-    Events must arrive in event-time order; an event's features use only the events
-    scored before it.
+    :meth:`score_many` takes a batch of records holding every record of each second it
+    covers (all after the records of earlier calls) and scores it in scoring order (by
+    time, the events of one second by ``eventID``; see
+    :func:`~agents.security.events.scoring_order`), exactly as :meth:`SecurityAnalyser.analyse`
+    would; the results do not depend on the order of the batch. :meth:`score_one` scores one
+    record now: the caller keeps the scoring order. An event's features use only the
+    events scored before it.
     """
 
     def __init__(self, model: SecurityAnalyser) -> None:
@@ -712,6 +715,21 @@ class StreamScorer:
         ]
         self._terms = np.empty((1, len(self._bins)), dtype=np.float64)
 
+    def score_many(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The assessments of ``records`` (see :meth:`score_one`), in the given order,
+        scored in scoring order.
+
+        Raises
+        ------
+        ValueError
+            If a record cannot be read (then no record is scored).
+        """
+        events = [parse_event(record) for record in records]
+        out: list[dict[str, Any]] = [{} for _ in events]
+        for i in scoring_order(events, records).tolist():
+            out[i] = self._assess(events[i])
+        return out
+
     def score_one(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The assessment of one record (the keys of :meth:`SecurityAnalyser.analyse`).
 
@@ -720,7 +738,9 @@ class StreamScorer:
         ValueError
             If the record cannot be read.
         """
-        ev = parse_event(record)
+        return self._assess(parse_event(record))
+
+    def _assess(self, ev: Event) -> dict[str, Any]:
         scan = scan_params(ev.params)
         row = self._row
         row[0, : self._n_static] = self.encoder.encode(ev, scan)

@@ -19,10 +19,13 @@ User-agent families
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
+
+import numpy as np
 
 _FAMILIES: tuple[tuple[str, str], ...] = (
     ("apn/1.0 hashicorp", "terraform"),
@@ -255,6 +258,39 @@ def parse_event(record: Mapping[str, Any]) -> Event:
         get("requestParameters"),
     )
     return _new_event(Event, fields)
+
+
+# ------------------------------------------------------------------ scoring order
+
+
+def scoring_order(events: Sequence[Event], records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Positions of ``events`` (parsed from ``records``, same positions) in the order they
+    are scored: by time; events of the same time by ``eventID``; events with the same time
+    and ``eventID`` by their record's content (its JSON with sorted keys).
+
+    CloudTrail's ``eventTime`` has whole seconds, so the calls of one second carry no order
+    of their own, and a file may list them in any. Scoring them in an order made from their
+    content alone makes every score independent of the order of the input: the same records
+    in any order get the same scores. Records whose content is not JSON-writable keep their
+    input order among themselves (only if they also share time and ``eventID``).
+    """
+    keys = [(ev.time_s, ev.event_id) for ev in events]
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep input order
+    first = 0
+    for k in range(1, len(order) + 1):  # runs of the same time and eventID: by content
+        if k == len(order) or keys[order[k]] != keys[order[first]]:
+            if k - first > 1:
+                order[first:k] = sorted(order[first:k], key=lambda i: _content(records[i]))
+            first = k
+    return np.asarray(order, dtype=np.int64)
+
+
+def _content(record: Mapping[str, Any]) -> str:
+    """``record`` as JSON with sorted keys ("" if it cannot be written as JSON)."""
+    try:
+        return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):
+        return ""
 
 
 # ------------------------------------------------------------------ masking (ablation)

@@ -1,8 +1,10 @@
 """The security analyser as the replay's audit watcher (closed loop).
 
-Implements :class:`sim.audit_watch.AuditWatcher`: each record is scored by the analyser's
-streaming scorer, whose per-principal behaviour state holds only the records scored
-before it (event-time order, as the replay delivers them), so no score looks ahead. An
+Implements :class:`sim.audit.watch.AuditWatcher`: each minute's records are scored by the
+analyser's streaming scorer in scoring order (by time, the records of one second by
+``eventID``, as :meth:`SecurityAnalyser.analyse` orders them; the minute holds whole
+seconds), whose per-principal behaviour state holds only the records scored before, so
+no score looks ahead and none depends on the order the records were drawn in. An
 alert is the analyser's own decision (``risk_score >= threshold_``, fixed when the model
 was fitted, never per run).
 """
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.security.analyser import SecurityAnalyser
-from sim.audit_watch import AuditAlert
+from sim.audit.watch import AuditAlert
 
 
 class AnalyserAuditWatcher:
@@ -25,8 +27,7 @@ class AnalyserAuditWatcher:
 
     def observe(self, records: Sequence[Mapping[str, Any]]) -> Sequence[AuditAlert]:
         alerts: list[AuditAlert] = []
-        for record in records:
-            out = self.scorer.score_one(record)
+        for out in self.scorer.score_many(records):
             self.scored += 1
             if out["is_alert"]:
                 alerts.append(

@@ -125,7 +125,7 @@ def test_scoring_order_is_event_time_not_file_order(
     records, _ = small_data
     part = records[:1000]
     groups: dict[str, list[int]] = {}
-    for i, r in enumerate(part):  # events of one second keep their file order (ties)
+    for i, r in enumerate(part):  # the seconds in reverse (their events in file order)
         groups.setdefault(r["eventTime"], []).append(i)
     order = [i for t in reversed(list(groups)) for i in groups[t]]
     a = small_model.risk_score(part)
@@ -137,9 +137,13 @@ def test_stream_scorer_matches_batch(small_model: SecurityAnalyser, small_data: 
     records, _ = small_data
     part = records[:300]
     batch = small_model.risk_score(part)
+    many = small_model.stream().score_many(part)
+    np.testing.assert_allclose([r["risk_score"] for r in many], batch, atol=1e-12)
+    # one at a time, the caller keeps the scoring order: by time, a second's by eventID
+    order = sorted(range(len(part)), key=lambda i: (part[i]["eventTime"], part[i]["eventID"]))
     stream = small_model.stream()
-    one = np.asarray([stream.score_one(r)["risk_score"] for r in part])
-    np.testing.assert_allclose(one, batch, atol=1e-12)
+    one = np.asarray([stream.score_one(part[i])["risk_score"] for i in order])
+    np.testing.assert_allclose(one, batch[order], atol=1e-12)
 
 
 def test_bad_training_input_is_rejected(small_data: Data) -> None:

@@ -36,9 +36,11 @@ Data = tuple[list[dict[str, Any]], list[str]]
 
 
 def _reference(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Input positions in event-time order and their features, one event at a time."""
+    """Input positions in scoring order (by time, then eventID; the records' IDs are
+    distinct) and their features, one event at a time."""
     parsed = sorted(
-        ((parse_event(r), i) for i, r in enumerate(records)), key=lambda p: (p[0].time_s, p[1])
+        ((parse_event(r), i) for i, r in enumerate(records)),
+        key=lambda p: (p[0].time_s, p[0].event_id),
     )
     events = [ev for ev, _ in parsed]
     order = np.asarray([i for _, i in parsed], dtype=np.int64)
@@ -216,8 +218,7 @@ def test_analyse_equals_the_streaming_scorer(
     part = sorted(records[:2000], key=lambda r: r["eventTime"])  # time-ordered, as streamed
     frame, bad = small_model.analyse(part)
     assert bad == []
-    stream = small_model.stream()
-    one = [stream.score_one(r) for r in part]  # records are time-ordered: same order
+    one = small_model.stream().score_many(part)
     assert frame["position"].tolist() == list(range(len(part)))
     np.testing.assert_array_equal(frame["risk_score"], np.round([o["risk_score"] for o in one], 6))
     np.testing.assert_array_equal(

@@ -4,6 +4,7 @@ reports detection delay and false alerts; alerts use earlier events only."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from agents.security.analyser import SecurityAnalyser
 from agents.security.watch import AnalyserAuditWatcher
 from bench.security_data import TrainingSpec, simulate_accounts
 from opsbench_testing import run_main
-from sim.audit_watch import SECURITY_ALERT_EVENT
+from sim.audit.watch import SECURITY_ALERT_EVENT
 
 
 def test_credential_theft_replay_reports_detection(
@@ -71,18 +72,21 @@ def test_credential_theft_replay_reports_detection(
 
 def test_alerts_use_earlier_events_only(small_model: SecurityAnalyser) -> None:
     """A record's alert does not depend on the records after it: scoring one minute's
-    batch at once, record by record, or with a different future gives the same alerts
+    batch at once, second by second, or with a different future gives the same alerts
     for the shared past."""
     records, _ = simulate_accounts(
         TrainingSpec(seed=11, accounts=1, days=0.5, campaigns_per_account=2)
     )
     other, _ = simulate_accounts(TrainingSpec(seed=12, accounts=1, days=0.5))
     k = len(records) // 2
+    while records[k]["eventTime"] == records[k - 1]["eventTime"]:
+        k += 1  # the past ends with a whole second
     whole = AnalyserAuditWatcher(small_model).observe(records)
-    one_by_one = AnalyserAuditWatcher(small_model)
-    singles = [a for r in records for a in one_by_one.observe([r])]
+    per_second = AnalyserAuditWatcher(small_model)
+    seconds = itertools.groupby(records, key=lambda r: r["eventTime"])
+    singles = [a for _, second in seconds for a in per_second.observe(list(second))]
     assert whole == singles and len(whole) > 0
     past = {r["eventID"] for r in records[:k]}
-    future = [r for r in other if r["eventTime"] >= records[k - 1]["eventTime"]]
+    future = [r for r in other if r["eventTime"] > records[k - 1]["eventTime"]]
     rewritten = AnalyserAuditWatcher(small_model).observe(records[:k] + future)
     assert [a for a in whole if a.event_id in past] == [a for a in rewritten if a.event_id in past]

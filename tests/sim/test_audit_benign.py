@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from agents.security.events import ua_family
-from sim.audit import AuditGenerator, AuditLabel, Principal, build_principals
+from sim.audit.generator import AuditGenerator, AuditLabel
+from sim.audit.principals import Principal, build_principals
 from sim.seeding import component_rng
 
 ACCOUNT = "123456789012"

@@ -13,7 +13,7 @@ import yaml
 
 from bench import runner
 from opsbench_testing import run_main, shipped_doc
-from sim.audit_watch import (
+from sim.audit.watch import (
     SECURITY_ALERT_EVENT,
     AuditAlert,
     BookedAlert,

@@ -8,7 +8,7 @@ import simpy
 
 from sim.cluster import Cluster
 from sim.control import PoolSpec
-from sim.market import PriceSeries, constant_price
+from sim.market.prices import PriceSeries, constant_price
 from sim.telemetry import MemorySink, TelemetryWriter
 
 

@@ -1,4 +1,4 @@
-"""Tests of sim.market: spot price step functions and spot availability traces."""
+"""Tests of sim.market: spot price step functions, the price model, spot availability."""
 
 from __future__ import annotations
 
@@ -15,18 +15,15 @@ from hypothesis import strategies as st
 
 from sim.catalog import load_catalogue
 from sim.errors import InputError
-from sim.market import (
+from sim.market.availability import (
     AvailabilitySeries,
-    PriceSeries,
     always_available,
     availability_from_path,
-    calibrate,
-    constant_price,
     load_availability_trace,
-    modelled_spot_prices,
     replay_availability,
-    replay_spot_prices,
 )
+from sim.market.price_model import calibrate, modelled_spot_prices
+from sim.market.prices import PriceSeries, constant_price, replay_spot_prices
 from sim.scenario import (
     AlwaysAvailable,
     ModelledSpotPrices,

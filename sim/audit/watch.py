@@ -1,10 +1,11 @@
 """The seam between the replay's audit events and a security watcher (closed loop).
 
 Every simulated minute the replay hands an :class:`AuditWatcher` the CloudTrail records
-whose ``eventTime`` fell in that minute, in event-time order; the watcher scores each
-from what it has seen so far (records before it) and returns one :class:`AuditAlert` per
-record it alerts on. The replay books each alert as a ``security_alert`` event in the
-``events`` stream at the end of that minute (``node_id``/``pool`` empty, ``reason``
+whose ``eventTime`` fell in that minute, in event-time order (whole seconds: the records
+of one second come in one call, in the order they were drawn); the watcher scores each
+from what it has seen so far and returns one :class:`AuditAlert` per record it alerts
+on. The replay books each alert as a ``security_alert`` event in the ``events`` stream at
+the end of that minute (``node_id``/``pool`` empty, ``reason``
 ``"<eventName> risk=<r> <category> id=<eventID> principal=<arn>"``). The simulator knows
 nothing of how records are scored: ``bench`` plugs in an analyser from ``agents``.
 
@@ -43,8 +44,9 @@ class AuditWatcher(Protocol):
     """Scores audit records as they arrive and returns the alerts to raise."""
 
     def observe(self, records: Sequence[Mapping[str, Any]]) -> Sequence[AuditAlert]:
-        """Learn ``records`` (event-time order, all after every earlier call's) and return
-        the alerts; a record's score may use only the records before it."""
+        """Learn ``records`` (event-time order, every record of each second they cover,
+        all after every earlier call's) and return the alerts; a record's score may use
+        only earlier records, and must not depend on the order of one second's records."""
 
 
 class BookedAlert(NamedTuple):

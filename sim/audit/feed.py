@@ -5,7 +5,7 @@ replay starts (one :class:`~sim.errors.InputError` naming the field). :class:`Au
 runs inside a :class:`~sim.engine.Replay`:
 
 - at construction it draws the account's benign activity (principals and habits from
-  :mod:`sim.audit`) and the configured attack campaigns over the whole window, from the
+  :mod:`sim.audit.principals`) and the configured attack campaigns over the whole window, from the
   ``audit`` component generator;
 - while the replay runs it turns the cluster's own events into the API calls that made
   them (``audit-cluster`` generator): a launch is ``ec2:RunInstances`` by the Auto Scaling
@@ -14,7 +14,7 @@ runs inside a :class:`~sim.engine.Replay`:
   autoscaler's role then ``ec2:TerminateInstances`` by the service-linked role, a spot
   interruption notice is EC2's ``BidEvictedEvent`` service event;
 - every simulated minute it writes the records of that minute to the ``audit`` stream in
-  event-time order, hands them to the :class:`~sim.audit_watch.AuditWatcher` (if any) and
+  event-time order, hands them to the :class:`~sim.audit.watch.AuditWatcher` (if any) and
   books its alerts as ``security_alert`` events.
 
 Ground-truth labels stay beside the records (:attr:`AuditFeed.labels`, written by
@@ -36,17 +36,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from sim.audit import (
-    AuditGenerator,
-    AuditLabel,
-    Principal,
-    Technique,
-    build_principals,
-    load_techniques,
-)
-from sim.audit_watch import (
+from sim.audit.generator import AuditGenerator, AuditLabel
+from sim.audit.principals import Principal, access_key_id, build_principals
+from sim.audit.techniques import Technique, load_techniques
+from sim.audit.watch import (
     SECURITY_ALERT_EVENT,
     AuditWatcher,
     BookedAlert,
@@ -131,7 +124,7 @@ def principal_arn(identity: Mapping[str, Any]) -> str:
 def _habits(p: Principal, activity: float, cluster_calls: bool) -> Principal:
     """``p`` with its sessions per day scaled by ``activity``; with ``cluster_calls`` the
     autoscaler keeps only its polling (its writes come from the replayed cluster)."""
-    p = dataclasses.replace(p, sessions_per_day=p.sessions_per_day * activity)
+    p = p.busier(activity)
     if p.kind != "autoscaler" or not cluster_calls:
         return p
     keep = [i for i, (_, name) in enumerate(p.apis) if name.startswith("Describe")]
@@ -141,10 +134,6 @@ def _habits(p: Principal, activity: float, cluster_calls: bool) -> Principal:
         apis=tuple(p.apis[i] for i in keep),
         weights=tuple(p.weights[i] / total for i in keep),
     )
-
-
-def _key(rng: np.random.Generator, prefix: str) -> str:
-    return prefix + "".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), 16))
 
 
 class AuditFeed:
@@ -232,7 +221,7 @@ class AuditFeed:
                     "eks-cluster-autoscaler/session",
                     "userName": "eks-cluster-autoscaler",
                     "accountId": cfg.account_id,
-                    "accessKeyId": _key(self._rng, "ASIA"),
+                    "accessKeyId": access_key_id("ASIA", self._rng),
                 },
                 "10.0.100.12",
                 "aws-sdk-go/1.44.300 (go1.20.4; linux; amd64) cluster-autoscaler/v1.27.3",
@@ -243,7 +232,7 @@ class AuditFeed:
             "AutoScaling",
             "userName": "AWSServiceRoleForAutoScaling",
             "accountId": cfg.account_id,
-            "accessKeyId": _key(self._rng, "ASIA"),
+            "accessKeyId": access_key_id("ASIA", self._rng),
             "invokedBy": ASG_HOST,
         }
 
@@ -269,31 +258,14 @@ class AuditFeed:
             }
             if spec.capacity_type == "spot":
                 params["instanceMarketOptions"] = {"marketType": "spot"}
-            self._call(
-                now,
-                self._asg,
-                ASG_HOST,
-                ASG_HOST,
-                "ec2",
-                "RunInstances",
-                params,
-                response={"instancesSet": {"items": [{"instanceId": self._id(node_id)}]}},
-            )
+            launched = {"instancesSet": {"items": [{"instanceId": self._id(node_id)}]}}
+            self._asg_call(now, "RunInstances", params, response=launched)
         elif event == "launch_failed" and reason.startswith("InsufficientInstanceCapacity"):
             params = {
                 "instanceType": spec.instance_type,
                 "instanceMarketOptions": {"marketType": spec.capacity_type},
             }
-            self._call(
-                now,
-                self._asg,
-                ASG_HOST,
-                ASG_HOST,
-                "ec2",
-                "RunInstances",
-                params,
-                error="Server.InsufficientInstanceCapacity",
-            )
+            self._asg_call(now, "RunInstances", params, error="Server.InsufficientInstanceCapacity")
         elif event == "drain" and reason.startswith("scale-in"):
             ident, ip, ua = self._scaler
             params = {"instanceId": self._id(node_id), "shouldDecrementDesiredCapacity": True}
@@ -309,7 +281,7 @@ class AuditFeed:
             )
         elif event == "terminated" and reason == "scale-in":
             params = {"instancesSet": {"items": [{"instanceId": self._id(node_id)}]}}
-            self._call(now, self._asg, ASG_HOST, ASG_HOST, "ec2", "TerminateInstances", params)
+            self._asg_call(now, "TerminateInstances", params)
         elif event == "interruption_notice":
             ident = {"accountId": self.plan.config.account_id, "invokedBy": EC2_HOST}
             params = {"instanceId": self._id(node_id)}
@@ -323,6 +295,20 @@ class AuditFeed:
             found = "i-" + self._rng.bytes(9).hex()[:17]
             self._instances[node_id] = found
         return found
+
+    def _asg_call(
+        self,
+        now: float,
+        name: str,
+        params: dict[str, Any],
+        *,
+        response: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """An EC2 call by the Auto Scaling service-linked role."""
+        self._call(
+            now, self._asg, ASG_HOST, ASG_HOST, "ec2", name, params, response=response, error=error
+        )
 
     def _call(
         self,
@@ -449,7 +435,7 @@ class AuditFeed:
 
     # ------------------------------------------------------------ results
     def summary(self) -> dict[str, Any]:
-        """Counts, and with a watcher detection delay and false alerts (see sim.audit_watch)."""
+        """Counts, and with a watcher detection delay and false alerts (see sim.audit.watch)."""
         campaigns = [
             CampaignStart(c.spec.id, c.spec.start_h * 3600.0, c.spec.entry)
             for c in self.plan.campaigns
