@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from agents.anomaly.watch import watcher_for
 from agents.registry import make_policy
-from bench.security_replay import audit_watcher_for
+from bench.security_replay import audit_model_key, audit_watcher_for
 from features import DEFAULT_STORE
 from sim.control import ModelKind, ModelPolicy, Policy
 from sim.engine import Replay
@@ -74,7 +74,8 @@ class PreparedRun:
     @property
     def run_id(self) -> str:
         """The run's identity: scenario, policy, seed and length for people to read, then a
-        digest of its content (every input loaded, the policy's parameters and model), so
+        digest of its content (every input loaded, the policy's parameters and model, the
+        security model that watches the audit events), so
         two replays share a run id exactly when they replay the same thing."""
         world, policy = self.world, self.policy
         params = getattr(policy, "params", None)
@@ -83,6 +84,7 @@ class PreparedRun:
         digest.update(policy.name.encode())
         digest.update(params.model_dump_json().encode() if params is not None else b"{}")
         digest.update((self.model_version or "").encode())
+        digest.update((audit_model_key(world) or "").encode())  # the analyser that alerts
         days = world.duration_s / 86400.0
         return (
             f"{world.scenario.id}-{policy.name}-s{world.seed}-{days:g}d-{digest.hexdigest()[:12]}"

@@ -27,6 +27,16 @@ def audit_watcher_for(
     return AnalyserAuditWatcher(load_or_train(progress=progress or _to_stderr))
 
 
+def audit_model_key(world: World) -> str | None:
+    """The identity of the model :func:`audit_watcher_for` gives ``world`` (its cache key:
+    training spec, parameters, the code that trains it, library versions), or None."""
+    if world.audit is None or not world.audit.config.watch:
+        return None
+    from bench.security_model import SHIPPED_PARAMS, SHIPPED_SPEC, cache_key
+
+    return cache_key(SHIPPED_SPEC, SHIPPED_PARAMS, False)
+
+
 def _to_stderr(message: str) -> None:
     from rich.console import Console
 

@@ -5,6 +5,8 @@ store silently kept the first one's rows)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench import runner
 from scenarios import data_path
 
@@ -41,3 +43,13 @@ def test_seed_length_policy_and_parameters_change_the_run_id() -> None:
 def test_the_summary_carries_the_run_id() -> None:
     prepared = runner.prepare_run("default", policy="reactive", days=0.1)
     assert runner.run(prepared)["run_id"] == prepared.run_id
+
+
+def test_the_security_model_that_watches_audit_events_is_part_of_the_run_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import security_model
+
+    base = runner.prepare_run("credential-theft", days=0.5).run_id
+    monkeypatch.setattr(security_model, "SHIPPED_PARAMS", {"max_iter": 7})
+    assert runner.prepare_run("credential-theft", days=0.5).run_id != base
