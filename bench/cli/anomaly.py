@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from agents.registry import DEFAULT_DETECTOR, DETECTORS
-from bench.cli.common import command_group, json_option, stderr, stdout
+from bench.cli.common import path_option, command_group, json_option, stderr, stdout
 from bench.nab_run import evaluate
 
 
@@ -21,19 +21,17 @@ anomaly = command_group(
 
 
 @anomaly.command("nab")
-@click.option(
+@path_option(
     "--data",
-    type=click.Path(path_type=Path),
     required=True,
     help="folder in NAB layout: <category>/<file>.csv with columns timestamp,value",
 )
-@click.option(
+@path_option(
     "--windows",
-    type=click.Path(path_type=Path),
     required=True,
     help="NAB windows JSON (combined_windows.json)",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="results folder")
+@path_option("--out", required=True, help="results folder")
 @click.option(
     "--detector",
     default=DEFAULT_DETECTOR,

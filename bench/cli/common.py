@@ -32,23 +32,22 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("wall_s", "wall s", "{:.2f}"),
 )
 
+
+def path_option(*decls: str, help: str, required: bool = False, **extra: Any) -> Any:
+    """``click.option(*decls, type=Path, ...)``: a file or folder argument."""
+    return click.option(
+        *decls, type=click.Path(path_type=Path), required=required, help=help, **extra
+    )
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")
 
-store_option = click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="the DuckDB feature store",
+store_option = path_option(
+    "--store", default=DEFAULT_STORE, show_default=True, help="the DuckDB feature store"
 )
 
-models_option = click.option(
-    "--models",
-    "models_dir",
-    type=click.Path(path_type=Path),
-    default=MODELS_DIR,
-    show_default=True,
-    help="folder of trained models",
+models_option = path_option(
+    "--models", "models_dir", default=MODELS_DIR, show_default=True, help="folder of trained models"
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from bench.cli.common import command_group, json_option, store_option, stdout
+from bench.cli.common import path_option, command_group, json_option, store_option, stdout
 from sim.errors import InputError
 
 
@@ -76,13 +76,12 @@ def features_list(as_json: bool) -> None:
 
 @features.command("training-set")
 @click.option("--view", required=True, help="feature view")
-@click.option(
+@path_option(
     "--labels",
-    type=click.Path(path_type=Path),
     required=True,
     help="CSV: the view's entity columns, timestamp, label columns",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file")
+@path_option("--out", required=True, help="Parquet file")
 @store_option
 def features_training_set(view: str, labels: Path, out: Path, store: Path) -> None:
     """Point-in-time correct features of the --view for every row of the --labels CSV."""

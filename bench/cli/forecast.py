@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from bench.cli.common import command_group, json_option, stdout
+from bench.cli.common import path_option, command_group, json_option, stdout
 
 
 forecast = command_group(
@@ -18,9 +18,8 @@ forecast = command_group(
 
 
 @forecast.command("eval")
-@click.option(
+@path_option(
     "--trace",
-    type=click.Path(path_type=Path),
     required=True,
     help="CSV timestamp,value at a 1-30 minute step",
 )

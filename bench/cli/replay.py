@@ -10,6 +10,7 @@ import click
 
 from bench import runner
 from bench.cli.common import (
+    path_option,
     comparison_table,
     json_option,
     sim_days_progress,
@@ -38,22 +39,19 @@ def replay_one(prepared: runner.PreparedRun, *, out: Path | None = None, store: 
 @click.argument("scenario")
 @click.option("--policy", help="policy name (default: the scenario's)")
 @click.option("--seed", type=click.IntRange(min=0), help="root seed (default: the scenario's)")
-@click.option("--trace", type=click.Path(path_type=Path), help="replace the workload with this CSV")
+@path_option("--trace", help="replace the workload with this CSV")
 @click.option("--days", type=float, help="simulated days (default: the scenario's)")
-@click.option("--out", type=click.Path(path_type=Path), help="write telemetry + summary.json here")
-@click.option(
+@path_option("--out", help="write telemetry + summary.json here")
+@path_option(
     "--spot-availability",
-    type=click.Path(path_type=Path),
     help="Can't-Be-Late trace JSON (or a folder of them) replacing spot availability",
 )
-@click.option(
+@path_option(
     "--spot-prices",
-    type=click.Path(path_type=Path),
     help="spot price history CSV (the scenario's format) replacing the spot prices",
 )
-@click.option(
+@path_option(
     "--store",
-    type=click.Path(path_type=Path),
     help="stream telemetry into this DuckDB feature store while replaying",
 )
 @json_option

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from bench.cli.common import command_group, json_option, status, stdout
+from bench.cli.common import path_option, command_group, json_option, status, stdout
 from bench.security_score import score_events
 
 
@@ -54,19 +54,17 @@ security = command_group(
 
 
 @security.command("score")
-@click.option(
+@path_option(
     "--events",
-    type=click.Path(path_type=Path),
     required=True,
     help='CloudTrail JSON lines or a {"Records": [...]} file',
 )
-@click.option(
+@path_option(
     "--labels",
-    type=click.Path(path_type=Path),
     default=None,
     help="CSV eventID,label (normal / suspicious / malicious)",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="CSV to write")
+@path_option("--out", required=True, help="CSV to write")
 @click.option("--mask", is_flag=True, help="ablation: mask userAgent and resource names")
 @json_option
 def score_cmd(events: Path, labels: Path | None, out: Path, mask: bool, as_json: bool) -> None:
@@ -105,9 +103,8 @@ def _sessions_main(sessions: Path, out: Path | None, as_json: bool, label: str |
 
 
 @security.command("logs")
-@click.option(
+@path_option(
     "--sessions",
-    type=click.Path(path_type=Path),
     required=True,
     help="one session per line: space-separated log-key ids",
 )
@@ -117,7 +114,7 @@ def _sessions_main(sessions: Path, out: Path | None, as_json: bool, label: str |
     default=None,
     help="every session of the file has this label: print detection figures",
 )
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="CSV per session")
+@path_option("--out", default=None, help="CSV per session")
 @json_option
 def logs_cmd(sessions: Path, label: str | None, out: Path | None, as_json: bool) -> None:
     """Flag anomalous log sessions with the next-key model (trained on the shipped split)."""

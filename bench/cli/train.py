@@ -10,6 +10,7 @@ import click
 from agents.cost.model import FIND_RULE, MAX_TIMESTEPS, MIN_TIMESTEPS
 from bench import runner
 from bench.cli.common import (
+    path_option,
     progress_bar,
     command_group,
     models_option,
@@ -29,7 +30,7 @@ train = command_group(
 
 @train.command("scaling")
 @click.option("--scenario", required=True, help="scenario id or file: trains on its history")
-@click.option("--trace", type=click.Path(path_type=Path), help="train on this CSV's first 70%")
+@path_option("--trace", help="train on this CSV's first 70%")
 @click.option("--model", default=None, help="forecaster (default: gbm-quantile)")
 @models_option
 @store_option
@@ -98,17 +99,15 @@ def _check_tensorboard(folder: Path) -> None:
     f"{MAX_TIMESTEPS:,} (about 80 minutes); default 300,000: about 80 s on 2 cores",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
+@path_option(
     "--models",
     "models_dir",
-    type=click.Path(path_type=Path),
     default=runner.MODELS_DIR,
     show_default=True,
     help="folder of trained models (the model goes to cost/<scenario>/ in it)",
 )
-@click.option(
+@path_option(
     "--tensorboard",
-    type=click.Path(path_type=Path),
     default=None,
     help="also write TensorBoard logs to this folder (needs the tensorboard package)",
 )
