@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from agents.anomaly.watch import watcher_for
+from agents.lifecycle.registry import ModelRef, ModelRegistry, ModelVersion
 from agents.registry import make_policy
 from bench.security_replay import audit_model_key, audit_watcher_for
 from features import DEFAULT_STORE
@@ -62,14 +64,21 @@ class PreparedRun:
     scenario_path
         The scenario file.
     model_version
-        The version of the trained model the policy decides with (set by
-        :func:`attach_model`; ``None`` for policies without a model).
+        The registered version (``NAME/VERSION``) of the trained model the policy decides
+        with (set by :func:`attach_model`; ``None`` for policies without a model).
+    model_sha256
+        That version's artefact digest (part of the run id: the registry's numbering is
+        local, the digest is the model's content).
+    trace
+        The ``--trace`` replacing the scenario's workload, if any.
     """
 
     world: World
     policy: Policy
     scenario_path: Path
     model_version: str | None = None
+    model_sha256: str | None = None
+    trace: Path | None = None
 
     @property
     def run_id(self) -> str:
@@ -83,7 +92,7 @@ class PreparedRun:
         digest.update(world.input_digest().encode())
         digest.update(policy.name.encode())
         digest.update(params.model_dump_json().encode() if params is not None else b"{}")
-        digest.update((self.model_version or "").encode())
+        digest.update((self.model_sha256 or "").encode())
         digest.update((audit_model_key(world) or "").encode())  # the analyser that alerts
         days = world.duration_s / 86400.0
         return (
@@ -175,33 +184,65 @@ def prepare_run(
         spot_availability_override=spot_availability,
         spot_prices_override=spot_prices,
     )
-    return PreparedRun(world, built, path)
+    return PreparedRun(world, built, path, trace=trace)
 
 
-def _cost_model(prepared: PreparedRun, policy: ModelPolicy, *, models_dir: Path, **_: Any
-                ) -> tuple[Path, str]:  # fmt: skip
-    """cost-rl: the PPO model trained for this scenario, else the shipped one."""
-    from agents.cost.model import find_model, load_model
+def _registry(models_dir: Path | str) -> ModelRegistry:
+    from agents.lifecycle.open import open_registry
 
-    folder = find_model(prepared.world.scenario.id, models_dir)
-    model = load_model(folder, models_dir=models_dir)
+    return open_registry(models_dir)
+
+
+def _cost_model(
+    prepared: PreparedRun,
+    policy: ModelPolicy,
+    *,
+    registry: ModelRegistry,
+    ref: ModelRef | None,
+    **_: Any,
+) -> ModelVersion:
+    """cost-rl: ``ref``, else the champion of ``cost-rl-<scenario>`` if it has any version,
+    else the shipped model (registered as ``cost-rl-shipped`` at first use)."""
+    from agents.cost.model import load_model
+    from bench import registered_models as rm
+
+    if ref is None:
+        name = rm.default_name("cost-rl", prepared.world.scenario.id)
+        ref = ModelRef(name) if registry.versions(name) else rm.shipped_cost_ref(registry)
+    version = registry.resolve(ref)
+    rm.check_agent(version, "cost-rl", who=f"policy {policy.name!r}")
+    model = rm.fetch_and_load(
+        registry, version, lambda folder: load_model(folder, roots=(folder.resolve(),))
+    )
     policy.use_model(model)
-    return folder, str(model.version)
+    return version
 
 
 def _scaling_model(
     prepared: PreparedRun,
     policy: ModelPolicy,
     *,
-    models_dir: Path,
+    registry: ModelRegistry,
+    ref: ModelRef | None,
     store: Path,
     retrain: bool,
+    promote: bool,
     progress: ProgressText | None,
-) -> tuple[Path, str]:
-    """predictive: the forecasters for this world's history, trained first if there are none."""
+) -> ModelVersion:
+    """predictive: ``ref``; else, of model ``scaling-<scenario>`` (plus the trace's and the
+    forecaster's names where they are not the scenario's), the version trained on this
+    world's history (the champion if it was), trained and registered first if none was."""
     from agents.forecasting.series import MIN_WORKING_STEP_S
-    from agents.scaling.training import load_or_train, plan_window_min
+    from agents.registry import DEFAULT_FORECASTER
+    from agents.scaling.model import load_model
+    from agents.scaling.training import plan_window_min, train_model, training_inputs
+    from bench import registered_models as rm
 
+    if ref is not None:
+        version = registry.resolve(ref)
+        rm.check_agent(version, "scaling", who=f"policy {policy.name!r}")
+        policy.use_model(rm.fetch_and_load(registry, version, load_model))
+        return version
     world = prepared.world
     workload = world.workload
     control = world.scenario.control
@@ -209,24 +250,75 @@ def _scaling_model(
     window = plan_window_min(
         median_s + control.pod_start_delay_s, max(MIN_WORKING_STEP_S, control.interval_s)
     )
-    model, folder, _ = load_or_train(
+    forecaster = policy.params.model  # type: ignore[attr-defined]
+    trace = Path(workload.source).name
+    inputs = training_inputs(
         workload.history_rps,
         workload.history_filled,
         workload.start,
-        models_dir=models_dir,
-        store_path=store,
-        name=world.scenario.id,
-        source=f"{world.scenario.id}: {Path(workload.source).name}",
-        forecaster=policy.params.model,  # type: ignore[attr-defined]
+        source=f"{world.scenario.id}: {trace}",
+        forecaster=forecaster,
         plan_window=window,
-        retrain=retrain,
-        progress=progress,
     )
-    policy.use_model(model)
-    return folder, str(model.metadata.model_version)
+    extra = [] if prepared.trace is None else [Path(prepared.trace).stem]
+    extra += [] if forecaster == DEFAULT_FORECASTER else [forecaster]
+    name = rm.default_name("scaling", world.scenario.id, *extra)
+    found = None if retrain else rm.matching_version(registry, name, inputs.key)
+    if found is not None:
+        policy.use_model(rm.fetch_and_load(registry, found, load_model))
+        return found
+    from features.store import FeatureStore
+    from features.views import VIEWS
+
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
+        folder = Path(scratch) / "model"
+        with FeatureStore(store, views=VIEWS, lake=store.parent / "lake") as feature_store:
+            trained = train_model(
+                inputs.series,
+                inputs.peaks,
+                store=feature_store,
+                folder=folder,
+                source=f"{world.scenario.id}: {trace}",
+                forecaster=forecaster,
+                plan_window=window,
+                progress=progress,
+            )
+        meta = trained.model.metadata
+        version = rm.register(
+            registry,
+            name,
+            folder.resolve(),
+            {
+                "agent": "scaling",
+                "description": f"{forecaster} forecasters for the predictive scaling policy",
+                "scenario": world.scenario.id,
+                "trace": trace,
+                "data_start": meta.training.first_bucket,
+                "data_end": meta.training.end,
+                "feature_store": f"{store} view load_forecast, training sets sha256 "
+                f"{trained.training_sha256}",
+                "seed": world.seed,
+                "params": {
+                    "training_key": inputs.key,
+                    "forecaster": forecaster,
+                    "step_s": meta.step_s,
+                    "forecast_horizon_min": meta.forecast_horizon_min,
+                    "plan_horizon_min": meta.plan_horizon_min,
+                    "plan_window_min": list(meta.plan_window_min),
+                    "quantiles": list(meta.quantiles),
+                    "n_samples": dict(meta.training.n_samples),
+                },
+                "metrics": trained.metrics,
+                "libraries": dict(meta.libraries),
+            },
+            promote=promote,
+        )
+    policy.use_model(trained.model)
+    return version
 
 
-MODEL_LOADERS: Mapping[ModelKind, Callable[..., tuple[Path, str]]] = {
+MODEL_LOADERS: Mapping[ModelKind, Callable[..., ModelVersion]] = {
     "scaling": _scaling_model,
     "cost": _cost_model,
 }
@@ -236,25 +328,44 @@ MODEL_LOADERS: Mapping[ModelKind, Callable[..., tuple[Path, str]]] = {
 def attach_model(
     prepared: PreparedRun,
     *,
-    models_dir: Path = MODELS_DIR,
+    models_dir: Path | str = MODELS_DIR,
     store: Path = DEFAULT_STORE,
+    model: str | None = None,
     retrain: bool = False,
+    promote: bool = False,
     progress: ProgressText | None = None,
-) -> Path | None:
-    """Give a policy that declares a model need (``policy.needs.model``) its model, training
-    and saving it first where that kind of model is trained on demand. Returns the model's
-    folder (None for a policy without a model)."""
+) -> ModelVersion | None:
+    """Give a policy that declares a model need (``policy.needs.model``) its model from the
+    registry at ``models_dir`` (a folder or a registry URI): ``model`` (a reference, see
+    :class:`~agents.lifecycle.registry.ModelRef`), else the default for the world, trained
+    and registered first where that kind of model is trained on demand (always with
+    ``retrain``; ``promote`` makes a version trained here the champion). Returns the
+    version used (None for a policy without a model)."""
     policy = prepared.policy
     kind = policy.needs.model
     if kind is None:
+        if model is not None:
+            raise InputError(
+                "--model", "", f"policy {policy.name!r} uses no trained model",
+                "--model only with a policy that needs one (opsbench policies)",
+            )  # fmt: skip
         return None
     if not isinstance(policy, ModelPolicy):
         raise TypeError(f"policy {policy.name!r} needs a {kind} model but has no use_model")
-    folder, version = MODEL_LOADERS[kind](
-        prepared, policy, models_dir=models_dir, store=store, retrain=retrain, progress=progress
+    ref = None if model is None else ModelRef.parse(model)
+    version = MODEL_LOADERS[kind](
+        prepared,
+        policy,
+        registry=_registry(models_dir),
+        ref=ref,
+        store=store,
+        retrain=retrain,
+        promote=promote,
+        progress=progress,
     )
-    prepared.model_version = version
-    return folder
+    prepared.model_version = version.ref
+    prepared.model_sha256 = version.card.artefact_sha256
+    return version
 
 
 def run(

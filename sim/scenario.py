@@ -338,7 +338,7 @@ AuditEntry = Literal["stolen-access-key", "console-login-without-mfa", "instance
 
 
 class AuditPopulation(Model):
-    """The benign principals of the simulated account, by kind (habits: see sim.audit.principals)."""
+    """The benign principals of the simulated account, by kind (habits: sim.audit.principals)."""
 
     admin: int = Field(default=2, ge=0, le=10, description="console + CLI, office hours, MFA")
     developer: int = Field(default=5, ge=0, le=15, description="SDK/CLI reads, Lambda deploys")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import platform
 import zipfile
 from dataclasses import dataclass
@@ -216,17 +215,9 @@ def load_model(
 
 
 FIND_RULE = (
-    "cost-rl uses cost/<scenario> in the --models folder whenever that path exists, and "
-    "the model shipped "
-    "in agents/cost/shipped/ only when it does not; a trained model that cannot be used "
-    "(half-written, tampered, a dangling link, never updated) is an error naming it, "
-    "never silently replaced by the shipped one"
+    "cost-rl uses --model if given, else the champion of cost-rl-<scenario> in the registry "
+    "whenever that model has any version, and the model shipped in agents/cost/shipped/ "
+    "(registered as cost-rl-shipped) only when it has none; a registered model that cannot be "
+    "used (tampered, truncated, never updated) is an error naming it, never silently replaced "
+    "by the shipped one"
 )
-
-
-def find_model(scenario_id: str, models_dir: Path = MODELS_DIR) -> Path:
-    """The model ``cost-rl`` uses for a scenario (:data:`FIND_RULE`): the one trained on
-    it if its path exists at all (even as a broken folder or a dangling link, which
-    :func:`load_model` then refuses with one line), else the shipped one."""
-    own = models_dir / "cost" / scenario_id
-    return own if os.path.lexists(own) else SHIPPED_DIR

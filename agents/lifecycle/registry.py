@@ -47,6 +47,16 @@ REF_ALLOWED = (
 )
 
 
+NAME_ALLOWED = "lower-case letters, digits and '-', starting with a letter or digit, at most 63"
+
+
+def check_name(name: str, *, source: str = "model name") -> str:
+    """``name`` if it is a valid model name; InputError otherwise."""
+    if re.fullmatch(_NAME, name) is None:
+        raise InputError(source, "", f"{name!r} is not a model name", NAME_ALLOWED)
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRef:
     """A reference to one model version: by alias (default ``champion``) or by number."""

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ import pandas as pd
 import sklearn
 
 from agents.forecasting.features import feature_names, make_features
+from agents.forecasting.metrics import coverage, mase, seasonal_naive_scale
 from agents.forecasting.models import Forecaster
 from agents.forecasting.series import DAY_S, WorkingSeries
 from agents.registry import FORECASTERS, make_forecaster
@@ -160,7 +162,81 @@ def training_set(
     joined = store.get_historical_features(labels, [f"{VIEW}:{c}" for c in columns])
     X = joined[[f"{VIEW}__{c}" for c in columns]].astype(np.float64)
     X.columns = list(columns)
+    X.index = pd.DatetimeIndex(joined["timestamp"], name="event_time")
     return X, joined["target"].to_numpy(dtype=np.float64)
+
+
+VALIDATION_FRACTION = 0.2
+"""The latest share of the forecast model's training origins held back to validate it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingInputs:
+    """What one training run reads: the working series, the plan targets and the key."""
+
+    series: WorkingSeries
+    peaks: np.ndarray
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedScaling:
+    """A trained scaling model with what its registration records.
+
+    ``metrics``: the forecast model refitted on the earlier 80% of its origins and scored on
+    the latest 20% (``val_mase``: MASE of the median against the seasonal-naive scale of the
+    series before the held-back part; ``val_p90_coverage``: share of targets at or below the
+    p90). ``training_sha256``: digest of the point-in-time training sets read from the
+    feature store (the snapshot the model was trained on).
+    """
+
+    model: ScalingModel
+    metrics: dict[str, float]
+    training_sha256: str
+
+
+def training_inputs(
+    history_rps: np.ndarray,
+    history_gap: np.ndarray,
+    start: datetime,
+    *,
+    source: str,
+    forecaster: str,
+    plan_window: tuple[int, int],
+    forecast_horizon: int = DEFAULT_FORECAST_HORIZON_MIN,
+) -> TrainingInputs:
+    """The working series, plan targets and :func:`model_key` of a per-minute history."""
+    series = history_series(history_rps, history_gap, start, source=source)
+    peaks = peak_targets(series, history_rps, history_gap, start, plan_window)
+    key = model_key(
+        series, forecaster=forecaster, settings=(plan_window, forecast_horizon), source=source
+    )
+    return TrainingInputs(series, peaks, key)
+
+
+def validate_forecast(
+    series: WorkingSeries,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    forecaster: str,
+    params: dict[str, object],
+) -> dict[str, float]:
+    """Refit on the earlier origins, score the latest :data:`VALIDATION_FRACTION` (time
+    order: no held-back row precedes a training row). ``X`` is indexed by event time."""
+    cut = round(y.size * (1 - VALIDATION_FRACTION))
+    if cut < 10 or y.size - cut < 5:
+        return {}
+    held = make_forecaster(forecaster, **params).fit(X.iloc[:cut], y[:cut])
+    q = held.predict_quantiles(X.iloc[cut:], (0.5, 0.9))
+    day = DAY_S // series.step_s
+    ends = series.timestamps + np.timedelta64(series.step_s, "s")  # an origin's event time
+    stop = int(np.searchsorted(ends, X.index[cut].to_datetime64()))  # buckets before it
+    scale = seasonal_naive_scale(series.values, period=day, stop=stop, gap=series.gap)
+    return {
+        "val_mase": mase(y[cut:], q[:, 0], scale),
+        "val_p90_coverage": coverage(y[cut:], q[:, 1]),
+        "val_rows": float(y.size - cut),
+    }
 
 
 def train_model(
@@ -174,14 +250,17 @@ def train_model(
     plan_window: tuple[int, int],
     forecast_horizon: int = DEFAULT_FORECAST_HORIZON_MIN,
     progress: Callable[[str], None] | None = None,
-) -> ScalingModel:
+) -> TrainedScaling:
     """Fit the plan model (``peaks``: :func:`peak_targets`) and the forecast model (the
-    mean ``forecast_horizon`` minutes ahead) and save them to ``folder``."""
+    mean ``forecast_horizon`` minutes ahead), save them to ``folder``, and validate the
+    forecast model on its latest origins (:class:`TrainedScaling`)."""
     plan_horizon = plan_horizon_min(plan_window, series.step_s)
     FORECASTERS.spec(forecaster, source="--model")  # an unknown name: before any work
     series_id = folder.name
     fitted: dict[str, Forecaster] = {}
     counts: dict[str, int] = {}
+    metrics: dict[str, float] = {}
+    read = hashlib.sha256()
     for role, horizon in (("plan", plan_horizon), ("forecast", forecast_horizon)):
         if progress is not None:
             progress(f"training {forecaster} ({role}, {horizon} min ahead) on {source}")
@@ -193,11 +272,17 @@ def train_model(
         X, y = training_set(
             store, series, target, series_id=f"{series_id}:{role}", horizon_min=horizon
         )
-        params = {"quantiles": PLAN_QUANTILES} if forecaster == "gbm-quantile" else {}
+        params: dict[str, object] = (
+            {"quantiles": PLAN_QUANTILES} if forecaster == "gbm-quantile" else {}
+        )
+        read.update(np.ascontiguousarray(X.to_numpy(dtype=np.float64)).tobytes())
+        read.update(np.ascontiguousarray(y).tobytes())
         fitted[role] = make_forecaster(forecaster, **params).fit(X, y)
         counts[role] = int(y.size)
+        if role == "forecast":
+            metrics = validate_forecast(series, X, y, forecaster, params)
     end = series.timestamps[-1] + np.timedelta64(series.step_s, "s")
-    return save_model(
+    model = save_model(
         fitted,
         {
             "forecaster": forecaster,
@@ -216,6 +301,7 @@ def train_model(
         },
         folder,
     )
+    return TrainedScaling(model, metrics, read.hexdigest())
 
 
 def load_or_train(
@@ -235,12 +321,12 @@ def load_or_train(
 ) -> tuple[ScalingModel, Path, bool]:
     """The saved model for this history and these settings, trained first if there is
     none (or ``retrain``). Returns ``(model, folder, trained_now)``."""
-    series = history_series(history_rps, history_gap, start, source=source)
-    peaks = peak_targets(series, history_rps, history_gap, start, plan_window)
-    key = model_key(
-        series, forecaster=forecaster, settings=(plan_window, forecast_horizon), source=source
-    )
-    folder = models_dir / "scaling" / f"{name}-{key}"
+    inputs = training_inputs(
+        history_rps, history_gap, start, source=source, forecaster=forecaster,
+        plan_window=plan_window, forecast_horizon=forecast_horizon,
+    )  # fmt: skip
+    series, peaks = inputs.series, inputs.peaks
+    folder = models_dir / "scaling" / f"{name}-{inputs.key}"
     if folder.exists() and not retrain:
         return load_model(folder), folder, False
     from features.store import FeatureStore
@@ -248,7 +334,7 @@ def load_or_train(
 
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with FeatureStore(store_path, views=VIEWS, lake=store_path.parent / "lake") as store:
-        model = train_model(
+        trained = train_model(
             series,
             peaks,
             store=store,
@@ -259,4 +345,4 @@ def load_or_train(
             forecast_horizon=forecast_horizon,
             progress=progress,
         )
-    return model, folder, True
+    return trained.model, folder, True

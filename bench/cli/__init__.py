@@ -16,6 +16,7 @@ from bench.cli.anomaly import anomaly
 from bench.cli.bench import bench
 from bench.cli.features import features
 from bench.cli.forecast import forecast
+from bench.cli.models import models
 from bench.cli.policies import policies
 from bench.cli.replay import demo, replay
 from bench.cli.scenarios import scenarios
@@ -44,8 +45,8 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for command in (replay, demo, scenarios, policies, features, forecast, train, bench, anomaly,
-                security):  # fmt: skip
+for command in (replay, demo, scenarios, policies, features, forecast, train, models, bench,
+                anomaly, security):  # fmt: skip
     cli.add_command(command)
 
 

@@ -46,9 +46,24 @@ store_option = path_option(
     "--store", default=DEFAULT_STORE, show_default=True, help="the DuckDB feature store"
 )
 
-models_option = path_option(
-    "--models", "models_dir", default=MODELS_DIR, show_default=True, help="folder of trained models"
+models_option = click.option(
+    "--registry",
+    "--models",
+    "models_dir",
+    default=str(MODELS_DIR),
+    show_default=True,
+    help="the model registry: a folder (MLflow on SQLite in it), sqlite:///PATH/mlflow.db or "
+    "sagemaker://BUCKET/PREFIX",
 )
+
+
+def check_registry_location(location: str) -> None:
+    """A local registry folder must be a folder or creatable as one: checked before
+    anything is trained or written (a URI is checked when it is opened)."""
+    from agents.artifacts import check_models_dir
+
+    if "://" not in location:
+        check_models_dir(Path(location), option="--registry/--models")
 
 
 def command_group(name: str, help: str) -> click.Group:

@@ -13,6 +13,7 @@ from bench.cli.common import (
     path_option,
     comparison_table,
     json_option,
+    models_option,
     sim_days_progress,
     status,
     stderr,
@@ -25,10 +26,16 @@ SPOT_DEMO_POLICIES = ("on-demand", "uniform-progress", "cost-rl", "hindsight")
 """The demo's second table: the spot-capacity policies on the same scenario."""
 
 
-def replay_one(prepared: runner.PreparedRun, *, out: Path | None = None, store: Path | None = None
-               ) -> dict[str, Any]:  # fmt: skip
+def replay_one(
+    prepared: runner.PreparedRun,
+    *,
+    out: Path | None = None,
+    store: Path | None = None,
+    model: str | None = None,
+    models_dir: str | Path = runner.MODELS_DIR,
+) -> dict[str, Any]:
     """Attach the policy's model (training it first if needed), then replay with progress."""
-    runner.attach_model(prepared, progress=status)
+    runner.attach_model(prepared, models_dir=models_dir, model=model, progress=status)
     world = prepared.world
     label = f"{world.scenario.id} / {prepared.policy.name}"
     with sim_days_progress(label, world.duration_s / 86400.0, stderr.is_terminal) as tick:
@@ -54,6 +61,12 @@ def replay_one(prepared: runner.PreparedRun, *, out: Path | None = None, store: 
     "--store",
     help="stream telemetry into this DuckDB feature store while replaying",
 )
+@click.option(
+    "--model",
+    help="the registered model the policy decides with: NAME, NAME@ALIAS or NAME/VERSION "
+    "(default: <agent>-<scenario>@champion, trained and registered first if needed)",
+)
+@models_option
 @json_option
 def replay(
     scenario: str,
@@ -65,6 +78,8 @@ def replay(
     spot_availability: Path | None,
     spot_prices: Path | None,
     store: Path | None,
+    model: str | None,
+    models_dir: str,
     as_json: bool,
 ) -> None:
     """Replay SCENARIO (a scenario file or a shipped id) under one policy."""
@@ -77,7 +92,7 @@ def replay(
         spot_availability=spot_availability,
         spot_prices=spot_prices,
     )
-    summary = replay_one(prepared, out=out, store=store)
+    summary = replay_one(prepared, out=out, store=store, model=model, models_dir=models_dir)
     if as_json:
         click.echo(json.dumps(summary))
         return

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
 from agents.cost.model import FIND_RULE, MAX_TIMESTEPS, MIN_TIMESTEPS
+from agents.lifecycle.open import open_registry
+from agents.lifecycle.registry import ModelVersion
 from bench import runner
+from bench.cli.models import version_record
 from bench.cli.common import (
+    check_registry_location,
     path_option,
     progress_bar,
     command_group,
@@ -24,8 +31,27 @@ from sim.errors import InputError
 
 train = command_group(
     "train",
-    "Train the agents' models offline (saved under .opsbench/models/).",
+    "Train the agents' models offline and register them in the model registry "
+    "(default .opsbench/models/: MLflow on SQLite; `opsbench models list` shows them).",
 )
+
+promote_option = click.option(
+    "--promote/--challenger",
+    default=True,
+    show_default=True,
+    help="make the new version the champion (the old one stays the rollback target), or "
+    "register it as the challenger",
+)
+
+
+def _echo_version(version: ModelVersion, as_json: bool, extra: dict[str, Any]) -> None:
+    if as_json:
+        click.echo(json.dumps({**version_record(version), **extra}))
+        return
+    stdout.print(
+        f"registered {version.ref} ({', '.join(version.aliases) or 'no alias'}); "
+        f"artefact sha256 {version.card.artefact_sha256[:12]}"
+    )
 
 
 @train.command("scaling")
@@ -34,43 +60,46 @@ train = command_group(
 @click.option("--model", default=None, help="forecaster (default: gbm-quantile)")
 @models_option
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON")
+@promote_option
+@click.option("--json", "as_json", is_flag=True, help="print the registered version as JSON")
 def train_scaling(
     scenario: str,
     trace: Path | None,
     model: str | None,
-    models_dir: Path,
+    models_dir: str,
     store: Path,
+    promote: bool,
     as_json: bool,
 ) -> None:
     """Train the predictive scaling model on the load before the --scenario's replay window
-    (or on the first 70% of the --trace CSV)."""
-    from agents.artifacts import check_models_dir
+    (or on the first 70% of the --trace CSV), validate it on its latest 20% and register it
+    as scaling-<scenario>."""
     from agents.registry import FORECASTERS
 
-    check_models_dir(models_dir)
+    check_registry_location(models_dir)
     if model is not None:
         FORECASTERS.spec(model, source="--model")  # before anything is loaded or written
     params = {} if model is None else {"model": model}
     prepared = runner.prepare_run(scenario, policy="predictive", trace=trace, params=params)
-    folder = runner.attach_model(
-        prepared, models_dir=models_dir, store=store, retrain=True, progress=status
-    )
+    version = runner.attach_model(
+        prepared, models_dir=models_dir, store=store, retrain=True, promote=promote,
+        progress=status,
+    )  # fmt: skip
+    assert version is not None
     meta = prepared.policy.model.metadata  # type: ignore[attr-defined]
-    if as_json:
-        click.echo(json.dumps({"folder": str(folder), **meta.model_dump(mode="json")}))
-        return
-    stdout.print(f"model {meta.model_version} ({meta.forecaster}) saved to {folder}")
-    stdout.print(
-        f"trained on {meta.training.source}, {meta.training.first_bucket} to "
-        f"{meta.training.end}; samples {meta.training.n_samples}"
-    )
+    _echo_version(version, as_json, {"model_version": meta.model_version})
+    if not as_json:
+        stdout.print(
+            f"trained {meta.forecaster} on {meta.training.source}, {meta.training.first_bucket} "
+            f"to {meta.training.end}; samples {meta.training.n_samples}; validation "
+            + ", ".join(f"{k} {v:.3f}" for k, v in version.card.metrics.items())
+        )
 
 
 TRAIN_COST_HELP = (
     "Train the cost-rl policy (PPO) on the --scenario's history and sampled spot markets; the "
-    "best policy on separate evaluation episodes is saved, with its training logs, to "
-    "cost/<scenario>/ in the --models folder.\n\nWhich model a replay uses: {rule}."
+    "best policy on separate evaluation episodes is registered, with its training logs, as "
+    "cost-rl-<scenario>.\n\nWhich model a replay uses: {rule}."
 )
 
 
@@ -99,13 +128,8 @@ def _check_tensorboard(folder: Path) -> None:
     f"{MAX_TIMESTEPS:,} (about 80 minutes); default 300,000: about 80 s on 2 cores",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@path_option(
-    "--models",
-    "models_dir",
-    default=runner.MODELS_DIR,
-    show_default=True,
-    help="folder of trained models (the model goes to cost/<scenario>/ in it)",
-)
+@models_option
+@promote_option
 @path_option(
     "--tensorboard",
     default=None,
@@ -116,22 +140,25 @@ def train_cost(
     scenario: str,
     timesteps: int | None,
     seed: int,
-    models_dir: Path,
+    models_dir: str,
+    promote: bool,
     tensorboard: Path | None,
     as_json: bool,
 ) -> None:
-    from agents.artifacts import check_models_dir
     from agents.cost.env import SpotFleetEnv
     from agents.cost.training import DEFAULT_TIMESTEPS, evaluate_in_env, train
+    from bench import registered_models as rm
 
-    check_models_dir(models_dir)
+    check_registry_location(models_dir)
+    registry = open_registry(models_dir)
     if tensorboard is not None:
         _check_tensorboard(tensorboard)
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
     world = runner.prepare_run(scenario, policy="on-demand").world
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
-    folder = models_dir / "cost" / world.scenario.id
-    with progress_bar(
+    scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
+    folder = Path(scratch.name) / "model"
+    with scratch, progress_bar(
         "training cost-rl (PPO)",
         "{task.completed:,.0f}/{task.total:,.0f} steps",
         steps,
@@ -145,18 +172,38 @@ def train_cost(
             tensorboard=tensorboard,
             progress=lambda done, _total: update(done),
         )
-    check = evaluate_in_env(world, model.act)
-    meta = model.metadata
-    if as_json:
-        click.echo(
-            json.dumps({"folder": str(folder), **meta.model_dump(mode="json"), "replay": check})
+        check = evaluate_in_env(world, model.act)
+        meta = model.metadata
+        history_s = world.workload.history_rps.size * 60
+        version = rm.register(
+            registry,
+            rm.default_name("cost-rl", world.scenario.id),
+            folder.resolve(),
+            {
+                "agent": "cost-rl",
+                "description": "PPO spot/on-demand mix for the cost-rl policy",
+                "scenario": world.scenario.id,
+                "trace": Path(world.workload.source).name,
+                "data_start": (world.workload.start - timedelta(seconds=history_s)).isoformat(),
+                "data_end": world.workload.start.isoformat(),
+                "seed": seed,
+                "params": rm.cost_params(meta),
+                "metrics": {
+                    **rm.cost_metrics(meta),
+                    "replay_cost_usd": float(check["cost_usd"]),
+                    "replay_slo_attainment": float(check["slo_attainment"]),
+                },
+                "libraries": dict(meta.libraries),
+            },
+            promote=promote,
         )
+    _echo_version(version, as_json, {"model_version": meta.model_version, "replay": check})
+    if as_json:
         return
     stdout.print(
-        f"model {meta.model_version} saved to {folder} ({meta.timesteps:,} steps, "
+        f"model {meta.model_version} ({meta.timesteps:,} steps, "
         f"{meta.train_seconds:.0f} s; the {meta.selected} policy, evaluation reward "
-        f"{meta.eval_mean_reward} at {meta.eval_at_timesteps:,} steps); "
-        f"sha256 {meta.model_sha256}"
+        f"{meta.eval_mean_reward} at {meta.eval_at_timesteps:,} steps)"
     )
     stdout.print(
         f"fast-model check on {world.scenario.id}'s replay: ${check['cost_usd']:,.2f}, "

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agents import artifacts
-from agents.cost.model import MODEL_FILE, SHIPPED_DIR, find_model, load_model
+from agents.cost.model import MODEL_FILE, SHIPPED_DIR, load_model
 from sim.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,21 +87,6 @@ def test_publishing_over_a_dangling_link_replaces_it(tmp_path: Path) -> None:
     folder.symlink_to(tmp_path / "deleted-by-hand")
     _save(folder, "1")
     assert (folder / "model.bin").read_text() == "1"
-
-
-def test_a_dangling_model_folder_is_one_line_and_never_swapped_for_the_shipped_one(
-    tmp_path: Path,
-) -> None:
-    models = tmp_path / "models"
-    own = models / "cost" / "default"
-    own.parent.mkdir(parents=True)
-    own.symlink_to(tmp_path / "deleted-by-hand")
-    assert find_model("default", models) == own
-    with pytest.raises(InputError) as exc:
-        load_model(find_model("default", models), models_dir=models)
-    line = exc.value.one_line()
-    assert str(own) in line and "does not exist" in line and "retrain" in line
-    assert find_model("never-trained", models) == SHIPPED_DIR
 
 
 def test_a_dangling_file_in_the_model_folder_is_named(tmp_path: Path) -> None:

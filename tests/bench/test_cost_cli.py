@@ -10,6 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from agents.lifecycle.open import open_registry
+from agents.lifecycle.registry import ModelCard, ModelRef, folder_digest
+
 import numpy as np
 import pytest
 
@@ -123,14 +126,18 @@ def test_train_cost_writes_a_hashed_model_its_logs_and_tensorboard_events(
          "--models", str(tmp_path), "--tensorboard", str(board), "--json"],
     )  # fmt: skip
     assert code == 0, err
-    meta = json.loads(out)
-    folder = tmp_path / "cost" / "default"
-    assert Path(meta["folder"]) == folder
+    record = json.loads(out)
+    assert record["ref"] == "cost-rl-default/1" and record["aliases"] == ["champion"]
+    registry = open_registry(tmp_path)
+    version = registry.resolve(ModelRef.parse("cost-rl-default"))
+    folder = registry.fetch(version, tmp_path / "fetched")
     digest = hashlib.sha256((folder / "model.zip").read_bytes()).hexdigest()
-    assert meta["model_sha256"] == digest
-    assert json.loads((folder / "metadata.json").read_text())["model_sha256"] == digest
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["model_sha256"] == digest and record["model_version"] == digest[:12]
     assert meta["timesteps"] == 8192 and meta["n_spot"] == 3
-    assert 0.9 < meta["replay"]["slo_attainment"] <= 1.0
+    assert version.card.params["timesteps"] == 8192
+    assert 0.9 < record["replay"]["slo_attainment"] <= 1.0
+    assert version.card.metrics["replay_slo_attainment"] == record["replay"]["slo_attainment"]
     # two rollouts: no evaluation during training, so the final policy is the one evaluated
     assert meta["selected"] == "final" and meta["eval_at_timesteps"] == 8192
     logs = folder / "training"
@@ -141,6 +148,7 @@ def test_train_cost_writes_a_hashed_model_its_logs_and_tensorboard_events(
     evaluations = np.load(logs / "evaluations.npz")
     assert evaluations["timesteps"].tolist() == [8192]
     assert evaluations["results"].mean() == pytest.approx(meta["eval_mean_reward"], abs=1e-3)
+    assert version.card.metrics["eval_mean_reward"] == meta["eval_mean_reward"]
     events = list(board.rglob("events.out.tfevents.*"))
     assert len(events) == 1 and events[0].parent.name == "cost-rl-default_1"
     assert [p.name for p in tmp_path.rglob("*partial*")] == []
@@ -162,12 +170,17 @@ def test_a_never_updated_model_is_refused_not_preferred(
     """A model saved by an older ``train cost --timesteps 0`` is an error naming it, not
     a replay with an untrained network."""
     monkeypatch.chdir(tmp_path)
-    own = tmp_path / ".opsbench" / "models" / "cost" / "default"
+    own = tmp_path / "old-model"
     shutil.copytree(SHIPPED, own)
     meta = json.loads((own / "metadata.json").read_text())
     (own / "metadata.json").write_text(json.dumps({**meta, "timesteps": 0}))
+    registry = open_registry(tmp_path / ".opsbench" / "models")
+    card = ModelCard(agent="cost-rl", artefact_sha256=folder_digest(own))
+    registry.promote("cost-rl-default", registry.register("cost-rl-default", own, card).version)
     code, out, err = run_main(capsys, ["replay", "default", "--policy", "cost-rl", *SHORT])
-    one_line_error(code, out, err, "metadata.json", "timesteps", "never updated")
+    one_line_error(
+        code, out, err, "cost-rl-default/1: metadata.json", "timesteps", "never updated"
+    )
 
 
 def test_train_cost_models_or_tensorboard_that_is_a_file_is_one_line(

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from agents.lifecycle.open import open_registry
+from agents.lifecycle.registry import ModelRef
 import yaml
 from opsbench_testing import run_main
 
@@ -48,11 +51,11 @@ def test_every_policy_replays_the_same_evaluation_part(
         assert summary["sim_days"] == summaries["reactive"]["sim_days"]
         assert summary["sim_days"] == pytest.approx((1152 - 806) * 5 / 1440)
     assert summaries["predictive"]["slo_attainment"] > 0.9
-    scaling = tmp_path / ".opsbench" / "models" / "scaling"
-    models = [p for p in scaling.iterdir() if not p.name.startswith(".")]  # not versions
-    assert len(models) == 1  # trained once, on the history part only
-    meta = json.loads((models[0] / "metadata.json").read_text())
-    assert meta["training"]["end"] <= summaries["reactive"]["start"]
+    (version,) = open_registry(tmp_path / ".opsbench" / "models").versions()
+    assert version.ref == "scaling-default-unseen/1"  # trained once, on the history part only
+    assert summaries["predictive"]["model_version"] == version.ref
+    assert version.card.data_end is not None
+    assert version.card.data_end <= summaries["reactive"]["start"]
 
 
 def test_train_scaling_writes_a_model_and_prints_its_metadata(
@@ -65,9 +68,15 @@ def test_train_scaling_writes_a_model_and_prints_its_metadata(
         ["train", "scaling", "--scenario", "default", "--trace", str(trace), "--json"],
     )
     assert code == 0, err
-    meta = json.loads(out)
-    assert meta["forecaster"] == "gbm-quantile" and meta["kind"] == "scaling"
-    assert Path(meta["folder"], "model.pkl").is_file()
+    record = json.loads(out)
+    assert record["agent"] == "scaling" and record["ref"] == "scaling-default-unseen/1"
+    registry = open_registry(tmp_path / ".opsbench" / "models")
+    version = registry.resolve(ModelRef.parse("scaling-default-unseen@champion"))
+    assert version.card.params["forecaster"] == "gbm-quantile"
+    assert 0 < version.card.metrics["val_mase"] < 2
+    folder = registry.fetch(version, tmp_path / "fetched")
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["model_version"] == record["model_version"] and meta["kind"] == "scaling"
 
 
 def test_train_scaling_unknown_model_is_one_line(
@@ -136,5 +145,6 @@ def test_train_scaling_models_that_is_a_file_is_one_line_and_writes_nothing(
     )
     assert code == 2, (out, err)
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("opsbench: error: --models: F is an existing")
+    expected = "opsbench: error: --registry/--models: F is an existing"
+    assert len(lines) == 1 and lines[0].startswith(expected)
     assert [p.name for p in tmp_path.iterdir()] == ["F"]

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from agents.lifecycle.open import open_registry
 from threadpoolctl import threadpool_limits
 
 from opsbench_testing import shipped_doc
@@ -54,8 +56,9 @@ class Seeds:
     run: Path
     store: Path
     training_labels: Path
-    scaling_models: Path
+    scaling_model: Path
     cost_model: Path
+    empty_registry: Path
 
 
 def _csv_head(source: Path, target: Path, rows: int) -> Path:
@@ -202,6 +205,11 @@ def build_seeds(root: Path) -> Seeds:
                     "seasonal-naive-1d", "--models", str(models), "--store",
                     str(root / "train-store" / "store.duckdb")])  # fmt: skip
     shutil.rmtree(store.parent / "lake", ignore_errors=True)
+    registry = open_registry(models)
+    (trained,) = registry.versions()
+    scaling_model = shutil.copytree(registry.fetch(trained, root / "fetch"), root / "scaling_model")
+    empty = open_registry(root / "empty_registry")
+    empty.versions()  # creates the store's tables once (a copy per example is cheap)
     return Seeds(
         root=root,
         trace=trace,
@@ -216,6 +224,7 @@ def build_seeds(root: Path) -> Seeds:
         run=run,
         store=store,
         training_labels=_training_labels(root, run),
-        scaling_models=models / "scaling",
+        scaling_model=Path(scaling_model),
         cost_model=_cost_model(root),
+        empty_registry=root / "empty_registry",
     )

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from agents.lifecycle.open import open_registry
+from agents.lifecycle.registry import Agent, ModelCard, folder_digest
+
 from fuzz.mutations import DEEP_TEXT
 from fuzz.seeds import Seeds
 from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
@@ -60,12 +63,12 @@ def test_availability_nested_too_deeply(
     assert_nothing_written(out)
 
 
-def _scaling_model(seeds: Seeds, workdir: Path) -> Path:
-    """A copy of the seed's trained scaling model where the replay looks for it."""
-    (trained,) = (p for p in seeds.scaling_models.iterdir() if not p.name.startswith("."))
-    return Path(
-        shutil.copytree(trained, workdir / ".opsbench" / "models" / "scaling" / trained.name)
-    )
+def _register(seeds: Seeds, workdir: Path, folder: Path, name: str, agent: Agent) -> None:
+    """``folder`` registered honestly (digest recomputed) as the champion of ``name``."""
+    shutil.copytree(seeds.empty_registry, workdir / ".opsbench" / "models")
+    registry = open_registry(workdir / ".opsbench" / "models")
+    card = ModelCard(agent=agent, artefact_sha256=folder_digest(folder))
+    registry.promote(name, registry.register(name, folder, card).version)
 
 
 @pytest.mark.parametrize("metadata", [b"\xff", DEEP], ids=["not-utf8", "deep-nesting"])
@@ -73,21 +76,25 @@ def test_model_metadata_unreadable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeds: Seeds,
     tmp_path: Path, metadata: bytes,
 ) -> None:  # fmt: skip
-    folder = _scaling_model(seeds, tmp_path)
+    folder = Path(shutil.copytree(seeds.scaling_model, tmp_path / "candidate"))
     (folder / "metadata.json").write_bytes(metadata)
+    _register(seeds, tmp_path, folder, "scaling-fuzz", "scaling")
     monkeypatch.chdir(tmp_path)
-    refused(capsys, ["replay", str(seeds.predictive_scenario), "--json"], "metadata.json")
+    args = ["replay", str(seeds.predictive_scenario), "--model", "scaling-fuzz", "--json"]
+    refused(capsys, args, "scaling-fuzz/1: metadata.json")
 
 
 def test_cost_model_folder_without_metadata(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, seeds: Seeds,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    folder = tmp_path / ".opsbench" / "models" / "cost" / "fuzz-seed"
+    folder = tmp_path / "candidate"
     folder.mkdir(parents=True)
     shutil.copy(seeds.cost_model / "model.zip", folder / "model.zip")
+    _register(seeds, tmp_path, folder, "cost-rl-fuzz", "cost-rl")
     monkeypatch.chdir(tmp_path)
-    args = ["replay", str(seeds.scenario), "--policy", "cost-rl", "--days", "0.01", "--json"]
+    args = ["replay", str(seeds.scenario), "--policy", "cost-rl", "--days", "0.01", "--model",
+            "cost-rl-fuzz", "--json"]  # fmt: skip
     refused(capsys, args, "metadata.json")
 
 
