@@ -158,12 +158,15 @@ def train_cost(
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
     folder = Path(scratch.name) / "model"
-    with scratch, progress_bar(
-        "training cost-rl (PPO)",
-        "{task.completed:,.0f}/{task.total:,.0f} steps",
-        steps,
-        stderr.is_terminal,
-    ) as update:
+    with (
+        scratch,
+        progress_bar(
+            "training cost-rl (PPO)",
+            "{task.completed:,.0f}/{task.total:,.0f} steps",
+            steps,
+            stderr.is_terminal,
+        ) as update,
+    ):
         model = train(
             world,
             folder,
@@ -209,3 +212,83 @@ def train_cost(
         f"fast-model check on {world.scenario.id}'s replay: ${check['cost_usd']:,.2f}, "
         f"SLO attainment {check['slo_attainment']:.4%}"
     )
+
+
+@train.command("anomaly")
+@click.option(
+    "--detector",
+    default=None,
+    help="a streaming detector (opsbench policies lists them; default: novelty-ensemble)",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="alert when the score >= this; default: NAB's standard-profile threshold on "
+    "--data if given, else 0.5",
+)
+@path_option("--data", help="a NAB-layout corpus to choose the threshold on and score")
+@path_option("--windows", help="its NAB windows JSON (with --data)")
+@models_option
+@promote_option
+@click.option("--json", "as_json", is_flag=True, help="print the registered version as JSON")
+def train_anomaly(
+    detector: str | None,
+    threshold: float | None,
+    data: Path | None,
+    windows: Path | None,
+    models_dir: str,
+    promote: bool,
+    as_json: bool,
+) -> None:
+    """Register a streaming anomaly detector with its alert threshold as
+    anomaly-<detector>; with --data/--windows, the threshold is the one NAB's scorer picks for
+    the standard profile on that corpus and the version records the three NAB scores there
+    (score it on files it was not chosen on with `opsbench anomaly nab`)."""
+    from agents.anomaly.artefact import DetectorArtefact, save_detector
+    from agents.registry import DEFAULT_DETECTOR, DETECTORS
+    from bench import registered_models as rm
+
+    name = detector or DEFAULT_DETECTOR
+    DETECTORS.spec(name, source="--detector")
+    if (data is None) != (windows is None):
+        problem = "needs --windows (and --windows needs --data)"
+        raise InputError("--data", "", problem, "both or neither")
+    check_registry_location(models_dir)
+    registry = open_registry(models_dir)
+    metrics: dict[str, float] = {}
+    chosen_on = "given" if threshold is not None else "default"
+    with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
+        if data is not None and windows is not None:
+            from bench.nab_run import evaluate
+
+            bar = stderr if stderr.is_terminal and not as_json else None
+            result = evaluate(data, windows, Path(scratch) / "nab", name, progress=bar)
+            for profile, scored in result["profiles"].items():
+                metrics[f"nab_{profile}"] = float(scored["score"])
+            if threshold is None:
+                threshold = float(result["profiles"]["standard"]["threshold"])
+                chosen_on = f"NAB standard profile on {data}"
+            metrics["nab_files"] = float(result["files"])
+        artefact = DetectorArtefact(
+            detector=name, threshold=0.5 if threshold is None else threshold
+        )
+        folder = save_detector(artefact, Path(scratch) / "model")
+        version = rm.register(
+            registry,
+            rm.default_name("anomaly", name),
+            folder,
+            {
+                "agent": "anomaly",
+                "description": f"streaming detector {name}, alerting at {artefact.threshold:g}",
+                "trace": None if data is None else str(data),
+                "params": {
+                    "detector": name,
+                    "threshold": artefact.threshold,
+                    "threshold_chosen": chosen_on,
+                },
+                "metrics": metrics,
+            },
+            promote=promote,
+        )
+    _echo_version(version, as_json, {})
