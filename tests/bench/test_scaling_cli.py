@@ -67,7 +67,7 @@ def test_train_scaling_writes_a_model_and_prints_its_metadata(
     assert code == 0, err
     meta = json.loads(out)
     assert meta["forecaster"] == "gbm-quantile" and meta["kind"] == "scaling"
-    assert Path(meta["folder"], "model.pkl").is_file()
+    assert Path(meta["folder"], "model.skops").is_file()
 
 
 def test_train_scaling_unknown_model_is_one_line(
