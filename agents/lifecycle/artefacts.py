@@ -180,7 +180,9 @@ def loads_skops(
         untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted))
         if untrusted:
             kind = "type" if len(untrusted) == 1 else "types"
-            raise InputError(source, "", f"holds untrusted {kind} {', '.join(untrusted)}", allowed)
+            problem = f"holds untrusted {kind} {', '.join(untrusted)}"
+            trusting = f"only skops' default types and {', '.join(trusted)}; {allowed}"
+            raise InputError(source, "", problem, trusting)
         obj = sio.loads(data, trusted=list(trusted))
     except _READ_ERRORS as exc:
         raise InputError(
