@@ -62,20 +62,6 @@ def forecasters() -> dict[str, Forecaster]:
         }
 
 
-@pytest.fixture(scope="module")
-def analyser() -> Any:
-    from agents.security.analyser import SecurityAnalyser
-    from bench.security_data import TrainingSpec, simulate_accounts
-
-    records, labels = simulate_accounts(
-        TrainingSpec(seed=3, accounts=1, days=0.5, campaigns_per_account=3)
-    )
-    with threadpool_limits(1):
-        return SecurityAnalyser(max_iter=5, calibration_folds=2).fit(
-            records, [label.label for label in labels]
-        )
-
-
 def test_the_scaling_trusted_list_is_what_the_forecasters_need(
     forecasters: dict[str, Forecaster],
 ) -> None:
@@ -85,8 +71,8 @@ def test_the_scaling_trusted_list_is_what_the_forecasters_need(
     assert needed == set(SCALING_TRUSTED)
 
 
-def test_the_security_trusted_list_is_what_the_analyser_needs(analyser: Any) -> None:
-    assert set(sio.get_untrusted_types(data=dumps_skops(analyser))) == set(SECURITY_TRUSTED)
+def test_the_security_trusted_list_is_what_the_analyser_needs(small_analyser: Any) -> None:
+    assert set(sio.get_untrusted_types(data=dumps_skops(small_analyser))) == set(SECURITY_TRUSTED)
 
 
 def test_skops_predicts_exactly_what_the_pickle_did(forecasters: dict[str, Forecaster]) -> None:
@@ -109,16 +95,18 @@ def test_skops_predicts_exactly_what_the_pickle_did(forecasters: dict[str, Forec
         ), name
 
 
-def test_the_analyser_scores_exactly_as_before_a_round_trip(analyser: Any, tmp_path: Path) -> None:
+def test_the_analyser_scores_exactly_as_before_a_round_trip(
+    small_analyser: Any, tmp_path: Path
+) -> None:
     from bench.security_data import TrainingSpec, simulate_accounts
     from bench.security_model import load_analyser, save_analyser
 
     records, _ = simulate_accounts(TrainingSpec(seed=9, accounts=1, days=0.2))
     path = tmp_path / "security.skops"
-    save_analyser(analyser, path)
+    save_analyser(small_analyser, path)
     again = load_analyser(path)
-    assert again.risk_score(records).tobytes() == analyser.risk_score(records).tobytes()
-    assert again.threshold_ == analyser.threshold_
+    assert again.risk_score(records).tobytes() == small_analyser.risk_score(records).tobytes()
+    assert again.threshold_ == small_analyser.threshold_
 
 
 def test_the_same_training_gives_the_same_bytes() -> None:
@@ -167,9 +155,9 @@ def test_damaged_files_are_one_line(forecasters: dict[str, Forecaster]) -> None:
 
 
 def test_a_type_outside_the_list_is_refused_and_named(
-    forecasters: dict[str, Forecaster], analyser: Any
+    forecasters: dict[str, Forecaster], small_analyser: Any
 ) -> None:
-    message = _refused(dumps_skops(analyser))  # an analyser where a scaling model belongs
+    message = _refused(dumps_skops(small_analyser))  # an analyser where a scaling model belongs
     assert "holds untrusted types agents.security.analyser.SecurityAnalyser" in message
     assert "SecurityAnalyser" not in message.split("allowed:")[1]
 

@@ -172,9 +172,22 @@ def _plant_in_folder(folder: Path, model_file: str, payload: bytes) -> None:
     _rehash(resolved / "metadata.json", payload)
 
 
-def _assert_refused_in_one_line(error: InputError, shown: Path) -> None:
-    message = str(error)
+def assert_never_runs(
+    load: Callable[[], object],
+    shown: Path,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    marker: Path,
+) -> None:
+    """``load()`` and ``opsbench COMMAND`` refuse the planted file ``shown`` in one line
+    (exit 2), and ``marker`` was never created."""
+    with pytest.raises(InputError) as caught:
+        load()
+    message = str(caught.value)
     assert "\n" not in message and str(shown) in message, message
+    code, out, err = run_main(capsys, command)
+    assert_one_line_error(code, out, err, shown.name)
+    assert not marker.exists()
 
 
 # --------------------------------------------------------------------------- scaling
@@ -217,32 +230,18 @@ def test_a_planted_scaling_model_never_runs(
     folder = _scaling_folder(work)
     marker = tmp_path / "marker"
     _plant_in_folder(folder, MODEL_FILE, skops_payloads(marker)[kind])
-    with pytest.raises(InputError) as caught:
-        load_model(folder)
-    _assert_refused_in_one_line(caught.value, folder / MODEL_FILE)
     monkeypatch.chdir(work)
-    code, out, err = run_main(capsys, ["replay", "default", "--policy", "predictive"])
-    assert_one_line_error(code, out, err, MODEL_FILE)
-    assert not marker.exists()
+    replay = ["replay", "default", "--policy", "predictive"]
+    assert_never_runs(lambda: load_model(folder), folder / MODEL_FILE, replay, capsys, marker)
 
 
 # --------------------------------------------------------------------------- security
 
-SMALL_SPEC_ARGS: dict[str, Any] = {
-    "seed": 3,
-    "accounts": 1,
-    "days": 0.5,
-    "campaigns_per_account": 3,
-}
-SMALL_PARAMS: dict[str, Any] = {"max_iter": 5, "calibration_folds": 2}
 
-
-def _plant_security_cache(directory: Path, payload: bytes) -> Path:
-    """``payload`` as the cached model of the (small) shipped spec, with its record."""
+def _plant_security_cache(directory: Path, key: str, payload: bytes) -> Path:
+    """``payload`` as the cached model of cache key ``key``, with its record."""
     from bench import security_model
-    from bench.security_data import TrainingSpec
 
-    key = security_model.cache_key(TrainingSpec(**SMALL_SPEC_ARGS), SMALL_PARAMS, False)
     blob, record = security_model.cache_files(key, directory)
     directory.mkdir(parents=True, exist_ok=True)
     blob.write_bytes(payload)
@@ -254,35 +253,32 @@ def _plant_security_cache(directory: Path, payload: bytes) -> Path:
 @pytest.mark.parametrize("kind", SKOPS_KINDS)
 def test_a_planted_security_model_never_runs(
     kind: str,
+    small_spec: Any,
+    small_params: dict[str, Any],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bench import security_model
-    from bench.security_data import TrainingSpec
 
     marker = tmp_path / "marker"
     models = tmp_path / "models"
-    blob = _plant_security_cache(models, skops_payloads(marker)[kind])
+    key = security_model.cache_key(small_spec, small_params, False)
+    blob = _plant_security_cache(models, key, skops_payloads(marker)[kind])
     with pytest.raises(InputError) as caught:
         security_model.load_analyser(blob)
-    _assert_refused_in_one_line(caught.value, blob)
-    spec = TrainingSpec(**SMALL_SPEC_ARGS)
-    with pytest.raises(InputError) as caught:
-        security_model.load_or_train(spec, SMALL_PARAMS, model_dir=models)
-    _assert_refused_in_one_line(caught.value, blob)
-    monkeypatch.setattr(security_model, "SHIPPED_SPEC", spec)
-    monkeypatch.setattr(security_model, "SHIPPED_PARAMS", SMALL_PARAMS)
+    assert "\n" not in str(caught.value) and str(blob) in str(caught.value)
+    monkeypatch.setattr(security_model, "SHIPPED_SPEC", small_spec)
+    monkeypatch.setattr(security_model, "SHIPPED_PARAMS", small_params)
     monkeypatch.setenv("OPSBENCH_MODEL_DIR", str(models))
     events = tmp_path / "events.jsonl"
     events.write_text(json.dumps(_one_event()) + "\n")
     out = tmp_path / "scores.csv"
-    code, stdout, stderr = run_main(
-        capsys, ["security", "score", "--events", str(events), "--out", str(out)]
+    score = ["security", "score", "--events", str(events), "--out", str(out)]
+    assert_never_runs(
+        lambda: security_model.load_or_train(model_dir=models), blob, score, capsys, marker
     )
-    assert_one_line_error(code, stdout, stderr, blob.name)
     assert not out.exists()
-    assert not marker.exists()
 
 
 def _one_event() -> dict[str, Any]:
@@ -327,10 +323,7 @@ def test_a_planted_cost_model_never_runs(
     models = tmp_path / ".opsbench" / "models"
     folder = _cost_folder(models)
     _plant_in_folder(folder, MODEL_FILE, cost_payloads(marker)[kind])
-    with pytest.raises(InputError) as caught:
-        load_model(folder, models_dir=models)
-    _assert_refused_in_one_line(caught.value, folder / MODEL_FILE)
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_main(capsys, ["replay", "default", "--policy", "cost-rl"])
-    assert_one_line_error(code, out, err, MODEL_FILE)
-    assert not marker.exists()
+    replay = ["replay", "default", "--policy", "cost-rl"]
+    load = lambda: load_model(folder, models_dir=models)  # noqa: E731
+    assert_never_runs(load, folder / MODEL_FILE, replay, capsys, marker)
