@@ -103,8 +103,9 @@ def save_skops(obj: object, path: Path) -> bytes:
 
 
 def dumps_skops(obj: object) -> bytes:
-    """``obj`` in the skops format, canonical: the same object gives the same bytes in
-    any process, so a model's sha256 (its version) depends on nothing but the model.
+    """``obj`` in the skops format, canonical: the same model fitted by the same code
+    gives the same bytes in any process, so a model's sha256 (its version) does not
+    depend on memory addresses or the clock.
 
     skops names the members of its zip and the ``__id__`` of shared objects after
     ``id()`` (memory addresses) and stamps the time on each member; here they are
