@@ -3,12 +3,16 @@
 Nothing is downloaded and no weights are committed. The model is trained from
 simulator-generated accounts (:mod:`bench.security_data`, fixed seed) with fixed
 hyper-parameters, so its alert threshold is fixed by the training data, never by the
-file being scored. The fitted model is cached under ``.opsbench/models/`` as a pickle
-written by this process plus a JSON file with its SHA-256 and a key over everything
-that shaped it (training spec, hyper-parameters, the source of the generator and the
-analyser, the technique catalogue, scikit-learn's version); a cache whose key or hash
-does not match is ignored and the model retrained. The pickle is only ever read back
-from this local cache after that check (trusted local file, as CONVENTIONS §12 allows).
+file being scored. The fitted model is cached under ``.opsbench/models/`` (or
+``$OPSBENCH_MODEL_DIR``) as ``security-<key>.skops`` (the skops format, never a pickle:
+:mod:`agents.lifecycle.artefacts`) plus ``security-<key>.json`` with its SHA-256 and a
+key over everything that shaped it (training spec, hyper-parameters, the source of the
+generator and the analyser, the technique catalogue, scikit-learn's version); a cache
+whose key or hash does not match is ignored and the model retrained. A cache that
+matches but names a type outside
+:data:`~agents.lifecycle.artefacts.SECURITY_TRUSTED` (or is not a skops file) was
+tampered with, since the hash beside it only proves that both were written together: it
+is refused with one line naming it, never executed and never silently replaced.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ import hashlib
 import json
 import os
 import importlib.util
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sklearn
+import skops
 
+from agents.lifecycle.artefacts import SECURITY_TRUSTED, load_skops, loads_skops, save_skops
 from agents.security.analyser import SecurityAnalyser
 from agents.security.events import mask_record
 from bench.security_data import TECHNIQUES_CSV, TrainingSpec, simulate_accounts
+from sim import atomic
 
 MODEL_DIR = Path(".opsbench") / "models"
 # 12 accounts x 3 days x 12 campaigns: with the 6 x 4 x 6 of the first version, which
@@ -85,6 +91,32 @@ def train(
     return SecurityAnalyser(**(params or {})).fit(records, [lab.label for lab in labels])
 
 
+def cache_files(key: str, directory: Path) -> tuple[Path, Path]:
+    """The cached model of cache key ``key`` in ``directory`` and the JSON beside it."""
+    stem = f"security-{key[:16]}"
+    return directory / f"{stem}.skops", directory / f"{stem}.json"
+
+
+def default_model_dir() -> Path:
+    """Where the cache lives: ``$OPSBENCH_MODEL_DIR``, else :data:`MODEL_DIR`."""
+    return Path(os.environ.get("OPSBENCH_MODEL_DIR", str(MODEL_DIR)))
+
+
+_REWRITE = "a security model written by opsbench (delete the file to retrain it)"
+
+
+def save_analyser(model: SecurityAnalyser, path: Path) -> bytes:
+    """Write ``model`` to ``path`` in the skops format (atomically); returns the bytes
+    written."""
+    return save_skops(model, path)
+
+
+def load_analyser(path: Path) -> SecurityAnalyser:
+    """The analyser saved at ``path`` by :func:`save_analyser`; InputError (one line
+    naming the file) on anything else."""
+    return load_skops(path, SECURITY_TRUSTED, expect=SecurityAnalyser, allowed=_REWRITE)
+
+
 def load_or_train(
     spec: TrainingSpec | None = None,
     params: dict[str, Any] | None = None,
@@ -94,29 +126,32 @@ def load_or_train(
     progress: Callable[[str], None] | None = None,
 ) -> SecurityAnalyser:
     """The cached model for (spec, params, masked), training and caching it if needed
-    (defaults: the shipped :data:`SHIPPED_SPEC` and :data:`SHIPPED_PARAMS`)."""
+    (defaults: the shipped :data:`SHIPPED_SPEC` and :data:`SHIPPED_PARAMS`).
+
+    Raises
+    ------
+    sim.errors.InputError
+        A cache file whose key and hash match but that is not a skops file of a
+        :class:`SecurityAnalyser` of trusted types (see the module docstring).
+    """
     spec = spec if spec is not None else SHIPPED_SPEC
     params = params if params is not None else SHIPPED_PARAMS
     key = cache_key(spec, params, masked)
-    directory = model_dir or Path(os.environ.get("OPSBENCH_MODEL_DIR", str(MODEL_DIR)))
-    blob = directory / f"security-{key[:16]}.pkl"
-    meta = directory / f"security-{key[:16]}.json"
+    directory = model_dir or default_model_dir()
+    blob, meta = cache_files(key, directory)
     if blob.exists() and meta.exists():
-        info = json.loads(meta.read_text())
+        info = _read_json(meta)
         data = blob.read_bytes()
         if info.get("key") == key and info.get("sha256") == hashlib.sha256(data).hexdigest():
-            model = pickle.loads(data)
-            if isinstance(model, SecurityAnalyser):
-                return model
+            return loads_skops(
+                data, SECURITY_TRUSTED, expect=SecurityAnalyser, source=blob, allowed=_REWRITE
+            )
     if progress is not None:
         progress("training the security model from simulated accounts (first use only)")
     model = train(spec, params, masked=masked)
     directory.mkdir(parents=True, exist_ok=True)
-    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp = blob.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, blob)
-    meta.write_text(
+    data = save_analyser(model, blob)
+    record = (
         json.dumps(
             {
                 "key": key,
@@ -126,9 +161,22 @@ def load_or_train(
                 "masked": masked,
                 "threshold": model.threshold_,
                 "sklearn": sklearn.__version__,
+                "skops": skops.__version__,
             },
             indent=2,
         )
         + "\n"
     )
+    with atomic.writing_file(meta) as staging:
+        staging.write_text(record, encoding="utf-8")
     return model
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; empty if it is not one (a cache record that does not
+    match: the model is retrained and the record rewritten)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
+        return {}
+    return info if isinstance(info, dict) else {}

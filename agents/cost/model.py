@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 import platform
+import warnings
 import zipfile
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -196,22 +199,54 @@ def load_model(
             f"features v{meta.feature_version} with {meta.obs_dim} inputs",
             f"v{FEATURE_VERSION} ({N_GLOBAL} + {PER_SLOT} per spot slot); {retrain}",
         )
-    import torch
-
-    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
-        state = torch.load(io.BytesIO(zf.read("policy.pth")), weights_only=True)
-    layers = []
-    for i in range(len(meta.net_arch)):
-        w = state[f"mlp_extractor.policy_net.{2 * i}.weight"].numpy().astype(np.float32)
-        b = state[f"mlp_extractor.policy_net.{2 * i}.bias"].numpy().astype(np.float32)
-        layers.append((w, b))
-    head = (
-        state["action_net.weight"].numpy().astype(np.float32),
-        state["action_net.bias"].numpy().astype(np.float32),
-    )
-    if head[0].shape != (meta.act_dim, meta.net_arch[-1]) or layers[0][0].shape[1] != meta.obs_dim:
+    names = [
+        *(
+            f"mlp_extractor.policy_net.{2 * i}.{part}"
+            for i in range(len(meta.net_arch))
+            for part in ("weight", "bias")
+        ),
+        "action_net.weight",
+        "action_net.bias",
+    ]
+    arrays = _policy_weights(payload, names, model_path, retrain)
+    layers = [(arrays[2 * i], arrays[2 * i + 1]) for i in range(len(meta.net_arch))]
+    head = (arrays[-2], arrays[-1])
+    sizes = (meta.obs_dim, *meta.net_arch, meta.act_dim)  # each layer maps one to the next
+    shapes = [(w.shape, b.shape) for w, b in (*layers, head)]
+    if shapes != [((n_out, n_in), (n_out,)) for n_in, n_out in pairwise(sizes)]:
         raise InputError(model_path, "policy.pth", "weights do not match metadata.json", retrain)
     return CostModel(tuple(layers), head, meta, resolved)
+
+
+_WEIGHT_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,  # model.zip or policy.pth (a zip too) damaged
+    pickle.UnpicklingError,  # weights_only refused a global: a planted pickle
+    RuntimeError,  # torch's zip reader
+    EOFError,
+    LookupError,  # no policy.pth, or a weight missing
+    ValueError,
+    TypeError,
+    AttributeError,  # an entry that is not a tensor
+)
+
+
+def _policy_weights(
+    payload: bytes, names: list[str], model_path: Path, retrain: str
+) -> list[np.ndarray]:
+    """The tensors ``names`` of the zip's ``policy.pth``, as ``float32`` arrays, read
+    with ``torch.load(weights_only=True)`` (never arbitrary unpickling); InputError
+    naming ``model_path`` if the entry is missing, damaged or not plain tensors."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about a pickle protocol it does not expect
+            warnings.simplefilter("ignore")
+            with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+                state = torch.load(io.BytesIO(zf.read("policy.pth")), weights_only=True)
+            return [state[name].numpy().astype(np.float32) for name in names]
+    except _WEIGHT_ERRORS as exc:
+        problem = f"cannot be read as the policy's weights ({type(exc).__name__})"
+        raise InputError(model_path, "policy.pth", problem, retrain) from None
 
 
 FIND_RULE = (

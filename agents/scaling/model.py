@@ -4,21 +4,23 @@ an artefact safe to load.
 On disk (a folder, by default under ``.opsbench/models/scaling/``)::
 
     metadata.json   what the model is: forecaster, horizons, feature list, training
-                    range, library versions, and the sha256 of model.pkl
-    model.pkl       the fitted forecasters (pickle)
+                    range, library versions, and the sha256 of model.skops
+    model.skops     the fitted forecasters, ``{"plan": ..., "forecast": ...}``, in the
+                    skops format (:mod:`agents.lifecycle.artefacts`; never a pickle)
 
 Loading refuses, with one line naming the file and field, a folder without metadata,
-metadata that does not validate, a ``model.pkl`` whose sha256 differs from the one
-recorded at save (so only a file this code wrote is ever unpickled), a feature list
-other than this version's (a schema mismatch), and a scikit-learn version other than
-the one that trained it (pickles do not carry across versions). Retrain with
-``opsbench train scaling``.
+metadata that does not validate, a ``model.skops`` whose sha256 differs from the one
+recorded at save, a feature list other than this version's (a schema mismatch), a
+scikit-learn version other than the one that trained it (fitted estimators do not carry
+across versions), and a ``model.skops`` that names any type outside
+:data:`~agents.lifecycle.artefacts.SCALING_TRUSTED` (plus skops' defaults) or holds
+malformed trees: a hash beside the file only proves it was not damaged, not who wrote
+it, so nothing in the file is ever executed. Retrain with ``opsbench train scaling``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import pickle
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +29,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import sklearn
+import skops
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.forecasting.features import feature_names
 from agents.forecasting.models import Forecaster
+from agents.lifecycle.artefacts import SCALING_TRUSTED, dumps_skops, loads_skops
 from agents.artifacts import (
     publish,
     read_metadata,
@@ -42,7 +46,7 @@ from sim.errors import InputError
 
 SCHEMA_VERSION = 1
 METADATA_FILE = "metadata.json"
-MODEL_FILE = "model.pkl"
+MODEL_FILE = "model.skops"
 
 
 class TrainingRange(BaseModel):
@@ -64,7 +68,7 @@ class ModelMetadata(BaseModel):
 
     schema_version: Literal[1]
     kind: Literal["scaling"]
-    model_version: str = Field(min_length=8, description="first 12 hex of model.pkl's sha256")
+    model_version: str = Field(min_length=8, description="first 12 hex of model.skops's sha256")
     forecaster: str
     step_s: int = Field(gt=0, description="working step, seconds")
     forecast_horizon_min: int = Field(gt=0, description="the reported horizon H, minutes")
@@ -102,24 +106,25 @@ class ScalingModel:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions that decide whether a pickle can be read back."""
+    """Versions that decide whether a saved model can be read back."""
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "scikit-learn": sklearn.__version__,
+        "skops": skops.__version__,
     }
 
 
 def save_model(
     forecasters: dict[str, Forecaster], metadata: dict[str, object], folder: Path
 ) -> ScalingModel:
-    """Write ``model.pkl`` and ``metadata.json`` into ``folder`` atomically.
+    """Write ``model.skops`` and ``metadata.json`` into ``folder`` atomically.
 
     ``metadata`` holds every field of :class:`ModelMetadata` except ``model_version``,
     ``model_sha256``, ``schema_version``, ``kind`` and ``libraries``, which are filled in.
     """
-    payload = pickle.dumps(forecasters, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = dumps_skops(forecasters)
     digest = hashlib.sha256(payload).hexdigest()
     meta = ModelMetadata.model_validate(
         {
@@ -165,7 +170,11 @@ def load_model(folder: Path, *, n_lags: int = 6) -> ScalingModel:
             f"trained with {trained_with}, this is {sklearn.__version__}",
             retrain,
         )
-    forecasters = pickle.loads(payload)  # sha256-verified: written by save_model
-    if not isinstance(forecasters, dict) or set(forecasters) != {"plan", "forecast"}:
+    forecasters = loads_skops(
+        payload, SCALING_TRUSTED, expect=dict, source=model_path, allowed=retrain
+    )
+    if set(forecasters) != {"plan", "forecast"} or not all(
+        isinstance(f, Forecaster) for f in forecasters.values()
+    ):
         raise InputError(model_path, "", "does not hold a plan and a forecast model", retrain)
     return ScalingModel(forecasters=forecasters, metadata=meta)

@@ -77,6 +77,7 @@ def test_train_scaling_writes_a_model_and_prints_its_metadata(
     folder = registry.fetch(version, tmp_path / "fetched")
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["model_version"] == record["model_version"] and meta["kind"] == "scaling"
+    assert (folder / "model.skops").is_file()
 
 
 def test_train_scaling_unknown_model_is_one_line(
