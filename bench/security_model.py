@@ -36,6 +36,8 @@ from bench.security_data import TECHNIQUES_CSV, TrainingSpec, simulate_accounts
 from sim import atomic
 
 MODEL_DIR = Path(".opsbench") / "models"
+SECURITY_MODEL_NAME = "security-shipped"
+"""The registered name of the shipped analyser (``opsbench train security``)."""
 # 12 accounts x 3 days x 12 campaigns: with the 6 x 4 x 6 of the first version, which
 # attacks the model caught swung with the seed (36 campaigns are too few draws of
 # entries, techniques and attacker habits for one tree ensemble)
@@ -180,3 +182,28 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (ValueError, RecursionError):
         return {}
     return info if isinstance(info, dict) else {}
+
+
+ANALYSER_FILE = "analyser.skops"
+RECORD_FILE = "analyser.json"
+
+
+def save_folder(model: SecurityAnalyser, folder: Path, *, key: str, spec: TrainingSpec,
+                params: dict[str, Any]) -> Path:  # fmt: skip
+    """``folder`` (created) with the analyser (``analyser.skops``) and what shaped it
+    (``analyser.json``): the artefact the registry keeps for a security model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_analyser(model, folder / ANALYSER_FILE)
+    record = {
+        "key": key,
+        "spec": dataclasses.asdict(spec),
+        "params": params,
+        "threshold": model.threshold_,
+    }
+    (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_folder(folder: Path) -> SecurityAnalyser:
+    """The analyser of a folder written by :func:`save_folder`."""
+    return load_analyser(folder / ANALYSER_FILE)

@@ -292,3 +292,59 @@ def train_anomaly(
             promote=promote,
         )
     _echo_version(version, as_json, {})
+
+
+@train.command("security")
+@models_option
+@promote_option
+@click.option("--json", "as_json", is_flag=True, help="print the registered version as JSON")
+def train_security(models_dir: str, promote: bool, as_json: bool) -> None:
+    """Train the shipped security analyser (simulated accounts, fixed seed and
+    hyper-parameters; reused from its cache when already trained) and register it as
+    security-shipped, with its detection figures on the real CloudTrail attack recording
+    (never used in training) as the version's metrics."""
+    import dataclasses
+
+    import numpy as np
+    import skops
+    import sklearn
+
+    from agents.security.metrics import detection_metrics
+    from bench import registered_models as rm
+    from bench import security_model as sm
+    from bench.security_eval import load_recording
+
+    check_registry_location(models_dir)
+    registry = open_registry(models_dir)
+    spec, params = sm.SHIPPED_SPEC, sm.SHIPPED_PARAMS
+    key = sm.cache_key(spec, params, False)
+    model = sm.load_or_train(spec, params, progress=status)
+    records, rows = load_recording()
+    frame, _ = model.analyse(records)
+    alerts = frame.sort_values("position")["is_alert"].to_numpy()
+    found = detection_metrics(np.asarray([r["label"] for r in rows], dtype=object), alerts)
+    metrics = {f"recording_{k}": float(found[k]) for k in ("precision", "recall", "f1", "fpr")}
+    with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
+        folder = sm.save_folder(model, Path(scratch) / "model", key=key, spec=spec, params=params)
+        version = rm.register(
+            registry,
+            sm.SECURITY_MODEL_NAME,
+            folder,
+            {
+                "agent": "security",
+                "description": "CloudTrail security analyser trained on simulated accounts",
+                "trace": f"simulated accounts ({spec.accounts} x {spec.days:g} days, "
+                f"{spec.campaigns_per_account} campaigns each, seed {spec.seed})",
+                "seed": spec.seed,
+                "params": {
+                    "training_key": key,
+                    "spec": dataclasses.asdict(spec),
+                    "hyper_parameters": params,
+                    "threshold": model.threshold_,
+                },
+                "metrics": {"threshold": float(model.threshold_), **metrics},
+                "libraries": {"scikit-learn": sklearn.__version__, "skops": skops.__version__},
+            },
+            promote=promote,
+        )
+    _echo_version(version, as_json, {})
