@@ -1,0 +1,73 @@
+"""``opsbench serve``: one model behind the SageMaker inference contract
+(``GET /ping``, ``POST /invocations``; :mod:`agents.serving`)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from agents.lifecycle.registry import ModelRef
+from agents.serving.loading import AGENTS, load_predictor
+from agents.serving.protocol import MAX_BODY_BYTES, Predictor
+from bench.cli.common import path_option
+from sim.errors import InputError
+
+
+def registry_predictor(ref: str) -> Predictor:
+    """The predictor of a registered model: resolve ``ref``, fetch its artefact (digest
+    checked) into a fresh folder, load it with its card's agent and parameters."""
+    model_ref = ModelRef.parse(ref, source="MODEL_REF")
+    try:
+        from agents.lifecycle.open import open_registry  # type: ignore[import-not-found]
+    except ImportError:
+        raise InputError(
+            "MODEL_REF", "", f"{ref}: this version has no model registry to resolve it",
+            "--folder PATH --agent AGENT",
+        ) from None  # fmt: skip
+    registry = open_registry(None)
+    version = registry.resolve(model_ref)
+    folder = registry.fetch(version, Path(tempfile.mkdtemp(prefix="opsbench-serve-")))
+    return load_predictor(version.card.agent, folder, version.card.params)
+
+
+@click.command("serve")
+@click.argument("model_ref", required=False)
+@path_option("--folder", help="serve this artefact folder directly (with --agent)")
+@click.option("--agent", type=click.Choice(AGENTS), help="the agent of --folder's artefact")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free"
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_BODY_BYTES,
+    show_default=True,
+    help="larger request bodies are refused (413)",
+)
+def serve(
+    model_ref: str | None,
+    folder: Path | None,
+    agent: str | None,
+    host: str,
+    port: int,
+    max_body_bytes: int,
+) -> None:
+    """Serve MODEL_REF (e.g. scaling-default@champion) or --folder PATH --agent AGENT over
+    HTTP: GET /ping, POST /invocations (application/json or text/csv)."""
+    if (model_ref is None) == (folder is None):
+        raise click.UsageError("give either MODEL_REF or --folder PATH --agent AGENT")
+    if folder is not None:
+        if agent is None:
+            raise click.UsageError("--folder needs --agent")
+        predictor = load_predictor(agent, folder)
+    else:
+        if agent is not None:
+            raise click.UsageError("--agent goes with --folder (a MODEL_REF's card names it)")
+        assert model_ref is not None
+        predictor = registry_predictor(model_ref)
+    from agents.serving.server import serve as run_server  # uvicorn only when serving
+
+    run_server(predictor, host, port, max_body_bytes=max_body_bytes)
