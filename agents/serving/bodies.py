@@ -64,7 +64,8 @@ def _nest(columns: Sequence[str], cells: Sequence[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = cell if cell != "" else None
-    return _lists(record)
+    nested: dict[str, Any] = _lists(record)
+    return nested
 
 
 def _lists(node: Any) -> Any:

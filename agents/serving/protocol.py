@@ -44,10 +44,17 @@ class Predictor(Protocol):
         Column order of a ``text/csv`` body (nested fields as ``parent.child``).
     """
 
-    agent: str
-    model_version: str
-    request_model: type[RequestModel]
-    csv_columns: tuple[str, ...]
+    @property
+    def agent(self) -> str: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def request_model(self) -> type[RequestModel]: ...
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]: ...
 
     def predict(self, records: Sequence[Any]) -> list[dict[str, Any]]:
         """One answer (a JSON-writable dict) per validated record, same order.

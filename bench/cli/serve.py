@@ -20,7 +20,7 @@ def registry_predictor(ref: str) -> Predictor:
     checked) into a fresh folder, load it with its card's agent and parameters."""
     model_ref = ModelRef.parse(ref, source="MODEL_REF")
     try:
-        from agents.lifecycle.open import open_registry  # type: ignore[import-not-found]
+        from agents.lifecycle.open import open_registry
     except ImportError:
         raise InputError(
             "MODEL_REF", "", f"{ref}: this version has no model registry to resolve it",
