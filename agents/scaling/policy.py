@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -175,7 +176,7 @@ class PredictivePolicy:
         guard = self.replicas or 0
         plan = self.forecast.get("plan")
         plan_pods = float(plan[self.q_index]) / self.pod_rate if plan is not None else 0.0
-        raw = min(self.max_pods, math.ceil(max(plan_pods, now_pods, guard)))
+        raw, driver = pods_target(plan_pods, now_pods, float(guard), self.max_pods)
         self.raw_targets.append((now, raw))
         horizon = now - self.params.scale_in_stabilization_s
         while self.raw_targets and self.raw_targets[0][0] < horizon:
@@ -185,8 +186,6 @@ class PredictivePolicy:
         wanted = adjust_by_az(float(target), specs, states)
         by_az = clamp_by_az(make_before_break_by_az(wanted, now_pods, specs, states), specs)
         desired = {name: sum(counts.values()) for name, counts in by_az.items()}
-        drivers = {"forecast": plan_pods, "load now": now_pods, "reactive guard": float(guard)}
-        driver = max(drivers, key=lambda k: drivers[k])
         records = self._records(observation, desired, target, driver, now_pods, plan_pods)
         return Decision(
             desired_nodes=desired,
@@ -212,38 +211,120 @@ class PredictivePolicy:
             observation.pools[s.name].nodes_running * s.pods_per_node for s in self.ctx.pools
         )
         total_pods = sum(desired[s.name] * s.pods_per_node for s in self.ctx.pools)
-        urgency: Urgency
-        if now_pods > serving_pods:
-            urgency = "critical"
-        elif plan_pods > serving_pods:
-            urgency = "high"
-        elif upper / self.pod_rate > serving_pods:
-            urgency = "medium"
-        else:
-            urgency = "low"
-        utilization = p50 / (total_pods * self.pod_capacity_rps) if total_pods else 0.0
-        confidence = 1.0 - (upper - p50) / upper if upper > 0 else 1.0
-        records = []
-        for spec in self.ctx.pools:
-            active = observation.pools[spec.name].nodes_active
-            want = desired[spec.name]
-            action: Action = (
-                "scale_up" if want > active else "scale_down" if want < active else "maintain"
-            )
-            record = Recommendation(
+        found = assess(
+            target_pods=target_pods,
+            driver=driver,
+            plan_pods=plan_pods,
+            now_pods=now_pods,
+            upper_pods=upper / self.pod_rate,
+            serving_pods=serving_pods,
+            p50_rps=p50,
+            upper_rps=upper,
+            total_pods=total_pods,
+            pod_capacity_rps=self.pod_capacity_rps,
+        )
+        return tuple(
+            recommendation(
+                found,
                 pool=spec.name,
-                action=action,
-                target_nodes=want,
-                urgency=urgency,
-                reasoning=(
-                    f"{target_pods} pods wanted, driven by the {driver} "
-                    f"(p{self.params.quantile * 100:.0f} forecast {plan_pods:.1f} pods, "
-                    f"load now {now_pods:.1f} pods)"
-                ),
-                predicted_cpu_utilization=round(max(0.0, utilization), 6),
-                confidence=round(min(1.0, max(0.0, confidence)), 6),
+                active_nodes=observation.pools[spec.name].nodes_active,
+                target_nodes=desired[spec.name],
+                quantile=self.params.quantile,
                 time_horizon=self.roles["forecast"],
                 model_version=self.model.version,
-            )
-            records.append(record.model_dump())
-        return tuple(records)
+            ).model_dump()
+            for spec in self.ctx.pools
+        )
+
+
+def pods_target(
+    plan_pods: float, now_pods: float, guard_pods: float, max_pods: int
+) -> tuple[int, str]:
+    """The raw target (pods, before scale-in stabilisation) and what drove it: the most
+    of the plan forecast, the load now and the reactive guard (all in pods), at most
+    ``max_pods``."""
+    raw = min(max_pods, math.ceil(max(plan_pods, now_pods, guard_pods)))
+    drivers = {"forecast": plan_pods, "load now": now_pods, "reactive guard": guard_pods}
+    return raw, max(drivers, key=lambda k: drivers[k])
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What one decision found, shared by the records of every pool (pods, requests/s)."""
+
+    target_pods: int
+    driver: str
+    plan_pods: float
+    now_pods: float
+    urgency: Urgency
+    utilization: float
+    confidence: float
+
+
+def assess(
+    *,
+    target_pods: int,
+    driver: str,
+    plan_pods: float,
+    now_pods: float,
+    upper_pods: float,
+    serving_pods: float,
+    p50_rps: float,
+    upper_rps: float,
+    total_pods: int,
+    pod_capacity_rps: float,
+) -> Assessment:
+    """Urgency, predicted utilisation and confidence of a decision (see
+    :class:`~agents.scaling.recommendation.Recommendation`): ``upper_pods`` is the
+    reported horizon's upper quantile in pods, ``p50_rps`` / ``upper_rps`` its median and
+    upper quantile (requests/s), ``total_pods`` the pods of the target nodes and
+    ``pod_capacity_rps`` what one pod serves at full CPU."""
+    urgency: Urgency
+    if now_pods > serving_pods:
+        urgency = "critical"
+    elif plan_pods > serving_pods:
+        urgency = "high"
+    elif upper_pods > serving_pods:
+        urgency = "medium"
+    else:
+        urgency = "low"
+    utilization = p50_rps / (total_pods * pod_capacity_rps) if total_pods else 0.0
+    confidence = 1.0 - (upper_rps - p50_rps) / upper_rps if upper_rps > 0 else 1.0
+    return Assessment(target_pods, driver, plan_pods, now_pods, urgency, utilization, confidence)
+
+
+def recommendation(
+    found: Assessment,
+    *,
+    pool: str,
+    active_nodes: int,
+    target_nodes: int,
+    quantile: float,
+    time_horizon: int,
+    model_version: str,
+    unit: str = "pods",
+) -> Recommendation:
+    """One pool's record of a decision: ``target_nodes`` against its ``active_nodes``
+    (``unit``: what ``found`` counts, named in the reasoning)."""
+    action: Action = (
+        "scale_up"
+        if target_nodes > active_nodes
+        else "scale_down"
+        if target_nodes < active_nodes
+        else "maintain"
+    )
+    return Recommendation(
+        pool=pool,
+        action=action,
+        target_nodes=target_nodes,
+        urgency=found.urgency,
+        reasoning=(
+            f"{found.target_pods} {unit} wanted, driven by the {found.driver} "
+            f"(p{quantile * 100:.0f} forecast {found.plan_pods:.1f} {unit}, "
+            f"load now {found.now_pods:.1f} {unit})"
+        ),
+        predicted_cpu_utilization=round(max(0.0, found.utilization), 6),
+        confidence=round(min(1.0, max(0.0, found.confidence)), 6),
+        time_horizon=time_horizon,
+        model_version=model_version,
+    )

@@ -707,6 +707,7 @@ class StreamScorer:
         self._threat = _TreeWalker(model.threat_).compile()
         self._kind = _TreeWalker(model.kind_).compile()
         self._mal_index = list(model.classes_).index("malicious")
+        self._labels = [str(c) for c in model.classes_]
         hbos = model.anomaly_
         self._anomaly_columns = [int(c) for c in np.asarray(model.anomaly_columns_).ravel()]
         self._bins = [
@@ -731,7 +732,8 @@ class StreamScorer:
         return out
 
     def score_one(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The assessment of one record (the keys of :meth:`SecurityAnalyser.analyse`).
+        """The assessment of one record (the keys of :meth:`SecurityAnalyser.analyse`, and
+        ``label``, the most likely class as :meth:`SecurityAnalyser.predict` gives it).
 
         Raises
         ------
@@ -775,6 +777,7 @@ class StreamScorer:
             "behavioral_anomaly": bool(anomaly >= m.anomaly_threshold_),
             "anomaly_score": float(anomaly),
             "confidence": float(proba[0].max()),
+            "label": self._labels[int(proba[0].argmax())],  # as predict() labels it
             "recommended_actions": list(CATEGORY_ACTIONS[cat]),
             "reasons": explain(row, terms, np.asarray([risk]))[0],
         }

@@ -21,6 +21,7 @@ from bench.cli.policies import policies
 from bench.cli.replay import demo, replay
 from bench.cli.scenarios import scenarios
 from bench.cli.security import security
+from bench.cli.serve import serve
 from bench.cli.train import train
 from sim.errors import OpsbenchError
 
@@ -46,7 +47,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (replay, demo, scenarios, policies, features, forecast, train, models, bench,
-                anomaly, security):  # fmt: skip
+                anomaly, security, serve):  # fmt: skip
     cli.add_command(command)
 
 

@@ -59,7 +59,8 @@ def lineage(registry: ModelRegistry, version: ModelVersion) -> list[str]:
 
 
 def example_request(registry: ModelRegistry, version: ModelVersion) -> Any:
-    """A valid ``/invocations`` body for ``version`` (its predictor's own example)."""
+    """A valid ``/invocations`` body for ``version`` (its predictor's own example, as
+    MLflow keeps an input example)."""
     from agents.serving.loading import load_version_predictor
 
     return load_version_predictor(registry, version).example_request()

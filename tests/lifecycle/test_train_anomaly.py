@@ -34,7 +34,8 @@ def test_threshold_chosen_on_a_corpus_is_registered_with_its_scores(
     }  # fmt: skip
     registry = open_registry(reg)
     version = registry.resolve(ModelRef.parse("anomaly-windowed-gaussian"))
-    artefact = load_detector(registry.fetch(version, tmp_path / "fetched"))
+    artefact, make = load_detector(registry.fetch(version, tmp_path / "fetched"))
+    assert 0 <= make().score_one({"value": 1.0}) <= 1
     assert artefact.detector == "windowed-gaussian"
     assert artefact.threshold == version.card.params["threshold"]
     assert version.card.params["threshold_chosen"].startswith("NAB standard profile")
