@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import platform
 import re
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from agents.lifecycle.registry import (
     CHALLENGER,
@@ -32,8 +31,6 @@ from agents.lifecycle.registry import (
 )
 from sim.errors import InputError
 
-T = TypeVar("T")
-
 SHIPPED_COST_MODEL = "cost-rl-shipped"
 """The small cost-rl model shipped in ``agents/cost/shipped/``, registered at first use."""
 
@@ -46,25 +43,6 @@ def slug(text: str) -> str:
 def default_name(agent: Agent, scenario_id: str, *extra: str) -> str:
     """``<agent>-<scenario>[-<extra>...]``, cut to the 63 characters a name may have."""
     return "-".join(slug(part) for part in (agent, scenario_id, *extra))[:63].rstrip("-")
-
-
-def fetch_and_load(registry: ModelRegistry, version: ModelVersion, load: Callable[[Path], T]) -> T:
-    """Fetch ``version`` into a scratch folder (digest checked), load it, remove the copy.
-    A loader's error names the version and the file in it (not the scratch copy)."""
-    with tempfile.TemporaryDirectory(prefix="opsbench-model-") as scratch:
-        folder = registry.fetch(version, Path(scratch))
-        try:
-            return load(folder)
-        except InputError as exc:
-            where = Path(exc.source)
-            inside = where.is_relative_to(folder) if where.is_absolute() else False
-            shown = where.relative_to(folder).as_posix() if inside else exc.source
-            raise InputError(
-                f"{version.ref}: {shown}" if inside else exc.source,
-                exc.field,
-                exc.problem,
-                exc.allowed,
-            ) from None
 
 
 def check_agent(version: ModelVersion, agent: Agent, *, who: str) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from agents.anomaly.watch import watcher_for
-from agents.lifecycle.registry import ModelRef, ModelRegistry, ModelVersion
+from agents.lifecycle.registry import ModelRef, ModelRegistry, ModelVersion, fetch_and_load
 from agents.registry import make_policy
 from bench.security_replay import audit_model_key, audit_watcher_for
 from features import DEFAULT_STORE
@@ -211,7 +211,7 @@ def _cost_model(
         ref = ModelRef(name) if registry.versions(name) else rm.shipped_cost_ref(registry)
     version = registry.resolve(ref)
     rm.check_agent(version, "cost-rl", who=f"policy {policy.name!r}")
-    model = rm.fetch_and_load(
+    model = fetch_and_load(
         registry, version, lambda folder: load_model(folder, roots=(folder.resolve(),))
     )
     policy.use_model(model)
@@ -241,7 +241,7 @@ def _scaling_model(
     if ref is not None:
         version = registry.resolve(ref)
         rm.check_agent(version, "scaling", who=f"policy {policy.name!r}")
-        policy.use_model(rm.fetch_and_load(registry, version, load_model))
+        policy.use_model(fetch_and_load(registry, version, load_model))
         return version
     world = prepared.world
     workload = world.workload
@@ -265,7 +265,7 @@ def _scaling_model(
     name = rm.default_name("scaling", world.scenario.id, *extra)
     found = None if retrain else rm.matching_version(registry, name, inputs.key)
     if found is not None:
-        policy.use_model(rm.fetch_and_load(registry, found, load_model))
+        policy.use_model(fetch_and_load(registry, found, load_model))
         return found
     from features.store import FeatureStore
     from features.views import VIEWS

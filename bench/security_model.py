@@ -29,8 +29,8 @@ from typing import Any
 import sklearn
 import skops
 
-from agents.lifecycle.artefacts import SECURITY_TRUSTED, load_skops, loads_skops, save_skops
 from agents.security.analyser import SecurityAnalyser
+from agents.security.artefact import loads_analyser, save_analyser
 from agents.security.events import mask_record
 from bench.security_data import TECHNIQUES_CSV, TrainingSpec, simulate_accounts
 from sim import atomic
@@ -104,21 +104,6 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("OPSBENCH_MODEL_DIR", str(MODEL_DIR)))
 
 
-_REWRITE = "a security model written by opsbench (delete the file to retrain it)"
-
-
-def save_analyser(model: SecurityAnalyser, path: Path) -> bytes:
-    """Write ``model`` to ``path`` in the skops format (atomically); returns the bytes
-    written."""
-    return save_skops(model, path)
-
-
-def load_analyser(path: Path) -> SecurityAnalyser:
-    """The analyser saved at ``path`` by :func:`save_analyser`; InputError (one line
-    naming the file) on anything else."""
-    return load_skops(path, SECURITY_TRUSTED, expect=SecurityAnalyser, allowed=_REWRITE)
-
-
 def load_or_train(
     spec: TrainingSpec | None = None,
     params: dict[str, Any] | None = None,
@@ -145,9 +130,7 @@ def load_or_train(
         info = _read_json(meta)
         data = blob.read_bytes()
         if info.get("key") == key and info.get("sha256") == hashlib.sha256(data).hexdigest():
-            return loads_skops(
-                data, SECURITY_TRUSTED, expect=SecurityAnalyser, source=blob, allowed=_REWRITE
-            )
+            return loads_analyser(data, source=blob)
     if progress is not None:
         progress("training the security model from simulated accounts (first use only)")
     model = train(spec, params, masked=masked)
@@ -182,28 +165,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (ValueError, RecursionError):
         return {}
     return info if isinstance(info, dict) else {}
-
-
-ANALYSER_FILE = "analyser.skops"
-RECORD_FILE = "analyser.json"
-
-
-def save_folder(model: SecurityAnalyser, folder: Path, *, key: str, spec: TrainingSpec,
-                params: dict[str, Any]) -> Path:  # fmt: skip
-    """``folder`` (created) with the analyser (``analyser.skops``) and what shaped it
-    (``analyser.json``): the artefact the registry keeps for a security model."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_analyser(model, folder / ANALYSER_FILE)
-    record = {
-        "key": key,
-        "spec": dataclasses.asdict(spec),
-        "params": params,
-        "threshold": model.threshold_,
-    }
-    (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return folder
-
-
-def load_folder(folder: Path) -> SecurityAnalyser:
-    """The analyser of a folder written by :func:`save_folder`."""
-    return load_analyser(folder / ANALYSER_FILE)

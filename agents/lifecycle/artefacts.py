@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.tree._tree import Tree
@@ -178,13 +179,16 @@ def loads_skops(
     if not data:
         raise InputError(source, "", "is empty, not a skops file", allowed)
     try:
-        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted))
-        if untrusted:
-            kind = "type" if len(untrusted) == 1 else "types"
-            problem = f"holds untrusted {kind} {', '.join(untrusted)}"
-            trusting = f"only skops' default types and {', '.join(trusted)}; {allowed}"
-            raise InputError(source, "", problem, trusting)
+        # skops audits every type against ``trusted`` before it constructs anything (one
+        # parse: asking get_untrusted_types first would parse the file twice)
         obj = sio.loads(data, trusted=list(trusted))
+    except UntrustedTypesFoundException:
+        # refused before anything was built; name the types (a second parse, on refusal only)
+        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted))
+        kind = "type" if len(untrusted) == 1 else "types"
+        problem = f"holds untrusted {kind} {', '.join(untrusted)}"
+        trusting = f"only skops' default types and {', '.join(trusted)}; {allowed}"
+        raise InputError(source, "", problem, trusting) from None
     except _READ_ERRORS as exc:
         raise InputError(
             source, "", f"is not a readable skops file ({_brief(exc)})", allowed

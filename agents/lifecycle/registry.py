@@ -22,14 +22,16 @@ Model names are ``<agent>-<scenario>`` by convention (``scaling-default``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.errors import InputError
+
+T = TypeVar("T")
 
 Agent = Literal["scaling", "cost-rl", "anomaly", "security"]
 """The kinds of model the registry holds (each has its own artefact format and loader)."""
@@ -170,3 +172,21 @@ def folder_digest(folder: Path) -> str:
             digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def fetch_and_load(registry: ModelRegistry, version: ModelVersion, load: Callable[[Path], T]) -> T:
+    """Fetch ``version`` into a scratch folder (digest checked), ``load`` it, remove the
+    copy. A loader's error names the version and the file in it, not the scratch copy."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="opsbench-model-") as scratch:
+        folder = registry.fetch(version, Path(scratch))
+        try:
+            return load(folder)
+        except InputError as exc:
+            where = Path(exc.source)
+            if not (where.is_absolute() and where.is_relative_to(folder)):
+                raise
+            inside = where.relative_to(folder).as_posix()
+            shown = version.ref if inside == "." else f"{version.ref}: {inside}"
+            raise InputError(shown, exc.field, exc.problem, exc.allowed) from None

@@ -12,7 +12,7 @@ One loader per agent (the registry's agent names, :data:`AGENTS`):
 ``anomaly``
     ``detector.json`` (:mod:`agents.anomaly.artefact`); card parameter ``max_series``.
 ``security``
-    ``analyser.skops`` + ``analyser.json`` (:func:`bench.security_model.load_folder`).
+    ``analyser.skops`` + ``analyser.json`` (:mod:`agents.security.artefact`).
 
 Every refusal is an :class:`~sim.errors.InputError` naming the file and field.
 """
@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any, get_args
 
 
-from agents.lifecycle.registry import Agent, ModelRegistry, ModelVersion, folder_digest
+from agents.lifecycle.registry import (
+    Agent,
+    ModelRegistry,
+    ModelVersion,
+    fetch_and_load,
+    folder_digest,
+)
 from agents.serving.protocol import Predictor
 from sim.errors import InputError
 
@@ -67,7 +73,7 @@ def _anomaly(folder: Path, params: Mapping[str, Any]) -> Predictor:
 
 def _security(folder: Path, params: Mapping[str, Any]) -> Predictor:
     from agents.serving.security import SecurityPredictor
-    from bench.security_model import load_folder
+    from agents.security.artefact import load_folder
 
     return SecurityPredictor(load_folder(folder), model_version=folder_digest(folder)[:12])
 
@@ -104,10 +110,10 @@ def load_predictor(
 def load_version_predictor(registry: ModelRegistry, version: ModelVersion) -> Predictor:
     """The predictor of a registered version: its artefact fetched (digest checked) into a
     scratch folder that is removed once loaded; answers carry ``NAME/VERSION``."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="opsbench-serve-") as scratch:
-        folder = registry.fetch(version, Path(scratch))
-        return load_predictor(
+    return fetch_and_load(
+        registry,
+        version,
+        lambda folder: load_predictor(
             version.card.agent, folder, version.card.params, model_version=version.ref
-        )
+        ),
+    )

@@ -309,6 +309,7 @@ def train_security(models_dir: str, promote: bool, as_json: bool) -> None:
     import skops
     import sklearn
 
+    from agents.security.artefact import save_folder
     from agents.security.metrics import detection_metrics
     from bench import registered_models as rm
     from bench import security_model as sm
@@ -325,7 +326,8 @@ def train_security(models_dir: str, promote: bool, as_json: bool) -> None:
     found = detection_metrics(np.asarray([r["label"] for r in rows], dtype=object), alerts)
     metrics = {f"recording_{k}": float(found[k]) for k in ("precision", "recall", "f1", "fpr")}
     with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
-        folder = sm.save_folder(model, Path(scratch) / "model", key=key, spec=spec, params=params)
+        record = {"key": key, "spec": dataclasses.asdict(spec), "params": params}
+        folder = save_folder(model, Path(scratch) / "model", record=record)
         version = rm.register(
             registry,
             sm.SECURITY_MODEL_NAME,

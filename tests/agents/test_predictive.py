@@ -4,6 +4,8 @@ valid, and a saved model round-trips or is refused with one clear line."""
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 from datetime import datetime, timedelta
@@ -21,7 +23,7 @@ from agents.forecasting.compiled import CompiledTrees
 from agents.forecasting.features import feature_names, make_features, origin_features
 from agents.forecasting.models import QuantileGBMForecaster
 from agents.forecasting.series import to_working_series
-from agents.scaling.model import METADATA_FILE, MODEL_FILE, load_model
+from agents.scaling.model import METADATA_FILE, MODEL_FILE, ScalingModel, load_model
 from agents.scaling.pipeline import LoadPipeline
 from agents.scaling.policy import PredictiveParams, PredictivePolicy
 from agents.scaling.recommendation import Recommendation
@@ -128,9 +130,16 @@ def observation(minute: int, offered: float, nodes: dict[str, int]) -> Observati
     )
 
 
+@functools.cache
+def loaded(folder: Path) -> ScalingModel:
+    """The model in ``folder``, loaded once (a skops load takes about a second; the
+    model is immutable, so policies share it)."""
+    return load_model(folder)
+
+
 def ready_policy(folder: Path, history: np.ndarray, **params: float) -> PredictivePolicy:
     policy = PredictivePolicy(PredictiveParams(**params))
-    policy.use_model(load_model(folder))
+    policy.use_model(loaded(folder))
     policy.reset(context(history))
     return policy
 

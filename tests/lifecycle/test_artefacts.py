@@ -99,7 +99,7 @@ def test_the_analyser_scores_exactly_as_before_a_round_trip(
     small_analyser: Any, tmp_path: Path
 ) -> None:
     from bench.security_data import TrainingSpec, simulate_accounts
-    from bench.security_model import load_analyser, save_analyser
+    from agents.security.artefact import load_analyser, save_analyser
 
     records, _ = simulate_accounts(TrainingSpec(seed=9, accounts=1, days=0.2))
     path = tmp_path / "security.skops"

@@ -264,6 +264,7 @@ def test_a_planted_security_model_never_runs(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from agents.security.artefact import load_analyser
     from bench import security_model
 
     marker = tmp_path / "marker"
@@ -271,7 +272,7 @@ def test_a_planted_security_model_never_runs(
     key = security_model.cache_key(small_spec, small_params, False)
     blob = _plant_security_cache(models, key, skops_payloads(marker)[kind])
     with pytest.raises(InputError) as caught:
-        security_model.load_analyser(blob)
+        load_analyser(blob)
     assert "\n" not in str(caught.value) and str(blob) in str(caught.value)
     monkeypatch.setattr(security_model, "SHIPPED_SPEC", small_spec)
     monkeypatch.setattr(security_model, "SHIPPED_PARAMS", small_params)

@@ -10,6 +10,7 @@ import pytest
 
 from agents.lifecycle.open import open_registry
 from agents.lifecycle.registry import ModelRef
+from agents.security.artefact import load_folder
 from bench import security_model
 from opsbench_testing import run_main
 
@@ -34,5 +35,5 @@ def test_train_security_registers_the_analyser_that_loads_back(
     version = registry.resolve(ModelRef.parse("security-shipped"))
     key = security_model.cache_key(small_spec, small_params, False)
     assert version.card.params["training_key"] == key
-    analyser = security_model.load_folder(registry.fetch(version, tmp_path / "fetched"))
+    analyser = load_folder(registry.fetch(version, tmp_path / "fetched"))
     assert analyser.threshold_ == pytest.approx(record["metrics"]["threshold"])

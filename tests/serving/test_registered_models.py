@@ -18,8 +18,7 @@ from agents.scaling.model import ScalingModel
 from agents.security.analyser import SecurityAnalyser
 from agents.serving.server import running
 from bench.cli.serve import registry_predictor
-from bench.security_model import save_folder
-from bench.security_data import TrainingSpec
+from agents.security.artefact import save_folder
 from opsbench_testing import run_main
 
 
@@ -33,7 +32,7 @@ def registry_dir(
     base = tmp_path_factory.mktemp("registered")
     registry = open_registry(base / "reg")
     anomaly = save_detector(DetectorArtefact(detector="robust-spike", threshold=0.7), base / "a")
-    security = save_folder(security_model, base / "s", key="test", spec=TrainingSpec(), params={})
+    security = save_folder(security_model, base / "s", record={"key": "test"})
     for name, agent, folder in (
         ("scaling-test", "scaling", scaling_model[1]),
         ("cost-rl-test", "cost-rl", SHIPPED_DIR),
