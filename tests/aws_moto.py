@@ -29,6 +29,9 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's one account
 CLOSED_ENDPOINT = "http://127.0.0.1:9"  # the discard port: nothing listens there
 STARTUP_TIMEOUT_S = 30.0
+TEST_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/opsbench-serve:test"
+TEST_BUCKET = "opsbench-test-models"
+TEST_PREFIX = "registry/models"
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aws_moto import boto_client, moto, moto_server  # noqa: F401 (fixtures)
+from aws_moto import (  # noqa: F401 (fixtures)
+    TEST_BUCKET,
+    TEST_IMAGE,
+    TEST_PREFIX,
+    boto_client,
+    moto,
+    moto_server,
+)
 
 from agents.lifecycle.registry import ModelRegistry, ModelVersion
-
-TEST_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/opsbench-serve:test"
-TEST_BUCKET = "opsbench-test-models"
-TEST_PREFIX = "registry/models"
 
 
 def pytest_configure(config: pytest.Config) -> None:
