@@ -14,6 +14,7 @@ import click
 
 from bench.cli.anomaly import anomaly
 from bench.cli.bench import bench
+from bench.cli.deploy import deploy
 from bench.cli.features import features
 from bench.cli.forecast import forecast
 from bench.cli.policies import policies
@@ -45,7 +46,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (replay, demo, scenarios, policies, features, forecast, train, bench, anomaly,
-                security):  # fmt: skip
+                security, deploy):  # fmt: skip
     cli.add_command(command)
 
 
