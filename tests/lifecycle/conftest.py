@@ -20,10 +20,6 @@ from aws_moto import (  # noqa: F401 (fixtures)
 from agents.lifecycle.registry import ModelRegistry, ModelVersion
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "aws: runs against moto in server mode on 127.0.0.1")
-
-
 @dataclass(frozen=True)
 class Backend:
     """A registry under test and ``tamper(version)``: alter that version's stored artefact
