@@ -208,7 +208,13 @@ class MlflowRegistry:
         check_name(name)
         digest = folder_digest(artefact_dir)
         if digest != card.artefact_sha256:
-            raise ValueError(f"card digest {card.artefact_sha256} is not the folder's {digest}")
+            raise InputError(
+                artefact_dir,
+                "artefact_sha256",
+                f"the card records {card.artefact_sha256[:12]}, the folder is {digest[:12]} "
+                "(changed after the card was written)",
+                "a card made from the folder as it is (folder_digest)",
+            )
         client = self.client
         run = client.create_run(
             self._experiment(), run_name=name, tags={"opsbench.agent": card.agent}

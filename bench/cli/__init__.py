@@ -14,6 +14,7 @@ import click
 
 from bench.cli.anomaly import anomaly
 from bench.cli.bench import bench
+from bench.cli.deploy import deploy
 from bench.cli.features import features
 from bench.cli.forecast import forecast
 from bench.cli.models import models
@@ -47,7 +48,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (replay, demo, scenarios, policies, features, forecast, train, models, bench,
-                anomaly, security, serve):  # fmt: skip
+                anomaly, security, serve, deploy):  # fmt: skip
     cli.add_command(command)
 
 
