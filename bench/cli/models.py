@@ -8,7 +8,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from agents.lifecycle.registry import ModelRef, ModelRegistry, ModelVersion, check_name
+from agents.lifecycle.registry import (
+    CHAMPION,
+    ModelRef,
+    ModelRegistry,
+    ModelVersion,
+    check_name,
+)
 from bench.cli.common import command_group, json_option, models_option, stdout
 from sim.errors import InputError
 
@@ -226,3 +232,43 @@ def models_diff(a: str, b: str, models_dir: str, as_json: bool) -> None:
 
 def _cell(value: Any) -> str:
     return "" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+@models.command("copy")
+@click.argument("ref")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="the registry to copy into (e.g. sagemaker://BUCKET/PREFIX?image=URI, for deploy)",
+)
+@click.option("--endpoint-url", default=None, help="AWS endpoint URL (e.g. a moto server)")
+@models_option
+@json_option
+def models_copy(
+    ref: str, target: str, endpoint_url: str | None, models_dir: str, as_json: bool
+) -> None:
+    """Copy version REF into another registry as the next version of the same name, its card
+    unchanged but for the lineage (the source is named in the description); it becomes the
+    champion there if the model has none."""
+    import tempfile
+    from pathlib import Path
+
+    from agents.lifecycle.open import open_registry
+
+    source = _open(models_dir)
+    version = source.resolve(ModelRef.parse(ref, source="REF"))
+    destination = open_registry(target, endpoint_url=endpoint_url)
+    note = f"copied from {version.ref} in {models_dir}"
+    card = version.card.model_copy(
+        update={"description": f"{version.card.description} ({note})".strip(), "parent": None}
+    )
+    with tempfile.TemporaryDirectory(prefix="opsbench-copy-") as scratch:
+        folder = source.fetch(version, Path(scratch) / "artefact")
+        copied = destination.register(version.name, folder, card)
+    if not any(CHAMPION in v.aliases for v in destination.versions(version.name)):
+        copied = destination.promote(version.name, copied.version)
+    if as_json:
+        click.echo(json.dumps({**version_record(copied), "location": copied.location}))
+        return
+    stdout.print(f"{version.ref} → {copied.ref} in {target} ({copied.location})")
