@@ -171,9 +171,9 @@ class MlflowRegistry:
         if model is None:
             known = sorted({v.name for v in self.versions()})
             raise InputError(
-                "--model",
+                str(self.root),
                 "",
-                f"no model named {ref.name!r} in {self.root}",
+                f"no model named {ref.name!r}",
                 f"one of {', '.join(known)}" if known else "a model registered by `opsbench train`",
             )
         aliases = {a: int(v) for a, v in model.aliases.items()}
@@ -181,7 +181,7 @@ class MlflowRegistry:
             assert ref.alias is not None
             if ref.alias not in aliases:
                 raise InputError(
-                    "--model",
+                    str(self.root),
                     "",
                     f"model {ref.name!r} has no version with alias {ref.alias!r}",
                     f"an alias it has ({', '.join(sorted(aliases)) or 'none yet'}) or "
@@ -195,7 +195,7 @@ class MlflowRegistry:
         except MlflowException:
             have = [str(v.version) for v in self.versions(ref.name)]
             raise InputError(
-                "--model",
+                str(self.root),
                 "",
                 f"model {ref.name!r} has no version {number}",
                 f"one of {', '.join(have)}",
