@@ -285,6 +285,7 @@ def _scaling_model(
                 progress=progress,
             )
         meta = trained.model.metadata
+        trained.reference.save(folder)  # versioned with the model it describes
         version = rm.register(
             registry,
             name,
@@ -308,6 +309,7 @@ def _scaling_model(
                     "plan_window_min": list(meta.plan_window_min),
                     "quantiles": list(meta.quantiles),
                     "n_samples": dict(meta.training.n_samples),
+                    "drift_reference": "drift_reference.json",
                 },
                 "metrics": trained.metrics,
                 "libraries": dict(meta.libraries),

@@ -36,6 +36,7 @@ import sklearn
 
 from agents.forecasting.features import feature_names, make_features
 from agents.forecasting.metrics import coverage, mase, seasonal_naive_scale
+from agents.lifecycle.drift import DriftReference, load_drift_features
 from agents.forecasting.models import Forecaster
 from agents.forecasting.series import DAY_S, WorkingSeries
 from agents.registry import FORECASTERS, make_forecaster
@@ -187,12 +188,15 @@ class TrainedScaling:
     the latest 20% (``val_mase``: MASE of the median against the seasonal-naive scale of the
     series before the held-back part; ``val_p90_coverage``: share of targets at or below the
     p90). ``training_sha256``: digest of the point-in-time training sets read from the
-    feature store (the snapshot the model was trained on).
+    feature store (the snapshot the model was trained on). ``reference``: the forecast
+    model's training features, the reference drift is measured against
+    (:mod:`agents.lifecycle.drift`).
     """
 
     model: ScalingModel
     metrics: dict[str, float]
     training_sha256: str
+    reference: DriftReference
 
 
 def training_inputs(
@@ -260,6 +264,7 @@ def train_model(
     fitted: dict[str, Forecaster] = {}
     counts: dict[str, int] = {}
     metrics: dict[str, float] = {}
+    reference: DriftReference | None = None
     read = hashlib.sha256()
     for role, horizon in (("plan", plan_horizon), ("forecast", forecast_horizon)):
         if progress is not None:
@@ -281,6 +286,7 @@ def train_model(
         counts[role] = int(y.size)
         if role == "forecast":
             metrics = validate_forecast(series, X, y, forecaster, params)
+            reference = DriftReference.from_frame(load_drift_features(X))
     end = series.timestamps[-1] + np.timedelta64(series.step_s, "s")
     model = save_model(
         fitted,
@@ -301,7 +307,8 @@ def train_model(
         },
         folder,
     )
-    return TrainedScaling(model, metrics, read.hexdigest())
+    assert reference is not None  # the forecast role always trains
+    return TrainedScaling(model, metrics, read.hexdigest(), reference)
 
 
 def load_or_train(

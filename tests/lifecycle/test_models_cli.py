@@ -52,6 +52,19 @@ def test_train_scaling_registers_a_version_mlflow_lists_and_the_replay_names(
     run = client.get_run(mv.run_id)
     assert run.data.metrics["val_mase"] == pytest.approx(trained["metrics"]["val_mase"])
 
+    # the version carries the drift reference of the features it was trained on
+    from agents.lifecycle.drift import DriftReference
+    from agents.scaling.model import load_model
+
+    registry = open_registry(tmp_path / ".opsbench" / "models")
+    folder = registry.fetch(registry.resolve(ModelRef.parse("scaling-default")), tmp_path / "f")
+    reference = DriftReference.load(folder)
+    assert reference.names == ("now_vs_day_ago", "now_vs_week_ago")
+    assert "lag_0" in load_model(folder).metadata.feature_columns
+    rows = registry.resolve(ModelRef.parse("scaling-default")).card.params["n_samples"]["forecast"]
+    assert all(0 < f.n_train <= rows for f in reference.features)
+    assert max(f.n_train for f in reference.features) >= 0.99 * rows  # a few zero-load days
+
     code, out, err = run_main(capsys, ["replay", "default", "--policy", "predictive", "--json"])
     assert code == 0, err
     assert json.loads(out)["model_version"] == "scaling-default/1"

@@ -1,0 +1,103 @@
+"""Prediction quality once the truth arrives: rolling windows a deployed model can keep.
+
+- :class:`ForecastQuality`: a load forecaster's rolling MASE (mean absolute error of the
+  median over a fixed scale: the seasonal-naive MAE of its training data, so 1.0 means "as
+  good as yesterday's value") and the coverage of its p90 (the share of outcomes at or
+  below it; 0.9 if calibrated), over the last ``window`` forecasts whose truth is known.
+- :class:`RateMonitor`: the share of events a detector alerted on over the last
+  ``window`` intervals (anomaly detector and security analyser), against the rate it had
+  when it was validated.
+
+Both keep O(window) numbers, are deterministic and know nothing of the simulator: the
+replay and a live loop feed them the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class ForecastQuality:
+    """Rolling MASE and p90 coverage over the last ``window`` scored forecasts."""
+
+    window: int
+    scale: float
+    errors: deque[float] = field(init=False)
+    covered: deque[bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError("window must be at least 1")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError("scale must be a positive finite number")
+        self.errors = deque(maxlen=self.window)
+        self.covered = deque(maxlen=self.window)
+
+    def add(self, actual: float, median: float, p90: float) -> None:
+        """Score one forecast against its outcome (same unit, e.g. requests/s)."""
+        if not all(math.isfinite(x) for x in (actual, median, p90)):
+            raise ValueError("actual, median and p90 must be finite")
+        self.errors.append(abs(actual - median))
+        self.covered.append(actual <= p90)
+
+    @property
+    def n(self) -> int:
+        return len(self.errors)
+
+    @property
+    def full(self) -> bool:
+        return self.n == self.window
+
+    @property
+    def mase(self) -> float:
+        """Rolling MASE (``nan`` before the first outcome)."""
+        return sum(self.errors) / (self.n * self.scale) if self.n else math.nan
+
+    @property
+    def coverage(self) -> float:
+        """Rolling share of outcomes at or below the p90 (``nan`` before the first)."""
+        return sum(self.covered) / self.n if self.n else math.nan
+
+
+@dataclass(slots=True)
+class RateMonitor:
+    """The alert rate over the last ``window`` intervals, against ``baseline``."""
+
+    window: int
+    baseline: float
+    alerts: deque[int] = field(init=False)
+    events: deque[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError("window must be at least 1")
+        if not (0.0 <= self.baseline <= 1.0):
+            raise ValueError("baseline must be a share in [0, 1]")
+        self.alerts = deque(maxlen=self.window)
+        self.events = deque(maxlen=self.window)
+
+    def add(self, alerts: int, events: int) -> None:
+        """One interval: ``alerts`` of its ``events`` raised an alert."""
+        if not 0 <= alerts <= events:
+            raise ValueError("need 0 <= alerts <= events")
+        self.alerts.append(alerts)
+        self.events.append(events)
+
+    @property
+    def rate(self) -> float:
+        """Alerts per event over the window (``nan`` with no events)."""
+        total = sum(self.events)
+        return sum(self.alerts) / total if total else math.nan
+
+    def ratio(self) -> float:
+        """``rate / baseline`` (``inf`` when alerting over a zero baseline, ``nan`` with no
+        events yet)."""
+        rate = self.rate
+        if math.isnan(rate):
+            return math.nan
+        if self.baseline == 0:
+            return math.inf if rate > 0 else 1.0
+        return rate / self.baseline
