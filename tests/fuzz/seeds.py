@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from agents.lifecycle.drift import REFERENCE_FILE
 from agents.lifecycle.open import open_registry
 from threadpoolctl import threadpool_limits
 
@@ -207,7 +208,12 @@ def build_seeds(root: Path) -> Seeds:
     shutil.rmtree(store.parent / "lake", ignore_errors=True)
     registry = open_registry(models)
     (trained,) = registry.versions()
-    scaling_model = shutil.copytree(registry.fetch(trained, root / "fetch"), root / "scaling_model")
+    # the files a replay reads: the drift reference beside them is for the lifecycle monitors
+    scaling_model = shutil.copytree(
+        registry.fetch(trained, root / "fetch"),
+        root / "scaling_model",
+        ignore=shutil.ignore_patterns(REFERENCE_FILE),
+    )
     empty = open_registry(root / "empty_registry")
     empty.versions()  # creates the store's tables once (a copy per example is cheap)
     return Seeds(
