@@ -27,6 +27,7 @@ from agents.lifecycle.registry import (
     ModelRef,
     ModelRegistry,
     ModelVersion,
+    champion_of,
     folder_digest,
 )
 from sim.errors import InputError
@@ -65,7 +66,7 @@ def register(
     """Register ``folder`` as the next version of ``name``: the card gets the folder's
     digest, the python version and, as its parent, the current champion. The version
     becomes the champion if ``promote`` or if the model has none yet, else the challenger."""
-    champion = _champion(registry, name)
+    champion = champion_of(registry, name)
     fields = dict(card)
     fields.setdefault("parent", champion.ref if champion is not None else None)
     libraries = {"python": platform.python_version(), **fields.pop("libraries", {})}
@@ -78,13 +79,6 @@ def register(
         return registry.promote(name, version.version)
     registry.set_alias(name, CHALLENGER, version.version)
     return registry.resolve(ModelRef(name, None, version.version))
-
-
-def _champion(registry: ModelRegistry, name: str) -> ModelVersion | None:
-    for version in registry.versions(name):
-        if CHAMPION in version.aliases:
-            return version
-    return None
 
 
 def matching_version(registry: ModelRegistry, name: str, key: str) -> ModelVersion | None:

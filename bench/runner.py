@@ -235,7 +235,12 @@ def _scaling_model(
     from agents.forecasting.series import MIN_WORKING_STEP_S
     from agents.registry import DEFAULT_FORECASTER
     from agents.scaling.model import load_model
-    from agents.scaling.training import plan_window_min, train_model, training_inputs
+    from agents.scaling.training import (
+        plan_window_min,
+        train_model,
+        training_inputs,
+        training_store,
+    )
     from bench import registered_models as rm
 
     if ref is not None:
@@ -267,13 +272,9 @@ def _scaling_model(
     if found is not None:
         policy.use_model(fetch_and_load(registry, found, load_model))
         return found
-    from features.store import FeatureStore
-    from features.views import VIEWS
-
-    store.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
         folder = Path(scratch) / "model"
-        with FeatureStore(store, views=VIEWS, lake=store.parent / "lake") as feature_store:
+        with training_store(store) as feature_store:
             trained = train_model(
                 inputs.series,
                 inputs.peaks,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from agents.security.analyser import SecurityAnalyser
 from agents.security.events import mask_record, parse_time
@@ -56,6 +57,24 @@ def load_recording() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     return records, labels
 
 
+def scored(model: SecurityAnalyser, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """``model``'s assessment of every record, in the records' order."""
+    frame, _ = model.analyse(records)
+    return frame.sort_values("position")
+
+
+def labels_of(rows: list[dict[str, str]]) -> np.ndarray:
+    """The recording's labels (``malicious`` / ``suspicious`` / ``normal``) in order."""
+    return np.asarray([r["label"] for r in rows], dtype=object)
+
+
+def recording_metrics(model: SecurityAnalyser) -> dict[str, Any]:
+    """:func:`~agents.security.metrics.detection_metrics` of ``model``'s alerts on the whole
+    CloudTrail recording (never used in training)."""
+    records, rows = load_recording()
+    return detection_metrics(labels_of(rows), scored(model, records)["is_alert"].to_numpy())
+
+
 def _block(
     model: SecurityAnalyser,
     records: list[dict[str, Any]],
@@ -65,11 +84,10 @@ def _block(
     curves: dict[str, DetectionCurve] | None = None,
     name: str = "",
 ) -> dict[str, Any]:
-    frame, _ = model.analyse(records)
-    frame = frame.sort_values("position")
+    frame = scored(model, records)
     risk = frame["risk_score"].to_numpy()
     alert = frame["is_alert"].to_numpy()
-    y = np.asarray([r["label"] for r in rows], dtype=object)
+    y = labels_of(rows)
     if curves is not None:
         curves[name] = detection_curve(y[keep], risk[keep], model.threshold_)
     out = detection_metrics(y[keep], alert[keep])

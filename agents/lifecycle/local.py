@@ -31,7 +31,6 @@ from pydantic import ValidationError
 
 from agents.lifecycle.registry import (
     CHAMPION,
-    REF_ALLOWED,
     ModelCard,
     ModelRef,
     ModelVersion,
@@ -323,4 +322,4 @@ def _short(value: object, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["DEFAULT_ROOT", "REF_ALLOWED", "MlflowRegistry"]
+__all__ = ["DEFAULT_ROOT", "MlflowRegistry"]

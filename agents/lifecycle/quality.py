@@ -19,6 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
+def _check_window(window: int) -> None:
+    if window < 1:
+        raise ValueError("window must be at least 1")
+
+
 @dataclass(slots=True)
 class ForecastQuality:
     """Rolling MASE and p90 coverage over the last ``window`` scored forecasts."""
@@ -29,8 +34,7 @@ class ForecastQuality:
     covered: deque[bool] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError("window must be at least 1")
+        _check_window(self.window)
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise ValueError("scale must be a positive finite number")
         self.errors = deque(maxlen=self.window)
@@ -72,8 +76,7 @@ class RateMonitor:
     events: deque[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError("window must be at least 1")
+        _check_window(self.window)
         if not (0.0 <= self.baseline <= 1.0):
             raise ValueError("baseline must be a share in [0, 1]")
         self.alerts = deque(maxlen=self.window)

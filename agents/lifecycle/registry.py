@@ -190,3 +190,8 @@ def fetch_and_load(registry: ModelRegistry, version: ModelVersion, load: Callabl
             inside = where.relative_to(folder).as_posix()
             shown = version.ref if inside == "." else f"{version.ref}: {inside}"
             raise InputError(shown, exc.field, exc.problem, exc.allowed) from None
+
+
+def champion_of(registry: ModelRegistry, name: str) -> ModelVersion | None:
+    """The champion of ``name``, or None (no version, or none promoted)."""
+    return next((v for v in registry.versions(name) if CHAMPION in v.aliases), None)

@@ -311,6 +311,16 @@ def train_model(
     return TrainedScaling(model, metrics, read.hexdigest(), reference)
 
 
+def training_store(store_path: Path) -> FeatureStore:
+    """The feature store training reads and writes through (created, its lake beside it);
+    use it as a context manager."""
+    from features.store import FeatureStore
+    from features.views import VIEWS
+
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(store_path, views=VIEWS, lake=store_path.parent / "lake")
+
+
 def load_or_train(
     history_rps: np.ndarray,
     history_gap: np.ndarray,
@@ -326,24 +336,20 @@ def load_or_train(
     retrain: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[ScalingModel, Path, bool]:
-    """The saved model for this history and these settings, trained first if there is
-    none (or ``retrain``). Returns ``(model, folder, trained_now)``."""
+    """A model folder cached by :func:`model_key` under ``models_dir/scaling/`` (outside
+    the registry: what tests and benchmarks train their small models with), trained first
+    if there is none (or ``retrain``). Returns ``(model, folder, trained_now)``."""
     inputs = training_inputs(
         history_rps, history_gap, start, source=source, forecaster=forecaster,
         plan_window=plan_window, forecast_horizon=forecast_horizon,
     )  # fmt: skip
-    series, peaks = inputs.series, inputs.peaks
     folder = models_dir / "scaling" / f"{name}-{inputs.key}"
     if folder.exists() and not retrain:
         return load_model(folder), folder, False
-    from features.store import FeatureStore
-    from features.views import VIEWS
-
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    with FeatureStore(store_path, views=VIEWS, lake=store_path.parent / "lake") as store:
+    with training_store(store_path) as store:
         trained = train_model(
-            series,
-            peaks,
+            inputs.series,
+            inputs.peaks,
             store=store,
             folder=folder,
             source=source,

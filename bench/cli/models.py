@@ -9,10 +9,10 @@ import click
 from rich.table import Table
 
 from agents.lifecycle.registry import (
-    CHAMPION,
     ModelRef,
     ModelRegistry,
     ModelVersion,
+    champion_of,
     check_name,
 )
 from bench.cli.common import command_group, json_option, models_option, stdout
@@ -266,7 +266,7 @@ def models_copy(
     with tempfile.TemporaryDirectory(prefix="opsbench-copy-") as scratch:
         folder = source.fetch(version, Path(scratch) / "artefact")
         copied = destination.register(version.name, folder, card)
-    if not any(CHAMPION in v.aliases for v in destination.versions(version.name)):
+    if champion_of(destination, version.name) is None:
         copied = destination.promote(version.name, copied.version)
     if as_json:
         click.echo(json.dumps({**version_record(copied), "location": copied.location}))

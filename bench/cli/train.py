@@ -305,25 +305,20 @@ def train_security(models_dir: str, promote: bool, as_json: bool) -> None:
     (never used in training) as the version's metrics."""
     import dataclasses
 
-    import numpy as np
     import skops
     import sklearn
 
     from agents.security.artefact import save_folder
-    from agents.security.metrics import detection_metrics
     from bench import registered_models as rm
     from bench import security_model as sm
-    from bench.security_eval import load_recording
+    from bench.security_eval import recording_metrics
 
     check_registry_location(models_dir)
     registry = open_registry(models_dir)
     spec, params = sm.SHIPPED_SPEC, sm.SHIPPED_PARAMS
     key = sm.cache_key(spec, params, False)
     model = sm.load_or_train(spec, params, progress=status)
-    records, rows = load_recording()
-    frame, _ = model.analyse(records)
-    alerts = frame.sort_values("position")["is_alert"].to_numpy()
-    found = detection_metrics(np.asarray([r["label"] for r in rows], dtype=object), alerts)
+    found = recording_metrics(model)
     metrics = {f"recording_{k}": float(found[k]) for k in ("precision", "recall", "f1", "fpr")}
     with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
         record = {"key": key, "spec": dataclasses.asdict(spec), "params": params}
