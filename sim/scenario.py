@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.lifecycle import Lifecycle
+
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)]
 Text = Annotated[str, Field(max_length=1024)]
 """A short free-text field (a path, an instance type, an AZ)."""
@@ -425,6 +427,7 @@ class Scenario(Model):
     faults: Faults = Faults()
     detection: Detection | None = None
     audit: Audit | None = None
+    lifecycle: Lifecycle | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
