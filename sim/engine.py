@@ -35,6 +35,7 @@ import simpy
 from sim.audit.feed import AuditFeed
 from sim.audit.watch import AuditWatcher
 from sim.cluster import DRAINING, NOTICED, PENDING, SERVING, STARTING, Cluster, Node, PoolRuntime
+from sim.lifecycle_events import LifecycleLog
 from sim.control import (
     ControlContext,
     Decision,
@@ -120,6 +121,9 @@ class Replay:
         If set (and the scenario has an ``audit:`` section), scores the audit records
         minute by minute; its alerts become ``security_alert`` events (see
         :mod:`sim.audit.feed`).
+    lifecycle
+        If set, the log the lifecycle loops book into; bound here to the replay's clock
+        and ``events`` telemetry (:mod:`sim.lifecycle_events`).
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class Replay:
         micro_batch_s: float | None = None,
         watcher: MetricWatcher | None = None,
         audit_watcher: AuditWatcher | None = None,
+        lifecycle: LifecycleLog | None = None,
     ) -> None:
         self.world = world
         self.policy = policy
@@ -142,6 +147,9 @@ class Replay:
         sc = world.scenario
         self.env = simpy.Environment()
         self.telemetry = TelemetryWriter(sink)
+        self.lifecycle = lifecycle
+        if lifecycle is not None:
+            lifecycle.bind(self._lifecycle_row, lambda: float(self.env.now))
         self.start: datetime = world.workload.start
         self.epoch_s = int((self.start - datetime(1970, 1, 1)).total_seconds())
         self.n_minutes = world.n_minutes
@@ -234,6 +242,12 @@ class Replay:
             else None,
             history_offered_rps=world.workload.history_rps,
             history_gap=world.workload.history_filled,
+        )
+
+    def _lifecycle_row(self, event: str, reason: str) -> None:
+        now = self.env.now
+        self.telemetry.append(
+            "events", (self.epoch_s + int(now), float(now), "", "", "", "", "", event, reason)
         )
 
     # ------------------------------------------------------------------ setup
