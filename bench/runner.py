@@ -32,6 +32,7 @@ from bench.security_replay import audit_model_key, audit_watcher_for
 from features import DEFAULT_STORE
 from sim.control import ModelKind, ModelPolicy, Policy
 from sim.engine import Replay
+from sim.lifecycle_events import LifecycleLog
 from sim.errors import InputError
 from sim.scenario import Scenario
 from sim.scenario_files import find_scenario, load_scenario_file
@@ -71,6 +72,9 @@ class PreparedRun:
         local, the digest is the model's content).
     trace
         The ``--trace`` replacing the scenario's workload, if any.
+    lifecycle
+        The log the scenario's lifecycle loops book into (set by :func:`attach_model`
+        when the scenario has a ``lifecycle:`` section for the policy's model).
     """
 
     world: World
@@ -79,6 +83,7 @@ class PreparedRun:
     model_version: str | None = None
     model_sha256: str | None = None
     trace: Path | None = None
+    lifecycle: LifecycleLog | None = None
 
     @property
     def run_id(self) -> str:
@@ -356,10 +361,11 @@ def attach_model(
     if not isinstance(policy, ModelPolicy):
         raise TypeError(f"policy {policy.name!r} needs a {kind} model but has no use_model")
     ref = None if model is None else ModelRef.parse(model)
+    registry = _registry(models_dir)
     version = MODEL_LOADERS[kind](
         prepared,
         policy,
-        registry=_registry(models_dir),
+        registry=registry,
         ref=ref,
         store=store,
         retrain=retrain,
@@ -368,6 +374,21 @@ def attach_model(
     )
     prepared.model_version = version.ref
     prepared.model_sha256 = version.card.artefact_sha256
+    lifecycle = prepared.world.scenario.lifecycle
+    if kind == "scaling" and lifecycle is not None and lifecycle.scaling is not None:
+        from agents.scaling.policy import PredictivePolicy
+        from bench.lifecycle_scaling import manage
+
+        assert isinstance(policy, PredictivePolicy)
+        prepared.lifecycle = prepared.lifecycle or LifecycleLog()
+        prepared.policy = manage(
+            policy,
+            version,
+            world=prepared.world,
+            registry=registry,
+            store=store,
+            log=prepared.lifecycle,
+        )
     return version
 
 
@@ -420,11 +441,16 @@ def run(
             micro_batch_s=STORE_MICRO_BATCH_S if store else None,
             watcher=watcher_for(world.scenario.detection, source=world.scenario.id),
             audit_watcher=audit_watcher,
+            lifecycle=prepared.lifecycle,
         )
         truth = replay.run(progress)
         summary = summarise(replay, truth, policy=policy.name, wall_s=time.perf_counter() - started)
         summary["run_id"] = run_id
         summary["model_version"] = prepared.model_version
+        if world.scenario.lifecycle is not None:
+            from bench.lifecycle_report import lifecycle_block
+
+            summary["lifecycle"] = lifecycle_block(replay, truth, [policy])
         if store_sink is not None:  # the run is complete in the store (or refused there)
             store_sink.finish(summary["telemetry_sha256"])
         if staging is not None and out is not None:

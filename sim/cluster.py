@@ -154,6 +154,9 @@ class Cluster:
         self.epoch_s = epoch_s
         self._seq = 0
         self.cost_usd = {"on-demand": 0.0, "spot": 0.0}
+        self.cost_usd_by_hour: dict[int, float] = {}
+        """Cost (USD) of every billing line item, by the clock hour (since the replay
+        start) it falls in: a window's cost, for the lifecycle's per-phase figures."""
         self.usage_s = 0.0
         self.interruptions = 0
         self.failures = 0
@@ -346,7 +349,10 @@ class Cluster:
             billed[0] += short_s
         rows = self.telemetry.buffer("billing")
         base = self.epoch_s
+        by_hour = self.cost_usd_by_hour
         for a, b, used, cost in zip(starts, ends, billed, costs, strict=True):
+            hour = int(a // 3600.0)
+            by_hour[hour] = by_hour.get(hour, 0.0) + cost
             rows.append(
                 (
                     node.node_id,

@@ -85,7 +85,9 @@ class RolloutSettings(Model):
     block_min: float = Field(
         default=60.0, ge=5, le=1440, description="losses are averaged per block (autocorrelation)"
     )
-    min_blocks: int = Field(default=2, ge=2, le=1000, description="no verdict on fewer blocks")
+    min_blocks: int = Field(
+        default=4, ge=2, le=1000, description="no verdict (and no canary) on fewer blocks"
+    )
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="the test's false-verdict rate")
     error_budget_share: float = Field(
         default=1.0,

@@ -249,6 +249,12 @@ class MlflowRegistry:
         self.resolve(ModelRef(name, None, version))  # an unknown version: InputError
         self.client.set_registered_model_alias(name, alias, str(version))
 
+    def remove_alias(self, name: str, alias: str) -> None:
+        if alias == CHAMPION:
+            raise ValueError("the champion alias is moved by promote and rollback only")
+        if alias in self._aliases(name):
+            self.client.delete_registered_model_alias(name, alias)
+
     def _history(self, name: str) -> list[int]:
         model = self._registered(name)
         raw = None if model is None else model.tags.get(HISTORY_TAG)

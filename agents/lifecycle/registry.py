@@ -147,6 +147,10 @@ class ModelRegistry(Protocol):
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``alias`` of ``name`` at ``version``."""
 
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias`` of ``name`` (nothing if it is not set); the champion alias is
+        moved only by :meth:`promote` and :meth:`rollback`, never removed."""
+
     def promote(self, name: str, version: int) -> ModelVersion:
         """Make ``version`` the champion; the champion it replaces becomes the rollback
         target."""

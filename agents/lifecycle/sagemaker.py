@@ -550,6 +550,14 @@ class SageMakerRegistry:
             self._approve(arn, name, package, _aliases(tags).get(CHAMPION), "set as champion")
         self._set_tags(arn, {TAG_ALIAS + alias: str(version)})
 
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias`` of ``name`` (its group tag), if set."""
+        if alias == CHAMPION:
+            raise ValueError("the champion alias is moved by promote and rollback only")
+        arn, tags = self._owned_tags(name)
+        if alias in _aliases(tags):
+            self._set_tags(arn, {}, remove=(TAG_ALIAS + alias,))
+
     def promote(self, name: str, version: int) -> ModelVersion:
         """Make ``version`` the champion; the replaced champion goes on the rollback stack."""
         arn, tags = self._owned_tags(name)

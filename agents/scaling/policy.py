@@ -121,6 +121,7 @@ class PredictivePolicy:
         self.forecast: dict[str, np.ndarray] = {}
         self.replicas: int | None = None
         self.last_offered = 0.0
+        self.last_target_pods = 0  # the latest decision's target (pods, stabilised)
         self.raw_targets: deque[tuple[float, int]] = deque()
         self._forecast_origin(context.start)
 
@@ -182,6 +183,7 @@ class PredictivePolicy:
         while self.raw_targets and self.raw_targets[0][0] < horizon:
             self.raw_targets.popleft()
         target = max(r for _, r in self.raw_targets)
+        self.last_target_pods = target
         specs = self.ctx.pools
         wanted = adjust_by_az(float(target), specs, states)
         by_az = clamp_by_az(make_before_break_by_az(wanted, now_pods, specs, states), specs)

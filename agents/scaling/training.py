@@ -131,10 +131,13 @@ def training_set(
     *,
     series_id: str,
     horizon_min: int,
+    origins_from: np.datetime64 | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Write the features of every usable origin to the store, read the point-in-time
     training set back. Returns ``(X, y)`` (features in :func:`feature_names` order;
-    ``target`` per origin, ``NaN`` where unusable)."""
+    ``target`` per origin, ``NaN`` where unusable). With ``origins_from``, origins whose
+    event time (the end of their bucket) is earlier are not used (the older minutes still
+    feed the lag features of the later ones)."""
     step = series.step_s
     h = horizon_min * MINUTE_S // step
     day = DAY_S // step
@@ -142,6 +145,9 @@ def training_set(
     frame = make_features(series.values, series.timestamps, step_s=step, horizon_steps=h)
     origins = np.arange(day, n)
     origins = origins[series.clean_origin[origins] & np.isfinite(target[origins])]
+    if origins_from is not None:
+        ends = series.timestamps[origins] + np.timedelta64(step, "s")
+        origins = origins[ends >= origins_from]
     if origins.size == 0:
         raise InputError(
             series.source, "workload.start", "no usable training origin", "more history"
@@ -224,13 +230,18 @@ def validate_forecast(
     y: np.ndarray,
     forecaster: str,
     params: dict[str, object],
+    *,
+    y_fit: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Refit on the earlier origins, score the latest :data:`VALIDATION_FRACTION` (time
-    order: no held-back row precedes a training row). ``X`` is indexed by event time."""
+    order: no held-back row precedes a training row). ``X`` is indexed by event time;
+    ``y_fit``: the targets the refit is fitted on, if not ``y`` (a deliberately broken
+    model is scored against the true targets)."""
     cut = round(y.size * (1 - VALIDATION_FRACTION))
     if cut < 10 or y.size - cut < 5:
         return {}
-    held = make_forecaster(forecaster, **params).fit(X.iloc[:cut], y[:cut])
+    fit_on = y if y_fit is None else y_fit
+    held = make_forecaster(forecaster, **params).fit(X.iloc[:cut], fit_on[:cut])
     q = held.predict_quantiles(X.iloc[cut:], (0.5, 0.9))
     day = DAY_S // series.step_s
     ends = series.timestamps + np.timedelta64(series.step_s, "s")  # an origin's event time
@@ -240,6 +251,46 @@ def validate_forecast(
         "val_mase": mase(y[cut:], q[:, 0], scale),
         "val_p90_coverage": coverage(y[cut:], q[:, 1]),
         "val_rows": float(y.size - cut),
+    }
+
+
+def pinball(y: np.ndarray, q_pred: np.ndarray, level: float) -> np.ndarray:
+    """Pinball (quantile) loss of each forecast ``q_pred`` of level ``level`` (same unit
+    as ``y``): ``level * (y - q)`` when under, ``(1 - level) * (q - y)`` when over."""
+    diff = y - q_pred
+    return np.maximum(level * diff, (level - 1.0) * diff)
+
+
+def validate_against(
+    champion: ScalingModel,
+    role: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    forecaster: str,
+    params: dict[str, object],
+    level: float,
+    *,
+    y_fit: np.ndarray | None = None,
+) -> dict[str, float]:
+    """A candidate refitted on the earlier origins of ``(X, y)`` against ``champion``'s
+    ``role`` forecaster on the latest :data:`VALIDATION_FRACTION` (rows neither was fitted
+    on: the champion's training ended before them). Mean pinball loss at ``level``
+    (requests/s) and the relative difference, keyed ``val_<role>_pinball``,
+    ``champion_val_<role>_pinball`` and ``val_<role>_pinball_gain`` (> 0: the candidate's
+    loss is lower). ``y_fit``: the targets the candidate is fitted on, if not ``y``."""
+    cut = round(y.size * (1 - VALIDATION_FRACTION))
+    if cut < 10 or y.size - cut < 5:
+        return {}
+    fit_on = y if y_fit is None else y_fit
+    held = make_forecaster(forecaster, **params).fit(X.iloc[:cut], fit_on[:cut])
+    ours = held.predict_quantiles(X.iloc[cut:], (level,))[:, 0]
+    theirs = champion.forecasters[role].predict_quantiles(X.iloc[cut:], (level,))[:, 0]
+    mine = float(pinball(y[cut:], ours, level).mean())
+    base = float(pinball(y[cut:], theirs, level).mean())
+    return {
+        f"val_{role}_pinball": mine,
+        f"champion_val_{role}_pinball": base,
+        f"val_{role}_pinball_gain": (base - mine) / base if base > 0 else 0.0,
     }
 
 
@@ -254,13 +305,24 @@ def train_model(
     plan_window: tuple[int, int],
     forecast_horizon: int = DEFAULT_FORECAST_HORIZON_MIN,
     progress: Callable[[str], None] | None = None,
+    series_id: str | None = None,
+    origins_from: np.datetime64 | None = None,
+    shuffle_seed: int | None = None,
+    champion: ScalingModel | None = None,
+    plan_quantile: float = 0.75,
 ) -> TrainedScaling:
     """Fit the plan model (``peaks``: :func:`peak_targets`) and the forecast model (the
     mean ``forecast_horizon`` minutes ahead), save them to ``folder``, and validate the
-    forecast model on its latest origins (:class:`TrainedScaling`)."""
+    forecast model on its latest origins (:class:`TrainedScaling`).
+
+    ``series_id`` names the rows in the store (default: the folder's name);
+    ``origins_from``: see :func:`training_set`. ``shuffle_seed`` trains a deliberately
+    broken model: the targets read from the store are shuffled (seeded) before fitting.
+    With ``champion``, the validation also scores it on the same held-back rows
+    (:func:`validate_against`), plan model included (pinball loss at ``plan_quantile``)."""
     plan_horizon = plan_horizon_min(plan_window, series.step_s)
     FORECASTERS.spec(forecaster, source="--model")  # an unknown name: before any work
-    series_id = folder.name
+    series_id = series_id or folder.name
     fitted: dict[str, Forecaster] = {}
     counts: dict[str, int] = {}
     metrics: dict[str, float] = {}
@@ -275,18 +337,30 @@ def train_model(
             else mean_targets(series, forecast_horizon * MINUTE_S // series.step_s)
         )
         X, y = training_set(
-            store, series, target, series_id=f"{series_id}:{role}", horizon_min=horizon
+            store,
+            series,
+            target,
+            series_id=f"{series_id}:{role}",
+            horizon_min=horizon,
+            origins_from=origins_from,
         )
         params: dict[str, object] = (
             {"quantiles": PLAN_QUANTILES} if forecaster == "gbm-quantile" else {}
         )
         read.update(np.ascontiguousarray(X.to_numpy(dtype=np.float64)).tobytes())
         read.update(np.ascontiguousarray(y).tobytes())
-        fitted[role] = make_forecaster(forecaster, **params).fit(X, y)
+        y_fit = y if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(y)
+        fitted[role] = make_forecaster(forecaster, **params).fit(X, y_fit)
         counts[role] = int(y.size)
         if role == "forecast":
-            metrics = validate_forecast(series, X, y, forecaster, params)
+            metrics.update(validate_forecast(series, X, y, forecaster, params, y_fit=y_fit))
             reference = DriftReference.from_frame(load_drift_features(X))
+        if champion is not None:
+            metrics.update(
+                validate_against(
+                    champion, role, X, y, forecaster, params, plan_quantile, y_fit=y_fit
+                )
+            )
     end = series.timestamps[-1] + np.timedelta64(series.step_s, "s")
     model = save_model(
         fitted,

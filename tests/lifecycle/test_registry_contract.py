@@ -104,6 +104,23 @@ def test_set_alias_and_resolve_by_alias(registry: ModelRegistry, tmp_path: Path)
     assert registry.resolve(ModelRef(NAME, None, 2)).aliases == ()
 
 
+def test_remove_alias_withdraws_a_challenger_and_leaves_the_champion(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    register(registry, tmp_path, "a")
+    register(registry, tmp_path, "b")
+    registry.promote(NAME, 1)
+    registry.set_alias(NAME, "challenger", 2)
+    registry.remove_alias(NAME, "challenger")
+    registry.remove_alias(NAME, "challenger")  # not set: nothing happens
+    assert registry.resolve(ModelRef(NAME, None, 2)).aliases == ()
+    assert registry.resolve(ModelRef.parse(NAME)).version == 1
+    with pytest.raises(InputError):
+        registry.resolve(ModelRef.parse(f"{NAME}@challenger"))
+    with pytest.raises(ValueError):
+        registry.remove_alias(NAME, CHAMPION)
+
+
 def test_promote_then_rollback_restores_the_champion(
     registry: ModelRegistry, tmp_path: Path
 ) -> None:
