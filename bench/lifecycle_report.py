@@ -9,7 +9,9 @@ hours and cost (the billing line items of those hours; an hour a phase shares wi
 next is split by minutes). ``drift_detection_delay_min``: minutes from the scenario's
 regime shift (``workload.shift``) to the first drift detection at or after it (null
 without a shift or a detection); ``post_promotion_slo_attainment``: SLO attainment from
-the first promotion to the end (null without a promotion).
+the first promotion to the end (null without a promotion); ``hourly``: per clock hour,
+cost, minutes and minutes within the SLO (any window of whole hours can be compared
+between runs, as ``opsbench bench lifecycle`` does).
 """
 
 from __future__ import annotations
@@ -113,4 +115,19 @@ def lifecycle_block(replay: Replay, truth: Truth, loops: Sequence[object]) -> di
         "models": models,
         "drift_detection_delay_min": delay,
         "post_promotion_slo_attainment": post,
+        "hourly": hourly(replay, truth),
+    }
+
+
+def hourly(replay: Replay, truth: Truth) -> dict[str, list[float]]:
+    """Per clock hour of the replay: cost (USD), minutes and minutes within the SLO, so a
+    script can compare any window of hours between runs."""
+    ok = slo_ok(replay, truth)
+    n = replay.n_minutes
+    hours = range(-(-n // 60))
+    by_hour = replay.cluster.cost_usd_by_hour
+    return {
+        "cost_usd": [round(by_hour.get(h, 0.0), 6) for h in hours],
+        "minutes": [min(60, n - 60 * h) for h in hours],
+        "slo_ok_minutes": [int(ok[60 * h : 60 * h + 60].sum()) for h in hours],
     }

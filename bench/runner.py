@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -140,6 +140,28 @@ class NullSink:
         return None
 
 
+LifecycleMode = Literal["on", "monitor", "off"]
+
+
+def with_lifecycle(scenario: Scenario, mode: LifecycleMode) -> Scenario:
+    """``scenario`` with its ``lifecycle:`` section as ``mode`` says (see
+    :func:`prepare_run`)."""
+    section = scenario.lifecycle
+    if section is None or mode == "on":
+        return scenario
+    if mode == "off":
+        return scenario.model_copy(update={"lifecycle": None})
+    scaling = section.scaling
+    if scaling is not None:
+        scaling = scaling.model_copy(update={"retrain_on_drift": False, "injected_challengers": []})
+    security = section.security
+    if security is not None:
+        security = security.model_copy(update={"retrain": False})
+    return scenario.model_copy(
+        update={"lifecycle": section.model_copy(update={"scaling": scaling, "security": security})}
+    )
+
+
 def load(ref: str) -> tuple[Scenario, Path]:
     """The scenario named by ``ref`` (a file path or a shipped id) and its file."""
     path = find_scenario(ref)
@@ -156,13 +178,18 @@ def prepare_run(
     days: float | None = None,
     spot_availability: Path | None = None,
     spot_prices: Path | None = None,
+    lifecycle: LifecycleMode = "on",
 ) -> PreparedRun:
     """Load and validate everything a replay needs; raise InputError on bad input.
 
     ``policy`` overrides the scenario's policy (its parameters then come from
     ``params`` only); ``params`` otherwise overrides the scenario's ``control.params``.
+    ``lifecycle``: ``on`` (the scenario's ``lifecycle:`` section as written), ``monitor``
+    (its monitors only: nothing retrained, no challenger injected — the "never retrain"
+    baseline) or ``off`` (the section ignored).
     """
     scenario, path = load(ref)
+    scenario = with_lifecycle(scenario, lifecycle)
     name = policy or scenario.control.policy
     if params is None:
         params = scenario.control.params if name == scenario.control.policy else {}

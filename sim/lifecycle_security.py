@@ -22,3 +22,6 @@ class SecurityLifecycle(BaseModel):
         "training reference's triggers a retrain",
     )
     retrain_window_days: float = Field(default=7.0, gt=0, le=60)
+    retrain: bool = Field(
+        default=True, description="false: monitor only (the 'never retrain' baseline)"
+    )

@@ -105,6 +105,75 @@ def _targets_table(results: list[dict[str, Any]]) -> Table:
     return table
 
 
+# --------------------------------------------------------------------------- lifecycle
+
+
+@bench.command("lifecycle")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="scenario id or file (repeatable; default: regime-shift, bad-model, new-service-account)",
+)
+@models_option
+@store_option
+@json_option
+def bench_lifecycle(
+    scenarios: tuple[str, ...], models_dir: Path, store: Path, as_json: bool
+) -> None:
+    """Each lifecycle scenario as written, with its monitors only (never retrain) and, for
+    scaling, under reactive: SLO and cost over the whole replay and after the promotion."""
+    from bench.lifecycle_eval import SCENARIOS, evaluate_all
+
+    results = evaluate_all(
+        scenarios or SCENARIOS, models_dir=models_dir, store=store, progress=status
+    )
+    if as_json:
+        click.echo(json.dumps({"scenarios": results}))
+        return
+    for result in results:
+        stdout.print(_lifecycle_table(result))
+
+
+def _lifecycle_table(result: dict[str, Any]) -> Table:
+    start = result["after_from_hour"]
+    table = Table(
+        title=f"{result['scenario']}: drift detected "
+        + (
+            f"{result['drift_detection_delay_min']:g} min after the shift"
+            if result["drift_detection_delay_min"] is not None
+            else "(no shift, or not detected)"
+        )
+    )
+    for column in ("run", "SLO", "cost $", f"SLO from hour {start}", f"cost $ from hour {start}",
+                   "wall s"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for label, run in result["runs"].items():
+        after = run["after"] or {}
+        slo_after, cost_after = after.get("slo_attainment"), after.get("cost_usd")
+        table.add_row(
+            label,
+            f"{run['slo_attainment']:.4%}",
+            f"{run['cost_usd']:,.2f}",
+            "-" if slo_after is None else f"{slo_after:.4%}",
+            "-" if cost_after is None else f"{cost_after:,.2f}",
+            f"{run['replay_wall_s']:.1f}",
+        )
+    notes = []
+    for model in result["models"]:
+        outcomes = ", ".join(
+            f"{r['outcome']} after {r['minutes_from_arrival']} min "
+            f"(share {r['challenger_share']:.1%})"
+            for r in model["rollouts"]
+        )
+        notes.append(
+            f"{model['name']}: {model['drift_detections']} detections, {model['retrains']} "
+            f"retrains (longest {model['retrain_wall_s_max']} s), rollouts: {outcomes or 'none'}"
+        )
+    table.caption = "\n".join(notes)
+    return table
+
+
 # --------------------------------------------------------------------------- cost
 
 

@@ -66,6 +66,14 @@ def replay_one(
     help="the registered model the policy decides with: NAME, NAME@ALIAS or NAME/VERSION "
     "(default: <agent>-<scenario>@champion, trained and registered first if needed)",
 )
+@click.option(
+    "--lifecycle",
+    type=click.Choice(["on", "monitor", "off"]),
+    default="on",
+    show_default=True,
+    help="the scenario's lifecycle: section as written, its monitors only (never retrain), "
+    "or ignored",
+)
 @models_option
 @json_option
 def replay(
@@ -79,6 +87,7 @@ def replay(
     spot_prices: Path | None,
     store: Path | None,
     model: str | None,
+    lifecycle: runner.LifecycleMode,
     models_dir: str,
     as_json: bool,
 ) -> None:
@@ -91,6 +100,7 @@ def replay(
         days=days,
         spot_availability=spot_availability,
         spot_prices=spot_prices,
+        lifecycle=lifecycle,
     )
     summary = replay_one(prepared, out=out, store=store, model=model, models_dir=models_dir)
     if as_json:
