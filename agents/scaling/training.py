@@ -224,24 +224,30 @@ def training_inputs(
     return TrainingInputs(series, peaks, key)
 
 
-def validate_forecast(
-    series: WorkingSeries,
+def held_back_fit(
     X: pd.DataFrame,
-    y: np.ndarray,
+    y_fit: np.ndarray,
     forecaster: str,
     params: dict[str, object],
-    *,
-    y_fit: np.ndarray | None = None,
+    levels: tuple[float, ...],
+) -> tuple[Forecaster, int] | None:
+    """The forecaster refitted on the earlier origins (all but the latest
+    :data:`VALIDATION_FRACTION`, time order: no held-back row precedes a training row),
+    for the quantile ``levels`` the validation reads, and the first held-back row; None
+    when too few rows to validate."""
+    cut = round(y_fit.size * (1 - VALIDATION_FRACTION))
+    if cut < 10 or y_fit.size - cut < 5:
+        return None
+    settings = {**params, "quantiles": levels} if "quantiles" in params else params
+    return make_forecaster(forecaster, **settings).fit(X.iloc[:cut], y_fit[:cut]), cut
+
+
+def validate_forecast(
+    series: WorkingSeries, X: pd.DataFrame, y: np.ndarray, held: Forecaster, cut: int
 ) -> dict[str, float]:
-    """Refit on the earlier origins, score the latest :data:`VALIDATION_FRACTION` (time
-    order: no held-back row precedes a training row). ``X`` is indexed by event time;
-    ``y_fit``: the targets the refit is fitted on, if not ``y`` (a deliberately broken
-    model is scored against the true targets)."""
-    cut = round(y.size * (1 - VALIDATION_FRACTION))
-    if cut < 10 or y.size - cut < 5:
-        return {}
-    fit_on = y if y_fit is None else y_fit
-    held = make_forecaster(forecaster, **params).fit(X.iloc[:cut], fit_on[:cut])
+    """``held`` (:func:`held_back_fit`) on the held-back origins from ``cut``: MASE of the
+    median against the seasonal-naive scale of the series before them, and p90 coverage.
+    ``X`` is indexed by event time; ``y`` are the true targets."""
     q = held.predict_quantiles(X.iloc[cut:], (0.5, 0.9))
     day = DAY_S // series.step_s
     ends = series.timestamps + np.timedelta64(series.step_s, "s")  # an origin's event time
@@ -266,23 +272,16 @@ def validate_against(
     role: str,
     X: pd.DataFrame,
     y: np.ndarray,
-    forecaster: str,
-    params: dict[str, object],
+    held: Forecaster,
+    cut: int,
     level: float,
-    *,
-    y_fit: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """A candidate refitted on the earlier origins of ``(X, y)`` against ``champion``'s
-    ``role`` forecaster on the latest :data:`VALIDATION_FRACTION` (rows neither was fitted
-    on: the champion's training ended before them). Mean pinball loss at ``level``
-    (requests/s) and the relative difference, keyed ``val_<role>_pinball``,
+    """The candidate refitted on the earlier origins (``held``, :func:`held_back_fit`)
+    against ``champion``'s ``role`` forecaster on the held-back origins from ``cut`` (rows
+    neither was fitted on: the champion's training ended before them). Mean pinball loss
+    at ``level`` (requests/s) and the relative difference, keyed ``val_<role>_pinball``,
     ``champion_val_<role>_pinball`` and ``val_<role>_pinball_gain`` (> 0: the candidate's
-    loss is lower). ``y_fit``: the targets the candidate is fitted on, if not ``y``."""
-    cut = round(y.size * (1 - VALIDATION_FRACTION))
-    if cut < 10 or y.size - cut < 5:
-        return {}
-    fit_on = y if y_fit is None else y_fit
-    held = make_forecaster(forecaster, **params).fit(X.iloc[:cut], fit_on[:cut])
+    loss is lower); ``y`` are the true targets."""
     ours = held.predict_quantiles(X.iloc[cut:], (level,))[:, 0]
     theirs = champion.forecasters[role].predict_quantiles(X.iloc[cut:], (level,))[:, 0]
     mine = float(pinball(y[cut:], ours, level).mean())
@@ -352,15 +351,20 @@ def train_model(
         y_fit = y if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(y)
         fitted[role] = make_forecaster(forecaster, **params).fit(X, y_fit)
         counts[role] = int(y.size)
-        if role == "forecast":
-            metrics.update(validate_forecast(series, X, y, forecaster, params, y_fit=y_fit))
-            reference = DriftReference.from_frame(load_drift_features(X))
+        levels = {0.5, 0.9} if role == "forecast" else set()
         if champion is not None:
-            metrics.update(
-                validate_against(
-                    champion, role, X, y, forecaster, params, plan_quantile, y_fit=y_fit
-                )
-            )
+            levels.add(plan_quantile)
+        found = (
+            held_back_fit(X, y_fit, forecaster, params, tuple(sorted(levels))) if levels else None
+        )
+        if role == "forecast":
+            reference = DriftReference.from_frame(load_drift_features(X))
+        if found is not None:
+            held, cut = found
+            if role == "forecast":
+                metrics.update(validate_forecast(series, X, y, held, cut))
+            if champion is not None:
+                metrics.update(validate_against(champion, role, X, y, held, cut, plan_quantile))
     end = series.timestamps[-1] + np.timedelta64(series.step_s, "s")
     model = save_model(
         fitted,
