@@ -1,5 +1,7 @@
-"""How the drift monitor's defaults behave on the shipped real traces (none of which was
-looked at when they were chosen): ``python -m bench.drift_traces``.
+"""How the drift monitor's defaults behave on the shipped real traces against one long
+reference: ``python -m bench.drift_traces``. (The defaults were chosen on these traces by
+``python -m bench.drift_cv``, which watches 3-day spans against the week before each;
+this is the simpler, older view, kept for comparison.)
 
 For each trace (5-minute means, gaps carried forward), the reference is the first half
 (from day 2: the features need a day of history); the monitor then watches the second

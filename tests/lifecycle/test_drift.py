@@ -122,3 +122,27 @@ def test_a_level_shift_is_caught_within_an_hour_and_a_stationary_day_is_not() ->
     stationary = [i for i in alarms if i < 9 * day]
     assert stationary == []
     assert alarms and alarms[0] - 9 * day < 12
+
+
+def test_the_monitor_alarms_only_when_its_rules_agree() -> None:
+    """``agreement="all"``: one drifted feature is not enough; ``confirm_rows``: the window
+    must drift on that many consecutive rows; bad rules are refused."""
+    from agents.lifecycle.drift import DriftMonitor
+
+    rng = np.random.default_rng(4)
+    reference = DriftReference.from_frame(frame(rng, 2_000).drop(columns=["constant"]))
+    one = frame(rng, 30, shift=40.0).drop(columns=["constant"])  # only "load" drifts
+    both = one.assign(hour=one["hour"] + 30.0)
+
+    def alarms(rows: pd.DataFrame, **rules: object) -> list[bool]:
+        monitor = DriftMonitor(reference, window_rows=12, **rules)  # type: ignore[arg-type]
+        reports = [monitor.add(row._asdict()) for row in rows.itertuples(index=False)]
+        return [r is not None and bool(r.drifted) for r in reports]
+
+    assert any(alarms(one, agreement="any")) and not any(alarms(one, agreement="all"))
+    assert alarms(both, agreement="all")[11:] == [True] * 19
+    assert alarms(both, confirm_rows=3)[11:] == [False, False] + [True] * 17
+    with pytest.raises(ValueError, match="agreement"):
+        DriftMonitor(reference, agreement="most")
+    with pytest.raises(ValueError, match="confirm_rows"):
+        DriftMonitor(reference, confirm_rows=0)
