@@ -30,11 +30,19 @@ class Model(BaseModel):
 
 class DriftSettings(Model):
     """Feature drift against the champion's training reference (PSI and KS per feature,
-    :mod:`agents.lifecycle.drift`), judged once per forecast origin (5 minutes)."""
+    :mod:`agents.lifecycle.drift`), judged once per forecast origin (5 minutes). The
+    defaults are the drift monitor's, chosen by leave-one-trace-out cross-validation over
+    the shipped traces (``python -m bench.drift_cv``; a test holds the two equal)."""
 
     window_rows: int = Field(default=12, ge=12, le=2016, description="origins per window")
-    psi_threshold: float = Field(default=0.2, gt=0, le=10)
-    ks_alpha: float = Field(default=1e-4, gt=0, lt=1)
+    psi_threshold: float = Field(default=0.75, gt=0, le=10)
+    ks_alpha: float = Field(default=1e-8, gt=0, lt=1)
+    agreement: Literal["all", "any"] = Field(
+        default="all", description="all: every feature with a verdict must drift; any: one"
+    )
+    confirm_rows: int = Field(
+        default=1, ge=1, le=100, description="consecutive drifted windows before an alarm"
+    )
 
 
 class QualitySettings(Model):

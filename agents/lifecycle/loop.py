@@ -298,7 +298,7 @@ class ManagedPredictive:
         d = self.settings.drift
         return DriftMonitor(
             reference, window_rows=d.window_rows, psi_threshold=d.psi_threshold,
-            ks_alpha=d.ks_alpha,
+            ks_alpha=d.ks_alpha, agreement=d.agreement, confirm_rows=d.confirm_rows,
         )  # fmt: skip
 
     def _scale(self) -> float:

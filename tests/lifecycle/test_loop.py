@@ -250,3 +250,17 @@ def test_the_sequential_test_refuses_bad_input() -> None:
         SequentialTest(0.05, 1)
     with pytest.raises(ValueError):
         SequentialTest(0.05, 4).add(float("nan"))
+
+
+def test_the_scenario_drift_defaults_are_the_monitors() -> None:
+    from agents.lifecycle import drift
+    from sim.lifecycle import DriftSettings
+
+    d = DriftSettings()
+    assert (d.window_rows, d.psi_threshold, d.ks_alpha, d.agreement, d.confirm_rows) == (
+        drift.DEFAULT_WINDOW_ROWS,
+        drift.DEFAULT_PSI_THRESHOLD,
+        drift.DEFAULT_KS_ALPHA,
+        drift.DEFAULT_AGREEMENT,
+        drift.DEFAULT_CONFIRM_ROWS,
+    )
