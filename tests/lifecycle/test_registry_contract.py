@@ -126,12 +126,17 @@ def test_promote_then_rollback_restores_the_champion(
 ) -> None:
     register(registry, tmp_path, "a")
     register(registry, tmp_path, "b")
-    assert registry.promote(NAME, 1).version == 1
+    first = registry.promote(NAME, 1)
+    assert first.version == 1
     promoted = registry.promote(NAME, 2)
     assert promoted.version == 2 and CHAMPION in promoted.aliases
+    assert promoted.card.artefact_sha256 != first.card.artefact_sha256
     assert registry.resolve(ModelRef.parse(NAME)).version == 2
     restored = registry.rollback(NAME)
     assert restored.version == 1 and CHAMPION in restored.aliases
+    assert restored.card == first.card  # exactly the previous champion: card and digest
+    fetched = registry.fetch(restored, tmp_path / "restored")
+    assert folder_digest(fetched) == first.card.artefact_sha256
     assert registry.resolve(ModelRef.parse(NAME)).version == 1
     with pytest.raises(InputError) as exc:
         registry.rollback(NAME)
