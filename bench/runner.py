@@ -477,7 +477,7 @@ def run(
         if world.scenario.lifecycle is not None:
             from bench.lifecycle_report import lifecycle_block
 
-            summary["lifecycle"] = lifecycle_block(replay, truth, [policy])
+            summary["lifecycle"] = lifecycle_block(replay, truth, [policy, audit_watcher])
         if store_sink is not None:  # the run is complete in the store (or refused there)
             store_sink.finish(summary["telemetry_sha256"])
         if staging is not None and out is not None:
