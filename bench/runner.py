@@ -432,7 +432,10 @@ def run(
             store_sink = FeatureStoreSink(feature_store, run_id)
             sinks.append(store_sink)
         sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
-        audit_watcher = audit_watcher_for(world)  # may train the shipped model (first use)
+        if world.scenario.lifecycle is not None and prepared.lifecycle is None:
+            prepared.lifecycle = LifecycleLog()
+        # the registered shipped analyser (trained and registered at first use)
+        audit_watcher = audit_watcher_for(world, log=prepared.lifecycle)
         started = time.perf_counter()
         replay = Replay(
             world,
@@ -450,7 +453,7 @@ def run(
         if world.scenario.lifecycle is not None:
             from bench.lifecycle_report import lifecycle_block
 
-            summary["lifecycle"] = lifecycle_block(replay, truth, [policy])
+            summary["lifecycle"] = lifecycle_block(replay, truth, [policy, audit_watcher])
         if store_sink is not None:  # the run is complete in the store (or refused there)
             store_sink.finish(summary["telemetry_sha256"])
         if staging is not None and out is not None:
