@@ -16,8 +16,10 @@ returned, so only they become ``security_alert`` events) and runs the lifecycle 
    **quarantine**: every session (source address and user agent) holding a record the
    champion alerted on *and* that fires a Sigma rule (:mod:`agents.security.sigma`) is
    left out whole, so a running attack campaign, which the champion flags on calls the
-   Sigma rules also know, is never learnt as normal. Attack examples come from labelled
-   simulated accounts (``threat_accounts``, fixed seed), as in the champion's training.
+   Sigma rules also know, is never learnt as normal; the quarantined records that both
+   flagged are learnt as ``malicious`` (alerts a rule confirms, as a triage would). More
+   attack examples come from labelled simulated accounts (``threat_accounts``, fixed
+   seed), as in the champion's training.
    The latest ``holdout_fraction`` of the window is held back; the candidate (the
    champion's hyper-parameters) is fitted on the rest.
 4. **Validate** on the held-back slice, both models scoring the window from an empty
@@ -287,8 +289,12 @@ class ManagedAuditWatcher:
         )  # fmt: skip
         threat_records, threat_labels = self.threats
         with threadpool_limits(1):  # one thread: faster on a shared machine, same trees
+            confirmed = [q.record for q in data.quarantined if q.alert and q.sigma]
             candidate = SecurityAnalyser(**self.champion.get_params()).fit(
-                [*data.train, *threat_records], ["normal"] * len(data.train) + list(threat_labels)
+                [*data.train, *confirmed, *threat_records],
+                ["normal"] * len(data.train)
+                + ["malicious"] * len(confirmed)
+                + list(threat_labels),
             )
             metrics = self._validate(candidate, data)
         accepted = (
