@@ -24,8 +24,9 @@ returned, so only they become ``security_alert`` events) and runs the lifecycle 
    champion's hyper-parameters) is fitted on the rest.
 4. **Validate** on the held-back slice, both models scoring the window from an empty
    behaviour state: the candidate must raise no more alerts there than the champion, and
-   alert on every quarantined record the champion alerted on that fires a Sigma rule. A candidate that passes is
-   registered as the model's ``challenger`` (lineage: parent, trigger, data range).
+   alert on every quarantined record the champion alerted on that fires a Sigma rule. A
+   candidate that passes is registered as the model's ``challenger`` (lineage: parent,
+   trigger, data range).
 5. **Shadow** for ``shadow_h``: both score every minute (the challenger first catches up on
    every record observed, so its behaviour state is the champion's); only the champion's
    alerts are booked, both are counted. **Rule**: promote iff the challenger's alerts per

@@ -3,6 +3,7 @@ training set and its quarantine, and the scenario's lifecycle.security input."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_no_training_record_from_after_the_trigger(end_min: int, window_min: int
     times = {s.record["eventID"]: s.t_s for s in seen}
     used = [times[r["eventID"]] for r in [*data.train, *data.holdout]]
     assert all(data.start_s <= t < end_min * 60.0 for t in used)
-    assert all(a <= b for a, b in zip(used, used[1:], strict=False))  # holdout is the latest
+    assert all(a <= b for a, b in itertools.pairwise(used))  # the holdout is the latest
 
 
 def test_the_campaign_sessions_are_not_in_the_retraining_set() -> None:
@@ -83,8 +84,14 @@ def test_an_arrival_changes_no_other_record(repo: Path) -> None:
             return []
 
     def drawn(plan: object) -> list[dict[str, object]]:
-        feed = AuditFeed(plan, seed=world.seed, start=START, duration_s=world.duration_s,  # type: ignore[arg-type]
-                         region="us-east-1", telemetry=Sink())  # type: ignore[arg-type]  # fmt: skip
+        feed = AuditFeed(
+            plan,  # type: ignore[arg-type]
+            seed=world.seed,
+            start=START,
+            duration_s=world.duration_s,
+            region="us-east-1",
+            telemetry=Sink(),  # type: ignore[arg-type]
+        )
         return [rec for _, _, rec, _ in feed._drawn]
 
     import dataclasses
@@ -111,7 +118,9 @@ def test_bad_lifecycle_security_is_one_line(
 ) -> None:
     doc = (repo / "scenarios" / "new-service-account.yaml").read_text()
     bad = tmp_path / "bad.yaml"
-    bad.write_text(doc.replace("    shadow_h: 6\n", f"    shadow_h: 6\n    {text}\n")
-                   if not text.startswith("shadow_h") else doc.replace("shadow_h: 6", text))  # fmt: skip
+    if text.startswith("shadow_h"):
+        bad.write_text(doc.replace("shadow_h: 6", text))
+    else:
+        bad.write_text(doc.replace("    shadow_h: 6\n", f"    shadow_h: 6\n    {text}\n"))
     code, out, err = run_main(capsys, ["scenarios", "show", str(bad)])
     assert_one_line_error(code, out, err, field)
