@@ -459,7 +459,10 @@ def run(
             store_sink = FeatureStoreSink(feature_store, run_id)
             sinks.append(store_sink)
         sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
-        audit_watcher = audit_watcher_for(world)  # may train the shipped model (first use)
+        if world.scenario.lifecycle is not None and prepared.lifecycle is None:
+            prepared.lifecycle = LifecycleLog()
+        # the registered shipped analyser (trained and registered at first use)
+        audit_watcher = audit_watcher_for(world, log=prepared.lifecycle)
         started = time.perf_counter()
         replay = Replay(
             world,

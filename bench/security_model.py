@@ -29,6 +29,7 @@ from typing import Any
 import sklearn
 import skops
 
+from agents.lifecycle.registry import ModelRegistry, ModelVersion
 from agents.security.analyser import SecurityAnalyser
 from agents.security.artefact import loads_analyser, save_analyser
 from agents.security.events import mask_record
@@ -155,6 +156,69 @@ def load_or_train(
     with atomic.writing_file(meta) as staging:
         staging.write_text(record, encoding="utf-8")
     return model
+
+
+def register_shipped(
+    registry: ModelRegistry,
+    *,
+    promote: bool,
+    progress: Callable[[str], None] | None = None,
+) -> ModelVersion:
+    """Register the shipped analyser (:func:`load_or_train`) as the next version of
+    :data:`SECURITY_MODEL_NAME`, with its detection figures on the real CloudTrail attack
+    recording (never used in training) as the version's metrics (``opsbench train
+    security``; the champion if ``promote`` or if the model has none)."""
+    import tempfile
+
+    from agents.security.artefact import save_folder
+    from bench import registered_models as rm
+    from bench.security_eval import recording_metrics
+
+    spec, params = SHIPPED_SPEC, SHIPPED_PARAMS
+    key = cache_key(spec, params, False)
+    model = load_or_train(spec, params, progress=progress)
+    found = recording_metrics(model)
+    metrics = {f"recording_{k}": float(found[k]) for k in ("precision", "recall", "f1", "fpr")}
+    with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
+        record = {"key": key, "spec": dataclasses.asdict(spec), "params": params}
+        folder = save_folder(model, Path(scratch) / "model", record=record)
+        return rm.register(
+            registry,
+            SECURITY_MODEL_NAME,
+            folder,
+            {
+                "agent": "security",
+                "description": "CloudTrail security analyser trained on simulated accounts",
+                "trace": f"simulated accounts ({spec.accounts} x {spec.days:g} days, "
+                f"{spec.campaigns_per_account} campaigns each, seed {spec.seed})",
+                "seed": spec.seed,
+                "params": {
+                    "training_key": key,
+                    "spec": dataclasses.asdict(spec),
+                    "hyper_parameters": params,
+                    "threshold": model.threshold_,
+                },
+                "metrics": {"threshold": float(model.threshold_), **metrics},
+                "libraries": {"scikit-learn": sklearn.__version__, "skops": skops.__version__},
+            },
+            promote=promote,
+        )
+
+
+def shipped_version(
+    registry: ModelRegistry, *, progress: Callable[[str], None] | None = None
+) -> ModelVersion:
+    """The registered version of the shipped analyser this code trains (its
+    ``training_key`` is :func:`cache_key` of the shipped spec): the champion of
+    :data:`SECURITY_MODEL_NAME` when it is that one, else the newest such version;
+    registered first (as ``opsbench train security`` does) if there is none."""
+    from bench.registered_models import matching_version
+
+    key = cache_key(SHIPPED_SPEC, SHIPPED_PARAMS, False)
+    found = matching_version(registry, SECURITY_MODEL_NAME, key)
+    if found is not None:
+        return found
+    return register_shipped(registry, promote=False, progress=progress)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

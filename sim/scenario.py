@@ -381,6 +381,45 @@ class AttackCampaign(Model):
     reuse_user_agent: bool = Field(default=False, description="the victim's own user agent")
 
 
+ArrivalKind = Literal["service-account"]
+
+
+class PrincipalArrival(Model):
+    """A benign principal that appears mid-replay with habits no other principal has
+    (:mod:`sim.audit.arrivals`): a new service account's role calling
+    services and APIs nobody else in the account uses, from a network and with a client
+    never seen before, at its own hours. Its calls are labelled ``normal`` (principal kind
+    ``service-account``) beside the records."""
+
+    id: Name = Field(description="the role's name (its ARN is assumed-role/<id>/...)")
+    kind: ArrivalKind = "service-account"
+    at_h: float = Field(ge=0, description="hours after the replay start of its first session")
+    sessions_per_day: float = Field(default=24.0, gt=0, le=1440)
+    calls_per_session: float = Field(default=30.0, ge=1, le=10_000, description="mean")
+    gap_s: float = Field(default=2.0, gt=0, le=3600, description="mean s between calls")
+    read_apis: int = Field(
+        default=60, ge=0, le=200, description="reads across the account's services it also makes"
+    )
+    networks: int = Field(
+        default=40, ge=1, le=1000, description="public addresses its sessions come from"
+    )
+    hours: tuple[float, float] | None = Field(
+        default=None,
+        description="its working hours (UTC, start < end, the end may pass 24); none: any hour",
+    )
+
+    @model_validator(mode="after")
+    def _hours(self) -> PrincipalArrival:
+        if self.hours is not None:
+            start, end = self.hours
+            if not (0 <= start < 24 and start < end <= start + 24):
+                raise ValueError(
+                    f"hours {list(self.hours)} must be [start, end] with 0 <= start < 24 "
+                    "and start < end <= start + 24"
+                )
+        return self
+
+
 class Audit(Model):
     """CloudTrail-shaped audit events of the cluster's account during the replay."""
 
@@ -390,6 +429,11 @@ class Audit(Model):
         default=1.0, gt=0, le=10, description="multiplies every principal's sessions per day"
     )
     campaigns: list[AttackCampaign] = Field(default_factory=list, max_length=MAX_CAMPAIGNS)
+    arrivals: list[PrincipalArrival] = Field(
+        default_factory=list,
+        max_length=10,
+        description="benign principals that appear mid-replay with unfamiliar habits",
+    )
     techniques_csv: Text | None = Field(
         default=None,
         description="technique catalogue (default: the shipped data/security one)",
@@ -406,6 +450,9 @@ class Audit(Model):
         ids = [c.id for c in self.campaigns]
         if len(set(ids)) != len(ids):
             raise ValueError(f"campaign ids {ids} are not unique")
+        arrivals = [a.id for a in self.arrivals]
+        if len(set(arrivals)) != len(arrivals):
+            raise ValueError(f"arrival ids {arrivals} are not unique")
         return self
 
 

@@ -303,45 +303,8 @@ def train_security(models_dir: str, promote: bool, as_json: bool) -> None:
     hyper-parameters; reused from its cache when already trained) and register it as
     security-shipped, with its detection figures on the real CloudTrail attack recording
     (never used in training) as the version's metrics."""
-    import dataclasses
-
-    import skops
-    import sklearn
-
-    from agents.security.artefact import save_folder
-    from bench import registered_models as rm
-    from bench import security_model as sm
-    from bench.security_eval import recording_metrics
+    from bench.security_model import register_shipped
 
     check_registry_location(models_dir)
-    registry = open_registry(models_dir)
-    spec, params = sm.SHIPPED_SPEC, sm.SHIPPED_PARAMS
-    key = sm.cache_key(spec, params, False)
-    model = sm.load_or_train(spec, params, progress=status)
-    found = recording_metrics(model)
-    metrics = {f"recording_{k}": float(found[k]) for k in ("precision", "recall", "f1", "fpr")}
-    with tempfile.TemporaryDirectory(prefix="opsbench-train-") as scratch:
-        record = {"key": key, "spec": dataclasses.asdict(spec), "params": params}
-        folder = save_folder(model, Path(scratch) / "model", record=record)
-        version = rm.register(
-            registry,
-            sm.SECURITY_MODEL_NAME,
-            folder,
-            {
-                "agent": "security",
-                "description": "CloudTrail security analyser trained on simulated accounts",
-                "trace": f"simulated accounts ({spec.accounts} x {spec.days:g} days, "
-                f"{spec.campaigns_per_account} campaigns each, seed {spec.seed})",
-                "seed": spec.seed,
-                "params": {
-                    "training_key": key,
-                    "spec": dataclasses.asdict(spec),
-                    "hyper_parameters": params,
-                    "threshold": model.threshold_,
-                },
-                "metrics": {"threshold": float(model.threshold_), **metrics},
-                "libraries": {"scikit-learn": sklearn.__version__, "skops": skops.__version__},
-            },
-            promote=promote,
-        )
+    version = register_shipped(open_registry(models_dir), promote=promote, progress=status)
     _echo_version(version, as_json, {})

@@ -13,6 +13,8 @@ runs inside a :class:`~sim.engine.Replay`:
   a scale-in is ``autoscaling:TerminateInstanceInAutoScalingGroup`` by the cluster
   autoscaler's role then ``ec2:TerminateInstances`` by the service-linked role, a spot
   interruption notice is EC2's ``BidEvictedEvent`` service event;
+- benign principals declared in ``audit.arrivals`` appear at their hour
+  (:mod:`sim.audit.arrivals`);
 - every simulated minute it writes the records of that minute to the ``audit`` stream in
   event-time order, hands them to the :class:`~sim.audit.watch.AuditWatcher` (if any) and
   books its alerts as ``security_alert`` events.
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.audit.generator import AuditGenerator, AuditLabel
+from sim.audit.arrivals import arrival_records
 from sim.audit.principals import Principal, access_key_id, build_principals
 from sim.audit.techniques import Technique, load_techniques
 from sim.audit.watch import (
@@ -198,6 +201,8 @@ class AuditFeed:
                 reuse_user_agent=c.spec.reuse_user_agent,
             )
         records, labels = gen.take()
+        if cfg.arrivals:
+            records, labels = self._with_arrivals(records, labels, seed, start, duration_s)
         drawn = [
             (self._seconds(rec["eventTime"]), i, rec, lab)
             for i, (rec, lab) in enumerate(zip(records, labels, strict=True))
@@ -235,6 +240,32 @@ class AuditFeed:
             "accessKeyId": access_key_id("ASIA", self._rng),
             "invokedBy": ASG_HOST,
         }
+
+    def _with_arrivals(
+        self,
+        records: list[dict[str, Any]],
+        labels: list[AuditLabel],
+        seed: int,
+        start: datetime,
+        duration_s: float,
+    ) -> tuple[list[dict[str, Any]], list[AuditLabel]]:
+        """``records`` merged (by ``eventTime``; ties: the account's records first) with
+        the sessions of the configured arrivals (:mod:`sim.audit.arrivals`: each from its
+        own component, so that declaring one changes no other record)."""
+        cfg = self.plan.config
+        streams = [list(zip(records, labels, strict=True))]
+        for arrival in cfg.arrivals:
+            drawn = arrival_records(
+                arrival,
+                seed=seed,
+                account_id=cfg.account_id,
+                region=self.region,
+                start=start,
+                duration_s=duration_s,
+            )
+            streams.append(list(zip(*drawn, strict=True)))
+        merged = list(heapq.merge(*streams, key=lambda item: item[0]["eventTime"]))
+        return [rec for rec, _ in merged], [lab for _, lab in merged]
 
     def _seconds(self, event_time: str) -> float:
         when = datetime.strptime(event_time, "%Y-%m-%dT%H:%M:%SZ")
