@@ -36,6 +36,7 @@ from sim.lifecycle_events import LifecycleLog
 from sim.errors import InputError
 from sim.scenario import Scenario
 from sim.scenario_files import find_scenario, load_scenario_file
+from sim.watch import MetricWatcher
 from sim.summary import summarise
 from sim.telemetry import FanoutSink, ParquetSink, TelemetrySink
 from sim.atomic import staging_path
@@ -419,6 +420,26 @@ def attach_model(
     return version
 
 
+def metric_watcher(world: World, log: LifecycleLog | None) -> MetricWatcher | None:
+    """The scenario's metric anomaly watcher (None without ``detection:``), under its
+    paging-rate monitor when the scenario has ``lifecycle.anomaly``."""
+    detection = world.scenario.detection
+    watcher = watcher_for(detection, source=world.scenario.id)
+    lifecycle = world.scenario.lifecycle
+    if watcher is None or detection is None or lifecycle is None or lifecycle.anomaly is None:
+        return watcher
+    from agents.lifecycle.anomaly_loop import ManagedMetricWatcher
+
+    assert log is not None
+    return ManagedMetricWatcher(
+        watcher,
+        settings=lifecycle.anomaly,
+        log=log,
+        model_name=f"anomaly-{detection.detector}",
+        start=world.workload.start,
+    )
+
+
 def run(
     prepared: PreparedRun,
     *,
@@ -463,13 +484,14 @@ def run(
             prepared.lifecycle = LifecycleLog()
         # the registered shipped analyser (trained and registered at first use)
         audit_watcher = audit_watcher_for(world, log=prepared.lifecycle)
+        watcher = metric_watcher(world, prepared.lifecycle)
         started = time.perf_counter()
         replay = Replay(
             world,
             policy,
             sink,
             micro_batch_s=STORE_MICRO_BATCH_S if store else None,
-            watcher=watcher_for(world.scenario.detection, source=world.scenario.id),
+            watcher=watcher,
             audit_watcher=audit_watcher,
             lifecycle=prepared.lifecycle,
         )
@@ -480,7 +502,7 @@ def run(
         if world.scenario.lifecycle is not None:
             from bench.lifecycle_report import lifecycle_block
 
-            summary["lifecycle"] = lifecycle_block(replay, truth, [policy, audit_watcher])
+            summary["lifecycle"] = lifecycle_block(replay, truth, [policy, audit_watcher, watcher])
         if store_sink is not None:  # the run is complete in the store (or refused there)
             store_sink.finish(summary["telemetry_sha256"])
         if staging is not None and out is not None:

@@ -126,14 +126,33 @@ class ScalingLifecycle(Model):
     injected_challengers: list[InjectedChallenger] = Field(default_factory=list, max_length=100)
 
 
+class AnomalyLifecycle(Model):
+    """The metric anomaly detector's alert-rate monitor (``detection:``). The detectors
+    learn online every minute, so there is nothing to retrain: the monitor tells the
+    operator when the paging rate leaves its reference (an alert storm), and reports it."""
+
+    reference_h: float = Field(
+        default=24.0, gt=0, le=720, description="the replay's first hours that set the reference"
+    )
+    alert_window_h: float = Field(default=6.0, gt=0, le=168, description="the monitor's window")
+    alert_rate_factor: float = Field(
+        default=3.0, gt=1, le=100, description="a window's paging rate this many times the "
+        "reference is a detection"
+    )  # fmt: skip
+    min_reference_per_h: float = Field(
+        default=0.5, gt=0, le=60, description="floor of the reference rate (pages/h)"
+    )
+
+
 class Lifecycle(Model):
     """Which models run under the lifecycle loop in this replay, and how."""
 
     scaling: ScalingLifecycle | None = None
     security: SecurityLifecycle | None = None
+    anomaly: AnomalyLifecycle | None = None
 
     @model_validator(mode="after")
     def _something(self) -> Lifecycle:
-        if self.scaling is None and self.security is None:
-            raise ValueError("name at least one model (scaling, security)")
+        if self.scaling is None and self.security is None and self.anomaly is None:
+            raise ValueError("name at least one model (scaling, security, anomaly)")
         return self

@@ -505,6 +505,16 @@ class Scenario(Model):
                 f"cluster.pools: max_nodes sum to {total} (allowed: at most "
                 f"{MAX_NODES_PER_CLUSTER} nodes per cluster, Kubernetes' documented limit)"
             )
+        lifecycle = self.lifecycle
+        if lifecycle is not None and lifecycle.anomaly is not None and self.detection is None:
+            raise ValueError(
+                "lifecycle.anomaly monitors the metric anomaly detector: it needs a "
+                "detection: section"
+            )
+        if lifecycle is not None and lifecycle.security is not None and self.audit is None:
+            raise ValueError(
+                "lifecycle.security runs the security analyser's loop: it needs an audit: section"
+            )
         has_spot = any(p.capacity_type == "spot" for p in self.cluster.pools)
         if has_spot and self.pricing.spot_prices is None:
             raise ValueError("pricing.spot_prices is required when a pool is spot")

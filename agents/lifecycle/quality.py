@@ -7,6 +7,8 @@
 - :class:`RateMonitor`: the share of events a detector alerted on over the last
   ``window`` intervals (anomaly detector and security analyser), against the rate it had
   when it was validated.
+- :class:`PagingRate`: alert minutes per hour over a sliding window against the rate of
+  the first hours watched (a detector that learns online has no validation rate).
 
 Both keep O(window) numbers, are deterministic and know nothing of the simulator: the
 replay and a live loop feed them the same way.
@@ -104,3 +106,43 @@ class RateMonitor:
         if self.baseline == 0:
             return math.inf if rate > 0 else 1.0
         return rate / self.baseline
+
+
+@dataclass(slots=True)
+class PagingRate:
+    """Minutes with an alert ("pages") per hour over the last ``window_s`` seconds, against
+    a reference: the pages per hour of the first ``reference_s`` seconds watched, floored
+    at ``min_reference_per_h``. :meth:`add` returns the window's ratio to the reference
+    once it is known (``None`` before)."""
+
+    window_s: float
+    reference_s: float
+    min_reference_per_h: float
+    pages: deque[float] = field(init=False)
+    reference_pages: int = 0
+    reference_per_h: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.window_s > 0 and self.reference_s > 0 and self.min_reference_per_h > 0):
+            raise ValueError("window_s, reference_s and min_reference_per_h must be positive")
+        self.pages = deque()
+
+    def add(self, t_s: float, paged: bool) -> float | None:
+        """One watched minute ending at ``t_s`` (seconds since the start): whether it paged."""
+        if paged:
+            self.pages.append(t_s)
+            if t_s <= self.reference_s:
+                self.reference_pages += 1
+        while self.pages and self.pages[0] <= t_s - self.window_s:
+            self.pages.popleft()
+        if t_s < self.reference_s:
+            return None
+        if self.reference_per_h is None:
+            rate = self.reference_pages / (self.reference_s / 3600.0)
+            self.reference_per_h = max(self.min_reference_per_h, rate)
+        return self.rate_per_h / self.reference_per_h
+
+    @property
+    def rate_per_h(self) -> float:
+        """Pages per hour over the window."""
+        return len(self.pages) / (self.window_s / 3600.0)
