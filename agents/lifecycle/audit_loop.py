@@ -44,6 +44,12 @@ returned, so only they become ``security_alert`` events) and runs the lifecycle 
    counts ``sigma_alerted`` and ``sigma_missed`` are reported beside it); otherwise roll
    back (the champion stays).
 
+Known limits (measured on ``new-service-account``): a session is quarantined only once one
+of its alerts fires a Sigma rule, so a campaign caught in the retrain window before its
+first Sigma hit is learnt as ``normal``; and a benign session whose single false alert
+named a Sigma API is quarantined like an attack, so the gate also asks the candidate to
+keep that false alert.
+
 Every detection, retrain, stage, promotion and rollback is booked in the replay's
 :class:`~sim.lifecycle_events.LifecycleLog` (deterministic detail only; wall times and
 registry versions beside it) and summarised by :meth:`ManagedAuditWatcher.report`.
