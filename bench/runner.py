@@ -76,6 +76,10 @@ class PreparedRun:
     lifecycle
         The log the scenario's lifecycle loops book into (set by :func:`attach_model`
         when the scenario has a ``lifecycle:`` section for the policy's model).
+    models_dir
+        The registry :func:`attach_model` was given; the audit events' analyser comes
+        from it too (``None`` or :data:`MODELS_DIR`, the CLI's default: the default
+        registry, ``$OPSBENCH_MODEL_DIR`` if set).
     """
 
     world: World
@@ -85,6 +89,7 @@ class PreparedRun:
     model_sha256: str | None = None
     trace: Path | None = None
     lifecycle: LifecycleLog | None = None
+    models_dir: Path | str | None = None
 
     @property
     def run_id(self) -> str:
@@ -377,6 +382,7 @@ def attach_model(
     and registered first where that kind of model is trained on demand (always with
     ``retrain``; ``promote`` makes a version trained here the champion). Returns the
     version used (None for a policy without a model)."""
+    prepared.models_dir = models_dir
     policy = prepared.policy
     kind = policy.needs.model
     if kind is None:
@@ -483,7 +489,12 @@ def run(
         if world.scenario.lifecycle is not None and prepared.lifecycle is None:
             prepared.lifecycle = LifecycleLog()
         # the registered shipped analyser (trained and registered at first use)
-        audit_watcher = audit_watcher_for(world, log=prepared.lifecycle)
+        given = prepared.models_dir
+        audit_watcher = audit_watcher_for(
+            world,
+            registry=None if given is None or Path(given) == MODELS_DIR else _registry(given),
+            log=prepared.lifecycle,
+        )
         watcher = metric_watcher(world, prepared.lifecycle)
         started = time.perf_counter()
         replay = Replay(

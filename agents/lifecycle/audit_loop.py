@@ -22,17 +22,33 @@ returned, so only they become ``security_alert`` events) and runs the lifecycle 
    seed), as in the champion's training.
    The latest ``holdout_fraction`` of the window is held back; the candidate (the
    champion's hyper-parameters) is fitted on the rest.
-4. **Validate** on the held-back slice, both models scoring the window from an empty
-   behaviour state: the candidate must raise no more alerts there than the champion, and
-   alert on every quarantined record the champion alerted on that fires a Sigma rule. A
-   candidate that passes is registered as the model's ``challenger`` (lineage: parent,
-   trigger, data range).
+4. **Validate** on the held-back slice, both models scoring the window (the kept records
+   and the quarantined ones, in event-time order) from an empty behaviour state. **Gate**:
+   the candidate raises no more alerts on the held-back slice than the champion, and it
+   alerts on at least one record of every quarantined session (the champion alerted on
+   one of its records that fires a Sigma rule). What must be kept is the detection of
+   *campaigns*, and a campaign is detected when any one of its records alerts: a
+   candidate that alerts on the third call of an intrusion instead of the first and the
+   fifth loses nothing a triage would act on, while one that stays silent on a whole
+   session loses the campaign. The gate is therefore stated per session; the
+   record-level recall on the flagged records (``quarantine_recall``) is reported beside
+   it (``quarantine_session_recall``). A candidate that passes is registered as the
+   model's ``challenger`` (lineage: parent, trigger, data range).
 5. **Shadow** for ``shadow_h``: both score every minute (the challenger first catches up on
    every record observed, so its behaviour state is the champion's); only the champion's
    alerts are booked, both are counted. **Rule**: promote iff the challenger's alerts per
    hour in the shadow are below the champion's and at most ``alert_rate_factor`` times
-   the reference, and it alerted on every record the champion alerted on in the shadow
-   that fires a Sigma rule; otherwise roll back (the champion stays).
+   the reference, and, for every session in which the champion alerted in the shadow on a
+   record that fires a Sigma rule, the challenger alerted on at least one record of that
+   session in the shadow (the same session-level rule as the gate; the record-level
+   counts ``sigma_alerted`` and ``sigma_missed`` are reported beside it); otherwise roll
+   back (the champion stays).
+
+Known limits (measured on ``new-service-account``): a session is quarantined only once one
+of its alerts fires a Sigma rule, so a campaign caught in the retrain window before its
+first Sigma hit is learnt as ``normal``; and a benign session whose single false alert
+named a Sigma API is quarantined like an attack, so the gate also asks the candidate to
+keep that false alert.
 
 Every detection, retrain, stage, promotion and rollback is booked in the replay's
 :class:`~sim.lifecycle_events.LifecycleLog` (deterministic detail only; wall times and
@@ -147,6 +163,8 @@ class _Shadow:
     challenger_alerts: int = 0
     sigma_alerted: int = 0
     sigma_missed: int = 0
+    sigma_sessions: set[tuple[str, str]] = field(default_factory=set)
+    challenger_sessions: set[tuple[str, str]] = field(default_factory=set)
 
 
 class ManagedAuditWatcher:
@@ -300,12 +318,13 @@ class ManagedAuditWatcher:
             metrics = self._validate(candidate, data)
         accepted = (
             metrics["holdout_alerts_candidate"] <= metrics["holdout_alerts_champion"]
-            and metrics["quarantine_recall"] >= 1.0
+            and metrics["quarantine_session_recall"] >= 1.0
         )
         reason = (
             f"held-back alerts {metrics['holdout_alerts_candidate']:g} vs champion "
-            f"{metrics['holdout_alerts_champion']:g}, quarantine recall "
-            f"{metrics['quarantine_recall']:.3f}"
+            f"{metrics['holdout_alerts_champion']:g}, quarantined sessions alerted "
+            f"{metrics['quarantine_session_recall']:.3f} (records "
+            f"{metrics['quarantine_recall']:.3f})"
         )
         record: dict[str, Any] = {
             "t_min": int(now_s // 60),
@@ -340,13 +359,15 @@ class ManagedAuditWatcher:
         self._stage("shadow", now_s)
 
     def _validate(self, candidate: SecurityAnalyser, data: TrainingSet) -> dict[str, float]:
-        """Alerts of both models on the held-back slice (the window scored from an empty
-        behaviour state), and the candidate's recall on the quarantined records the
-        champion alerted on that fire a Sigma rule (the evidence of the quarantine)."""
-        flagged = [q.record for q in data.quarantined if q.alert and q.sigma]
-        window = [*data.train, *data.holdout, *flagged]
+        """Alerts of both models on the held-back slice (the window, quarantined records
+        included, scored from an empty behaviour state); the share of quarantined
+        sessions on one of whose records the candidate alerts (the gate), and its recall
+        on the quarantined records the champion alerted on that fire a Sigma rule (the
+        evidence of the quarantine; reported)."""
+        window = [*data.train, *data.holdout, *(q.record for q in data.quarantined)]
         held = {str(r["eventID"]) for r in data.holdout}
-        wanted = {str(r["eventID"]) for r in flagged}
+        wanted = {str(q.record["eventID"]) for q in data.quarantined if q.alert and q.sigma}
+        session_of = {str(q.record["eventID"]): q.session for q in data.quarantined}
         out: dict[str, float] = {}
         for who, model in (("champion", self.champion), ("candidate", candidate)):
             frame, _ = model.analyse(window)
@@ -356,6 +377,12 @@ class ManagedAuditWatcher:
             if who == "candidate":
                 hits = alert[ids.isin(wanted).to_numpy()].sum()
                 out["quarantine_recall"] = float(hits / len(wanted)) if wanted else 1.0
+                sessions = set(session_of.values())
+                alerted = {session_of[i] for i in ids[alert] if i in session_of}
+                out["quarantined_sessions"] = float(len(sessions))
+                out["quarantine_session_recall"] = (
+                    len(alerted & sessions) / len(sessions) if sessions else 1.0
+                )
         out["threshold"] = float(candidate.threshold_)
         return out
 
@@ -369,11 +396,14 @@ class ManagedAuditWatcher:
                                      strict=True):  # fmt: skip
             shadow.champion_alerts += bool(mine["is_alert"])
             shadow.challenger_alerts += bool(theirs["is_alert"])
+            if theirs["is_alert"]:
+                shadow.challenger_sessions.add(_session(rec))
             level, _ = self.sigma.level_of(str(rec.get("eventName") or ""),
                                            str(rec.get("eventSource") or ""))  # fmt: skip
             if mine["is_alert"] and level > 0:
                 shadow.sigma_alerted += 1
                 shadow.sigma_missed += not theirs["is_alert"]
+                shadow.sigma_sessions.add(_session(rec))
 
     def _decide(self, now_s: float) -> None:
         shadow = self.shadow
@@ -381,14 +411,17 @@ class ManagedAuditWatcher:
         hours = (now_s - shadow.from_s) / 3600.0
         mine, theirs = shadow.champion_alerts / hours, shadow.challenger_alerts / hours
         limit = self.settings.alert_rate_factor * self.reference_per_h
+        missed = shadow.sigma_sessions - shadow.challenger_sessions
         detail = {
             "champion_alerts_per_h": round(mine, 6),
             "challenger_alerts_per_h": round(theirs, 6),
             "limit_per_h": round(limit, 6),
             "sigma_alerted": shadow.sigma_alerted,
             "sigma_missed": shadow.sigma_missed,
+            "sigma_sessions": len(shadow.sigma_sessions),
+            "sigma_sessions_missed": len(missed),
         }
-        if theirs < mine and theirs <= limit and shadow.sigma_missed == 0:
+        if theirs < mine and theirs <= limit and not missed:
             self.registrar.promote(shadow.ref)
             self.promotions += 1
             self._stage("promoted", now_s, **detail)
