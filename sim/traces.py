@@ -42,6 +42,13 @@ Replay window and scaling
     the trace (which ends one step after its last timestamp). The window is scaled
     linearly so that its peak equals ``peak_rps`` or its mean equals ``mean_rps``.
 
+Regime change (:func:`spliced_rps_per_minute`)
+    With ``workload.shift``, minutes from ``ceil(shift.at_h * 60)`` on replay a second
+    trace from ``shift.start`` on its own clock (its daily shape keeps its recorded
+    hours), scaled on that part alone to ``shift.peak_rps`` or ``shift.mean_rps``; the
+    first trace is scaled on the minutes before, and the history (same scale) is the
+    first trace's only.
+
 Synthetic load (:func:`synthetic_rps_per_minute`)
     ``mean_rps * diurnal * weekly * noise * flash crowds``, each factor explained in
     the function's docstring. All randomness comes from the caller's generator.

@@ -17,7 +17,9 @@ can be asked for by either). ``t = 0`` is the first record of the source instanc
 plus ``offset_h``. Decision: "first record" is taken over the AZs of the same data
 ``source`` (the ``source`` column) as the replayed AZ, because the bundled file mixes a
 33-day series with a 5-hour cross-section 18 months older; anchoring on the older one
-would push every change of the long series out of any run. The seeded price model
+would push every change of the long series out of any run. With ``shift`` (a price
+regime change), another series of the same file takes over at ``shift.at_h``
+(:func:`spliced_prices`). The seeded price model
 calibrated on such a CSV is :mod:`sim.market.price_model`.
 """
 
