@@ -102,8 +102,46 @@ class Cluster(Model):
 # --------------------------------------------------------------------------- workload
 
 
+class WorkloadShift(Model):
+    """A regime change: from ``at_h`` hours after the replay start, a second trace.
+
+    The second trace plays from its own ``start`` (its own clock, so its daily shape is
+    the recorded one; pick a ``start`` whose time of day matches the replay's at
+    ``at_h`` to keep the hours aligned), normalised on its own replayed part so that
+    part's peak is ``peak_rps`` or its mean ``mean_rps``. Gaps are filled as the first
+    trace's (``max_interpolate_min`` of the workload). The history before the replay
+    comes from the first trace only.
+    """
+
+    at_h: float = Field(gt=0, description="hours after the replay start the second trace begins")
+    path: Text = Field(description="CSV with columns timestamp,value (the second regime)")
+    start: datetime | None = Field(
+        default=None, description="the second trace's bucket replayed at at_h (default: its first)"
+    )
+    peak_rps: float | None = Field(
+        default=None, gt=0, description="the second regime's peak maps to this"
+    )
+    mean_rps: float | None = Field(
+        default=None, gt=0, description="the second regime's mean maps to this"
+    )
+
+    @model_validator(mode="after")
+    def _one_normalisation(self) -> WorkloadShift:
+        _check_one_normalisation(self.peak_rps, self.mean_rps)
+        return self
+
+
+def _check_one_normalisation(peak_rps: float | None, mean_rps: float | None) -> None:
+    if (peak_rps is None) == (mean_rps is None):
+        raise ValueError("set exactly one of peak_rps or mean_rps")
+
+
 class TraceWorkload(Model):
-    """Load replayed from a real trace (CSV ``timestamp,value``)."""
+    """Load replayed from a real trace (CSV ``timestamp,value``).
+
+    With ``shift``, the trace (``path``, normalised on its part before ``shift.at_h``)
+    is followed by a second one from ``shift.at_h`` on (see :class:`WorkloadShift`).
+    """
 
     kind: Literal["trace"]
     path: Text = Field(description="CSV with columns timestamp,value")
@@ -113,11 +151,13 @@ class TraceWorkload(Model):
     max_interpolate_min: int = Field(
         default=60, ge=0, description="gaps up to this long are interpolated linearly"
     )
+    shift: WorkloadShift | None = Field(
+        default=None, description="a second trace takes over mid-replay (a regime change)"
+    )
 
     @model_validator(mode="after")
     def _one_normalisation(self) -> TraceWorkload:
-        if (self.peak_rps is None) == (self.mean_rps is None):
-            raise ValueError("set exactly one of peak_rps or mean_rps")
+        _check_one_normalisation(self.peak_rps, self.mean_rps)
         return self
 
 
@@ -161,6 +201,28 @@ class Slo(Model):
 # --------------------------------------------------------------------------- pricing
 
 
+class SpotPriceShift(Model):
+    """A spot-price regime change: from ``at_h`` hours after the replay start, every spot
+    pool's price follows another series of the same price history file.
+
+    At ``at_h`` the new series is ``offset_h`` hours after the first record of
+    ``instance_type`` (over the AZs of the replayed AZ's data source, as for the
+    replay's own ``offset_h``); its price then is that AZ's last record at or before
+    that instant, else its first record. On-demand prices and availability are unchanged.
+    """
+
+    at_h: float = Field(gt=0, description="hours after the replay start the new series begins")
+    instance_type: Text | None = Field(
+        default=None, description="series to follow; defaults to the replayed series' type"
+    )
+    az_map: dict[Text, Text] = Field(
+        default_factory=dict, max_length=MAX_AZS, description="scenario AZ -> source AZ"
+    )
+    offset_h: float = Field(
+        default=0.0, ge=0, description="hours into the new series' history at at_h"
+    )
+
+
 class ReplayedSpotPrices(Model):
     """Spot prices replayed from a DescribeSpotPriceHistory-shaped CSV (step function)."""
 
@@ -173,6 +235,9 @@ class ReplayedSpotPrices(Model):
         default_factory=dict, max_length=MAX_AZS, description="scenario AZ -> source AZ"
     )
     offset_h: float = Field(default=0.0, ge=0, description="hours into the history at t=0")
+    shift: SpotPriceShift | None = Field(
+        default=None, description="another series of the same file takes over mid-replay"
+    )
 
 
 class ModelledSpotPrices(Model):

@@ -42,6 +42,13 @@ Replay window and scaling
     the trace (which ends one step after its last timestamp). The window is scaled
     linearly so that its peak equals ``peak_rps`` or its mean equals ``mean_rps``.
 
+Regime change (:func:`spliced_rps_per_minute`)
+    With ``workload.shift``, minutes from ``ceil(shift.at_h * 60)`` on replay a second
+    trace from ``shift.start`` on its own clock (its daily shape keeps its recorded
+    hours), scaled on that part alone to ``shift.peak_rps`` or ``shift.mean_rps``; the
+    first trace is scaled on the minutes before, and the history (same scale) is the
+    first trace's only.
+
 Synthetic load (:func:`synthetic_rps_per_minute`)
     ``mean_rps * diurnal * weekly * noise * flash crowds``, each factor explained in
     the function's docstring. All randomness comes from the caller's generator.
@@ -59,7 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sim.errors import InputError
-from sim.scenario import FlashCrowds, SyntheticWorkload, TraceWorkload
+from sim.scenario import FlashCrowds, SyntheticWorkload, TraceWorkload, WorkloadShift
 
 MINUTE_S = 60
 DAY_S = 86_400
@@ -484,6 +491,9 @@ def trace_rps_per_minute(
     *,
     duration_s: float,
     start: datetime | None = None,
+    field: str = "workload",
+    with_history: bool = True,
+    end_field: str | None = None,
 ) -> WorkloadSeries:
     """Offered load per simulated minute, replayed from a trace.
 
@@ -498,6 +508,14 @@ def trace_rps_per_minute(
     start
         Wall-clock time (naive, trace clock) of minute 0; defaults to
         ``workload.start``, then to the trace's first timestamp.
+    field
+        The scenario field of ``workload``, named in errors (``workload.shift`` for the
+        second trace of a regime change).
+    with_history
+        False: ``history_rps`` is left empty (the second trace of a regime change).
+    end_field
+        The field named when the window runs past the trace's end (default
+        ``duration_days``, or ``{field}.start`` for a field other than ``workload``).
 
     Returns
     -------
@@ -511,7 +529,8 @@ def trace_rps_per_minute(
     ------
     InputError
         The start is outside the trace (field ``workload.start``), the window runs
-        past the trace's end (``duration_days``), or the window has no load at all.
+        past the trace's end (``duration_days``; ``workload.shift.start`` for a second
+        trace), or the window has no load at all.
     """
     n_minutes = _n_minutes(duration_s)
     filled, was_filled = fill_gaps(trace, max_interpolate_min=workload.max_interpolate_min)
@@ -519,16 +538,21 @@ def trace_rps_per_minute(
     bucket_s = first_s + np.arange(filled.size, dtype=np.int64) * trace.step_s
     end_s = int(bucket_s[-1]) + trace.step_s
     chosen = start if start is not None else workload.start
-    start_s = first_s if chosen is None else _start_seconds(trace.path, chosen, first_s, end_s)
-    _check_window_end(trace.path, start_s, n_minutes, end_s)
+    start_s = (
+        first_s
+        if chosen is None
+        else _start_seconds(trace.path, chosen, first_s, end_s, f"{field}.start")
+    )
+    window_field = end_field or ("duration_days" if field == "workload" else f"{field}.start")
+    _check_window_end(trace.path, start_s, n_minutes, end_s, window_field)
     minute_s = start_s + np.arange(n_minutes, dtype=np.int64) * MINUTE_S
     if trace.step_s > MINUTE_S:
         rate, minute_filled = _interpolate_minutes(bucket_s, filled, was_filled, minute_s)
     else:
         rate, minute_filled = _mean_minutes(bucket_s, filled, was_filled, start_s, n_minutes)
     window = f"{_iso(start_s)} to {_iso(start_s + n_minutes * MINUTE_S)}"
-    reference, target = _scale(trace.path, rate, workload, window)
-    history_minutes = (start_s - first_s) // MINUTE_S
+    reference, target = _scale(trace.path, rate, workload, window, field)
+    history_minutes = (start_s - first_s) // MINUTE_S if with_history else 0
     history_s = start_s - history_minutes * MINUTE_S + np.arange(history_minutes) * MINUTE_S
     if history_minutes == 0:
         history, history_filled = np.empty(0), np.empty(0, dtype=bool)
@@ -576,13 +600,14 @@ def _iso(seconds: int) -> str:
     return str(np.datetime64(int(seconds), "s"))
 
 
-def _start_seconds(path: Path, start: datetime, first_s: int, end_s: int) -> int:
-    """Validate a replay start against the trace span; seconds since the epoch."""
+def _start_seconds(path: Path, start: datetime, first_s: int, end_s: int, field: str) -> int:
+    """Validate a replay start (scenario field ``field``) against the trace span; seconds
+    since the epoch."""
     span = f"[{_iso(first_s)}, {_iso(end_s)})"
     if start.tzinfo is not None:
         raise InputError(
             path,
-            "workload.start",
+            field,
             f"{start.isoformat()} has a time zone but the trace clock has none",
             f"a naive date-time in {span}",
         )
@@ -590,15 +615,15 @@ def _start_seconds(path: Path, start: datetime, first_s: int, end_s: int) -> int
     if not first_s <= seconds < end_s:
         raise InputError(
             path,
-            "workload.start",
+            field,
             f"{_iso(seconds)} is outside the trace, which covers {span}",
             f"a date-time in {span}",
         )
     return seconds
 
 
-def _check_window_end(path: Path, start_s: int, n_minutes: int, end_s: int) -> None:
-    """Raise if ``n_minutes`` from ``start_s`` run past the end of the trace."""
+def _check_window_end(path: Path, start_s: int, n_minutes: int, end_s: int, field: str) -> None:
+    """Raise (naming ``field``) if ``n_minutes`` from ``start_s`` run past the trace's end."""
     needed_s = start_s + n_minutes * MINUTE_S
     if needed_s <= end_s:
         return
@@ -606,7 +631,7 @@ def _check_window_end(path: Path, start_s: int, n_minutes: int, end_s: int) -> N
     max_days = math.floor((end_s - start_s) / DAY_S * 1000) / 1000
     raise InputError(
         path,
-        "duration_days",
+        field,
         f"a {days:g}-day replay from {_iso(start_s)} needs data until {_iso(needed_s)} "
         f"but the trace ends at {_iso(end_s)}",
         f"at most {max_days:g} days from {_iso(start_s)}",
@@ -646,7 +671,11 @@ def _mean_minutes(
 
 
 def _scale(
-    path: Path, rate: np.ndarray, workload: TraceWorkload, window: str
+    path: Path,
+    rate: np.ndarray,
+    workload: TraceWorkload,
+    window: str,
+    field: str = "workload",
 ) -> tuple[float, float]:
     """``(reference, target)``: ``x / reference * target`` makes the peak of ``rate``
     ``peak_rps`` (exactly) or its mean ``mean_rps``."""
@@ -667,12 +696,105 @@ def _scale(
     if not reference > 0:
         raise InputError(
             path,
-            "workload.start",
+            f"{field}.start",
             f"the replayed window {window} has zero load everywhere, so it cannot be "
             f"scaled to {key}={target:g}",
             "a window with some non-zero load",
         )
     return reference, target
+
+
+# --------------------------------------------------------------------------- regime change
+
+
+def shift_minute(shift: WorkloadShift) -> int:
+    """The first replayed minute that comes from the second trace: ``ceil(at_h * 60)``."""
+    return math.ceil(shift.at_h * 60)
+
+
+def spliced_rps_per_minute(
+    trace: Trace,
+    workload: TraceWorkload,
+    *,
+    base_dir: Path,
+    duration_s: float,
+    start: datetime | None = None,
+) -> WorkloadSeries:
+    """Offered load of a replay whose regime changes at ``workload.shift.at_h``.
+
+    Minutes ``[0, k)``, ``k = ceil(at_h * 60)``, replay ``trace`` from ``start`` (else
+    ``workload.start``) exactly as :func:`trace_rps_per_minute` would replay a
+    ``k``-minute run: normalised on those minutes, with the trace before them as the
+    history (same scale). Minutes ``[k, n)`` replay the second trace from
+    ``shift.start`` (its own clock: hour ``h`` of the second trace keeps its load),
+    normalised on those minutes alone, with the same gap filling. ``start`` and
+    ``source`` are the first trace's; ``filled_minutes`` counts both parts.
+
+    Parameters
+    ----------
+    trace
+        The first regime's trace, loaded.
+    workload
+        The scenario's workload; ``workload.shift`` must be set.
+    base_dir
+        Directory a relative ``shift.path`` is resolved against.
+    duration_s
+        Length of the whole replay in seconds (> 0).
+    start
+        Overrides ``workload.start`` (minute 0 on the first trace's clock).
+
+    Raises
+    ------
+    InputError
+        ``shift.at_h`` is not before the end of the replay (field
+        ``workload.shift.at_h``; also when the first trace ends before it), or the
+        second trace is unreadable, lacks
+        ``shift.start``, or does not cover the rest of the replay from it
+        (``workload.shift.start``); the first trace's own errors as for
+        :func:`trace_rps_per_minute`.
+    """
+    shift = workload.shift
+    if shift is None:
+        raise ValueError("spliced_rps_per_minute needs workload.shift")
+    n_minutes = _n_minutes(duration_s)
+    first_minutes = shift_minute(shift)
+    if first_minutes >= n_minutes:
+        hours = n_minutes * MINUTE_S / 3600
+        raise InputError(
+            trace.path,
+            "workload.shift.at_h",
+            f"{shift.at_h:g} h is not before the end of the {hours:g}-hour replay",
+            f"0 < at_h < {hours:g} (duration_days * 24)",
+        )
+    first = trace_rps_per_minute(
+        trace,
+        workload,
+        duration_s=first_minutes * MINUTE_S,
+        start=start,
+        end_field="workload.shift.at_h",
+    )
+    path = Path(shift.path)
+    second_trace = load_trace(path if path.is_absolute() else Path(base_dir) / path)
+    second_workload = TraceWorkload(
+        kind="trace",
+        path=shift.path,
+        peak_rps=shift.peak_rps,
+        mean_rps=shift.mean_rps,
+        start=shift.start,
+        max_interpolate_min=workload.max_interpolate_min,
+    )
+    second = trace_rps_per_minute(
+        second_trace,
+        second_workload,
+        duration_s=(n_minutes - first_minutes) * MINUTE_S,
+        field="workload.shift",
+        with_history=False,
+    )
+    return replace(
+        first,
+        offered_rps=np.concatenate((first.offered_rps, second.offered_rps)),
+        filled_minutes=first.filled_minutes + second.filled_minutes,
+    )
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -832,7 +954,8 @@ def workload_rps_per_minute(
     trace_override
         A trace to replay instead (e.g. from ``--trace``), used as given (a relative
         path is relative to the working directory). It keeps a trace workload's
-        normalisation and gap limit but ignores ``workload.start`` (the replay starts
+        normalisation, gap limit and ``shift`` (it replaces the first regime's trace
+        only) but ignores ``workload.start`` (the replay starts
         at ``override_start``, or else the override's first timestamp); a synthetic
         workload becomes a trace replay scaled to the generator's expected peak,
         ``mean_rps * (1 + diurnal_amplitude) * (1 + weekly_amplitude)`` requests/s.
@@ -856,6 +979,10 @@ def workload_rps_per_minute(
         else:
             replay = workload.model_copy(update={"path": str(trace_override), "start": None})
         trace = load_trace(Path(trace_override))
+        if replay.shift is not None:
+            return spliced_rps_per_minute(
+                trace, replay, base_dir=base_dir, duration_s=duration_s, start=override_start
+            )
         return trace_rps_per_minute(trace, replay, duration_s=duration_s, start=override_start)
     if isinstance(workload, SyntheticWorkload):
         series = synthetic_rps_per_minute(workload, duration_s=duration_s, rng=rng)
@@ -874,4 +1001,6 @@ def workload_rps_per_minute(
         )
     path = Path(workload.path)
     trace = load_trace(path if path.is_absolute() else Path(base_dir) / path)
+    if workload.shift is not None:
+        return spliced_rps_per_minute(trace, workload, base_dir=base_dir, duration_s=duration_s)
     return trace_rps_per_minute(trace, workload, duration_s=duration_s)

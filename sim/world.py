@@ -136,6 +136,7 @@ def prepare(
         )
     _check_files_exist(scenario, source, trace_override is not None)
     duration_s = duration_days * 86400.0
+    _check_shifts_in_run(scenario, source, duration_s)
     c = scenario.cluster
     if scenario.slo.p95_latency_ms <= c.base_latency_ms:
         raise InputError(
@@ -248,6 +249,7 @@ def _prices(
             kind="replay",
             path=str(override.resolve()),
             instance_type=cfg.instance_type if cfg is not None else None,
+            shift=cfg.shift if isinstance(cfg, ReplayedSpotPrices) else None,
         )
     if spot_keys and cfg is not None:
         if isinstance(cfg, ModelledSpotPrices):
@@ -277,6 +279,8 @@ def _check_files_exist(scenario: Scenario, source: Path, trace_overridden: bool)
     named: list[tuple[str, str]] = [("pricing.catalogue", scenario.pricing.catalogue)]
     if isinstance(scenario.workload, TraceWorkload) and not trace_overridden:
         named.append(("workload.path", scenario.workload.path))
+    if isinstance(scenario.workload, TraceWorkload) and scenario.workload.shift is not None:
+        named.append(("workload.shift.path", scenario.workload.shift.path))
     prices = scenario.pricing.spot_prices
     if isinstance(prices, ReplayedSpotPrices):
         named.append(("pricing.spot_prices.path", prices.path))
@@ -295,6 +299,26 @@ def _check_files_exist(scenario: Scenario, source: Path, trace_overridden: bool)
                 field,
                 f"file not found: {resolved}",
                 "an existing file (relative paths are resolved against the scenario's folder)",
+            )
+
+
+def _check_shifts_in_run(scenario: Scenario, source: Path, duration_s: float) -> None:
+    """Every regime change (workload, spot prices) starts before the end of the run."""
+    shifts: list[tuple[str, float]] = []
+    workload = scenario.workload
+    if isinstance(workload, TraceWorkload) and workload.shift is not None:
+        shifts.append(("workload.shift.at_h", workload.shift.at_h))
+    prices = scenario.pricing.spot_prices
+    if isinstance(prices, ReplayedSpotPrices) and prices.shift is not None:
+        shifts.append(("pricing.spot_prices.shift.at_h", prices.shift.at_h))
+    hours = duration_s / 3600.0
+    for field, at_h in shifts:
+        if not at_h < hours:
+            raise InputError(
+                source,
+                field,
+                f"{at_h:g} h is not before the end of the {hours:g}-hour replay",
+                f"0 < at_h < {hours:g} (duration_days * 24, or --days * 24)",
             )
 
 

@@ -162,6 +162,8 @@ def shipped_doc(scenario_id: str = "default") -> dict[str, Any]:
     )
     if doc["workload"]["kind"] == "trace":
         doc["workload"]["path"] = str(shipped / doc["workload"]["path"])
+        if doc["workload"].get("shift"):
+            doc["workload"]["shift"]["path"] = str(shipped / doc["workload"]["shift"]["path"])
     pricing = doc["pricing"]
     pricing["catalogue"] = str(shipped / pricing["catalogue"])
     if pricing.get("spot_prices"):

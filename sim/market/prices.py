@@ -17,7 +17,9 @@ can be asked for by either). ``t = 0`` is the first record of the source instanc
 plus ``offset_h``. Decision: "first record" is taken over the AZs of the same data
 ``source`` (the ``source`` column) as the replayed AZ, because the bundled file mixes a
 33-day series with a 5-hour cross-section 18 months older; anchoring on the older one
-would push every change of the long series out of any run. The seeded price model
+would push every change of the long series out of any run. With ``shift`` (a price
+regime change), another series of the same file takes over at ``shift.at_h``
+(:func:`spliced_prices`). The seeded price model
 calibrated on such a CSV is :mod:`sim.market.price_model`.
 """
 
@@ -333,26 +335,75 @@ def replay_spot_prices(
     price at ``t = 0`` is the AZ's last record at or before that instant, else its
     first record. Records that repeat the previous price are not kept as changes.
 
+    With ``cfg.shift`` the price from ``shift.at_h`` on follows ``shift.instance_type``
+    (default: the replayed type) in ``shift.az_map.get(az, az)``, anchored the same way
+    with ``shift.offset_h`` at ``shift.at_h`` (see :func:`spliced_prices`).
+
     Raises
     ------
     InputError
-        Bad CSV (with line number), or a (type, AZ) without any rows.
+        Bad CSV (with line number), or a (type, AZ) without any rows (field
+        ``pricing.spot_prices``; for the new series ``pricing.spot_prices.shift``
+        ``.instance_type`` if the type has no rows at all, else ``.az_map``).
     """
     check_duration(duration_s)
     history = load_history(Path(base_dir) / cfg.path, "pricing.spot_prices.path")
     out: dict[tuple[str, str], PriceSeries] = {}
+    shift = cfg.shift
     for pool_type, az in pools:
         src_type = cfg.instance_type or pool_type
-        src_az = cfg.az_map.get(az, az)
-        series = _require_series(history, src_type, src_az)
-        origin = min(history.first_epoch_s[(src_type, s)] for s in series.sources)
-        origin += cfg.offset_h * 3600.0
-        out[(pool_type, az)] = _replayed_steps(series, origin, duration_s)
+        series = _require_series(history, src_type, cfg.az_map.get(az, az))
+        replayed = _replayed_steps(
+            series, _origin(history, src_type, series, cfg.offset_h), duration_s
+        )
+        if shift is not None:
+            at_s = shift.at_h * 3600.0
+            new_type = shift.instance_type or src_type
+            known = bool(history.azs_of(new_type))
+            new_series = _require_series(
+                history,
+                new_type,
+                shift.az_map.get(az, az),
+                f"pricing.spot_prices.shift.{'az_map' if known else 'instance_type'}",
+            )
+            new_origin = _origin(history, new_type, new_series, shift.offset_h) - at_s
+            replayed = spliced_prices(
+                replayed, _replayed_steps(new_series, new_origin, duration_s), at_s
+            )
+        out[(pool_type, az)] = replayed
     return out
 
 
-def _require_series(history: PriceHistory, instance_type: str, az: str) -> HistorySeries:
-    """The (type, AZ) series, or an InputError listing the AZs that have rows."""
+def _origin(
+    history: PriceHistory, instance_type: str, series: HistorySeries, offset_h: float
+) -> float:
+    """Epoch seconds replayed at ``t = 0``: the type's first record over the AZs of the
+    series' data sources, plus ``offset_h`` hours."""
+    first = min(history.first_epoch_s[(instance_type, s)] for s in series.sources)
+    return first + offset_h * 3600.0
+
+
+def spliced_prices(before: PriceSeries, after: PriceSeries, at_s: float) -> PriceSeries:
+    """``before`` on ``[0, at_s)``, ``after`` from ``at_s`` (s, > 0) on."""
+    if not at_s > 0:
+        raise ValueError(f"at_s(={at_s}) must be > 0")
+    early = before.times_s < at_s
+    late = after.times_s > at_s
+    times = np.concatenate((before.times_s[early], [at_s], after.times_s[late]))
+    prices = np.concatenate(
+        (
+            before.prices_usd_per_hour[early],
+            [after.price_at(at_s)],
+            after.prices_usd_per_hour[late],
+        )
+    )
+    return collapsed_series(times, prices)
+
+
+def _require_series(
+    history: PriceHistory, instance_type: str, az: str, field: str = "pricing.spot_prices"
+) -> HistorySeries:
+    """The (type, AZ) series, or an InputError (naming ``field``) listing the AZs with rows."""
     series = history.find(instance_type, az)
     if series is not None:
         return series
@@ -360,7 +411,7 @@ def _require_series(history: PriceHistory, instance_type: str, az: str) -> Histo
     allowed = ", ".join(azs) if azs else f"no AZ has rows for {instance_type}"
     raise InputError(
         history.path,
-        "pricing.spot_prices",
+        field,
         f"no spot price history for {instance_type} in {az}",
         allowed=allowed,
     )
