@@ -175,3 +175,24 @@ def test_load_drift_features_are_what_the_cv_reads() -> None:
 
     expected = load_drift_features(make_features(values, stamps, step_s=300, horizon_steps=6))
     pd.testing.assert_frame_equal(drift_cv.drift_rows(values, stamps), expected)
+
+
+def test_first_alarm_credits_only_an_alarm_before_the_unchanged_series(
+    traces: list[TraceEvidence],
+) -> None:
+    """A restarting monitor whose unchanged series alarms at row 3 of a span and changed
+    series at row 6 was going to alarm anyway: detected by the row rule, not first_alarm."""
+    trace = traces[0]
+    unchanged = [np.zeros((1, s.rows), dtype=bool) for s in trace.segments]
+    changed = [[np.zeros((1, drift_cv.MAX_DELAY_ROWS), dtype=bool) for _ in s.injections]
+               for s in trace.segments]  # fmt: skip
+    segment = next(i for i, s in enumerate(trace.segments) if s.injections)
+    injection = trace.segments[segment].injections[0]
+    span = injection.at - trace.segments[segment].start
+    unchanged[segment][0, span + 2] = True
+    changed[segment][0][0, 5] = True
+    by_row = drift_cv.tally(trace, unchanged, changed)[0]
+    first = drift_cv.tally(trace, unchanged, changed, first_alarm=True)[0]
+    assert by_row.median_delay[injection.kind] == 6.0 and by_row.detected[injection.kind] > 0
+    assert first.detected[injection.kind] == 0.0 and first.median_delay[injection.kind] is None
+    assert by_row.chance == first.chance > 0
