@@ -59,6 +59,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,22 +149,28 @@ LEAD = MAX_CONFIRM - 1
 @dataclass(frozen=True, slots=True)
 class Injection:
     """One injected change: ``stats[w]`` holds the rolling statistics of the changed
-    series for rows ``at - LEAD .. at + MAX_DELAY_ROWS - 1``."""
+    series for rows ``at - LEAD .. at + MAX_DELAY_ROWS - 1``, ``features`` its drift
+    features (``(features, MAX_DELAY_ROWS)``: rows ``at .. at + MAX_DELAY_ROWS - 1``)."""
 
     kind: str
     at: int
     stats: Mapping[int, RollingDrift]
+    features: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A span monitored against the reference of the days just before it:
     ``unchanged[w]``, its rolling statistics (rows ``start - LEAD .. start + rows - 1``),
-    and the changes injected into it."""
+    ``features``, its drift features (``(features, rows)``: rows ``start ..
+    start + rows - 1``, in the order of ``reference.names``), and the changes injected
+    into it."""
 
     start: int
     rows: int
+    reference: DriftReference
     unchanged: Mapping[int, RollingDrift]
+    features: np.ndarray
     injections: tuple[Injection, ...]
 
 
@@ -222,9 +229,17 @@ def trace_evidence(
                 local = drift_rows(change(values, at)[first:stop], stamps[first:stop])
                 stats = {w: _rolling(reference, local, w, at - LEAD - first, stop - first)
                          for w in windows}  # fmt: skip
-                injections.append(Injection(kind, at, stats))
-        segments.append(Segment(start, end - start, unchanged, tuple(injections)))
+                changed = _features(reference, local.iloc[at - first :])
+                injections.append(Injection(kind, at, stats, changed))
+        features = _features(reference, rows.iloc[start:end])
+        segments.append(
+            Segment(start, end - start, reference, unchanged, features, tuple(injections))
+        )
     return TraceEvidence(name, tuple(segments))
+
+
+def _features(reference: DriftReference, rows: pd.DataFrame) -> np.ndarray:
+    return rows[list(reference.names)].to_numpy(dtype=np.float64).T
 
 
 def _rolling(
@@ -251,10 +266,6 @@ def alarms(stats: RollingDrift, setting: Setting) -> np.ndarray:
     return out
 
 
-def episodes(alarmed: np.ndarray) -> int:
-    return int(alarmed[0]) + int(np.count_nonzero(alarmed[1:] & ~alarmed[:-1]))
-
-
 @dataclass(frozen=True, slots=True)
 class TraceScore:
     """One setting on one trace: alarm episodes per day (unchanged series), and per kind
@@ -273,44 +284,91 @@ class TraceScore:
 
 
 def score(setting: Setting, trace: TraceEvidence) -> TraceScore:
-    found: dict[str, list[int | None]] = {kind: [] for kind in CHANGES}
+    w = setting.window_rows
+    (out,) = tally(
+        trace,
+        [alarms(segment.unchanged[w], setting)[None, LEAD:] for segment in trace.segments],
+        [[alarms(injection.stats[w], setting)[None, LEAD:] for injection in segment.injections]
+         for segment in trace.segments],
+    )  # fmt: skip
+    return out
+
+
+def tally(
+    trace: TraceEvidence,
+    unchanged: Sequence[np.ndarray],
+    changed: Sequence[Sequence[np.ndarray]],
+    *,
+    first_alarm: bool = False,
+) -> list[TraceScore]:
+    """The scores of several settings of some monitor on ``trace`` from its alarms:
+    ``unchanged[i]``, per setting and row of segment ``i``, whether it alarms on the series
+    as it is (``(settings, rows)``); ``changed[i][j]``, whether it alarms on the rows of
+    injection ``j`` of segment ``i`` (``(settings, MAX_DELAY_ROWS)``).
+
+    ``first_alarm``: a change counts as detected only if the changed series alarms (at a
+    row where the unchanged one does not) before the unchanged series raises any alarm in
+    the span. For a monitor that restarts after each alarm (a CUSUM): its alarms on the
+    two series fall on different rows once they part, so the rule of the module alone
+    would credit a monitor alarming every few rows with every change."""
+    count = sum(_episodes(base) for base in unchanged)
+    delays: dict[str, list[np.ndarray]] = {kind: [] for kind in CHANGES}
     chance = []
-    count = 0
-    for segment in trace.segments:
-        base = alarms(segment.unchanged[setting.window_rows], setting)[LEAD:]
-        count += episodes(base)
-        for injection in segment.injections:
+    for segment, base, alarmed in zip(trace.segments, unchanged, changed, strict=True):
+        for injection, after in zip(segment.injections, alarmed, strict=True):
             span = injection.at - segment.start
-            unchanged = base[span : span + MAX_DELAY_ROWS]
-            alarmed = alarms(injection.stats[setting.window_rows], setting)[LEAD:]
-            hits = np.flatnonzero(alarmed & ~unchanged)
-            found[injection.kind].append(int(hits[0]) + 1 if hits.size else None)
-            chance.append(bool(unchanged.any()))
-    return TraceScore(
-        alarms_per_day=count / trace.days,
-        detected={k: sum(d is not None for d in v) / len(v) for k, v in found.items()},
-        median_delay={
-            k: float(np.median([d for d in v if d is not None])) if any(v) else None
-            for k, v in found.items()
-        },
-        chance=float(np.mean(chance)),
-    )
+            before = base[:, span : span + MAX_DELAY_ROWS]
+            hits = after & ~before
+            first = np.where(hits.any(axis=1), hits.argmax(axis=1), MAX_DELAY_ROWS)
+            if first_alarm:
+                anyway = np.where(before.any(axis=1), before.argmax(axis=1), MAX_DELAY_ROWS)
+                first = np.where(first < anyway, first, MAX_DELAY_ROWS)
+            delays[injection.kind].append(np.where(first < MAX_DELAY_ROWS, first + 1, 0))
+            chance.append(before.any(axis=1))
+    found = {kind: np.stack(d, axis=1) for kind, d in delays.items()}  # (settings, changes)
+    chance_rate = np.mean(np.stack(chance, axis=1), axis=1)
+    return [
+        TraceScore(
+            alarms_per_day=float(count[s]) / trace.days,
+            detected={k: float(np.mean(d[s] > 0)) for k, d in found.items()},
+            median_delay={
+                k: float(np.median(d[s][d[s] > 0])) if (d[s] > 0).any() else None
+                for k, d in found.items()
+            },
+            chance=float(chance_rate[s]),
+        )
+        for s in range(chance_rate.size)
+    ]
+
+
+def _episodes(alarmed: np.ndarray) -> np.ndarray:
+    """Per row of ``alarmed`` (settings, rows): its alarm episodes."""
+    return alarmed[:, 0].astype(int) + np.count_nonzero(alarmed[:, 1:] & ~alarmed[:, :-1], axis=1)
 
 
 def select(training: Sequence[TraceEvidence], grid: Sequence[Setting] = GRID) -> Setting:
     """The objective of the module, on ``training`` only."""
-    table = []
-    for order, setting in enumerate(grid):
-        scores = [score(setting, trace) for trace in training]
+    return grid[best([[score(setting, trace) for trace in training] for setting in grid])]
+
+
+Selector = Callable[[Sequence[TraceEvidence], Sequence[Any]], Any]
+"""A monitor's selection: its setting picked on some traces' evidence from a grid."""
+
+
+def best(table: Sequence[Sequence[TraceScore]]) -> int:
+    """The index of the setting the objective of the module picks, given each setting's
+    scores on the training traces (``table[setting][trace]``)."""
+    rows = []
+    for order, scores in enumerate(table):
         detection = float(np.mean([s.detection for s in scores]))
         mean_alarms = float(np.mean([s.alarms_per_day for s in scores]))
-        table.append((detection, mean_alarms, order))
-    feasible = [row for row in table if row[0] >= DETECTION_TARGET]
+        rows.append((detection, mean_alarms, order))
+    feasible = [row for row in rows if row[0] >= DETECTION_TARGET]
     if feasible:
         _, _, order = min(feasible, key=lambda row: (row[1], -row[0], row[2]))
     else:
-        _, _, order = max(table, key=lambda row: (row[0] - ALARM_COST * row[1], -row[2]))
-    return grid[order]
+        _, _, order = max(rows, key=lambda row: (row[0] - ALARM_COST * row[1], -row[2]))
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,18 +379,24 @@ class Fold:
 
 
 def fold_choice(
-    evidence: Sequence[TraceEvidence], held_out: int, grid: Sequence[Setting] = GRID
-) -> Setting:
-    """The setting :func:`select` picks with ``evidence[held_out]`` left out (by position:
-    the held-out trace is not even looked at to be told apart)."""
-    return select([*evidence[:held_out], *evidence[held_out + 1 :]], grid)
+    evidence: Sequence[TraceEvidence],
+    held_out: int,
+    grid: Sequence[Any] = GRID,
+    selector: Selector = select,
+) -> Any:
+    """The setting ``selector`` (:func:`select`, or another monitor's on its own grid)
+    picks with ``evidence[held_out]`` left out (by position: the held-out trace is not
+    even looked at to be told apart)."""
+    return selector([*evidence[:held_out], *evidence[held_out + 1 :]], grid)
 
 
 def choose_per_fold(
-    evidence: Sequence[TraceEvidence], grid: Sequence[Setting] = GRID
-) -> dict[str, Setting]:
+    evidence: Sequence[TraceEvidence], grid: Sequence[Any] = GRID, selector: Selector = select
+) -> dict[str, Any]:
     """Per trace held out (by name), the setting picked on the others alone."""
-    return {trace.name: fold_choice(evidence, k, grid) for k, trace in enumerate(evidence)}
+    return {
+        trace.name: fold_choice(evidence, k, grid, selector) for k, trace in enumerate(evidence)
+    }
 
 
 def cross_validate(evidence: Sequence[TraceEvidence], grid: Sequence[Setting] = GRID) -> list[Fold]:
@@ -340,16 +404,38 @@ def cross_validate(evidence: Sequence[TraceEvidence], grid: Sequence[Setting] = 
     return [Fold(t.name, chosen[t.name], score(chosen[t.name], t)) for t in evidence]
 
 
-def _row(name: str, setting: Setting, s: TraceScore) -> str:
+def _describe(setting: Setting) -> str:
+    return (
+        f"w={setting.window_rows:<2} psi>{setting.psi_threshold:<4} "
+        f"p<{setting.ks_alpha:<6.0e} k={setting.confirm_rows} {setting.agreement:3}"
+    )
+
+
+def score_row(name: str, chosen: str, s: TraceScore) -> str:
+    """One line of a table: the trace, the setting (described), its score."""
     det = "  ".join(
         f"{s.detected[k]:4.0%} {s.median_delay[k] if s.median_delay[k] is not None else '-':>4}"
         for k in CHANGES
     )
-    return (
-        f"{name[:22]:22} w={setting.window_rows:<2} psi>{setting.psi_threshold:<4} "
-        f"p<{setting.ks_alpha:<6.0e} k={setting.confirm_rows} {setting.agreement:3}  "
-        f"{s.alarms_per_day:6.2f}  {det}  {s.chance:4.0%}"
-    )
+    return f"{name[:22]:22} {chosen}  {s.alarms_per_day:6.2f}  {det}  {s.chance:4.0%}"
+
+
+def print_folds(
+    folds: Sequence[Any],
+    overall: Any,
+    on_all: Mapping[str, TraceScore],
+    describe: Callable[[Any], str],
+) -> None:
+    """The cross-validation's table (each fold's choice on its held-out trace), then the
+    choice on all traces and its score on each."""
+    kinds = "  ".join(f"{k:>9}" for k in CHANGES)
+    width = len(describe(overall))
+    print(f"{'held out':22} {'chosen on the other three':{width}} alarms/d  {kinds}  chance")
+    for f in folds:
+        print(score_row(f.held_out, describe(f.setting), f.score))
+    print(f"\nchosen on all four: {overall}")
+    for name, score_on in on_all.items():
+        print(score_row(name, describe(overall), score_on))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -373,17 +459,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "seconds": {"prepare": prepared - began, "grid": done - prepared},
         }, indent=2))  # fmt: skip
         return
-    kinds = "  ".join(f"{k:>9}" for k in CHANGES)
-    header = f"{'held out':22} {'chosen on the other three':45} alarms/d  {kinds}  chance"
     print(
         f"grid: {len(GRID)} settings; detection: share within {MAX_DELAY_ROWS} rows, median delay"
     )
-    print(header)
-    for f in folds:
-        print(_row(f.held_out, f.setting, f.score))
-    print(f"\nchosen on all four: {overall}")
-    for name, s in on_all.items():
-        print(_row(name, overall, s))
+    print_folds(folds, overall, on_all, _describe)
     print(f"\n{prepared - began:.1f} s to prepare, {done - prepared:.1f} s for the grid")
 
 

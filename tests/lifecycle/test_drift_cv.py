@@ -16,7 +16,7 @@ from agents.lifecycle.drift import (
     load_drift_features,
     rolling_drift,
 )
-from bench import drift_cv
+from bench import cusum_cv, drift_cv
 from bench.drift_cv import (
     Setting,
     TraceEvidence,
@@ -36,6 +36,19 @@ SMALL_GRID = tuple(
     for k in (1, 3)
     for agree in ("any", "all")
 )
+
+
+CUSUM_GRID = tuple(
+    cusum_cv.CusumSetting(k, h, agree)
+    for k in (0.5, 2.0)
+    for h in (0.5, 4.0, 12.0)
+    for agree in ("any", "all")
+)
+SELECTIONS = {
+    "window test": (drift_cv.select, SMALL_GRID),
+    "cusum": (cusum_cv.select, CUSUM_GRID),
+    "window test or cusum": (cusum_cv.select_combined, CUSUM_GRID),
+}
 
 
 def diurnal(seed: int, days: int = 14, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -70,28 +83,36 @@ class Untouchable:
     __hash__ = None  # type: ignore[assignment]
 
 
-def test_the_held_out_trace_does_not_change_its_folds_choice(traces: list[TraceEvidence]) -> None:
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_the_held_out_trace_does_not_change_its_folds_choice(
+    traces: list[TraceEvidence], selection: str
+) -> None:
     """Per fold, the choice is the same with the held-out trace replaced by garbage
     (another series, ten times noisier), though garbage does move a choice it trains."""
+    selector, grid = SELECTIONS[selection]
     garbage = evidence("garbage", seed=99, noise=0.6)
-    chosen = choose_per_fold(traces, SMALL_GRID)
+    chosen = choose_per_fold(traces, grid, selector)
     for k, held in enumerate(traces):
         swapped = [garbage if i == k else t for i, t in enumerate(traces)]
-        assert fold_choice(swapped, k, SMALL_GRID) == chosen[held.name]
-    assert drift_cv.select([garbage], SMALL_GRID) != drift_cv.select(traces[:1], SMALL_GRID)
+        assert fold_choice(swapped, k, grid, selector) == chosen[held.name]
+    assert selector([garbage], grid) != selector(traces[:1], grid)
 
 
-def test_the_selection_never_touches_the_held_out_trace(traces: list[TraceEvidence]) -> None:
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_the_selection_never_touches_the_held_out_trace(
+    traces: list[TraceEvidence], selection: str
+) -> None:
+    selector, grid = SELECTIONS[selection]
     for k, held in enumerate(traces):
         poisoned: list[Any] = [
             Untouchable(held.name) if i == k else t for i, t in enumerate(traces)
         ]
         training = [t for i, t in enumerate(traces) if i != k]
-        assert fold_choice(poisoned, k, SMALL_GRID) == drift_cv.select(training, SMALL_GRID)
+        assert fold_choice(poisoned, k, grid, selector) == selector(training, grid)
     # the poison works: a fold that trains on it fails
     poisoned = [Untouchable("t0"), *traces[1:]]
     with pytest.raises(AssertionError, match="held-out"):
-        fold_choice(poisoned, 1, SMALL_GRID)
+        fold_choice(poisoned, 1, grid, selector)
 
 
 def test_rolling_drift_is_drift_on_every_window() -> None:
@@ -154,3 +175,24 @@ def test_load_drift_features_are_what_the_cv_reads() -> None:
 
     expected = load_drift_features(make_features(values, stamps, step_s=300, horizon_steps=6))
     pd.testing.assert_frame_equal(drift_cv.drift_rows(values, stamps), expected)
+
+
+def test_first_alarm_credits_only_an_alarm_before_the_unchanged_series(
+    traces: list[TraceEvidence],
+) -> None:
+    """A restarting monitor whose unchanged series alarms at row 3 of a span and changed
+    series at row 6 was going to alarm anyway: detected by the row rule, not first_alarm."""
+    trace = traces[0]
+    unchanged = [np.zeros((1, s.rows), dtype=bool) for s in trace.segments]
+    changed = [[np.zeros((1, drift_cv.MAX_DELAY_ROWS), dtype=bool) for _ in s.injections]
+               for s in trace.segments]  # fmt: skip
+    segment = next(i for i, s in enumerate(trace.segments) if s.injections)
+    injection = trace.segments[segment].injections[0]
+    span = injection.at - trace.segments[segment].start
+    unchanged[segment][0, span + 2] = True
+    changed[segment][0][0, 5] = True
+    by_row = drift_cv.tally(trace, unchanged, changed)[0]
+    first = drift_cv.tally(trace, unchanged, changed, first_alarm=True)[0]
+    assert by_row.median_delay[injection.kind] == 6.0 and by_row.detected[injection.kind] > 0
+    assert first.detected[injection.kind] == 0.0 and first.median_delay[injection.kind] is None
+    assert by_row.chance == first.chance > 0
