@@ -30,7 +30,7 @@ from agents.lifecycle.registry import (
 )
 from agents.scaling.model import ScalingModel
 from agents.scaling.policy import PredictivePolicy
-from agents.scaling.training import train_model, training_inputs, training_store
+from agents.scaling.training import fit_model, training_inputs, training_store
 from bench import registered_models as rm
 from sim.lifecycle_events import LifecycleLog
 from sim.world import World
@@ -62,41 +62,41 @@ class RegistryRetrainer:
             forecast_horizon=self.forecast_horizon_min,
         )  # fmt: skip
         origins_from = np.datetime64(request.origins_from, "s")
-        with tempfile.TemporaryDirectory(prefix="opsbench-retrain-") as scratch:
-            folder = Path(scratch) / "model"
-            with training_store(self.store) as store:
-                trained = train_model(
-                    inputs.series,
-                    inputs.peaks,
-                    store=store,
-                    folder=folder,
-                    source=source,
-                    forecaster=self.forecaster,
-                    plan_window=self.plan_window,
-                    forecast_horizon=self.forecast_horizon_min,
-                    series_id=f"{self.series_prefix}:{inputs.key}",
-                    origins_from=origins_from,
-                    shuffle_seed=request.shuffle_seed,
-                    champion=request.champion,
-                    plan_quantile=self.plan_quantile,
-                )
-            trained.reference.save(folder)
-            metrics = dict(trained.metrics)
-            gain = metrics.get("val_plan_pinball_gain")
-            if not request.validate:
-                accepted, reason = True, "injected: registered without the validation gate"
-            elif gain is None:
-                accepted, reason = False, "too few held-back origins to validate"
-            elif gain >= 0:
-                accepted, reason = True, f"plan pinball {gain:+.1%} against the champion"
-            else:
-                accepted, reason = False, f"plan pinball {gain:+.1%} against the champion"
-            data_start = str(request.origins_from.isoformat())
-            data_end = str(request.end.isoformat())
-            sha = folder_digest(folder)
-            ref = None
-            if accepted:
-                meta = trained.model.metadata
+        with training_store(self.store) as store:
+            fitted = fit_model(
+                inputs.series,
+                inputs.peaks,
+                store=store,
+                source=source,
+                forecaster=self.forecaster,
+                plan_window=self.plan_window,
+                forecast_horizon=self.forecast_horizon_min,
+                series_id=f"{self.series_prefix}:{inputs.key}",
+                origins_from=origins_from,
+                shuffle_seed=request.shuffle_seed,
+                champion=request.champion,
+                plan_quantile=self.plan_quantile,
+            )
+        metrics = dict(fitted.metrics)
+        gain = metrics.get("val_plan_pinball_gain")
+        if not request.validate:
+            accepted, reason = True, "injected: registered without the validation gate"
+        elif gain is None:
+            accepted, reason = False, "too few held-back origins to validate"
+        elif gain >= 0:
+            accepted, reason = True, f"plan pinball {gain:+.1%} against the champion"
+        else:
+            accepted, reason = False, f"plan pinball {gain:+.1%} against the champion"
+        data_start = str(request.origins_from.isoformat())
+        data_end = str(request.end.isoformat())
+        model, sha, ref = None, None, None
+        if accepted:  # a refused candidate is never saved (serialising is half the time)
+            with tempfile.TemporaryDirectory(prefix="opsbench-retrain-") as scratch:
+                folder = Path(scratch) / "model"
+                model = fitted.save(folder).model
+                fitted.reference.save(folder)
+                sha = folder_digest(folder)
+                meta = model.metadata
                 version = rm.register(
                     self.registry,
                     self.name,
@@ -110,7 +110,7 @@ class RegistryRetrainer:
                         "data_start": data_start,
                         "data_end": data_end,
                         "feature_store": f"{self.store} view load_forecast, training sets "
-                        f"sha256 {trained.training_sha256}",
+                        f"sha256 {fitted.training_sha256}",
                         "seed": self.seed,
                         "parent": request.champion_ref,
                         "params": {
@@ -131,8 +131,8 @@ class RegistryRetrainer:
                 )
                 ref = version.ref
         return Retrained(
-            model=trained.model,
-            reference=trained.reference,
+            model=model,
+            reference=fitted.reference,
             metrics=metrics,
             accepted=accepted,
             reason=reason,

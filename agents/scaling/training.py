@@ -314,14 +314,63 @@ def train_model(
     mean ``forecast_horizon`` minutes ahead), save them to ``folder``, and validate the
     forecast model on its latest origins (:class:`TrainedScaling`).
 
-    ``series_id`` names the rows in the store (default: the folder's name);
-    ``origins_from``: see :func:`training_set`. ``shuffle_seed`` trains a deliberately
-    broken model: the targets read from the store are shuffled (seeded) before fitting.
-    With ``champion``, the validation also scores it on the same held-back rows
-    (:func:`validate_against`), plan model included (pinball loss at ``plan_quantile``)."""
+    ``series_id`` names the rows in the store (default: the folder's name); the other
+    parameters: see :func:`fit_model`."""
+    fitted = fit_model(
+        series, peaks, store=store, source=source, forecaster=forecaster,
+        plan_window=plan_window, forecast_horizon=forecast_horizon, progress=progress,
+        series_id=series_id or folder.name, origins_from=origins_from,
+        shuffle_seed=shuffle_seed, champion=champion, plan_quantile=plan_quantile,
+    )  # fmt: skip
+    return fitted.save(folder)
+
+
+@dataclass(frozen=True, slots=True)
+class FittedScaling:
+    """A scaling model fitted but not yet saved (:func:`fit_model`): its forecasters per
+    role, the metadata :func:`~agents.scaling.model.save_model` completes, and what
+    :class:`TrainedScaling` records."""
+
+    forecasters: dict[str, Forecaster]
+    metadata: dict[str, object]
+    metrics: dict[str, float]
+    training_sha256: str
+    reference: DriftReference
+
+    def save(self, folder: Path) -> TrainedScaling:
+        """Write the model to ``folder`` (serialising it is most of a small model's
+        training time, which is why a refused candidate need not be saved)."""
+        model = save_model(self.forecasters, self.metadata, folder)
+        return TrainedScaling(model, self.metrics, self.training_sha256, self.reference)
+
+
+def fit_model(
+    series: WorkingSeries,
+    peaks: np.ndarray,
+    *,
+    store: FeatureStore,
+    source: str,
+    forecaster: str,
+    plan_window: tuple[int, int],
+    series_id: str,
+    forecast_horizon: int = DEFAULT_FORECAST_HORIZON_MIN,
+    progress: Callable[[str], None] | None = None,
+    origins_from: np.datetime64 | None = None,
+    shuffle_seed: int | None = None,
+    champion: ScalingModel | None = None,
+    plan_quantile: float = 0.75,
+) -> FittedScaling:
+    """Fit the plan model (``peaks``: :func:`peak_targets`) and the forecast model (the
+    mean ``forecast_horizon`` minutes ahead) from the feature store, and validate the
+    forecast model on its latest origins; nothing is written but the store's rows.
+
+    ``series_id`` names the rows in the store; ``origins_from``: see
+    :func:`training_set`. ``shuffle_seed`` trains a deliberately broken model: the
+    targets read from the store are shuffled (seeded) before fitting. With ``champion``,
+    the validation also scores it on the same held-back rows (:func:`validate_against`),
+    plan model included (pinball loss at ``plan_quantile``)."""
     plan_horizon = plan_horizon_min(plan_window, series.step_s)
     FORECASTERS.spec(forecaster, source="--model")  # an unknown name: before any work
-    series_id = series_id or folder.name
     fitted: dict[str, Forecaster] = {}
     counts: dict[str, int] = {}
     metrics: dict[str, float] = {}
@@ -366,7 +415,8 @@ def train_model(
             if champion is not None:
                 metrics.update(validate_against(champion, role, X, y, held, cut, plan_quantile))
     end = series.timestamps[-1] + np.timedelta64(series.step_s, "s")
-    model = save_model(
+    assert reference is not None  # the forecast role always trains
+    return FittedScaling(
         fitted,
         {
             "forecaster": forecaster,
@@ -383,10 +433,10 @@ def train_model(
                 "n_samples": counts,
             },
         },
-        folder,
+        metrics,
+        read.hexdigest(),
+        reference,
     )
-    assert reference is not None  # the forecast role always trains
-    return TrainedScaling(model, metrics, read.hexdigest(), reference)
 
 
 def training_store(store_path: Path) -> FeatureStore:
