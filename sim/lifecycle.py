@@ -67,7 +67,12 @@ class RetrainSettings(Model):
         description="wait after the trigger so the window holds this much of the new regime",
     )
     cooldown_h: float = Field(
-        default=12.0, ge=0, le=720, description="no new trigger this long after a retrain"
+        default=12.0,
+        ge=0,
+        le=720,
+        description="no new trigger this long after a retrain whose candidate became "
+        "challenger (a refused candidate starts no cooldown: the next trigger retrains "
+        "settle_min later, on a window holding more of the new regime)",
     )
     holdout_fraction: float = Field(
         default=0.2, gt=0, lt=0.5, description="latest share of the window held back to validate"

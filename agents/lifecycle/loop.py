@@ -12,8 +12,12 @@ tick:
    (:class:`~agents.lifecycle.quality.ForecastQuality`).
 2. **Triggers**: a drift detection (or the p90 coverage of a full quality window below
    ``quality.min_p90_coverage``) schedules a retrain ``retrain.settle_min`` later (so the
-   window holds some of the new regime), unless a rollout is on or the last retrain was
-   less than ``retrain.cooldown_h`` ago.
+   window holds some of the new regime), unless a rollout is on or the last retrain whose
+   candidate became challenger was less than ``retrain.cooldown_h`` ago. A refused
+   candidate starts no cooldown and leaves the trigger open: it retrains again every
+   ``settle_min`` (each window holding more of the new regime) until a candidate is
+   accepted or ``retrain.window_days`` have passed since the trigger (by then the window
+   is all new regime, and a candidate that still loses says the champion is fine).
 3. **Retrains** through the :class:`Retrainer` (the composition root's: it trains from
    the feature store point-in-time on the last ``retrain.window_days`` of origins, all
    before now, validates the candidate against the champion on the latest held-back
@@ -89,15 +93,17 @@ class RetrainRequest:
 
 @dataclass(frozen=True, slots=True)
 class Retrained:
-    """A retrain's outcome: the candidate, its reference and validation metrics, whether
-    it passed validation (and so was registered as challenger: ``ref``)."""
+    """A retrain's outcome: the candidate's reference and validation metrics, whether it
+    passed validation and so was saved (``model``, ``artefact_sha256``: the saved
+    folder's digest) and registered as challenger (``ref``); a refused candidate is
+    neither saved nor registered (None)."""
 
-    model: ScalingModel
+    model: ScalingModel | None
     reference: DriftReference
     metrics: Mapping[str, float]
     accepted: bool
     reason: str
-    artefact_sha256: str
+    artefact_sha256: str | None
     data_start: str
     data_end: str
     wall_s: float
@@ -217,6 +223,7 @@ class ManagedPredictive:
         self.quality = ForecastQuality(self.settings.quality.window_rows, self.scale)
         self.retrain_due: tuple[int, str] | None = None
         self.last_retrain_min: int | None = None
+        self.open_trigger_min: int | None = None  # first trigger not yet answered
         self.rollout: _Rollout | None = None
         self.rollouts: list[_Rollout] = []
         self.injected = sorted(self.settings.injected_challengers, key=lambda c: c.at_h)
@@ -361,6 +368,8 @@ class ManagedPredictive:
             return
         due = now_min + math.ceil(self.settings.retrain.settle_min)
         self.retrain_due = (due, why)
+        if self.open_trigger_min is None:
+            self.open_trigger_min = now_min
 
     # ------------------------------------------------------------------ retraining
     def _maybe_retrain(self, now_min: int) -> None:
@@ -398,7 +407,6 @@ class ManagedPredictive:
             validate=validate,
         )
         done = self.retrainer.retrain(request)
-        self.last_retrain_min = now_min
         record = {
             "t_min": now_min,
             "time": self._iso(now_min),
@@ -413,8 +421,17 @@ class ManagedPredictive:
         wall = {"wall_s": round(done.wall_s, 3), "version": done.ref}
         self.retrains.append({**record, **wall})
         self.log.book(self.model_name, "retrain", record, wall=wall)
-        if not done.accepted or done.ref is None:
+        if (
+            not done.accepted
+            or done.ref is None
+            or done.model is None
+            or done.artefact_sha256 is None
+        ):
+            if validate:
+                self._retry(now_min, trigger)
             return
+        self.last_retrain_min = now_min
+        self.open_trigger_min = None
         policy = self.make_policy(done.model)
         policy.reset(self.ctx)  # its own pipeline starts from the history...
         for i, value in enumerate(self.minutes[:now_min]):  # ...and catches up
@@ -440,6 +457,18 @@ class ManagedPredictive:
         self.rollout = rollout
         self.rollouts.append(rollout)
         self._stage(rollout, "shadow", now_min)
+
+    def _retry(self, now_min: int, trigger: str) -> None:
+        """After a refused candidate: retrain again ``settle_min`` later while the trigger
+        is open (see the module)."""
+        opened = self.open_trigger_min if self.open_trigger_min is not None else now_min
+        due = now_min + math.ceil(self.settings.retrain.settle_min)
+        if due > opened + self.settings.retrain.window_days * 1440:
+            self.open_trigger_min = None
+            return
+        self.open_trigger_min = opened
+        cause = trigger.removeprefix("retry after a refused candidate: ")
+        self.retrain_due = (due, f"retry after a refused candidate: {cause}")
 
     # ------------------------------------------------------------------ rollout
     def _stage(self, rollout: _Rollout, stage: str, now_min: int, **detail: Any) -> None:

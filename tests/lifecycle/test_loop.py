@@ -4,6 +4,7 @@ seed give the same lifecycle decisions and telemetry, and no retrain reads the f
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -264,3 +265,49 @@ def test_the_scenario_drift_defaults_are_the_monitors() -> None:
         drift.DEFAULT_AGREEMENT,
         drift.DEFAULT_CONFIRM_ROWS,
     )
+
+
+# ---------------------------------------------------------------- triggers and retries
+
+
+def _bare_loop() -> Any:
+    """The loop's trigger state alone (defaults: settle 360 min, window 7 days, cooldown
+    12 h), no replay behind it."""
+    from agents.lifecycle.loop import ManagedPredictive
+    from sim.lifecycle import ScalingLifecycle
+
+    loop = object.__new__(ManagedPredictive)
+    loop.settings = ScalingLifecycle()
+    loop.rollout, loop.retrain_due = None, None
+    loop.open_trigger_min, loop.last_retrain_min = None, None
+    return loop
+
+
+def test_a_refused_candidate_retries_every_settle_until_the_window_since_the_trigger() -> None:
+    loop = _bare_loop()
+    loop._trigger(100, "drift lag_0 psi=2.000")
+    assert loop.retrain_due == (460, "drift lag_0 psi=2.000") and loop.open_trigger_min == 100
+    due, why = loop.retrain_due
+    tries = []
+    while True:  # every candidate refused
+        loop.retrain_due = None
+        loop._retry(due, why)
+        if loop.retrain_due is None:
+            break
+        due, why = loop.retrain_due
+        tries.append(due)
+    assert tries[0] == 820 and all(b - a == 360 for a, b in itertools.pairwise(tries))
+    assert tries[-1] <= 100 + 7 * 1440 < tries[-1] + 360  # the window since the trigger
+    assert why == "retry after a refused candidate: drift lag_0 psi=2.000"  # not nested
+    assert loop.open_trigger_min is None and loop.last_retrain_min is None  # no cooldown
+    loop._trigger(tries[-1] + 10, "drift again")  # a new episode opens a new trigger
+    assert loop.retrain_due == (tries[-1] + 370, "drift again")
+
+
+def test_a_trigger_within_the_cooldown_of_an_accepted_candidate_is_ignored() -> None:
+    loop = _bare_loop()
+    loop.last_retrain_min = 1000  # a candidate became challenger then
+    loop._trigger(1000 + 12 * 60 - 1, "drift")
+    assert loop.retrain_due is None
+    loop._trigger(1000 + 12 * 60, "drift")
+    assert loop.retrain_due == (1000 + 12 * 60 + 360, "drift")
