@@ -16,39 +16,49 @@ returned, so only they become ``security_alert`` events) and runs the lifecycle 
    **quarantine**: every session (source address and user agent) holding a record the
    champion alerted on *and* that fires a Sigma rule (:mod:`agents.security.sigma`) is
    left out whole, so a running attack campaign, which the champion flags on calls the
-   Sigma rules also know, is never learnt as normal; the quarantined records that both
-   flagged are learnt as ``malicious`` (alerts a rule confirms, as a triage would). More
-   attack examples come from labelled simulated accounts (``threat_accounts``, fixed
-   seed), as in the champion's training.
+   Sigma rules also know, is never learnt as normal. A quarantined session whose
+   champion alerts fire at least :data:`INCIDENT_RULES` *distinct* Sigma rules is an
+   **incident** (several independent detections in one session, as a SIEM's correlation
+   rule would have it); its records that both flagged are learnt as ``malicious``. The
+   other quarantined sessions (one rule: a single odd call) are left out, neither normal
+   nor malicious. More attack examples come from labelled simulated accounts
+   (``threat_accounts``, fixed seed), as in the champion's training.
    The latest ``holdout_fraction`` of the window is held back; the candidate (the
    champion's hyper-parameters) is fitted on the rest.
 4. **Validate** on the held-back slice, both models scoring the window (the kept records
    and the quarantined ones, in event-time order) from an empty behaviour state. **Gate**:
    the candidate raises no more alerts on the held-back slice than the champion, and it
-   alerts on at least one record of every quarantined session (the champion alerted on
-   one of its records that fires a Sigma rule). What must be kept is the detection of
-   *campaigns*, and a campaign is detected when any one of its records alerts: a
-   candidate that alerts on the third call of an intrusion instead of the first and the
-   fifth loses nothing a triage would act on, while one that stays silent on a whole
-   session loses the campaign. The gate is therefore stated per session; the
-   record-level recall on the flagged records (``quarantine_recall``) is reported beside
-   it (``quarantine_session_recall``). A candidate that passes is registered as the
-   model's ``challenger`` (lineage: parent, trigger, data range).
+   alerts on at least one record of every incident session. What must be kept is the
+   detection of *campaigns*, and a campaign is detected when any one of its records
+   alerts: a candidate that alerts on the third call of an intrusion instead of the first
+   and the fifth loses nothing a triage would act on, while one that stays silent on a
+   whole session loses the campaign. The gate is therefore stated per session
+   (``incident_session_recall``); the record-level recall on the incidents' flagged
+   records (``incident_recall``) and the quarantined sessions' count and recall
+   (``quarantined_sessions``, ``quarantine_session_recall``) are reported beside it. A
+   candidate that passes is registered as the model's ``challenger`` (lineage: parent,
+   trigger, data range).
 5. **Shadow** for ``shadow_h``: both score every minute (the challenger first catches up on
    every record observed, so its behaviour state is the champion's); only the champion's
-   alerts are booked, both are counted. **Rule**: promote iff the challenger's alerts per
-   hour in the shadow are below the champion's and at most ``alert_rate_factor`` times
-   the reference, and, for every session in which the champion alerted in the shadow on a
-   record that fires a Sigma rule, the challenger alerted on at least one record of that
-   session in the shadow (the same session-level rule as the gate; the record-level
-   counts ``sigma_alerted`` and ``sigma_missed`` are reported beside it); otherwise roll
-   back (the champion stays).
+   alerts are booked, both are counted per session. An *incident* of the shadow is a
+   session in which the champion's alerts fire at least :data:`INCIDENT_RULES` distinct
+   Sigma rules; a model's *noise* is its alerts outside incidents (an attack running
+   during the shadow is what alerts are for, not a rate to hold against a challenger
+   that keeps it). **Rule**: promote iff the challenger's noise per hour is below the
+   champion's and at most ``alert_rate_factor`` times the reference, and the challenger
+   alerted on at least one record of every incident (the same session-level rule as the
+   gate; the record-level counts ``sigma_alerted`` and ``sigma_missed`` and both total
+   rates are reported beside it); otherwise roll back (the champion stays).
 
-Known limits (measured on ``new-service-account``): a session is quarantined only once one
-of its alerts fires a Sigma rule, so a campaign caught in the retrain window before its
-first Sigma hit is learnt as ``normal``; and a benign session whose single false alert
-named a Sigma API is quarantined like an attack, so the gate also asks the candidate to
-keep that false alert.
+Known limits: a session is quarantined only once one of its alerts fires a Sigma rule, so
+a campaign caught in the retrain window before its first Sigma hit is learnt as
+``normal``; an attack session that has fired only one distinct rule is not yet an
+incident, so the gate does not ask a candidate to keep it (it is still quarantined, never
+learnt as normal). The incident rule was chosen after reading, with the simulator's labels,
+why the earlier gate (every quarantined session kept) refused every candidate on
+``new-service-account``: the benign quarantined sessions there fired one rule each
+(GetCallerIdentity, a failed console login, a bucket deletion), the campaign six; so that
+scenario's figures are not an unseen-data measurement of this rule.
 
 Every detection, retrain, stage, promotion and rollback is booked in the replay's
 :class:`~sim.lifecycle_events.LifecycleLog` (deterministic detail only; wall times and
@@ -96,26 +106,48 @@ class AuditRegistrar(Protocol):
         """Withdraw the challenger ``ref`` (the champion is untouched)."""
 
 
+INCIDENT_RULES = 2
+"""Distinct Sigma rules among the champion's alerts in one session that make it an
+incident (see the module)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Seen:
     """One observed record: its event time (s since the replay start), session key,
-    whether the champion alerted on it and whether it fires a Sigma rule."""
+    whether the champion alerted on it and the Sigma rule it fires ("" if none)."""
 
     t_s: float
     record: Mapping[str, Any]
     session: tuple[str, str]
     alert: bool
-    sigma: bool
+    rule: str
+
+    @property
+    def sigma(self) -> bool:
+        """Whether the record fires a Sigma rule."""
+        return bool(self.rule)
+
+
+def incidents(seen: Sequence[Seen]) -> set[tuple[str, str]]:
+    """Sessions in which the champion's alerts fire at least :data:`INCIDENT_RULES`
+    distinct Sigma rules."""
+    rules: dict[tuple[str, str], set[str]] = {}
+    for s in seen:
+        if s.alert and s.rule:
+            rules.setdefault(s.session, set()).add(s.rule)
+    return {k for k, v in rules.items() if len(v) >= INCIDENT_RULES}
 
 
 @dataclass(frozen=True, slots=True)
 class TrainingSet:
     """What a retrain fits on (``train``) and validates on (``holdout``), and what it
-    left out (``quarantined``), all records from before ``end_s``."""
+    left out (``quarantined``; the sessions among them that are ``incidents``), all
+    records from before ``end_s``."""
 
     train: list[Mapping[str, Any]]
     holdout: list[Mapping[str, Any]]
     quarantined: list[Seen]
+    incidents: set[tuple[str, str]]
     start_s: float
     end_s: float
 
@@ -135,6 +167,7 @@ def training_set(
         train=[s.record for s in kept[:cut]],
         holdout=[s.record for s in kept[cut:]],
         quarantined=[s for s in window if s.session in bad],
+        incidents=incidents(window),
         start_s=start_s,
         end_s=end_s,
     )
@@ -159,11 +192,11 @@ class _Shadow:
     trigger: str
     from_s: float
     stages: list[dict[str, Any]] = field(default_factory=list)
-    champion_alerts: int = 0
-    challenger_alerts: int = 0
+    champion_alerts: dict[tuple[str, str], int] = field(default_factory=dict)  # per session
+    challenger_alerts: dict[tuple[str, str], int] = field(default_factory=dict)
     sigma_alerted: int = 0
     sigma_missed: int = 0
-    sigma_sessions: set[tuple[str, str]] = field(default_factory=set)
+    sigma_rules: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     challenger_sessions: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -234,11 +267,11 @@ class ManagedAuditWatcher:
         for rec, out in zip(records, outs, strict=True):
             t_s = self._seconds(str(rec["eventTime"]))
             now_s = max(now_s, t_s)
-            level, _ = self.sigma.level_of(str(rec.get("eventName") or ""),
-                                           str(rec.get("eventSource") or ""))  # fmt: skip
+            level, rule = self.sigma.level_of(str(rec.get("eventName") or ""),
+                                              str(rec.get("eventSource") or ""))  # fmt: skip
             alert = bool(out["is_alert"])
             risk = float(out["risk_score"])
-            self.seen.append(Seen(t_s, rec, _session(rec), alert, level > 0))
+            self.seen.append(Seen(t_s, rec, _session(rec), alert, rule if level > 0 else ""))
             self.window_risk.append((t_s, risk))
             if t_s < self.settings.reference_h * 3600.0:
                 self.reference_risk.append(risk)
@@ -308,23 +341,25 @@ class ManagedAuditWatcher:
         )  # fmt: skip
         threat_records, threat_labels = self.threats
         with threadpool_limits(1):  # one thread: faster on a shared machine, same trees
-            confirmed = [q.record for q in data.quarantined if q.alert and q.sigma]
+            confirmed = [
+                q.record
+                for q in data.quarantined
+                if q.alert and q.sigma and q.session in data.incidents
+            ]
             candidate = SecurityAnalyser(**self.champion.get_params()).fit(
                 [*data.train, *confirmed, *threat_records],
-                ["normal"] * len(data.train)
-                + ["malicious"] * len(confirmed)
-                + list(threat_labels),
+                ["normal"] * len(data.train) + ["malicious"] * len(confirmed) + list(threat_labels),
             )
             metrics = self._validate(candidate, data)
         accepted = (
             metrics["holdout_alerts_candidate"] <= metrics["holdout_alerts_champion"]
-            and metrics["quarantine_session_recall"] >= 1.0
+            and metrics["incident_session_recall"] >= 1.0
         )
         reason = (
             f"held-back alerts {metrics['holdout_alerts_candidate']:g} vs champion "
-            f"{metrics['holdout_alerts_champion']:g}, quarantined sessions alerted "
-            f"{metrics['quarantine_session_recall']:.3f} (records "
-            f"{metrics['quarantine_recall']:.3f})"
+            f"{metrics['holdout_alerts_champion']:g}, incident sessions alerted "
+            f"{metrics['incident_session_recall']:.3f} of {metrics['incident_sessions']:g} "
+            f"(records {metrics['incident_recall']:.3f})"
         )
         record: dict[str, Any] = {
             "t_min": int(now_s // 60),
@@ -360,13 +395,17 @@ class ManagedAuditWatcher:
 
     def _validate(self, candidate: SecurityAnalyser, data: TrainingSet) -> dict[str, float]:
         """Alerts of both models on the held-back slice (the window, quarantined records
-        included, scored from an empty behaviour state); the share of quarantined
-        sessions on one of whose records the candidate alerts (the gate), and its recall
-        on the quarantined records the champion alerted on that fire a Sigma rule (the
-        evidence of the quarantine; reported)."""
+        included, scored from an empty behaviour state); the share of incident sessions
+        on one of whose records the candidate alerts (the gate), its recall on the
+        incidents' records the champion alerted on that fire a Sigma rule, and the share
+        of all quarantined sessions it alerts on (reported)."""
         window = [*data.train, *data.holdout, *(q.record for q in data.quarantined)]
         held = {str(r["eventID"]) for r in data.holdout}
-        wanted = {str(q.record["eventID"]) for q in data.quarantined if q.alert and q.sigma}
+        wanted = {
+            str(q.record["eventID"])
+            for q in data.quarantined
+            if q.alert and q.sigma and q.session in data.incidents
+        }
         session_of = {str(q.record["eventID"]): q.session for q in data.quarantined}
         out: dict[str, float] = {}
         for who, model in (("champion", self.champion), ("candidate", candidate)):
@@ -376,13 +415,16 @@ class ManagedAuditWatcher:
             out[f"holdout_alerts_{who}"] = float(alert[ids.isin(held).to_numpy()].sum())
             if who == "candidate":
                 hits = alert[ids.isin(wanted).to_numpy()].sum()
-                out["quarantine_recall"] = float(hits / len(wanted)) if wanted else 1.0
+                out["incident_recall"] = float(hits / len(wanted)) if wanted else 1.0
                 sessions = set(session_of.values())
                 alerted = {session_of[i] for i in ids[alert] if i in session_of}
                 out["quarantined_sessions"] = float(len(sessions))
                 out["quarantine_session_recall"] = (
                     len(alerted & sessions) / len(sessions) if sessions else 1.0
                 )
+                found = data.incidents & sessions
+                out["incident_sessions"] = float(len(found))
+                out["incident_session_recall"] = len(alerted & found) / len(found) if found else 1.0
         out["threshold"] = float(candidate.threshold_)
         return out
 
@@ -394,32 +436,42 @@ class ManagedAuditWatcher:
         assert shadow is not None
         for rec, mine, theirs in zip(records, champion, shadow.scorer.score_many(records),
                                      strict=True):  # fmt: skip
-            shadow.champion_alerts += bool(mine["is_alert"])
-            shadow.challenger_alerts += bool(theirs["is_alert"])
+            session = _session(rec)
+            if mine["is_alert"]:
+                shadow.champion_alerts[session] = shadow.champion_alerts.get(session, 0) + 1
             if theirs["is_alert"]:
-                shadow.challenger_sessions.add(_session(rec))
-            level, _ = self.sigma.level_of(str(rec.get("eventName") or ""),
-                                           str(rec.get("eventSource") or ""))  # fmt: skip
+                shadow.challenger_alerts[session] = shadow.challenger_alerts.get(session, 0) + 1
+                shadow.challenger_sessions.add(session)
+            level, rule = self.sigma.level_of(str(rec.get("eventName") or ""),
+                                              str(rec.get("eventSource") or ""))  # fmt: skip
             if mine["is_alert"] and level > 0:
                 shadow.sigma_alerted += 1
                 shadow.sigma_missed += not theirs["is_alert"]
-                shadow.sigma_sessions.add(_session(rec))
+                shadow.sigma_rules.setdefault(_session(rec), set()).add(rule)
 
     def _decide(self, now_s: float) -> None:
         shadow = self.shadow
         assert shadow is not None and self.reference_per_h is not None
         hours = (now_s - shadow.from_s) / 3600.0
-        mine, theirs = shadow.champion_alerts / hours, shadow.challenger_alerts / hours
         limit = self.settings.alert_rate_factor * self.reference_per_h
-        missed = shadow.sigma_sessions - shadow.challenger_sessions
+        incident = {k for k, v in shadow.sigma_rules.items() if len(v) >= INCIDENT_RULES}
+        missed = incident - shadow.challenger_sessions
+
+        def noise_per_h(alerts: dict[tuple[str, str], int]) -> float:
+            return sum(n for k, n in alerts.items() if k not in incident) / hours
+
+        mine, theirs = noise_per_h(shadow.champion_alerts), noise_per_h(shadow.challenger_alerts)
         detail = {
-            "champion_alerts_per_h": round(mine, 6),
-            "challenger_alerts_per_h": round(theirs, 6),
+            "champion_alerts_per_h": round(sum(shadow.champion_alerts.values()) / hours, 6),
+            "challenger_alerts_per_h": round(sum(shadow.challenger_alerts.values()) / hours, 6),
+            "champion_noise_per_h": round(mine, 6),
+            "challenger_noise_per_h": round(theirs, 6),
             "limit_per_h": round(limit, 6),
             "sigma_alerted": shadow.sigma_alerted,
             "sigma_missed": shadow.sigma_missed,
-            "sigma_sessions": len(shadow.sigma_sessions),
-            "sigma_sessions_missed": len(missed),
+            "sigma_sessions": len(shadow.sigma_rules),
+            "incident_sessions": len(incident),
+            "incident_sessions_missed": len(missed),
         }
         if theirs < mine and theirs <= limit and not missed:
             self.registrar.promote(shadow.ref)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.lifecycle.audit_loop import Seen, training_set
+from agents.lifecycle.audit_loop import Seen, incidents, training_set
 from opsbench_testing import assert_one_line_error, run_main
 from sim.audit.arrivals import ARRIVAL_KIND, arrival_records
 from sim.scenario import PrincipalArrival
@@ -21,13 +21,15 @@ START = datetime(1995, 7, 17)
 
 def _seen(n: int) -> list[Seen]:
     """``n`` records a minute apart; every 7th from an attacker session that the champion
-    alerted on and that fires a Sigma rule, every 5th a benign alert without one."""
+    alerted on, half of them firing one of two Sigma rules; every 5th a benign alert
+    without one."""
     out = []
     for i in range(n):
         attacker = i % 7 == 3
         session = ("203.0.113.9", "python-requests/2.28") if attacker else ("10.0.0.1", "ua")
         rec = {"eventID": f"e{i}", "sourceIPAddress": session[0], "userAgent": session[1]}
-        out.append(Seen(60.0 * i, rec, session, attacker or i % 5 == 0, attacker and i % 2 == 1))
+        rule = f"rule_{i % 4}.yml" if attacker and i % 2 == 1 else ""
+        out.append(Seen(60.0 * i, rec, session, attacker or i % 5 == 0, rule))
     return out
 
 
@@ -51,6 +53,29 @@ def test_the_campaign_sessions_are_not_in_the_retraining_set() -> None:
     assert {q.record["sourceIPAddress"] for q in data.quarantined} == {"203.0.113.9"}
     # benign alerts without a Sigma hit stay in: that is how new habits are learnt
     assert any(s.alert and not s.sigma and s.record in kept for s in seen)
+    assert data.incidents == {("203.0.113.9", "python-requests/2.28")}
+
+
+def test_a_session_is_an_incident_from_its_second_distinct_sigma_rule() -> None:
+    admin, attacker = ("198.51.100.7", "console"), ("203.0.113.9", "S3 Browser 9.5")
+
+    def seen(t: int, session: tuple[str, str], alert: bool, rule: str) -> Seen:
+        return Seen(60.0 * t, {"eventID": f"e{t}"}, session, alert, rule)
+
+    one = [seen(i, admin, True, "aws_sts_getcalleridentity_trufflehog.yml") for i in range(5)]
+    quiet = [seen(10, attacker, False, "aws_enum_buckets.yml"), seen(11, attacker, True, "")]
+    first = [seen(12, attacker, True, "aws_enum_buckets.yml")]
+    second = [seen(13, attacker, True, "aws_cloudtrail_disable_logging.yml")]
+    assert incidents(one + quiet + first) == set()  # one rule, however often it fires
+    assert incidents(one + quiet + first + second) == {attacker}
+    # a rule the champion did not alert on is no evidence
+    assert (
+        incidents([*first, seen(14, attacker, False, "aws_cloudtrail_disable_logging.yml")])
+        == set()
+    )
+    data = training_set(one + quiet + first, end_s=3600.0, window_s=3600.0, holdout_fraction=0.2)
+    assert {q.session for q in data.quarantined} == {admin, attacker}  # both left out
+    assert data.incidents == set()
 
 
 def test_an_arrival_appears_at_its_hour_labelled_benign() -> None:

@@ -153,33 +153,53 @@ def _watcher(
 
 def _decide(
     watcher: ManagedAuditWatcher, model: SecurityAnalyser, ref: str, sha: str,
-    *, sigma: set[tuple[str, str]], alerted: set[tuple[str, str]],
+    *, rules: dict[tuple[str, str], set[str]], alerted: set[tuple[str, str]],
+    noise: tuple[int, int] = (12, 3),
 ) -> None:  # fmt: skip
-    """A shadow of ``model`` with fewer alerts than the champion, in which the champion
-    alerted with a Sigma hit on the sessions ``sigma`` and the challenger on ``alerted``;
+    """A shadow of ``model`` in which the champion alerted on the sessions of ``rules``
+    with those Sigma rules fired (5 alerts each) plus ``noise[0]`` alerts elsewhere, and
+    the challenger on the sessions ``alerted`` (5 each) plus ``noise[1]`` elsewhere;
     decided after its ``shadow_h``."""
     watcher.reference_per_h = 10.0
-    watcher.shadow = _Shadow(ref, sha, model, model.stream(), "test", 0.0)
-    watcher.shadow.champion_alerts, watcher.shadow.challenger_alerts = 12, 3
-    watcher.shadow.sigma_sessions, watcher.shadow.challenger_sessions = sigma, alerted
+    shadow = _Shadow(ref, sha, model, model.stream(), "test", 0.0)
+    elsewhere = ("192.0.2.1", "benign")
+    shadow.champion_alerts = {**{k: 5 for k in rules}, elsewhere: noise[0]}
+    shadow.challenger_alerts = {**{k: 5 for k in alerted}, elsewhere: noise[1]}
+    shadow.sigma_rules, shadow.challenger_sessions = rules, set(alerted)
+    watcher.shadow = shadow
     watcher._decide(3600.0)
 
 
 ATTACKER = ("203.0.113.9", "python-requests/2.28")
 DEVELOPER = ("198.51.100.4", "aws-cli/2.13")
+TWO_RULES = {"aws_enum_buckets.yml", "aws_cloudtrail_disable_logging.yml"}
+ONE_RULE = {"aws_sts_getcalleridentity_trufflehog.yml"}
 
 
 @pytest.mark.parametrize(
-    ("alerted", "promoted"),
-    [({ATTACKER, DEVELOPER}, True), ({ATTACKER}, False), (set(), False)],
+    ("rules", "alerted", "noise", "promoted"),
+    [
+        ({ATTACKER: TWO_RULES, DEVELOPER: TWO_RULES}, {ATTACKER, DEVELOPER}, (12, 3), True),
+        ({ATTACKER: TWO_RULES, DEVELOPER: TWO_RULES}, {ATTACKER}, (12, 3), False),
+        ({ATTACKER: TWO_RULES, DEVELOPER: TWO_RULES}, set(), (12, 3), False),
+        # one rule fired is a single odd call, not an incident: it need not be kept...
+        ({ATTACKER: TWO_RULES, DEVELOPER: ONE_RULE}, {ATTACKER}, (12, 3), True),
+        # ...and its alerts are noise: keeping them counts against the challenger
+        ({ATTACKER: TWO_RULES, DEVELOPER: ONE_RULE}, {ATTACKER, DEVELOPER}, (0, 0), False),
+        # alerts on an incident are not noise: many of them do not block a promotion
+        ({ATTACKER: TWO_RULES}, {ATTACKER}, (80, 40), False),  # noise over 3 x 10 per h
+        ({ATTACKER: TWO_RULES}, {ATTACKER}, (12, 12), False),  # not less noisy
+    ],
 )
-def test_the_loop_promotes_through_the_registry_only_without_a_missed_session(
+def test_the_loop_promotes_through_the_registry_only_without_a_missed_incident(
     tmp_path: Path,
     small_analyser: SecurityAnalyser,
     other_analyser: SecurityAnalyser,
     stream: tuple[datetime, list[dict[str, Any]]],
     threats: tuple[list[Mapping[str, Any]], list[str]],
+    rules: dict[tuple[str, str], set[str]],
     alerted: set[tuple[str, str]],
+    noise: tuple[int, int],
     promoted: bool,
 ) -> None:
     registry, registrar, baseline = _registrar(tmp_path, small_analyser)
@@ -189,7 +209,7 @@ def test_the_loop_promotes_through_the_registry_only_without_a_missed_session(
         other_analyser, parent=baseline.ref, trigger="test", data_start="a", data_end="b",
         metrics={},
     )  # fmt: skip
-    _decide(watcher, other_analyser, ref, sha, sigma={ATTACKER, DEVELOPER}, alerted=alerted)
+    _decide(watcher, other_analyser, ref, sha, rules=rules, alerted=alerted, noise=noise)
     assert (watcher.promotions, watcher.rollbacks) == ((1, 0) if promoted else (0, 1))
     if promoted:
         assert watcher.champion is other_analyser and watcher.champion_ref == ref
