@@ -30,7 +30,9 @@ the record and names its form, :func:`normalise_items` does a page or file of th
     ``resources`` and ``tlsdetails``), ``eventtime`` (``2023-07-10 11:42:18.000``, UTC) in
     CloudTrail's format; a struct or map column must be JSON (an object or a JSON string):
     Lake's text rendering ``{key=value, ...}`` cannot be read back faithfully and is
-    refused (select ``eventjson`` instead). Columns not in Lake's schema keep their names.
+    refused (select ``eventjson`` instead). Columns not in Lake's schema keep their names;
+    scalar values are kept as given (``GetQueryResults`` gives ``readonly`` as the string
+    ``"true"``, which the analyser reads as CloudTrail's boolean).
 ``log-export``
     Records that went through a log pipeline:
 
@@ -39,7 +41,8 @@ the record and names its form, :func:`normalise_items` does a page or file of th
       Insights result row: the raw log event; the ``GetQueryResults`` row form
       ``[{"field": "@message", "value": "..."}, ...]`` too), ``message`` (a CloudWatch Logs
       event, as ``filter-log-events`` ``{"events": [...]}`` or a subscription's
-      ``{"logEvents": [...]}`` give them; Logstash's raw line), ``_raw`` (Splunk),
+      ``{"logEvents": [...]}`` give them; Logstash's raw line), ``_raw`` (Splunk; its JSON
+      export's rows ``{"result": {"_raw": ...}}`` too),
       ``event.original`` (Elastic Common Schema's copy of the raw event) or ``detail``
       without an EventBridge envelope, as an object or a JSON string;
     - a record whose time is under ``@timestamp`` instead of ``eventTime`` (Logstash, Fluent
@@ -337,7 +340,7 @@ def _is_lake_row(item: dict[str, Any]) -> bool:
     return "eventjson" in item or "eventtime" in item or "eventname" in item
 
 
-_WRAPPERS = ("_source", "@message", "message", "_raw", "detail")
+_WRAPPERS = ("_source", "@message", "message", "_raw", "result", "detail")
 
 
 def _payload(item: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
