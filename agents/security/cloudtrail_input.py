@@ -292,7 +292,7 @@ def _struct_names(value: Any, *, resources: bool) -> Any:
         return [_struct_names(v, resources=resources) for v in value]
     if not isinstance(value, dict):
         return value
-    out: dict[str, Any] = {}
+    out: dict[Any, Any] = {}
     for key, inner in value.items():
         name = _LAKE_STRUCT_FIELDS.get(key, key) if key != "arn" or resources else key
         out[name] = _struct_names(inner, resources=resources)
@@ -337,7 +337,10 @@ def _lake_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_lake_row(item: dict[str, Any]) -> bool:
-    return "eventjson" in item or "eventtime" in item or "eventname" in item
+    """An ``eventjson`` column (any case), or Lake's lower-case time or name column."""
+    if "eventtime" in item or "eventname" in item:
+        return True
+    return any(isinstance(k, str) and k.lower() == "eventjson" for k in item)
 
 
 _WRAPPERS = ("_source", "@message", "message", "_raw", "result", "detail")

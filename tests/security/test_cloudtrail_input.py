@@ -125,6 +125,7 @@ ONE_ITEM_FORMS: dict[str, tuple[str, Callable[[Record], Any]]] = {
     "LookupEvents event": ("lookup-events", _lookup_event),
     "Lake row, eventjson (API cells)": ("lake", lambda r: [{"eventjson": json.dumps(r)}]),
     "Lake row, eventjson (object)": ("lake", lambda r: {"eventjson": json.dumps(r)}),
+    "Lake row, eventJson as selected": ("lake", lambda r: [{"eventJson": json.dumps(r)}]),
     "Lake row, the store's columns": ("lake", _lake_columns),
     "Lake row, columns as API cells": (
         "lake",
