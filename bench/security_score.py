@@ -1,8 +1,11 @@
 """Scoring a CloudTrail events file with the security analyser: what ``security score`` does.
 
-:func:`read_events` reads CloudTrail records (JSON lines, or one ``{"Records": [...]}``
-object), keeping the line number of each and listing the malformed lines (they are
-counted and reported, the rest is still scored); :func:`read_labels` reads an
+:func:`read_events` reads CloudTrail records in every form
+:mod:`agents.security.cloudtrail_input` accepts (JSON lines or one document, gzipped or
+not: plain records, trail files, ``LookupEvents`` pages, EventBridge events, CloudTrail
+Lake rows, log-pipeline exports), keeping the line number of each, counting the records of
+each form and listing the malformed items (they are counted and reported, the rest is
+still scored; a file with no readable record is refused); :func:`read_labels` reads an
 ``eventID,label`` CSV. :func:`score_events` scores the records with the shipped model in
 event-time order (the events of one second by ``eventID``, so the order of the file does
 not change any score; behaviour state from earlier events only), writes
@@ -15,14 +18,20 @@ Sigma-style baseline.
 from __future__ import annotations
 
 import csv
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.security.cloudtrail_input import (
+    ACCEPTED,
+    FORMS,
+    NotCloudTrail,
+    outcomes_of_text,
+    text_of_bytes,
+)
 from scenarios import data_path
 from sim.atomic import writing_file
 from sim.errors import InputError
@@ -34,51 +43,20 @@ SIGMA_LEVELS = (("sigma>=low", 1), ("sigma>=medium", 2), ("sigma>=high", 3))
 
 @dataclass(frozen=True, slots=True)
 class ReadResult:
-    """Records of an events file, their line numbers, and the malformed lines."""
+    """Records of an events file, their line numbers (index in a one-document file), the
+    malformed items (number, ``where: reason``) and how many records came in each form
+    (:data:`agents.security.cloudtrail_input.FORMS`, zeros included)."""
 
     records: list[dict[str, Any]]
     lines: list[int]
     malformed: list[tuple[int, str]]
-
-
-def _check_record(rec: Any) -> str:
-    if not isinstance(rec, dict):
-        return f"not a JSON object ({type(rec).__name__})"
-    for key in ("eventTime", "eventName"):
-        if not isinstance(rec.get(key), str) or not rec.get(key):
-            return f"{key} is missing or not a string"
-    return ""
-
-
-def _candidates(text: str) -> Iterator[tuple[int, str, Any, str]]:
-    """(number, where, parsed JSON, why it is not JSON or "") of each record of ``text``:
-    the items of a ``{"Records": [...]}`` object (numbered from 0), else each non-blank
-    line (numbered from 1)."""
-    stripped = text.lstrip()
-    whole: Any = None
-    if stripped.startswith("{") and '"Records"' in stripped[:10_000]:
-        try:
-            whole = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            whole = None
-    if isinstance(whole, dict) and isinstance(whole.get("Records"), list):
-        for i, rec in enumerate(whole["Records"]):
-            yield i, f"Records[{i}]", rec, ""
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec, problem = json.loads(line), ""
-        except json.JSONDecodeError as exc:
-            rec, problem = None, f"invalid JSON ({exc.msg})"
-        except RecursionError:
-            rec, problem = None, "JSON nested too deeply"
-        yield number, f"line {number}", rec, problem
+    forms: dict[str, int]
 
 
 def read_events(path: Path) -> ReadResult:
-    """Read CloudTrail records from JSON lines or a ``{"Records": [...]}`` file.
+    """Read CloudTrail records from ``path`` in any form
+    :mod:`agents.security.cloudtrail_input` accepts (JSON lines or one JSON document,
+    gzipped or not), normalised to plain records.
 
     Raises
     ------
@@ -86,29 +64,35 @@ def read_events(path: Path) -> ReadResult:
         If the file cannot be read or holds no readable record.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(path, "--events", "no such file", "a JSON-lines or Records file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, "--events", f"cannot read: {exc}", "UTF-8 JSON") from None
+        raise InputError(path, "--events", "no such file", ACCEPTED) from None
+    except OSError as exc:
+        raise InputError(path, "--events", f"cannot read: {exc}", ACCEPTED) from None
+    try:
+        text = text_of_bytes(data)
+    except NotCloudTrail as exc:
+        raise InputError(path, "--events", str(exc), ACCEPTED) from None
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str]] = []
-    for number, where, rec, unreadable in _candidates(text):
-        problem = unreadable or _check_record(rec)
-        if problem:
-            malformed.append((number, f"{where}: {problem}"))
+    forms = dict.fromkeys(FORMS, 0)
+    for out in outcomes_of_text(text):
+        if out.record is None:
+            malformed.append((out.number, f"{out.where}: {out.problem}"))
         else:
-            records.append(rec)
-            lines.append(number)
+            records.append(out.record)
+            lines.append(out.number)
+            forms[out.form] += 1
     if not records:
+        first = f"; {malformed[0][1]}" if malformed else ""
         raise InputError(
             path,
             "--events",
-            f"no readable CloudTrail record ({len(malformed)} malformed)",
-            'JSON lines of records with eventTime and eventName, or {"Records": [...]}',
+            f"no readable CloudTrail record ({len(malformed)} malformed{first})",
+            ACCEPTED,
         )
-    return ReadResult(records, lines, malformed)
+    return ReadResult(records, lines, malformed, forms)
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -187,6 +171,7 @@ def score_events(
         "scored": len(frame),
         "malformed": len(malformed),
         "malformed_lines": [{"line": n, "error": m} for n, m in malformed],
+        "input_forms": dict(read.forms),
         "alerts": int(frame["is_alert"].sum()),
         "threshold": round(float(model.threshold_), 6),
         "masked": mask,

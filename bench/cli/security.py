@@ -1,9 +1,9 @@
 """``opsbench security``: score CloudTrail events and HDFS log sessions.
 
 ``score`` scores a CloudTrail events file with the shipped model
-(:func:`bench.security_score.score_events`) and prints the counts and, with
-``--labels``, the detection figures beside the Sigma-style baseline; ``logs`` flags
-anomalous HDFS log sessions (:mod:`bench.security_logs`).
+(:func:`bench.security_score.score_events`) and prints the counts (also of the forms
+the records came in) and, with ``--labels``, the detection figures beside the Sigma-style
+baseline; ``logs`` flags anomalous HDFS log sessions (:mod:`bench.security_logs`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def _print_result(result: Mapping[str, Any]) -> None:
         f"(threshold {result['threshold']}), {result['malformed']} malformed"
         + (f", written to {result['out']}" if result.get("out") else "")
     )
+    forms = {k: n for k, n in result["input_forms"].items() if n}
+    stdout.print("read as: " + ", ".join(f"{n:,} {k}" for k, n in forms.items()))
     if "metrics" not in result:
         return
     table = Table(
@@ -57,7 +59,9 @@ security = command_group(
 @path_option(
     "--events",
     required=True,
-    help='CloudTrail JSON lines or a {"Records": [...]} file',
+    help="CloudTrail records: JSON lines or one JSON document (gzipped or not) of records, "
+    'trail files {"Records": [...]}, LookupEvents pages, EventBridge events, CloudTrail '
+    "Lake rows or log exports (@timestamp, _source, @message, message)",
 )
 @path_option(
     "--labels",
