@@ -180,17 +180,20 @@ class Ec2SpotMarket:
         return tuple(sorted(self._held.values(), key=lambda n: (n.time, n.instance_id)))
 
     def _drain(self) -> None:
-        read = 0
-        while read < self.max_messages:
+        """Read the queue until it is empty, ``max_messages`` were read, or a batch holds
+        only messages this drain saw already (a short visibility timeout re-delivers
+        the messages left on the queue)."""
+        seen: set[str] = set()
+        while len(seen) < self.max_messages:
             reply = self._sqs.receive_message(
                 QueueUrl=self.notices_queue_url,
-                MaxNumberOfMessages=min(SQS_BATCH, self.max_messages - read),
+                MaxNumberOfMessages=min(SQS_BATCH, self.max_messages - len(seen)),
                 WaitTimeSeconds=0,
             )
-            messages = reply.get("Messages", [])
+            messages = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
             if not messages:
                 return
-            read += len(messages)
+            seen.update(m["MessageId"] for m in messages)
             parsed = [m for m in messages if self._keep(m)]
             if parsed:
                 self._delete(parsed)
