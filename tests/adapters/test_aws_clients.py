@@ -54,7 +54,7 @@ def test_bad_settings_are_refused(kwargs, text) -> None:
 def _cluster_with_group(boto_client) -> None:
     eks = boto_client("eks")
     eks.create_cluster(
-        name="prod", roleArn=f"arn:aws:iam::123456789012:role/eks",
+        name="prod", roleArn="arn:aws:iam::123456789012:role/eks",
         resourcesVpcConfig={"subnetIds": []},
     )  # fmt: skip
     eks.create_nodegroup(

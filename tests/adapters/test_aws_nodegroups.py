@@ -171,7 +171,9 @@ def test_asg_set_desired_launches_and_never_honours_cooldown(aws, asg, boto_clie
         lambda params, **_: sent.append(dict(params)),
     )
     groups.set_desired("workers", 4)
-    assert sent == [{"AutoScalingGroupName": "workers", "DesiredCapacity": 4, "HonorCooldown": False}]
+    assert sent == [
+        {"AutoScalingGroupName": "workers", "DesiredCapacity": 4, "HonorCooldown": False}
+    ]
     info = groups.describe("workers")
     assert info.desired_size == 4
     assert info.count(NodeState.RUNNING) == 4
