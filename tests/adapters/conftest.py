@@ -62,10 +62,22 @@ class Throttle:
         return None
 
 
+BACKOFF_SHRINK = 100  # throttling backs off rand(0, 1) x 2^i seconds; tests wait 1/100 of it
+
+
 @pytest.fixture
-def throttle() -> Callable[..., Throttle]:
+def throttle(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Throttle]:
     """``throttle(client, "eks", "DescribeNodegroup", times=2)``: throttle that call of
-    ``client`` (service event name, operation); the hook's ``sends`` counts every send."""
+    ``client`` (service event name, operation); the hook's ``sends`` counts every send.
+    botocore's standard-mode backoff keeps its schedule, shrunk by ``BACKOFF_SHRINK``."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    full_delay = ExponentialBackoff.delay_amount
+    monkeypatch.setattr(
+        ExponentialBackoff,
+        "delay_amount",
+        lambda self, context: full_delay(self, context) / BACKOFF_SHRINK,
+    )
 
     def install(
         client: Any, event: str, operation: str, *, times: int, protocol: str = "json",
