@@ -1,0 +1,201 @@
+"""CloudTrail readers: S3TrailFiles over a moto bucket holding the shipped recording as
+gzipped trail files, CloudTrailLookup through the Stubber (moto has no lookup_events)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.stub import Stubber
+
+from adapters.aws.audit import CloudTrailLookup, S3TrailFiles
+from adapters.protocols import AuditLog
+from scenarios import data_path
+from sim.errors import InputError
+
+pytestmark = pytest.mark.aws
+
+BUCKET = "opsbench-trail"
+TRAIL_ACCOUNT = "123837392027"  # the recording's account
+PREFIX = f"AWSLogs/{TRAIL_ACCOUNT}/CloudTrail/"
+FAR = datetime(2030, 1, 1)
+NEXT_TOKEN = (  # as CloudTrail pages
+    "kbOt5LlZe++mErCebpy2TgaMgmDvF1kYGFcH64JSjIbZFjsuvrSqg66b5YGssKutDYIyII4lrP4I"
+    "DbeQdiObkp9YAlju3oXd12juy3CIZW8="
+)
+
+
+def recording() -> list[dict]:
+    path = data_path("security", "cloudtrail", "invictus_stratus_events.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _time(record: dict) -> datetime:
+    return datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def trail_key(region: str, window_end: datetime, serial: int) -> str:
+    """Where CloudTrail delivers a file (named by region and delivery time)."""
+    stamp = window_end.strftime("%Y%m%dT%H%MZ")
+    name = f"{TRAIL_ACCOUNT}_CloudTrail_{region}_{stamp}_{serial:04d}abcdEFGH.json.gz"
+    return f"{PREFIX}{region}/{window_end:%Y/%m/%d}/{name}"
+
+
+@pytest.fixture
+def trail_bucket(boto_client) -> list[dict]:
+    """The recording in 5-minute gzipped trail files (records unordered inside a file,
+    as CloudTrail writes them), plus a digest file; returns the records."""
+    records = recording()
+    windows: dict[datetime, list[dict]] = defaultdict(list)
+    for record in records:
+        moment = _time(record)
+        windows[moment.replace(minute=moment.minute - moment.minute % 5, second=0)].append(record)
+    s3 = boto_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for serial, (start, batch) in enumerate(sorted(windows.items())):
+        end = start + timedelta(minutes=5)  # delivered after its window
+        body = gzip.compress(json.dumps({"Records": batch[::-1]}).encode())
+        s3.put_object(Bucket=BUCKET, Key=trail_key("us-east-1", end, serial), Body=body)
+    digest = f"AWSLogs/{TRAIL_ACCOUNT}/CloudTrail-Digest/us-east-1/2023/07/10/d.json.gz"
+    s3.put_object(Bucket=BUCKET, Key=digest, Body=gzip.compress(b'{"digestS3Bucket": "x"}'))
+    return records
+
+
+def test_every_trail_file_is_read_in_event_time_order(aws, trail_bucket) -> None:
+    trail = S3TrailFiles(aws, BUCKET, f"AWSLogs/{TRAIL_ACCOUNT}/")
+    assert isinstance(trail, AuditLog)
+    batch = trail.read(None, FAR)
+    assert len(batch.records) == len(trail_bucket) == 2900
+    assert sorted(r["eventID"] for r in batch.records) == sorted(r["eventID"] for r in trail_bucket)
+    times = [_time(r) for r in batch.records]
+    assert times == sorted(times)
+    assert batch.kinds == {"trail-file": 2900}
+    assert batch.cursor.endswith(".json.gz") and "/CloudTrail/us-east-1/" in batch.cursor
+    again = trail.read(batch.cursor, FAR)
+    assert (list(again.records), again.cursor, dict(again.kinds)) == ([], batch.cursor, {})
+
+
+def test_a_file_reaching_until_waits_for_a_later_read(aws, trail_bucket) -> None:
+    trail = S3TrailFiles(aws, BUCKET, PREFIX)
+    until = datetime(2023, 7, 10, 12, 2, 30)
+    first = trail.read(None, until)
+    assert first.records and all(_time(r) < until for r in first.records)
+    assert max(_time(r) for r in first.records) < datetime(2023, 7, 10, 12, 0)  # 12:00-12:05 waits
+    rest = trail.read(first.cursor, FAR)
+    ids = [r["eventID"] for r in [*first.records, *rest.records]]
+    assert len(ids) == len(set(ids)) == 2900
+
+
+def test_new_files_after_the_cursor_are_read(aws, trail_bucket, boto_client) -> None:
+    trail = S3TrailFiles(aws, BUCKET, PREFIX)
+    cursor = trail.read(None, FAR).cursor
+    late = {**trail_bucket[0], "eventID": "0c3a4f6e-7b61-4d1c-9f8e-2b9a1d3c5e70",
+            "eventTime": "2023-07-10T12:41:02Z"}  # fmt: skip
+    key = trail_key("us-east-1", datetime(2023, 7, 10, 12, 45), 99)
+    boto_client("s3").put_object(
+        Bucket=BUCKET, Key=key, Body=gzip.compress(json.dumps({"Records": [late]}).encode())
+    )
+    batch = trail.read(cursor, FAR)
+    assert [r["eventID"] for r in batch.records] == [late["eventID"]]
+    assert batch.cursor == key
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"not gzip at all", "(file)"),
+        (gzip.compress(b'{"records": []}'), "Records"),
+        (gzip.compress(b'{"Records": [{"eventName": "ListBuckets"}]}'), "eventTime"),
+    ],
+)
+def test_a_malformed_trail_file_is_one_input_error(aws, boto_client, body, field) -> None:
+    s3 = boto_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    key = trail_key("us-east-1", datetime(2023, 7, 10, 12, 0), 1)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    with pytest.raises(InputError) as caught:
+        S3TrailFiles(aws, BUCKET, PREFIX).read(None, FAR)
+    assert (caught.value.source, caught.value.field) == (f"s3://{BUCKET}/{key}", field)
+
+
+# --------------------------------------------------------------------------- lookup_events
+
+
+def lookup_event(record: dict) -> dict:
+    """One ``Events[]`` item of lookup_events, as CloudTrail answers it."""
+    user = record.get("userIdentity", {})
+    return {
+        "EventId": record["eventID"], "EventName": record["eventName"],
+        "ReadOnly": str(record.get("readOnly", False)).lower(),
+        "AccessKeyId": user.get("accessKeyId", ""),
+        "EventTime": _time(record).replace(tzinfo=UTC),
+        "EventSource": record["eventSource"], "Username": user.get("userName", ""),
+        "Resources": [], "CloudTrailEvent": json.dumps(record),
+    }  # fmt: skip
+
+
+def test_lookup_events_pages_and_cursor_through_the_stubber(aws) -> None:
+    # moto answers lookup_events with 500: CloudTrail's answer (newest first, pages) is
+    # stubbed from the recording and checked against the service model
+    records = sorted(recording()[:40], key=_time)
+    until = datetime(2023, 7, 10, 12, 30)
+    newest_first = [lookup_event(r) for r in reversed(records)]
+    lookup = CloudTrailLookup(aws, lookup_attribute=("ReadOnly", "false"))
+    expected = {"EndTime": until.replace(tzinfo=UTC), "LookupAttributes": [
+        {"AttributeKey": "ReadOnly", "AttributeValue": "false"}]}  # fmt: skip
+    with Stubber(aws.client("cloudtrail")) as stub:
+        stub.add_response(
+            "lookup_events",
+            {"Events": newest_first[:25], "NextToken": NEXT_TOKEN},
+            expected,
+        )  # fmt: skip
+        stub.add_response(
+            "lookup_events",
+            {"Events": newest_first[25:]},
+            {**expected, "NextToken": NEXT_TOKEN},
+        )  # fmt: skip
+        batch = lookup.read(None, until)
+        stub.assert_no_pending_responses()
+    assert [r["eventID"] for r in batch.records] == [
+        r["eventID"] for r in sorted(records, key=lambda r: (_time(r), r["eventID"]))
+    ]
+    assert batch.kinds == {"lookup-events": 40}
+    last = _time(records[-1])
+    cursor = json.loads(batch.cursor)
+    assert cursor["after"] == records[-1]["eventTime"]
+    assert set(cursor["seen"]) == {r["eventID"] for r in records if _time(r) == last}
+
+    # the next read asks from the last second on (StartTime is inclusive) and skips what
+    # it read there; a new event of that second and a later one are read
+    same_second = {**records[-1], "eventID": "5a7c1e2d-0b9f-4c3e-8d6a-1f2e3d4c5b6a"}
+    later = {**records[-1], "eventID": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+             "eventTime": "2023-07-10T12:20:00Z"}  # fmt: skip
+    again = [later, same_second, *[r for r in records if _time(r) == last]]
+    with Stubber(aws.client("cloudtrail")) as stub:
+        stub.add_response(
+            "lookup_events",
+            {"Events": [lookup_event(r) for r in again]},
+            {**expected, "StartTime": last.replace(tzinfo=UTC)},
+        )
+        second = lookup.read(batch.cursor, until)
+    assert [r["eventID"] for r in second.records] == [same_second["eventID"], later["eventID"]]
+    assert json.loads(second.cursor) == {
+        "after": "2023-07-10T12:20:00Z",
+        "seen": [later["eventID"]],
+    }
+
+
+def test_a_lookup_event_that_is_not_json_is_an_input_error(aws) -> None:
+    event = {**lookup_event(recording()[0]), "CloudTrailEvent": "{truncated"}
+    with Stubber(aws.client("cloudtrail")) as stub:
+        stub.add_response("lookup_events", {"Events": [event]})
+        with pytest.raises(InputError, match="CloudTrailEvent"):
+            CloudTrailLookup(aws).read(None, datetime(2023, 7, 11))
+
+
+def test_a_foreign_cursor_is_an_input_error(aws) -> None:
+    with pytest.raises(InputError, match="cursor"):
+        CloudTrailLookup(aws).read("AWSLogs/x.json.gz", datetime(2023, 7, 11))
