@@ -116,10 +116,10 @@ class SimNodeGroups:
 
     def describe(self, name: str) -> NodeGroupInfo:
         """Pool ``name`` now: bounds, desired size (pending + running nodes, within the
-        bounds), nodes per
-        state and zone (running: ready or serving; leaving: noticed or draining), and the
-        cumulative launch failures and interruption notices. ``KeyError`` if unknown.
-        The same object is handed out again until an event of the pool."""
+        bounds), nodes per state and zone (running: ready or serving; leaving: noticed or
+        draining), and the cumulative launch failures and interruption notices.
+        ``KeyError`` if unknown. The same object is handed out again until an event of
+        the pool."""
         pool = self._pools[name]
         change = self.log.changes[name]
         cached = self._described.get(name)

@@ -8,7 +8,9 @@ Processes (time unit: seconds of simulated time):
   runs the control loop right after, so a decision always sees the minute just ended;
 - the **control loop** (its own process when the interval is not a whole number of
   minutes) builds an :class:`~sim.control.Observation`, asks the policy, and
-  reconciles each pool towards the desired count;
+  reconciles each pool towards the desired count, both through the adapter protocols
+  (:mod:`sim.adapters` over this replay; the observation is built by
+  :mod:`adapters.observation`, as in the live loop);
 - the **spot market**: one process per AZ walks its availability trace; when spot
   capacity vanishes every spot node there gets a 2-minute interruption notice;
 - **faults**: AZ outages, spot storms, telemetry gaps, each a process on its window.

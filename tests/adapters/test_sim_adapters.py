@@ -120,3 +120,35 @@ def test_audit_log_without_audit_and_bad_cursors() -> None:
     for bad in ("-1", "1", "x", "٣"):
         with pytest.raises(ValueError, match="audit cursor"):
             replay.audit_log.read(bad, replay.clock())
+
+
+class CheckingPolicy:
+    """Reactive, checking at every tick that each cached description is what a fresh
+    one says (every change of a pool books a cluster event, which the cache keys on)."""
+
+    def __init__(self) -> None:
+        self.inner = make_policy("reactive", {}, source="test", field="policy")
+        self.name, self.needs = self.inner.name, self.inner.needs
+        self.replay: Replay | None = None
+        self.checked = 0
+
+    def reset(self, context: Any) -> None:
+        self.inner.reset(context)
+
+    def decide(self, observation: Any) -> Any:
+        assert self.replay is not None
+        groups = self.replay.node_groups
+        for name in groups.list():
+            cached = groups.describe(name)
+            del groups._described[name]
+            assert groups.describe(name) == cached
+            self.checked += 1
+        return self.inner.decide(observation)
+
+
+def test_cached_descriptions_are_always_current() -> None:
+    policy = CheckingPolicy()
+    replay = Replay(outage_world(), policy, MemorySink())
+    policy.replay = replay
+    replay.run()
+    assert policy.checked == 2 * 120  # two pools, a tick a minute for two hours
