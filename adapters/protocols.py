@@ -146,6 +146,10 @@ class Offering:
     capacity_type: str  # "on-demand" | "spot"
     price_usd_per_hour: float
     available: bool
+    capacity_on_offer: bool | None = None
+    """The market's side alone: whether this capacity type has capacity on offer in the
+    zone whatever the zone's own health (an AZ outage makes ``available`` False, not
+    this). None: not known apart from ``available`` (live AWS)."""
 
 
 @dataclass(frozen=True, slots=True)

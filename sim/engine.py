@@ -8,7 +8,9 @@ Processes (time unit: seconds of simulated time):
   runs the control loop right after, so a decision always sees the minute just ended;
 - the **control loop** (its own process when the interval is not a whole number of
   minutes) builds an :class:`~sim.control.Observation`, asks the policy, and
-  reconciles each pool towards the desired count;
+  reconciles each pool towards the desired count, both through the adapter protocols
+  (:mod:`sim.adapters` over this replay; the observation is built by
+  :mod:`adapters.observation`, as in the live loop);
 - the **spot market**: one process per AZ walks its availability trace; when spot
   capacity vanishes every spot node there gets a 2-minute interruption notice;
 - **faults**: AZ outages, spot storms, telemetry gaps, each a process on its window.
@@ -32,6 +34,8 @@ from typing import Any
 import numpy as np
 import simpy
 
+from adapters.observation import ObservationBuilder
+from sim.adapters import ClusterLog, SimAuditLog, SimMetrics, SimNodeGroups, SimSpotMarket
 from sim.audit.feed import AuditFeed
 from sim.audit.watch import AuditWatcher
 from sim.cluster import DRAINING, NOTICED, PENDING, SERVING, STARTING, Cluster, Node, PoolRuntime
@@ -42,7 +46,6 @@ from sim.control import (
     Observation,
     Policy,
     PoolMetrics,
-    PoolState,
 )
 from sim.market.availability import AvailabilitySeries, reclaimed_indices
 from sim.seeding import component_rng
@@ -214,8 +217,21 @@ class Replay:
         self._offered: list[float] = world.workload.offered_rps.tolist()
         self.last_metrics: dict[str, PoolMetrics] | None = None
         self.last_metrics_minute = -1
-        self._interruptions_seen = [0] * len(world.pools)
-        self._failures_seen = [0] * len(world.pools)
+        # The replay behind the adapter protocols; the policy's observation is built
+        # from them by the same code as the live loop's (adapters.observation).
+        self.cluster_log = ClusterLog(world.pools, self.cluster.listener)
+        self.cluster.listener = self.cluster_log
+        self.metrics_source = SimMetrics(self)
+        self.node_groups = SimNodeGroups(self, self.cluster_log)
+        self.spot_market = SimSpotMarket(self, self.cluster_log)
+        self.audit_log = SimAuditLog(self)
+        self._clock_at: tuple[float, datetime] = (0.0, self.start)
+        self.observer = ObservationBuilder(
+            self.metrics_source,
+            self.node_groups,
+            self.spot_market,
+            names=[spec.name for spec in world.pools],
+        )
         pod_rate_at_target = self.service.pod_rate_rps * sc.cluster.target_utilization
         self._needed_pods = world.workload.offered_rps / pod_rate_at_target
         median_delay, max_delay = delay_bounds(sc.control.provisioning_delay)
@@ -471,43 +487,15 @@ class Replay:
             self.alerts.append(BookedAlert(float(now), alert.pool, alert.metric, alert.score))
 
     # ------------------------------------------------------------------ control
-    def _observe(self) -> Observation:
+    def clock(self) -> datetime:
+        """The simulated time now (the start plus ``env.now`` seconds)."""
         now = self.env.now
-        minute_done = int(now // 60) - 1
-        fresh = self.last_metrics_minute == minute_done and minute_done >= 0
-        age = (
-            now - (self.last_metrics_minute + 1) * 60.0
-            if self.last_metrics_minute >= 0
-            else math.inf
-        )
-        states: dict[str, PoolState] = {}
-        for pool in self.cluster.pools:
-            spec = pool.spec
-            spot_available, launchable = self._market_map(pool)
-            interruptions = pool.interruptions - self._interruptions_seen[pool.index]
-            failures = pool.launch_failures - self._failures_seen[pool.index]
-            self._interruptions_seen[pool.index] = pool.interruptions
-            self._failures_seen[pool.index] = pool.launch_failures
-            states[spec.name] = PoolState(
-                name=spec.name,
-                nodes_pending=pool.counts[PENDING],
-                nodes_running=pool.counts[STARTING] + pool.counts[SERVING],
-                nodes_leaving=pool.counts[NOTICED] + pool.counts[DRAINING],
-                nodes_by_az=dict(pool.active_by_az),
-                pending_by_az={az: pool.by_az[az][PENDING] for az in spec.azs},
-                price_usd_per_hour=self._price_map(pool),
-                spot_available=spot_available,
-                launchable_azs=launchable,
-                interruptions_last_interval=interruptions,
-                launch_failures_last_interval=failures,
-            )
-        return Observation(
-            sim_time_s=now,
-            now=self.start + timedelta(seconds=now),
-            metrics=self.last_metrics if fresh else None,
-            metrics_age_s=age,
-            pools=states,
-        )
+        if now != self._clock_at[0]:
+            self._clock_at = (now, self.start + timedelta(seconds=now))
+        return self._clock_at[1]
+
+    def _observe(self) -> Observation:
+        return self.observer.observe(self.clock(), self.env.now)
 
     def _control(self) -> None:
         decision = self.policy.decide(self._observe())
@@ -516,24 +504,21 @@ class Replay:
         self._apply(decision)
 
     def _apply(self, decision: Decision) -> None:
+        """Each pool to the decision's size clamped to [min, max] (a pool absent keeps its
+        size), or its zones to their counts, through :class:`SimNodeGroups`."""
+        groups = self.node_groups
         for pool in self.cluster.pools:
             spec = pool.spec
             by_az = decision.desired_by_az.get(spec.name)
             if by_az is not None:
-                self._apply_by_az(pool, by_az)
+                total = sum(max(0, int(by_az.get(az, pool.active_by_az[az]))) for az in spec.azs)
+                total = min(spec.max_nodes, max(spec.min_nodes, total))
+                groups.set_desired(spec.name, total, by_az)
                 continue
             want = int(decision.desired_nodes.get(spec.name, pool.active))
             want = min(spec.max_nodes, max(spec.min_nodes, want))
-            have = pool.active
-            if want > have:
-                for _ in range(want - have):
-                    az = self._placement_az(pool)
-                    if az is None:
-                        self.cluster.launch_failed(pool.index, self._no_az_reason(pool))
-                        break
-                    self.cluster.launch(pool.index, az)
-            elif want < have:
-                self.cluster.scale_in(pool.index, have - want)
+            if want != pool.active:
+                groups.set_desired(spec.name, want)
 
     def _apply_by_az(self, pool: PoolRuntime, by_az: Mapping[str, int]) -> None:
         """Reconcile each AZ of ``pool`` to its count, within the pool's [min, max]."""

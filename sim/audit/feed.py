@@ -180,6 +180,8 @@ class AuditFeed:
         self.telemetry = telemetry
         self.watcher = watcher
         self.labels: list[LabelRow] = []
+        self.emitted: list[tuple[float, dict[str, Any]]] = []
+        """Every record emitted so far with its event time (s), in emission order."""
         self.alerts: list[BookedAlert] = []
         rng = component_rng(seed, "audit")
         gen = AuditGenerator(account_id=cfg.account_id, region=region, start=start, rng=rng)
@@ -401,6 +403,7 @@ class AuditFeed:
         self._next = stop
         if not batch:
             return
+        self.emitted.extend((t, rec) for t, _, rec, _ in batch)
         rows = self.telemetry.buffer("audit")
         records: list[dict[str, Any]] = []
         for t, _, rec, lab in batch:
