@@ -78,8 +78,7 @@ def pool_spec(
     if not info.instance_types:
         raise InputError(source, "instance_types", "none described", "one or more instance types")
     shapes = [
-        lookup(catalogue, t, source=source, field="instance_types")
-        for t in info.instance_types
+        lookup(catalogue, t, source=source, field="instance_types") for t in info.instance_types
     ]
     fits = [pods_per_node(shape, world.scenario) for shape in shapes]
     smallest = int(np.argmin(fits))
@@ -109,9 +108,11 @@ def pool_spec(
         memory_gib=shape.memory_gib,
         pods_per_node=fit,
         on_demand_usd_per_hour=max(on_demand) if on_demand else shape.on_demand_usd_per_hour,
-        rps_per_node_at_target=fit * c.pod_vcpu * world.latency.service_rate_rps
+        rps_per_node_at_target=fit
+        * c.pod_vcpu
+        * world.latency.service_rate_rps
         * c.target_utilization,
-    )  # fmt: skip
+    )
 
 
 def live_context(

@@ -175,15 +175,17 @@ def _one(
         others = {k: v for k, v in sizes.items() if k != name}
         rest = fleet_cost_usd_per_hour(others, prices)
         if price is None or rest is None:
-            return Verdict(name, None, f"no price for the fleet's nodes: not grown under a budget "
-                           f"of ${budget:g}/h")  # fmt: skip
+            return Verdict(
+                name,
+                None,
+                f"no price for the fleet's nodes: not grown under a budget of ${budget:g}/h",
+            )
         fits = math.floor((budget - rest) / price + 1e-9) if price > 0 else target
         if fits < target:
             # the bounds come first: a group below its minimum still rises to it
             low = max(p.info.min_size, current - rails.max_step_nodes)
             cost = rest + target * price
-            notes.append(f"fleet ${cost:,.2f}/h at {target} would exceed the budget "
-                         f"${budget:g}/h")  # fmt: skip
+            notes.append(f"fleet ${cost:,.2f}/h at {target} would exceed the budget ${budget:g}/h")
             target = max(fits, current, low)
     if target == current:
         return Verdict(name, None, "; ".join([*notes, f"no change ({current})"]))
@@ -191,7 +193,13 @@ def _one(
         since = (now - p.last_write).total_seconds()
         if since < rails.cooldown_s:
             return Verdict(
-                name, None, "; ".join([*notes, f"cooldown: {since:.0f} s since the last write "
-                                       f"< {rails.cooldown_s:g} s"])  # fmt: skip
+                name,
+                None,
+                "; ".join(
+                    [
+                        *notes,
+                        f"cooldown: {since:.0f} s since the last write < {rails.cooldown_s:g} s",
+                    ]
+                ),
             )
     return Verdict(name, target, "; ".join([*notes, f"{current} -> {target}"]))

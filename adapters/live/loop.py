@@ -40,10 +40,22 @@ from adapters.protocols import (
 from sim.control import ControlContext, Decision, Policy
 
 RECORD_FIELDS = (
-    "time", "cluster", "nodegroup", "policy", "mode", "current_desired", "proposed_desired",
-    "target_desired", "applied", "reason", "min_size", "max_size", "metrics_age_s",
-    "policy_reasons", "policy_records",
-)  # fmt: skip
+    "time",
+    "cluster",
+    "nodegroup",
+    "policy",
+    "mode",
+    "current_desired",
+    "proposed_desired",
+    "target_desired",
+    "applied",
+    "reason",
+    "min_size",
+    "max_size",
+    "metrics_age_s",
+    "policy_reasons",
+    "policy_records",
+)
 """The keys of every decision record, in order."""
 
 
