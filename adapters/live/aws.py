@@ -64,6 +64,9 @@ def audit_log(
     from adapters.aws import CloudTrailLookup, S3TrailFiles  # lazy: see the module docstring
 
     clients = _clients(region, endpoint_url)
-    if trail_bucket is not None:
-        return S3TrailFiles(clients, trail_bucket, prefix)
-    return CloudTrailLookup(clients)
+    log: AuditLog = (
+        S3TrailFiles(clients, trail_bucket, prefix)
+        if trail_bucket is not None
+        else CloudTrailLookup(clients)
+    )
+    return log

@@ -148,6 +148,41 @@ def decision_table(records: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def aws_loop_options(between: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--region``, ``--endpoint-url``, ``--interval`` (seconds between ``between``) and
+    ``--once``: what both loops take."""
+    options = (
+        click.option("--region", default=None, help="AWS region (default: boto3's configuration)"),
+        click.option("--endpoint-url", default=None, help="an AWS-compatible endpoint (moto)"),
+        click.option(
+            "--interval",
+            "interval_s",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            help=f"seconds between {between}",
+        ),
+        click.option("--once", is_flag=True, help="run one interval and exit"),
+    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def run_loop(label: str, step: Callable[[datetime], None], interval_s: float, once: bool) -> None:
+    """``step`` every ``interval_s`` seconds (once with ``once``) until interrupted."""
+    from adapters.live.loop import run_every
+
+    try:
+        run_every(step, interval_s=interval_s, once=once, clock=utc_now)
+    except KeyboardInterrupt:
+        status(f"{label}: stopped")
+
+
 # --------------------------------------------------------------------------- scale
 
 
@@ -198,17 +233,7 @@ def check_nodegroups(groups: Any, names: Sequence[str], cluster: str) -> list[An
 @click.option("--cluster", required=True, help="the EKS cluster name")
 @click.option("--nodegroup", "nodegroups", required=True, help="node group names, N[,N...]")
 @click.option("--self-managed", is_flag=True, help="the groups are Auto Scaling groups")
-@click.option("--region", default=None, help="AWS region (default: boto3's configuration)")
-@click.option("--endpoint-url", default=None, help="an AWS-compatible endpoint (e.g. moto)")
-@click.option(
-    "--interval",
-    "interval_s",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="seconds between decisions",
-)
-@click.option("--once", is_flag=True, help="decide once and exit")
+@aws_loop_options("decisions")
 @click.option("--apply", "apply_", is_flag=True, help="write desired sizes (within guardrails)")
 @click.option(
     "--max-step",
@@ -270,10 +295,8 @@ def scale_cmd(
     """Run POLICY on the node groups every --interval seconds; shadow unless --apply."""
     from adapters.live import aws
     from adapters.live.context import live_context, minute_floor, read_history
-    from adapters.live.loop import LiveScaler, last_writes_from, run_every
+    from adapters.live.loop import LiveScaler, last_writes_from
 
-    if not interval_s > 0:
-        raise InputError("--interval", "", f"{interval_s!r}", "seconds > 0")
     rails = guardrails(
         max_step_nodes=max_step_nodes,
         budget_usd_per_hour=budget_usd_per_hour,
@@ -342,10 +365,7 @@ def scale_cmd(
             if not as_json:
                 stdout.print(decision_table(records))
 
-        try:
-            run_every(step, interval_s=interval_s, once=once, clock=utc_now)
-        except KeyboardInterrupt:
-            status("live scale: stopped")
+        run_loop("live scale", step, interval_s, once)
 
 
 # --------------------------------------------------------------------------- security
@@ -355,17 +375,7 @@ def scale_cmd(
 @click.option("--trail-bucket", default=None, help="the S3 bucket CloudTrail delivers to")
 @click.option("--prefix", default="", help="the trail's key prefix in the bucket")
 @click.option("--lookup", is_flag=True, help="read CloudTrail lookup_events instead")
-@click.option("--region", default=None, help="AWS region (default: boto3's configuration)")
-@click.option("--endpoint-url", default=None, help="an AWS-compatible endpoint (e.g. moto)")
-@click.option(
-    "--interval",
-    "interval_s",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="seconds between reads",
-)
-@click.option("--once", is_flag=True, help="read and score once, then exit")
+@aws_loop_options("reads")
 @models_option
 @path_option("--out", default=None, help="JSON lines to append the alerts to")
 @click.option("--json", "as_json", is_flag=True, help="print each alert as a JSON line")
@@ -383,7 +393,6 @@ def security_cmd(
 ) -> None:
     """Score new CloudTrail records as they appear; write the alerts."""
     from adapters.live import aws
-    from adapters.live.loop import run_every
     from adapters.live.security import LiveAuditScorer
 
     if (trail_bucket is None) == (not lookup):
@@ -395,8 +404,6 @@ def security_cmd(
         )
     if lookup and prefix:
         raise InputError("--prefix", "", "only with --trail-bucket", "--trail-bucket B --prefix P")
-    if not interval_s > 0:
-        raise InputError("--interval", "", f"{interval_s!r}", "seconds > 0")
     check_out_file(out)
     model = security_model(models_dir)
     log = aws.audit_log(
@@ -425,10 +432,7 @@ def security_cmd(
                     f"{len(batch.alerts):,} alerts"
                 )
 
-        try:
-            run_every(step, interval_s=interval_s, once=once, clock=utc_now)
-        except KeyboardInterrupt:
-            status("live security: stopped")
+        run_loop("live security", step, interval_s, once)
 
 
 def security_model(models_dir: str) -> Any:
