@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.protocols import AuditLog, MetricsSource, NodeGroups, SpotMarket
+from sim.errors import OpsbenchError
 
 MAX_ATTEMPTS = 5
 """botocore ``standard`` retry mode: attempts per call (throttling, 5xx)."""
@@ -30,10 +31,17 @@ class ScalingBackends:
     market: SpotMarket
 
 
-def _clients(region: str | None, endpoint_url: str | None) -> Any:
-    from adapters.aws import AwsClients  # lazy: see the module docstring
+def _aws() -> Any:
+    """The boto3 implementations (:mod:`adapters.aws`), or one clear error without them."""
+    try:
+        import adapters.aws as implementations
+    except ImportError as exc:  # boto3 missing, or the AWS part not merged
+        raise OpsbenchError(f"live mode needs boto3 and adapters.aws ({exc})") from None
+    return implementations
 
-    return AwsClients(region=region, endpoint_url=endpoint_url, max_attempts=MAX_ATTEMPTS)
+
+def _clients(region: str | None, endpoint_url: str | None) -> Any:
+    return _aws().AwsClients(region=region, endpoint_url=endpoint_url, max_attempts=MAX_ATTEMPTS)
 
 
 def scaling_backends(
@@ -41,16 +49,16 @@ def scaling_backends(
 ) -> ScalingBackends:
     """CloudWatch metrics, the cluster's EKS managed node groups (Auto Scaling groups with
     ``self_managed``) and the EC2 spot market."""
-    from adapters.aws import (  # lazy: see the module docstring
-        AsgNodeGroups,
-        CloudWatchMetrics,
-        Ec2SpotMarket,
-        EksNodeGroups,
-    )
-
+    impl = _aws()
     clients = _clients(region, endpoint_url)
-    groups = AsgNodeGroups(clients, cluster) if self_managed else EksNodeGroups(clients, cluster)
-    return ScalingBackends(CloudWatchMetrics(clients, cluster), groups, Ec2SpotMarket(clients))
+    groups: NodeGroups = (
+        impl.AsgNodeGroups(clients, cluster)
+        if self_managed
+        else impl.EksNodeGroups(clients, cluster)
+    )
+    return ScalingBackends(
+        impl.CloudWatchMetrics(clients, cluster), groups, impl.Ec2SpotMarket(clients)
+    )
 
 
 def audit_log(
@@ -61,12 +69,11 @@ def audit_log(
     prefix: str,
 ) -> AuditLog:
     """Trail files in S3 (``trail_bucket``/``prefix``) or CloudTrail ``lookup_events``."""
-    from adapters.aws import CloudTrailLookup, S3TrailFiles  # lazy: see the module docstring
-
+    impl = _aws()
     clients = _clients(region, endpoint_url)
     log: AuditLog = (
-        S3TrailFiles(clients, trail_bucket, prefix)
+        impl.S3TrailFiles(clients, trail_bucket, prefix)
         if trail_bucket is not None
-        else CloudTrailLookup(clients)
+        else impl.CloudTrailLookup(clients)
     )
     return log

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,11 @@ def test_security_once_writes_the_analysers_alerts(
         assert alert["analysis"]["risk_score"] >= small_analyser.threshold_
         assert alert["analysis"]["eventID"] == alert["eventID"]
     assert log.reads == [None] and f"{len(alerts):,} alerts" in stdout
+
+
+def test_without_the_aws_adapters_live_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "adapters.aws", None)  # import fails as without boto3
+    code, stdout, stderr = run_main(capsys, [*SCALE, "--policy", "reactive", "--nodegroup", "a"])
+    assert_one_line_error(code, stdout, stderr, "needs boto3 and adapters.aws")
