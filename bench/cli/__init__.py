@@ -17,6 +17,7 @@ from bench.cli.bench import bench
 from bench.cli.deploy import deploy
 from bench.cli.features import features
 from bench.cli.forecast import forecast
+from bench.cli.live import live
 from bench.cli.models import models
 from bench.cli.policies import policies
 from bench.cli.replay import demo, replay
@@ -48,7 +49,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (replay, demo, scenarios, policies, features, forecast, train, models, bench,
-                anomaly, security, serve, deploy):  # fmt: skip
+                anomaly, security, serve, deploy, live):  # fmt: skip
     cli.add_command(command)
 
 

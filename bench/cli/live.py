@@ -1,0 +1,450 @@
+"""``opsbench live``: the benchmarked policies and the security analyser on a real AWS
+account, through the protocols of :mod:`adapters.protocols` (boto3 implementations).
+
+``scale`` runs a policy on EKS managed node groups (Auto Scaling groups with
+``--self-managed``) every ``--interval`` seconds and writes one decision record per node
+group; shadow by default (no write call at all), ``--apply`` writes desired sizes within
+the guardrails (:mod:`adapters.live.guardrails`). ``security`` scores new CloudTrail
+records (trail files in S3, or ``lookup_events``) and writes the alerts.
+
+Everything the user gives is checked before anything is written: a bad flag, an unknown
+policy, a node group the cluster does not have, or a policy live mode cannot run prints
+one line and exits 2. Credentials come only from boto3's default chain and never appear
+in the output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+from pydantic import ValidationError
+from rich.table import Table
+
+from adapters.live.guardrails import Guardrails
+from bench.cli.common import command_group, models_option, path_option, status, stdout
+from sim.errors import InputError
+
+if TYPE_CHECKING:
+    from bench.runner import PreparedRun
+
+live = command_group(
+    "live",
+    "Live AWS mode: run a policy on EKS node groups (shadow by default) and score CloudTrail.",
+)
+
+GUARDRAIL_FLAGS = {
+    "max_step_nodes": "--max-step",
+    "budget_usd_per_hour": "--budget-usd-per-hour",
+    "cooldown_s": "--cooldown",
+    "kill_switch": "--kill-switch",
+    "max_metrics_age_s": "--max-metrics-age",
+}
+
+
+def utc_now() -> datetime:
+    """Now, as timezone-naive UTC (the protocols' times)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def guardrails(**values: Any) -> Guardrails:
+    """The guardrails from the flags; a bad value raises InputError naming its flag."""
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return Guardrails(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else ""
+        flag = GUARDRAIL_FLAGS.get(key, key)
+        raise InputError(
+            flag,
+            "",
+            f"{given.get(key)!r}: {err['msg']}",
+            Guardrails.model_fields[key].description or "",
+        ) from None
+
+
+def nodegroup_names(text: str) -> tuple[str, ...]:
+    """``N[,N...]`` as names (no empty name, no repeat)."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not names or any(not n for n in names) or len(set(names)) != len(names):
+        raise InputError(
+            "--nodegroup", "", f"{text!r}", "node group names, comma-separated, each once"
+        )
+    return names
+
+
+def check_out_file(out: Path | None) -> None:
+    """``--out`` must be a file path whose folder exists (records are appended)."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise InputError(out, "--out", "is a directory", "a JSON-lines file path")
+    if not out.parent.is_dir():
+        raise InputError(out, "--out", "its folder does not exist", "a path in an existing folder")
+
+
+def earlier_records(out: Path | None) -> list[dict[str, Any]]:
+    """The decision records already in ``out`` (for the cooldown across runs)."""
+    if out is None or not out.exists():
+        return []
+    rows = []
+    for number, line in enumerate(out.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                out,
+                f"line {number}",
+                f"not JSON ({exc.msg})",
+                "the JSON lines an earlier opsbench live run wrote",
+            ) from None
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+@contextmanager
+def appending(out: Path | None) -> Iterator[Callable[[Mapping[str, Any]], None]]:
+    """Yields ``write(record)``: one JSON line appended to ``out`` (flushed), or nothing."""
+    if out is None:
+        yield lambda _record: None
+        return
+    fh: IO[str] = out.open("a", encoding="utf-8")
+    try:
+
+        def write(record: Mapping[str, Any]) -> None:
+            fh.write(json.dumps(record, sort_keys=False) + "\n")
+            fh.flush()
+
+        yield write
+    finally:
+        fh.close()
+
+
+def decision_table(records: Sequence[Mapping[str, Any]]) -> Table:
+    """One interval's decisions for a terminal."""
+    first = records[0] if records else {}
+    table = Table(title=f"{first.get('time', '')} {first.get('policy', '')} ({first.get('mode')})")
+    for column in ("node group", "current", "proposed", "target", "applied", "reason"):
+        table.add_column(column, justify="left" if column in ("node group", "reason") else "right")
+    for r in records:
+        target = "" if r["target_desired"] is None else str(r["target_desired"])
+        table.add_row(
+            r["nodegroup"],
+            str(r["current_desired"]),
+            str(r["proposed_desired"]),
+            target,
+            "yes" if r["applied"] else "no",
+            r["reason"],
+        )
+    return table
+
+
+def aws_loop_options(between: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--region``, ``--endpoint-url``, ``--interval`` (seconds between ``between``) and
+    ``--once``: what both loops take."""
+    options = (
+        click.option("--region", default=None, help="AWS region (default: boto3's configuration)"),
+        click.option("--endpoint-url", default=None, help="an AWS-compatible endpoint (moto)"),
+        click.option(
+            "--interval",
+            "interval_s",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            help=f"seconds between {between}",
+        ),
+        click.option("--once", is_flag=True, help="run one interval and exit"),
+    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def run_loop(label: str, step: Callable[[datetime], None], interval_s: float, once: bool) -> None:
+    """``step`` every ``interval_s`` seconds (once with ``once``) until interrupted."""
+    from adapters.live.loop import run_every
+
+    try:
+        run_every(step, interval_s=interval_s, once=once, clock=utc_now)
+    except KeyboardInterrupt:
+        status(f"{label}: stopped")
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def live_policy(name: str, scenario: str) -> PreparedRun:
+    """The policy object a replay of ``scenario`` builds for ``--policy name`` (its
+    parameters the scenario's when it names the same policy; its model is attached
+    later, :func:`bench.runner.attach_model`), with the prepared world whose service the
+    live context describes."""
+    from bench.runner import prepare_run
+
+    prepared = prepare_run(scenario, policy=name, lifecycle="off")
+    policy = prepared.policy
+    if policy.needs.foresight:
+        raise InputError(
+            "--policy",
+            "",
+            f"{name!r} foresees the workload (a limit for replays), which live mode cannot",
+            "a policy without foresight (opsbench policies)",
+        )
+    return prepared
+
+
+def check_nodegroups(groups: Any, names: Sequence[str], cluster: str) -> list[Any]:
+    """Every named group's description; an unknown one raises InputError."""
+    known = list(groups.list())
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise InputError(
+            "--nodegroup",
+            "",
+            f"node group {missing[0]!r} not found in cluster {cluster!r}",
+            ", ".join(sorted(known)) or "(the cluster has none)",
+        )
+    return [groups.describe(n) for n in names]
+
+
+@live.command("scale")
+@click.option(
+    "--policy", "policy_name", required=True, help="a registered policy (opsbench policies)"
+)
+@click.option(
+    "--scenario",
+    default="default",
+    show_default=True,
+    help="the scenario the policy was benchmarked on: its service (pod size, "
+    "requests/s per vCPU, SLO) and the policy's parameters and model",
+)
+@click.option("--cluster", required=True, help="the EKS cluster name")
+@click.option("--nodegroup", "nodegroups", required=True, help="node group names, N[,N...]")
+@click.option("--self-managed", is_flag=True, help="the groups are Auto Scaling groups")
+@aws_loop_options("decisions")
+@click.option("--apply", "apply_", is_flag=True, help="write desired sizes (within guardrails)")
+@click.option(
+    "--max-step",
+    "max_step_nodes",
+    type=int,
+    default=None,
+    help="at most this many nodes up or down per interval [default: 2]",
+)
+@click.option(
+    "--budget-usd-per-hour",
+    type=float,
+    default=None,
+    help="cap on the node groups' cost per hour (on-demand and current spot prices)",
+)
+@click.option(
+    "--cooldown",
+    "cooldown_s",
+    type=float,
+    default=None,
+    help="seconds between two writes to one group [default: 300]",
+)
+@path_option(
+    "--kill-switch",
+    default=None,
+    help="while this file exists nothing is written [default: opsbench-live.stop]",
+)
+@click.option(
+    "--max-metrics-age",
+    "max_metrics_age_s",
+    type=float,
+    default=None,
+    help="metrics older than this (seconds) are stale: hold [default: 300]",
+)
+@click.option("--model", default=None, help="the model version (NAME[/VERSION|@ALIAS])")
+@models_option
+@path_option("--out", default=None, help="JSON lines to append the decision records to")
+@click.option("--json", "as_json", is_flag=True, help="print each decision record as a JSON line")
+def scale_cmd(
+    policy_name: str,
+    scenario: str,
+    cluster: str,
+    nodegroups: str,
+    self_managed: bool,
+    region: str | None,
+    endpoint_url: str | None,
+    interval_s: float,
+    once: bool,
+    apply_: bool,
+    max_step_nodes: int | None,
+    budget_usd_per_hour: float | None,
+    cooldown_s: float | None,
+    kill_switch: Path | None,
+    max_metrics_age_s: float | None,
+    model: str | None,
+    models_dir: str,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Run POLICY on the node groups every --interval seconds; shadow unless --apply."""
+    from adapters.live import aws
+    from adapters.live.context import live_context, minute_floor, read_history
+    from adapters.live.loop import LiveScaler, last_writes_from
+
+    rails = guardrails(
+        max_step_nodes=max_step_nodes,
+        budget_usd_per_hour=budget_usd_per_hour,
+        cooldown_s=cooldown_s,
+        kill_switch=kill_switch,
+        max_metrics_age_s=max_metrics_age_s,
+    )
+    names = nodegroup_names(nodegroups)
+    check_out_file(out)
+    last_writes = last_writes_from(earlier_records(out))
+    prepared = live_policy(policy_name, scenario)
+    backends = aws.scaling_backends(
+        cluster=cluster, region=region, endpoint_url=endpoint_url, self_managed=self_managed
+    )
+    infos = check_nodegroups(backends.groups, names, cluster)
+    start = minute_floor(utc_now())
+    policy = prepared.policy
+    history = read_history(backends.metrics, names, start)
+    if policy.needs.model == "scaling" and history is None:
+        raise InputError(
+            "--policy",
+            "",
+            f"{policy_name!r} learns from the load of the days "
+            "before it starts; this metrics source gives only the freshest minute",
+            "a policy without history (reactive, the cost rules), or a metrics source with history",
+        )
+    if policy.needs.model is not None:
+        from bench.runner import attach_model
+
+        attach_model(prepared, models_dir=models_dir, model=model, progress=status)
+        policy = prepared.policy
+    types = sorted({t for i in infos for t in i.instance_types})
+    azs = sorted({az for i in infos for az in i.azs})
+    context = live_context(
+        prepared.world,
+        infos,
+        backends.market.offerings(types, azs),
+        cluster=cluster,
+        start=start,
+        interval_s=interval_s,
+        history=history,
+    )
+    scaler = LiveScaler(
+        policy,
+        context,
+        metrics=backends.metrics,
+        groups=backends.groups,
+        market=backends.market,
+        names=names,
+        rails=rails,
+        apply=apply_,
+        cluster=cluster,
+        last_writes=last_writes,
+    )
+    mode = "apply (within guardrails)" if apply_ else "shadow (nothing is written)"
+    if not as_json:
+        status(f"live scale: {policy.name} on {cluster}/{','.join(names)}, {mode}")
+    with appending(out) as write:
+
+        def step(now: datetime) -> None:
+            records = scaler.step(now)
+            for rec in records:
+                write(rec)
+                if as_json:
+                    click.echo(json.dumps(rec))
+            if not as_json:
+                stdout.print(decision_table(records))
+
+        run_loop("live scale", step, interval_s, once)
+
+
+# --------------------------------------------------------------------------- security
+
+
+@live.command("security")
+@click.option("--trail-bucket", default=None, help="the S3 bucket CloudTrail delivers to")
+@click.option("--prefix", default="", help="the trail's key prefix in the bucket")
+@click.option("--lookup", is_flag=True, help="read CloudTrail lookup_events instead")
+@aws_loop_options("reads")
+@models_option
+@path_option("--out", default=None, help="JSON lines to append the alerts to")
+@click.option("--json", "as_json", is_flag=True, help="print each alert as a JSON line")
+def security_cmd(
+    trail_bucket: str | None,
+    prefix: str,
+    lookup: bool,
+    region: str | None,
+    endpoint_url: str | None,
+    interval_s: float,
+    once: bool,
+    models_dir: str,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Score new CloudTrail records as they appear; write the alerts."""
+    from adapters.live import aws
+    from adapters.live.security import LiveAuditScorer
+
+    if (trail_bucket is None) == (not lookup):
+        raise InputError(
+            "--trail-bucket/--lookup",
+            "",
+            "give exactly one",
+            "--trail-bucket B [--prefix P], or --lookup",
+        )
+    if lookup and prefix:
+        raise InputError("--prefix", "", "only with --trail-bucket", "--trail-bucket B --prefix P")
+    check_out_file(out)
+    model = security_model(models_dir)
+    log = aws.audit_log(
+        region=region, endpoint_url=endpoint_url, trail_bucket=trail_bucket, prefix=prefix
+    )
+    scorer = LiveAuditScorer(model, log)
+    source = f"s3://{trail_bucket}/{prefix}" if trail_bucket else "lookup_events"
+    with appending(out) as write:
+
+        def step(now: datetime) -> None:
+            batch = scorer.step(now)
+            for line in [*batch.malformed, *batch.alerts]:
+                write(line)
+                if as_json:
+                    click.echo(json.dumps(line))
+            for bad in batch.malformed:
+                click.echo(
+                    f"opsbench: warning: {source}: record {bad.get('eventID')}: {bad['error']}",
+                    err=True,
+                )
+            if not as_json:
+                kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(batch.kinds.items()))
+                stdout.print(
+                    f"{now.isoformat()} {source}: {batch.read:,} records"
+                    f"{f' ({kinds})' if kinds else ''}, {batch.scored:,} scored, "
+                    f"{len(batch.alerts):,} alerts"
+                )
+
+        run_loop("live security", step, interval_s, once)
+
+
+def security_model(models_dir: str) -> Any:
+    """The shipped analyser the replay's audit watcher uses, from the registry (registered
+    from the shipped training at first use); the default registry: the analyser's own."""
+    from agents.lifecycle.open import open_registry
+    from agents.lifecycle.registry import fetch_and_load
+    from agents.security.artefact import load_folder
+    from bench.runner import MODELS_DIR
+    from bench.security_model import default_model_dir, shipped_version
+
+    location = default_model_dir() if Path(models_dir) == MODELS_DIR else models_dir
+    registry = open_registry(location)
+    version = shipped_version(registry, progress=status)
+    return fetch_and_load(registry, version, load_folder)
