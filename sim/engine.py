@@ -52,7 +52,7 @@ from sim.seeding import component_rng
 from sim.telemetry import TelemetrySink, TelemetryWriter
 from sim.traffic import MinuteTraffic, ServiceModel
 from sim.watch import ALERT_EVENT, BookedAlert, MetricWatcher
-from sim.world import World, delay_bounds, draw_delay
+from sim.world import World, draw_delay, service_context_fields
 
 ProgressCallback = Callable[[float], None]  # called with simulated days done
 
@@ -234,23 +234,13 @@ class Replay:
         )
         pod_rate_at_target = self.service.pod_rate_rps * sc.cluster.target_utilization
         self._needed_pods = world.workload.offered_rps / pod_rate_at_target
-        median_delay, max_delay = delay_bounds(sc.control.provisioning_delay)
         self.context = ControlContext(
             scenario_id=sc.id,
             pools=world.pools,
             start=self.start,
             duration_s=world.duration_s,
             interval_s=self.interval_s,
-            target_utilization=sc.cluster.target_utilization,
-            pod_vcpu=sc.cluster.pod_vcpu,
-            rps_per_vcpu=sc.cluster.rps_per_vcpu,
-            service_rate_per_vcpu_rps=world.latency.service_rate_rps,
-            slo_p95_latency_ms=sc.slo.p95_latency_ms,
-            provisioning_delay_median_s=median_delay,
-            provisioning_delay_max_s=max_delay,
-            pod_start_delay_s=sc.control.pod_start_delay_s,
-            interruption_notice_s=sc.pricing.interruption_notice_s,
-            seed=world.seed,
+            **service_context_fields(world),
             foresight=WorkloadForesight(
                 world.workload.offered_rps, world.availability, self.reclaim_fraction
             )

@@ -13,6 +13,7 @@ import math
 from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -325,6 +326,26 @@ def _check_shifts_in_run(scenario: Scenario, source: Path, duration_s: float) ->
 def _resolve(base_dir: Path, path: str) -> Path:
     p = Path(path)
     return p if p.is_absolute() else base_dir / p
+
+
+def service_context_fields(world: World) -> dict[str, Any]:
+    """The :class:`~sim.control.ControlContext` fields that describe the service and its
+    control (pod size, service rate, SLO, delays, seed), as ``world``'s scenario states
+    them: the same for a replay and for a live loop."""
+    sc = world.scenario
+    median_s, max_s = delay_bounds(sc.control.provisioning_delay)
+    return {
+        "target_utilization": sc.cluster.target_utilization,
+        "pod_vcpu": sc.cluster.pod_vcpu,
+        "rps_per_vcpu": sc.cluster.rps_per_vcpu,
+        "service_rate_per_vcpu_rps": world.latency.service_rate_rps,
+        "slo_p95_latency_ms": sc.slo.p95_latency_ms,
+        "provisioning_delay_median_s": median_s,
+        "provisioning_delay_max_s": max_s,
+        "pod_start_delay_s": sc.control.pod_start_delay_s,
+        "interruption_notice_s": sc.pricing.interruption_notice_s,
+        "seed": world.seed,
+    }
 
 
 def delay_bounds(delay: UniformDelay | LognormalDelay) -> tuple[float, float]:

@@ -33,7 +33,7 @@ from adapters.protocols import NodeGroupInfo, Offering
 from sim.catalog import InstanceType, load_catalogue, lookup
 from sim.control import ControlContext, PoolSpec
 from sim.errors import InputError
-from sim.world import World, delay_bounds, pods_per_node
+from sim.world import World, pods_per_node, service_context_fields
 
 HISTORY_DAYS = 14.0
 """How much load history a live context asks a :class:`MetricsHistory` for (days)."""
@@ -127,9 +127,7 @@ def live_context(
 ) -> ControlContext:
     """The context for a live loop over ``groups`` from ``start`` (a minute boundary), the
     service as ``world``'s scenario describes it."""
-    sc = world.scenario
     catalogue = _catalogue(world)
-    median_s, max_s = delay_bounds(sc.control.provisioning_delay)
     offered = np.empty(0) if history is None else np.asarray(history.offered_rps, dtype=float)
     gap = np.empty(0, dtype=bool) if history is None else np.asarray(history.gap, dtype=bool)
     return ControlContext(
@@ -138,16 +136,7 @@ def live_context(
         start=start,
         duration_s=float("inf"),  # runs until stopped
         interval_s=interval_s,
-        target_utilization=sc.cluster.target_utilization,
-        pod_vcpu=sc.cluster.pod_vcpu,
-        rps_per_vcpu=sc.cluster.rps_per_vcpu,
-        service_rate_per_vcpu_rps=world.latency.service_rate_rps,
-        slo_p95_latency_ms=sc.slo.p95_latency_ms,
-        provisioning_delay_median_s=median_s,
-        provisioning_delay_max_s=max_s,
-        pod_start_delay_s=sc.control.pod_start_delay_s,
-        interruption_notice_s=sc.pricing.interruption_notice_s,
-        seed=world.seed,
+        **service_context_fields(world),
         history_offered_rps=offered,
         history_gap=gap,
     )
