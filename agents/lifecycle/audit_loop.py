@@ -135,6 +135,12 @@ def incidents(seen: Sequence[Seen]) -> set[tuple[str, str]]:
     for s in seen:
         if s.alert and s.rule:
             rules.setdefault(s.session, set()).add(s.rule)
+    return incident_sessions(rules)
+
+
+def incident_sessions(rules: Mapping[tuple[str, str], set[str]]) -> set[tuple[str, str]]:
+    """The sessions among ``rules`` (session -> the Sigma rules its champion alerts
+    fired) with at least :data:`INCIDENT_RULES` of them."""
     return {k for k, v in rules.items() if len(v) >= INCIDENT_RULES}
 
 
@@ -454,7 +460,7 @@ class ManagedAuditWatcher:
         assert shadow is not None and self.reference_per_h is not None
         hours = (now_s - shadow.from_s) / 3600.0
         limit = self.settings.alert_rate_factor * self.reference_per_h
-        incident = {k for k, v in shadow.sigma_rules.items() if len(v) >= INCIDENT_RULES}
+        incident = incident_sessions(shadow.sigma_rules)
         missed = incident - shadow.challenger_sessions
 
         def noise_per_h(alerts: dict[tuple[str, str], int]) -> float:
