@@ -57,10 +57,11 @@ def scaler(
     tmp_path: Path,
     *,
     apply: bool,
+    market: FakeMarket | None = None,
     **rails: Any,
 ) -> LiveScaler:
     infos = [groups.describe(n) for n in sorted(groups.groups)]
-    market = FakeMarket()
+    market = market or FakeMarket()
     ctx = live_context(
         default_world(),
         infos,
@@ -208,3 +209,29 @@ def test_the_cooldown_survives_a_restart_through_the_records(tmp_path: Path) -> 
     )
     [a, _] = again.step(T0 + timedelta(minutes=2))
     assert not a["applied"] and a["reason"].startswith("cooldown")
+
+
+def test_one_step_asks_the_cloud_once_per_group_and_per_offering(tmp_path: Path) -> None:
+    """The observation builder and the guardrails share one look per step: one describe
+    per group, one offerings call per distinct (types, zones), one metrics read."""
+    calls: list[str] = []
+
+    class Counting(FakeNodeGroups):
+        def describe(self, name: str) -> Any:
+            calls.append(f"describe {name}")
+            return super().describe(name)
+
+    class CountingMarket(FakeMarket):
+        def offerings(self, instance_types: Any, azs: Any) -> Any:
+            calls.append("offerings")
+            return super().offerings(instance_types, azs)
+
+    groups = Counting({"a": group("a", 3, 1, 10), "b": group("b", 2, 0, 10, "spot")})
+    source = busy()
+    policy = Scripted({"a": 4, "b": 3})
+    live = scaler(groups, policy, source, tmp_path, apply=True, market=CountingMarket())
+    calls.clear()
+    for minute in (1, 2):
+        live.step(T0 + timedelta(minutes=minute))
+    assert sorted(calls) == sorted(["describe a", "describe b", "offerings"] * 2)
+    assert len(source.reads) == 2
