@@ -10,18 +10,27 @@ Instance lifecycle states map to :class:`~adapters.protocols.NodeState` as: ``Pe
 -> pending; ``InService`` and healthy -> running; ``InService`` but ``Unhealthy``,
 ``Terminating*``, ``Detaching``, ``EnteringStandby`` and ``Standby`` -> leaving (not
 serving, or about to stop). ``Terminated``, ``Detached`` and warm-pool states are not
-nodes of the group. ``launch_failures`` and ``interruptions`` are not read (0): the
-controller sees them in the node counts and from :class:`~adapters.aws.spot.Ec2SpotMarket`.
+nodes of the group. ``interruptions`` counts the EC2 spot interruption warnings received
+for the group's instances (given a source of notices, e.g.
+:meth:`adapters.aws.spot.Ec2SpotMarket.notices`: each instance counts once, from the first
+look that sees both the warning and the instance in the group; cumulative); without one it
+is 0. ``launch_failures`` is not read (0): failed launches show in the node counts.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from adapters.aws.clients import AwsClients
-from adapters.protocols import DesiredSizeOutOfBounds, NodeGroupInfo, NodeState
+from adapters.protocols import (
+    DesiredSizeOutOfBounds,
+    NodeGroupInfo,
+    NodeState,
+    NoticeKind,
+    SpotNotice,
+)
 
 EKS_CAPACITY_TYPES = {
     "ON_DEMAND": "on-demand",
@@ -68,6 +77,32 @@ def check_bounds(name: str, desired: int, min_size: int, max_size: int) -> None:
         raise DesiredSizeOutOfBounds(name, desired, min_size, max_size)
 
 
+Notices = Callable[[], Sequence[SpotNotice]]
+"""The spot notices received recently (e.g. ``lambda: market.notices(since=...)``)."""
+
+
+class InterruptionCounter:
+    """Interruption warnings per group, cumulative: an instance of the group with a
+    warning counts once, however often the warning is seen again."""
+
+    def __init__(self, notices: Notices | None) -> None:
+        self._notices = notices
+        self._interrupted: dict[str, set[str]] = {}
+
+    def count(self, group: str, instance_ids: Iterable[str]) -> int:
+        """The group's interruptions so far, counting the warnings for ``instance_ids``
+        (the group's instances now)."""
+        seen = self._interrupted.setdefault(group, set())
+        if self._notices is not None:
+            ids = set(instance_ids)
+            seen.update(
+                n.instance_id
+                for n in self._notices()
+                if n.kind is NoticeKind.INTERRUPTION and n.instance_id in ids
+            )
+        return len(seen)
+
+
 def _auto_scaling_groups(autoscaling: Any, names: Sequence[str]) -> list[dict[str, Any]]:
     """The Auto Scaling groups of ``names`` (all when empty), every page."""
     kwargs: dict[str, Any] = {"AutoScalingGroupNames": list(names)} if names else {}
@@ -88,16 +123,24 @@ class EksNodeGroups:
     nodegroups
         Restrict :meth:`list` (and :meth:`describe`) to these node groups; ``None``: all
         of the cluster's.
+    notices
+        Where spot interruption warnings come from (counted in ``interruptions``).
     """
 
     def __init__(
-        self, clients: AwsClients, cluster: str, nodegroups: Sequence[str] | None = None
+        self,
+        clients: AwsClients,
+        cluster: str,
+        nodegroups: Sequence[str] | None = None,
+        *,
+        notices: Notices | None = None,
     ) -> None:
         self._eks = clients.client("eks")
         self._ec2 = clients.client("ec2")
         self._autoscaling = clients.client("autoscaling")
         self.cluster = cluster
         self.nodegroups = tuple(nodegroups) if nodegroups is not None else None
+        self._interruptions = InterruptionCounter(notices)
 
     def list(self) -> Sequence[str]:
         """The node groups' names (``list_nodegroups``, every page)."""
@@ -123,6 +166,7 @@ class EksNodeGroups:
             )
         asg_names = [a["name"] for a in group.get("resources", {}).get("autoScalingGroups", [])]
         asgs = _auto_scaling_groups(self._autoscaling, asg_names) if asg_names else []
+        instances = [i for g in asgs for i in g["Instances"]]
         return NodeGroupInfo(
             name=name,
             instance_types=tuple(group.get("instanceTypes") or ()),
@@ -131,7 +175,8 @@ class EksNodeGroups:
             min_size=int(scaling["minSize"]),
             max_size=int(scaling["maxSize"]),
             desired_size=int(scaling["desiredSize"]),
-            nodes_by_state_az=nodes_by_state_az(i for g in asgs for i in g["Instances"]),
+            nodes_by_state_az=nodes_by_state_az(instances),
+            interruptions=self._interruptions.count(name, (i["InstanceId"] for i in instances)),
         )
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
@@ -173,12 +218,21 @@ class AsgNodeGroups:
         The client factory (``autoscaling``; ``ec2`` for a launch template's type).
     names
         The Auto Scaling groups to manage; ``None``: every group of the region.
+    notices
+        Where spot interruption warnings come from (counted in ``interruptions``).
     """
 
-    def __init__(self, clients: AwsClients, names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        clients: AwsClients,
+        names: Sequence[str] | None = None,
+        *,
+        notices: Notices | None = None,
+    ) -> None:
         self._autoscaling = clients.client("autoscaling")
         self._ec2 = clients.client("ec2")
         self.names = tuple(names) if names is not None else None
+        self._interruptions = InterruptionCounter(notices)
 
     def list(self) -> Sequence[str]:
         """The groups' names (``describe_auto_scaling_groups``, every page)."""
@@ -199,6 +253,9 @@ class AsgNodeGroups:
             max_size=int(group["MaxSize"]),
             desired_size=int(group["DesiredCapacity"]),
             nodes_by_state_az=nodes_by_state_az(group.get("Instances", [])),
+            interruptions=self._interruptions.count(
+                name, (i["InstanceId"] for i in group.get("Instances", []))
+            ),
         )
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:

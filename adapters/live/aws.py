@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 5
 """botocore ``standard`` retry mode: sends per call (throttling, 5xx)."""
+
+NOTICE_WINDOW = timedelta(minutes=15)
+"""How long a spot notice is kept for matching to a group's instances (a warning comes
+two minutes before the reclaim; the instance leaves the group soon after)."""
+
+
+def utc_now() -> datetime:
+    """Now, as timezone-naive UTC (the protocols' times)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,22 +141,29 @@ def scaling_backends(
     endpoint_url: str | None,
     self_managed: bool = False,
     on_demand_prices: Path | None = None,
+    notices_queue_url: str | None = None,
 ) -> ScalingBackends:
     """CloudWatch metrics (``metrics``: the queries per node group), the cluster's EKS
     managed node groups (Auto Scaling groups with ``self_managed``) and the EC2 spot
-    market, on-demand prices from :func:`on_demand_catalogue`."""
+    market, on-demand prices from :func:`on_demand_catalogue`. With
+    ``notices_queue_url`` (the SQS queue an EventBridge rule sends EC2's spot
+    interruption warnings and rebalance recommendations to) the groups count the
+    warnings for their instances as interruptions, as a replay's observation does."""
     impl = _aws()
     clients = _clients(region, endpoint_url)
     catalogue = on_demand_catalogue(clients.region, on_demand_prices)
+    market = impl.Ec2SpotMarket(clients, catalogue, notices_queue_url=notices_queue_url)
+
+    def recent_notices() -> Any:
+        return market.notices(since=utc_now() - NOTICE_WINDOW)
+
+    notices = recent_notices if notices_queue_url else None
     groups: NodeGroups = (
-        impl.AsgNodeGroups(clients) if self_managed else impl.EksNodeGroups(clients, cluster)
+        impl.AsgNodeGroups(clients, notices=notices)
+        if self_managed
+        else impl.EksNodeGroups(clients, cluster, notices=notices)
     )
-    return ScalingBackends(
-        impl.CloudWatchMetrics(clients, metrics),
-        groups,
-        impl.Ec2SpotMarket(clients, catalogue),
-        catalogue,
-    )
+    return ScalingBackends(impl.CloudWatchMetrics(clients, metrics), groups, market, catalogue)
 
 
 def audit_log(

@@ -285,6 +285,12 @@ def check_history(policy_name: str, history: Any, metrics_file: Path) -> None:
     required=True,
     help="YAML: the CloudWatch metric queries of each node group (README: Live mode)",
 )
+@click.option(
+    "--notices-queue-url",
+    default=None,
+    help="the SQS queue EventBridge sends EC2 spot interruption warnings to (counted as "
+    "the groups' interruptions)",
+)
 @path_option(
     "--on-demand-prices",
     default=None,
@@ -336,6 +342,7 @@ def scale_cmd(
     nodegroups: str,
     self_managed: bool,
     metrics_file: Path,
+    notices_queue_url: str | None,
     on_demand_prices: Path | None,
     region: str | None,
     endpoint_url: str | None,
@@ -376,6 +383,7 @@ def scale_cmd(
         endpoint_url=endpoint_url,
         self_managed=self_managed,
         on_demand_prices=on_demand_prices,
+        notices_queue_url=notices_queue_url,
     )
     infos = check_nodegroups(backends.groups, names, cluster)
     aws.check_metrics_cover(queries, names, metrics_file)

@@ -236,3 +236,28 @@ def test_lifecycle_states_map_to_node_states() -> None:
     }
     with pytest.raises(ValueError, match="Hibernating"):
         node_state({"InstanceId": "i-8", "LifecycleState": "Hibernating"})
+
+
+def test_interruption_warnings_for_the_groups_instances_count_once(aws, asg) -> None:
+    """``interruptions``: the warnings for the group's own instances, each instance once
+    however often its warning is seen; rebalance recommendations and other instances'
+    warnings do not count; without a source of notices it stays 0."""
+    from adapters.protocols import NoticeKind, SpotNotice
+
+    plain = AsgNodeGroups(aws)
+    ids = [i["InstanceId"] for i in aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[asg])["AutoScalingGroups"][0]["Instances"]]  # fmt: skip
+    at = datetime(2024, 5, 1, 12, 0)
+    received = [
+        SpotNotice(NoticeKind.INTERRUPTION, at, ids[0]),
+        SpotNotice(NoticeKind.REBALANCE, at, ids[1]),
+        SpotNotice(NoticeKind.INTERRUPTION, at, "i-0notinthisgroup0"),
+    ]
+    groups = AsgNodeGroups(aws, notices=lambda: received)
+    assert plain.describe(asg).interruptions == 0
+    assert groups.describe(asg).interruptions == 1
+    assert groups.describe(asg).interruptions == 1  # seen again: still one
+    received.append(SpotNotice(NoticeKind.INTERRUPTION, at, ids[1]))
+    assert groups.describe(asg).interruptions == 2
+    received.clear()  # the warnings aged out of the market's window: the count stays
+    assert groups.describe(asg).interruptions == 2
