@@ -138,6 +138,16 @@ class DesiredSizeOutOfBounds(ValueError):
         self.group, self.desired, self.min_size, self.max_size = group, desired, min_size, max_size
 
 
+class WriteRefused(RuntimeError):
+    """The cloud refused or could not take a desired-size write now (an update of the
+    group still in progress, access denied, throttled beyond the retries, ...): nothing
+    changed; ``reason`` says why in one line."""
+
+    def __init__(self, group: str, reason: str) -> None:
+        super().__init__(f"node group {group!r}: {reason}")
+        self.group, self.reason = group, reason
+
+
 @runtime_checkable
 class NodeGroups(Protocol):
     """The node groups a controller sizes (Cluster Autoscaler's NodeGroup)."""
@@ -152,7 +162,8 @@ class NodeGroups(Protocol):
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
         """Make ``desired`` the group's target size. Raises
-        :class:`DesiredSizeOutOfBounds` (and changes nothing) when outside [min, max].
+        :class:`DesiredSizeOutOfBounds` (and changes nothing) when outside [min, max],
+        :class:`WriteRefused` when the cloud did not take the write.
         ``by_az``: where the change should land, for groups that place per zone (the
         simulator); groups that place by themselves (an EKS managed node group, an ASG)
         ignore it."""

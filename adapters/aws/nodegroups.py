@@ -19,9 +19,12 @@ is 0. ``launch_failures`` is not read (0): failed launches show in the node coun
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from adapters.aws.clients import AwsClients
 from adapters.protocols import (
@@ -30,7 +33,10 @@ from adapters.protocols import (
     NodeState,
     NoticeKind,
     SpotNotice,
+    WriteRefused,
 )
+
+log = logging.getLogger(__name__)
 
 EKS_CAPACITY_TYPES = {
     "ON_DEMAND": "on-demand",
@@ -69,6 +75,13 @@ def nodes_by_state_az(
         if state is not None:
             counts.setdefault(state, Counter())[str(instance["AvailabilityZone"])] += 1
     return {state: dict(by_az) for state, by_az in counts.items()}
+
+
+def aws_error(exc: ClientError) -> str:
+    """An AWS error in one line: its code and message (never a credential: AWS messages
+    name principals by ARN at most)."""
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'error')}: {error.get('Message', str(exc))}"
 
 
 def check_bounds(name: str, desired: int, min_size: int, max_size: int) -> None:
@@ -141,6 +154,7 @@ class EksNodeGroups:
         self.cluster = cluster
         self.nodegroups = tuple(nodegroups) if nodegroups is not None else None
         self._interruptions = InterruptionCounter(notices)
+        self._updates: dict[str, str] = {}  # group -> the id of the last update sent
 
     def list(self) -> Sequence[str]:
         """The node groups' names (``list_nodegroups``, every page)."""
@@ -181,12 +195,50 @@ class EksNodeGroups:
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
         """``update_nodegroup_config(scalingConfig={"desiredSize": desired})`` after
-        checking the group's current [minSize, maxSize]."""
+        checking the group's current [minSize, maxSize].
+
+        EKS applies a config update asynchronously and takes one update of a group at a
+        time: while the update this object last sent is ``InProgress``
+        (``describe_update``) the write is refused (:class:`WriteRefused`) without being
+        sent; an update that ``Failed`` is logged with EKS's errors; a refusal from EKS
+        (e.g. ``ResourceInUseException``, ``AccessDeniedException``) is a
+        :class:`WriteRefused` too."""
         scaling = self._nodegroup(name)["scalingConfig"]
         check_bounds(name, desired, int(scaling["minSize"]), int(scaling["maxSize"]))
-        self._eks.update_nodegroup_config(
-            clusterName=self.cluster, nodegroupName=name, scalingConfig={"desiredSize": desired}
-        )
+        self._check_previous_update(name)
+        try:
+            reply = self._eks.update_nodegroup_config(
+                clusterName=self.cluster, nodegroupName=name, scalingConfig={"desiredSize": desired}
+            )
+        except ClientError as exc:
+            raise WriteRefused(name, aws_error(exc)) from None
+        update = reply.get("update", {})
+        if update.get("status") == "Failed":
+            raise WriteRefused(name, f"update {update.get('id')} failed: {update.get('errors')}")
+        if update.get("id"):
+            self._updates[name] = str(update["id"])
+
+    def _check_previous_update(self, name: str) -> None:
+        """Refuse while the last update sent to ``name`` is in progress."""
+        update_id = self._updates.get(name)
+        if update_id is None:
+            return
+        try:
+            update = self._eks.describe_update(
+                name=self.cluster, nodegroupName=name, updateId=update_id
+            )["update"]
+        except ClientError as exc:  # unknown to EKS (moto has no describe_update): not in progress
+            log.warning("node group %s: describe_update %s: %s", name, update_id, aws_error(exc))
+            del self._updates[name]
+            return
+        status = update.get("status")
+        if status == "InProgress":
+            raise WriteRefused(name, f"the previous update {update_id} is still in progress")
+        if status in ("Failed", "Cancelled"):
+            log.warning(
+                "node group %s: update %s %s: %s", name, update_id, status, update.get("errors")
+            )
+        del self._updates[name]
 
     def _nodegroup(self, name: str) -> dict[str, Any]:
         if self.nodegroups is not None and name not in self.nodegroups:
@@ -260,12 +312,16 @@ class AsgNodeGroups:
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
         """``set_desired_capacity(HonorCooldown=False)`` after checking [MinSize, MaxSize]
-        (the controller keeps its own cooldown)."""
+        (the controller keeps its own cooldown); a refusal from Auto Scaling is a
+        :class:`WriteRefused`."""
         group = self._group(name)
         check_bounds(name, desired, int(group["MinSize"]), int(group["MaxSize"]))
-        self._autoscaling.set_desired_capacity(
-            AutoScalingGroupName=name, DesiredCapacity=desired, HonorCooldown=False
-        )
+        try:
+            self._autoscaling.set_desired_capacity(
+                AutoScalingGroupName=name, DesiredCapacity=desired, HonorCooldown=False
+            )
+        except ClientError as exc:  # e.g. ScalingActivityInProgress, AccessDenied
+            raise WriteRefused(name, aws_error(exc)) from None
 
     def _group(self, name: str) -> dict[str, Any]:
         if self.names is not None and name not in self.names:

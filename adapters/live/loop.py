@@ -40,6 +40,7 @@ from adapters.protocols import (
     NodeGroups,
     Offering,
     SpotMarket,
+    WriteRefused,
 )
 from sim.control import ControlContext, Decision, Policy
 
@@ -205,6 +206,9 @@ class LiveScaler:
         except DesiredSizeOutOfBounds as exc:  # the bounds moved since describe
             del self.last_writes[name]
             return False, f"refused by the node group: {exc}"
+        except WriteRefused as exc:  # e.g. an update still in progress, access denied
+            del self.last_writes[name]
+            return False, f"write refused: {exc.reason}"
         return True, f"written: {verdict.reason}"
 
 

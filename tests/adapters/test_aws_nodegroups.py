@@ -261,3 +261,56 @@ def test_interruption_warnings_for_the_groups_instances_count_once(aws, asg) -> 
     assert groups.describe(asg).interruptions == 2
     received.clear()  # the warnings aged out of the market's window: the count stays
     assert groups.describe(asg).interruptions == 2
+
+
+def _update(update_id: str, status: str) -> dict:
+    created = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    return {"update": {"id": update_id, "status": status, "type": "ConfigUpdate",
+                       "params": [{"type": "DesiredSize", "value": "4"}],
+                       "createdAt": created, "errors": []}}  # fmt: skip
+
+
+def test_eks_refuses_a_write_while_its_last_update_is_in_progress(aws, cluster) -> None:
+    """EKS applies one config update of a group at a time: the adapter asks
+    ``describe_update`` (which moto lacks: Stubber, validated against the service model)
+    about the update it sent last, refuses a new write while that one is InProgress
+    (nothing sent), and writes again once it is Successful."""
+    from adapters.protocols import WriteRefused
+
+    groups = EksNodeGroups(aws, "prod")
+    eks = aws.client("eks")
+    described = groups._nodegroup("web")
+    reply = {"nodegroup": described}
+    key = {"clusterName": "prod", "nodegroupName": "web"}
+    with Stubber(eks) as stub:
+        stub.add_response("describe_nodegroup", reply, key)
+        stub.add_response("update_nodegroup_config", _update("u-1", "InProgress"),
+                          {**key, "scalingConfig": {"desiredSize": 4}})  # fmt: skip
+        groups.set_desired("web", 4)
+        stub.add_response("describe_nodegroup", reply, key)
+        stub.add_response("describe_update", _update("u-1", "InProgress"),
+                          {"name": "prod", "nodegroupName": "web", "updateId": "u-1"})  # fmt: skip
+        with pytest.raises(WriteRefused, match="u-1 is still in progress"):
+            groups.set_desired("web", 5)
+        stub.add_response("describe_nodegroup", reply, key)
+        stub.add_response("describe_update", _update("u-1", "Successful"),
+                          {"name": "prod", "nodegroupName": "web", "updateId": "u-1"})  # fmt: skip
+        stub.add_response("update_nodegroup_config", _update("u-2", "InProgress"),
+                          {**key, "scalingConfig": {"desiredSize": 5}})  # fmt: skip
+        groups.set_desired("web", 5)
+        stub.assert_no_pending_responses()
+
+
+def test_a_refusal_from_eks_is_a_write_refused(aws, cluster) -> None:
+    from adapters.protocols import WriteRefused
+
+    groups = EksNodeGroups(aws, "prod")
+    key = {"clusterName": "prod", "nodegroupName": "web"}
+    described = {"nodegroup": groups._nodegroup("web")}
+    with Stubber(aws.client("eks")) as stub:
+        stub.add_response("describe_nodegroup", described, key)
+        stub.add_client_error(
+            "update_nodegroup_config", "ResourceInUseException", "an update is in progress", 409
+        )
+        with pytest.raises(WriteRefused, match="ResourceInUseException: an update is in progress"):
+            groups.set_desired("web", 4)

@@ -15,7 +15,7 @@ import pytest
 from adapters.live.context import live_context
 from adapters.live.guardrails import Guardrails
 from adapters.live.loop import RECORD_FIELDS, LiveScaler, last_writes_from
-from adapters.protocols import DesiredSizeOutOfBounds
+from adapters.protocols import DesiredSizeOutOfBounds, WriteRefused
 from agents.registry import make_policy
 from live.fakes import (
     AZS,
@@ -188,6 +188,24 @@ def test_a_write_refused_for_bounds_is_recorded_not_raised(tmp_path: Path) -> No
     [a, _] = loop.step(T0 + timedelta(minutes=1))
     assert not a["applied"] and a["reason"].startswith("refused by the node group")
     assert "a" not in loop.last_writes  # no cooldown started by a write that did not happen
+
+
+class BusyNodeGroups(FakeNodeGroups):
+    """Every write is refused by the cloud (an update still in progress)."""
+
+    def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
+        raise WriteRefused(name, "the previous update u-1 is still in progress")
+
+
+def test_a_write_the_cloud_refuses_is_recorded_and_the_loop_goes_on(tmp_path: Path) -> None:
+    groups = two_groups(BusyNodeGroups)
+    loop = scaler(groups, Scripted({"a": 5, "b": 2}), busy(), tmp_path, apply=True)
+    for minute in (1, 2):
+        [a, _] = loop.step(T0 + timedelta(minutes=minute))
+        assert not a["applied"] and a["reason"] == (
+            "write refused: the previous update u-1 is still in progress"
+        )
+    assert "a" not in loop.last_writes
 
 
 def test_the_cooldown_survives_a_restart_through_the_records(tmp_path: Path) -> None:
