@@ -14,7 +14,9 @@ The shapes follow the cloud-provider interfaces of the autoscalers users already
   and the interruption and rebalance notices arrive as EC2 sends them (two minutes'
   warning for an interruption).
 - :class:`MetricsSource` gives the per-minute metrics a controller sees per pool (request
-  rate, CPU, p95 latency, error rate), or none when telemetry has a gap, with their age.
+  rate, CPU, p95 latency, error rate), or none when telemetry has a gap, with their age;
+  a source that keeps history may also implement :class:`MetricsHistory` (the offered load
+  of past minutes: what a forecasting policy learns from before it starts).
 - :class:`AuditLog` gives CloudTrail records from a cursor on (the cursor is opaque: the
   simulator's is a record index, CloudTrail's a time and a page token).
 
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from sim.control import PoolMetrics
 
@@ -56,6 +60,27 @@ class MetricsSource(Protocol):
 
     def read(self, pools: Sequence[str], now: datetime) -> MetricsReading:
         """The freshest complete minute before ``now`` for every pool in ``pools``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadHistory:
+    """Offered load (requests/s, the pools summed) of each minute in [``start``, ``end``),
+    oldest first; ``gap[i]`` is True where minute ``i`` had no data (its load is 0)."""
+
+    offered_rps: np.ndarray
+    gap: np.ndarray
+    start: datetime
+    end: datetime
+
+
+@runtime_checkable
+class MetricsHistory(Protocol):
+    """Optional beside :class:`MetricsSource`: the offered load of past minutes."""
+
+    def history(self, pools: Sequence[str], start: datetime, end: datetime) -> LoadHistory:
+        """Per-minute offered load summed over ``pools`` in [start, end) (both on minute
+        boundaries)."""
         ...
 
 
@@ -113,6 +138,16 @@ class DesiredSizeOutOfBounds(ValueError):
         self.group, self.desired, self.min_size, self.max_size = group, desired, min_size, max_size
 
 
+class WriteRefused(RuntimeError):
+    """The cloud refused or could not take a desired-size write now (an update of the
+    group still in progress, access denied, throttled beyond the retries, ...): nothing
+    changed; ``reason`` says why in one line."""
+
+    def __init__(self, group: str, reason: str) -> None:
+        super().__init__(f"node group {group!r}: {reason}")
+        self.group, self.reason = group, reason
+
+
 @runtime_checkable
 class NodeGroups(Protocol):
     """The node groups a controller sizes (Cluster Autoscaler's NodeGroup)."""
@@ -127,7 +162,8 @@ class NodeGroups(Protocol):
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
         """Make ``desired`` the group's target size. Raises
-        :class:`DesiredSizeOutOfBounds` (and changes nothing) when outside [min, max].
+        :class:`DesiredSizeOutOfBounds` (and changes nothing) when outside [min, max],
+        :class:`WriteRefused` when the cloud did not take the write.
         ``by_az``: where the change should land, for groups that place per zone (the
         simulator); groups that place by themselves (an EKS managed node group, an ASG)
         ignore it."""

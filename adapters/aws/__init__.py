@@ -3,7 +3,11 @@ service; every adapter takes its clients from :class:`~adapters.aws.clients.AwsC
 
 from adapters.aws.audit import CloudTrailLookup, S3TrailFiles
 from adapters.aws.clients import AwsClients
-from adapters.aws.metrics import CloudWatchMetrics, CloudWatchMetricsConfig
+from adapters.aws.metrics import (
+    CloudWatchMetrics,
+    CloudWatchMetricsConfig,
+    parse_metrics_config,
+)
 from adapters.aws.nodegroups import AsgNodeGroups, EksNodeGroups
 from adapters.aws.spot import Ec2SpotMarket
 
@@ -16,4 +20,5 @@ __all__ = [
     "Ec2SpotMarket",
     "EksNodeGroups",
     "S3TrailFiles",
+    "parse_metrics_config",
 ]

@@ -20,6 +20,11 @@ Reading: one paginated ``get_metric_data`` over the last ``lookback_min`` whole 
 (period 60 s); the freshest minute every query of every pool has a datapoint for (a query
 with ``missing_as`` fills its gaps) is the reading. No such minute, or one older than
 ``max_age_s``, gives ``metrics=None`` with its age: the controller holds.
+
+History (:class:`~adapters.protocols.MetricsHistory`): the pools' ``request_rate_rps``
+queries over a range (one paginated ``get_metric_data``, period 60 s; CloudWatch keeps
+1-minute data for 15 days), summed per minute: the offered load a forecasting policy
+learns from before it starts.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.aws.clients import AwsClients
-from adapters.protocols import MetricsReading
+from adapters.protocols import LoadHistory, MetricsReading
 from sim.control import PoolMetrics
 from sim.errors import InputError
 
@@ -159,9 +165,7 @@ class CloudWatchMetrics:
 
     def read(self, pools: Sequence[str], now: datetime) -> MetricsReading:
         """The freshest complete minute before ``now`` (naive UTC) for every pool."""
-        unknown = [p for p in pools if p not in self.config.pools]
-        if unknown:
-            raise KeyError(f"no metric queries configured for pool(s) {', '.join(unknown)}")
+        self._check_pools(pools)
         end = _minute_floor(now)
         start = end - timedelta(minutes=self.config.lookback_min)
         plan = {
@@ -187,6 +191,38 @@ class CloudWatchMetrics:
             values[pool][name] = raw * query.scale
         metrics = {pool: self._pool_metrics(pool, values[pool]) for pool in pools}
         return MetricsReading(metrics=metrics, age_s=age_s, minute_end=minute_end)
+
+    def history(self, pools: Sequence[str], start: datetime, end: datetime) -> LoadHistory:
+        """The pools' request rate (requests/s, summed) of each minute in [start, end)
+        (naive UTC, minute boundaries). A minute is a gap (load 0) when a pool's query
+        has no datapoint there and no ``missing_as``."""
+        self._check_pools(pools)
+        start, end = _minute_floor(start), _minute_floor(end)
+        minutes = max(0, int((end - start).total_seconds()) // PERIOD_S)
+        plan = {
+            f"h{index}": (pool, "request_rate_rps", self.config.pools[pool].request_rate_rps)
+            for index, pool in enumerate(pools)
+        }
+        series = self._fetch(plan, start, end) if minutes else {}
+        offered = np.zeros(minutes)
+        gap = np.zeros(minutes, dtype=bool)
+        for query_id, (_, _, query) in plan.items():
+            values = np.full(minutes, np.nan)
+            for stamp, value in series.get(query_id, {}).items():
+                index = int((stamp - start).total_seconds()) // PERIOD_S
+                if 0 <= index < minutes:
+                    values[index] = value
+            if query.missing_as is not None:
+                values[np.isnan(values)] = query.missing_as
+            gap |= np.isnan(values)
+            offered += np.nan_to_num(values) * query.scale
+        offered[gap] = 0.0
+        return LoadHistory(offered_rps=offered, gap=gap, start=start, end=end)
+
+    def _check_pools(self, pools: Sequence[str]) -> None:
+        unknown = [p for p in pools if p not in self.config.pools]
+        if unknown:
+            raise KeyError(f"no metric queries configured for pool(s) {', '.join(unknown)}")
 
     def _pool_metrics(self, pool: str, values: Mapping[str, float]) -> PoolMetrics:
         rate = values["request_rate_rps"]

@@ -10,18 +10,33 @@ Instance lifecycle states map to :class:`~adapters.protocols.NodeState` as: ``Pe
 -> pending; ``InService`` and healthy -> running; ``InService`` but ``Unhealthy``,
 ``Terminating*``, ``Detaching``, ``EnteringStandby`` and ``Standby`` -> leaving (not
 serving, or about to stop). ``Terminated``, ``Detached`` and warm-pool states are not
-nodes of the group. ``launch_failures`` and ``interruptions`` are not read (0): the
-controller sees them in the node counts and from :class:`~adapters.aws.spot.Ec2SpotMarket`.
+nodes of the group. ``interruptions`` counts the EC2 spot interruption warnings received
+for the group's instances (given a source of notices, e.g.
+:meth:`adapters.aws.spot.Ec2SpotMarket.notices`: each instance counts once, from the first
+look that sees both the warning and the instance in the group; cumulative); without one it
+is 0. ``launch_failures`` is not read (0): failed launches show in the node counts.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from adapters.aws.clients import AwsClients
-from adapters.protocols import DesiredSizeOutOfBounds, NodeGroupInfo, NodeState
+from adapters.protocols import (
+    DesiredSizeOutOfBounds,
+    NodeGroupInfo,
+    NodeState,
+    NoticeKind,
+    SpotNotice,
+    WriteRefused,
+)
+
+log = logging.getLogger(__name__)
 
 EKS_CAPACITY_TYPES = {
     "ON_DEMAND": "on-demand",
@@ -62,10 +77,43 @@ def nodes_by_state_az(
     return {state: dict(by_az) for state, by_az in counts.items()}
 
 
+def aws_error(exc: ClientError) -> str:
+    """An AWS error in one line: its code and message (never a credential: AWS messages
+    name principals by ARN at most)."""
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'error')}: {error.get('Message', str(exc))}"
+
+
 def check_bounds(name: str, desired: int, min_size: int, max_size: int) -> None:
     """Raise :class:`DesiredSizeOutOfBounds` unless ``min_size <= desired <= max_size``."""
     if not min_size <= desired <= max_size:
         raise DesiredSizeOutOfBounds(name, desired, min_size, max_size)
+
+
+Notices = Callable[[], Sequence[SpotNotice]]
+"""The spot notices received recently (e.g. ``lambda: market.notices(since=...)``)."""
+
+
+class InterruptionCounter:
+    """Interruption warnings per group, cumulative: an instance of the group with a
+    warning counts once, however often the warning is seen again."""
+
+    def __init__(self, notices: Notices | None) -> None:
+        self._notices = notices
+        self._interrupted: dict[str, set[str]] = {}
+
+    def count(self, group: str, instance_ids: Iterable[str]) -> int:
+        """The group's interruptions so far, counting the warnings for ``instance_ids``
+        (the group's instances now)."""
+        seen = self._interrupted.setdefault(group, set())
+        if self._notices is not None:
+            ids = set(instance_ids)
+            seen.update(
+                n.instance_id
+                for n in self._notices()
+                if n.kind is NoticeKind.INTERRUPTION and n.instance_id in ids
+            )
+        return len(seen)
 
 
 def _auto_scaling_groups(autoscaling: Any, names: Sequence[str]) -> list[dict[str, Any]]:
@@ -88,16 +136,25 @@ class EksNodeGroups:
     nodegroups
         Restrict :meth:`list` (and :meth:`describe`) to these node groups; ``None``: all
         of the cluster's.
+    notices
+        Where spot interruption warnings come from (counted in ``interruptions``).
     """
 
     def __init__(
-        self, clients: AwsClients, cluster: str, nodegroups: Sequence[str] | None = None
+        self,
+        clients: AwsClients,
+        cluster: str,
+        nodegroups: Sequence[str] | None = None,
+        *,
+        notices: Notices | None = None,
     ) -> None:
         self._eks = clients.client("eks")
         self._ec2 = clients.client("ec2")
         self._autoscaling = clients.client("autoscaling")
         self.cluster = cluster
         self.nodegroups = tuple(nodegroups) if nodegroups is not None else None
+        self._interruptions = InterruptionCounter(notices)
+        self._updates: dict[str, str] = {}  # group -> the id of the last update sent
 
     def list(self) -> Sequence[str]:
         """The node groups' names (``list_nodegroups``, every page)."""
@@ -123,6 +180,7 @@ class EksNodeGroups:
             )
         asg_names = [a["name"] for a in group.get("resources", {}).get("autoScalingGroups", [])]
         asgs = _auto_scaling_groups(self._autoscaling, asg_names) if asg_names else []
+        instances = [i for g in asgs for i in g["Instances"]]
         return NodeGroupInfo(
             name=name,
             instance_types=tuple(group.get("instanceTypes") or ()),
@@ -131,17 +189,56 @@ class EksNodeGroups:
             min_size=int(scaling["minSize"]),
             max_size=int(scaling["maxSize"]),
             desired_size=int(scaling["desiredSize"]),
-            nodes_by_state_az=nodes_by_state_az(i for g in asgs for i in g["Instances"]),
+            nodes_by_state_az=nodes_by_state_az(instances),
+            interruptions=self._interruptions.count(name, (i["InstanceId"] for i in instances)),
         )
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
         """``update_nodegroup_config(scalingConfig={"desiredSize": desired})`` after
-        checking the group's current [minSize, maxSize]."""
+        checking the group's current [minSize, maxSize].
+
+        EKS applies a config update asynchronously and takes one update of a group at a
+        time: while the update this object last sent is ``InProgress``
+        (``describe_update``) the write is refused (:class:`WriteRefused`) without being
+        sent; an update that ``Failed`` is logged with EKS's errors; a refusal from EKS
+        (e.g. ``ResourceInUseException``, ``AccessDeniedException``) is a
+        :class:`WriteRefused` too."""
         scaling = self._nodegroup(name)["scalingConfig"]
         check_bounds(name, desired, int(scaling["minSize"]), int(scaling["maxSize"]))
-        self._eks.update_nodegroup_config(
-            clusterName=self.cluster, nodegroupName=name, scalingConfig={"desiredSize": desired}
-        )
+        self._check_previous_update(name)
+        try:
+            reply = self._eks.update_nodegroup_config(
+                clusterName=self.cluster, nodegroupName=name, scalingConfig={"desiredSize": desired}
+            )
+        except ClientError as exc:
+            raise WriteRefused(name, aws_error(exc)) from None
+        update = reply.get("update", {})
+        if update.get("status") == "Failed":
+            raise WriteRefused(name, f"update {update.get('id')} failed: {update.get('errors')}")
+        if update.get("id"):
+            self._updates[name] = str(update["id"])
+
+    def _check_previous_update(self, name: str) -> None:
+        """Refuse while the last update sent to ``name`` is in progress."""
+        update_id = self._updates.get(name)
+        if update_id is None:
+            return
+        try:
+            update = self._eks.describe_update(
+                name=self.cluster, nodegroupName=name, updateId=update_id
+            )["update"]
+        except ClientError as exc:  # unknown to EKS (moto has no describe_update): not in progress
+            log.warning("node group %s: describe_update %s: %s", name, update_id, aws_error(exc))
+            del self._updates[name]
+            return
+        status = update.get("status")
+        if status == "InProgress":
+            raise WriteRefused(name, f"the previous update {update_id} is still in progress")
+        if status in ("Failed", "Cancelled"):
+            log.warning(
+                "node group %s: update %s %s: %s", name, update_id, status, update.get("errors")
+            )
+        del self._updates[name]
 
     def _nodegroup(self, name: str) -> dict[str, Any]:
         if self.nodegroups is not None and name not in self.nodegroups:
@@ -173,12 +270,21 @@ class AsgNodeGroups:
         The client factory (``autoscaling``; ``ec2`` for a launch template's type).
     names
         The Auto Scaling groups to manage; ``None``: every group of the region.
+    notices
+        Where spot interruption warnings come from (counted in ``interruptions``).
     """
 
-    def __init__(self, clients: AwsClients, names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        clients: AwsClients,
+        names: Sequence[str] | None = None,
+        *,
+        notices: Notices | None = None,
+    ) -> None:
         self._autoscaling = clients.client("autoscaling")
         self._ec2 = clients.client("ec2")
         self.names = tuple(names) if names is not None else None
+        self._interruptions = InterruptionCounter(notices)
 
     def list(self) -> Sequence[str]:
         """The groups' names (``describe_auto_scaling_groups``, every page)."""
@@ -199,16 +305,23 @@ class AsgNodeGroups:
             max_size=int(group["MaxSize"]),
             desired_size=int(group["DesiredCapacity"]),
             nodes_by_state_az=nodes_by_state_az(group.get("Instances", [])),
+            interruptions=self._interruptions.count(
+                name, (i["InstanceId"] for i in group.get("Instances", []))
+            ),
         )
 
     def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
         """``set_desired_capacity(HonorCooldown=False)`` after checking [MinSize, MaxSize]
-        (the controller keeps its own cooldown)."""
+        (the controller keeps its own cooldown); a refusal from Auto Scaling is a
+        :class:`WriteRefused`."""
         group = self._group(name)
         check_bounds(name, desired, int(group["MinSize"]), int(group["MaxSize"]))
-        self._autoscaling.set_desired_capacity(
-            AutoScalingGroupName=name, DesiredCapacity=desired, HonorCooldown=False
-        )
+        try:
+            self._autoscaling.set_desired_capacity(
+                AutoScalingGroupName=name, DesiredCapacity=desired, HonorCooldown=False
+            )
+        except ClientError as exc:  # e.g. ScalingActivityInProgress, AccessDenied
+            raise WriteRefused(name, aws_error(exc)) from None
 
     def _group(self, name: str) -> dict[str, Any]:
         if self.names is not None and name not in self.names:

@@ -13,23 +13,22 @@ A group with several instance types is sized on the type with the fewest pods pe
 (the capacity the group is sure to have); the other types are kept for pricing.
 
 History: a policy that learns from the load before it starts (``predictive`` needs at
-least two days) reads it through :class:`MetricsHistory` when the metrics source also
-implements it. :class:`~adapters.protocols.MetricsSource` alone gives only the freshest
-minute, so without it the history is empty and a policy needing history refuses to
-start (one line, exit 2).
+least two days) reads it through :class:`~adapters.protocols.MetricsHistory` when the
+metrics source also implements it (CloudWatch does: ``get_metric_data`` over the last
+:data:`HISTORY_DAYS`). :class:`~adapters.protocols.MetricsSource` alone gives only the
+freshest minute, so without it the history is empty and a policy needing history refuses
+to start (one line, exit 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from adapters.protocols import NodeGroupInfo, Offering
+from adapters.protocols import LoadHistory, MetricsHistory, NodeGroupInfo, Offering
 from sim.catalog import InstanceType, load_catalogue, lookup
 from sim.control import ControlContext, PoolSpec
 from sim.errors import InputError
@@ -37,28 +36,6 @@ from sim.world import World, pods_per_node, service_context_fields
 
 HISTORY_DAYS = 14.0
 """How much load history a live context asks a :class:`MetricsHistory` for (days)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LoadHistory:
-    """Offered load (requests/s, every pool summed) of each minute before ``end``, oldest
-    first; ``gap`` is True where a minute had no data."""
-
-    offered_rps: np.ndarray
-    gap: np.ndarray
-    end: datetime
-
-
-@runtime_checkable
-class MetricsHistory(Protocol):
-    """Optional beside :class:`~adapters.protocols.MetricsSource`: past minutes of load.
-
-    Proposed for :mod:`adapters.protocols` (CloudWatch ``get_metric_data`` over a range,
-    the simulator's workload history)."""
-
-    def history(self, pools: Sequence[str], start: datetime, end: datetime) -> LoadHistory:
-        """Per-minute offered load summed over ``pools`` in [start, end)."""
-        ...
 
 
 def _catalogue(world: World) -> dict[str, InstanceType]:
@@ -71,7 +48,7 @@ def pool_spec(
     info: NodeGroupInfo,
     world: World,
     offerings: Sequence[Offering],
-    catalogue: dict[str, InstanceType],
+    catalogue: Mapping[str, InstanceType],
 ) -> PoolSpec:
     """The :class:`PoolSpec` of node group ``info`` serving ``world``'s service."""
     source = f"node group {info.name}"
@@ -124,10 +101,13 @@ def live_context(
     start: datetime,
     interval_s: float,
     history: LoadHistory | None,
+    catalogue: Mapping[str, InstanceType] | None = None,
 ) -> ControlContext:
     """The context for a live loop over ``groups`` from ``start`` (a minute boundary), the
-    service as ``world``'s scenario describes it."""
-    catalogue = _catalogue(world)
+    service as ``world``'s scenario describes it; node shapes from ``catalogue`` (the
+    live region's; default: the scenario's catalogue)."""
+    if catalogue is None:
+        catalogue = _catalogue(world)
     offered = np.empty(0) if history is None else np.asarray(history.offered_rps, dtype=float)
     gap = np.empty(0, dtype=bool) if history is None else np.asarray(history.gap, dtype=bool)
     return ControlContext(
@@ -149,7 +129,21 @@ def minute_floor(now: datetime) -> datetime:
 
 def read_history(source: object, pools: Sequence[str], start: datetime) -> LoadHistory | None:
     """The :data:`HISTORY_DAYS` before ``start`` from ``source`` if it implements
-    :class:`MetricsHistory`, else None."""
+    :class:`~adapters.protocols.MetricsHistory` (from its first minute with data: minutes
+    before the metrics existed are not load), else None."""
     if not isinstance(source, MetricsHistory):
         return None
-    return source.history(pools, start - timedelta(days=HISTORY_DAYS), start)
+    got = source.history(pools, start - timedelta(days=HISTORY_DAYS), start)
+    observed = np.flatnonzero(~np.asarray(got.gap, dtype=bool))
+    first = int(observed[0]) if observed.size else len(got.gap)
+    return LoadHistory(
+        offered_rps=np.asarray(got.offered_rps, dtype=float)[first:],
+        gap=np.asarray(got.gap, dtype=bool)[first:],
+        start=got.start + timedelta(minutes=first),
+        end=got.end,
+    )
+
+
+def history_days(history: LoadHistory | None) -> float:
+    """How many days ``history`` spans (0 without one)."""
+    return 0.0 if history is None else len(history.gap) / (24 * 60)

@@ -6,8 +6,11 @@ One :meth:`LiveScaler.step`:
 1. describe every node group (:class:`~adapters.protocols.NodeGroups`), read the freshest
    minute of metrics (:class:`~adapters.protocols.MetricsSource`) and the offerings of
    the groups' instance types and zones (:class:`~adapters.protocols.SpotMarket`);
-2. build the :class:`~sim.control.Observation` a replay builds and ask the policy (the
-   object a replay builds, reset once with the live context) for its decision;
+2. build the :class:`~sim.control.Observation` a replay builds, with the replay's own
+   builder (:class:`adapters.observation.ObservationBuilder`, counting interruptions and
+   launch failures from the first look), and ask the policy (the object a replay builds,
+   reset once with the live context) for its decision; metrics older than the
+   guardrails' ``max_metrics_age_s`` reach the policy as a telemetry gap (None);
 3. per group, the guardrails (:func:`~adapters.live.guardrails.guard`) turn the proposal
    into a size to write or none; missing or stale metrics hold every group;
 4. shadow (the default): nothing is written, the record says what would be; ``apply``:
@@ -28,14 +31,16 @@ from typing import Any
 
 from adapters.live.guardrails import GroupProposal, Guardrails, Verdict, guard
 from adapters.live.guardrails import node_price_usd_per_hour
-from adapters.live.observe import ObservationBuilder
+from adapters.observation import ObservationBuilder
 from adapters.protocols import (
     DesiredSizeOutOfBounds,
     MetricsReading,
     MetricsSource,
     NodeGroupInfo,
     NodeGroups,
+    Offering,
     SpotMarket,
+    WriteRefused,
 )
 from sim.control import ControlContext, Decision, Policy
 
@@ -70,6 +75,45 @@ def hold_reason(reading: MetricsReading, max_age_s: float) -> str | None:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+class StepSnapshot:
+    """The node groups and offerings as read once in a step: the observation builder and
+    the guardrails ask the same questions, and the cloud is asked once per step
+    (``describe`` per group, ``offerings`` per distinct (types, zones)).
+
+    It is a read-only :class:`~adapters.protocols.NodeGroups` (``set_desired`` refuses)
+    and a :class:`~adapters.protocols.SpotMarket` without history or notices."""
+
+    def __init__(self, groups: NodeGroups, market: SpotMarket, names: Sequence[str]) -> None:
+        self._groups, self._market, self._names = groups, market, tuple(names)
+        self.infos: dict[str, NodeGroupInfo] = {}
+        self._offers: dict[tuple[tuple[str, ...], tuple[str, ...]], Sequence[Offering]] = {}
+
+    def refresh(self) -> None:
+        """Describe every group now; forget the offerings read before."""
+        self.infos = {name: self._groups.describe(name) for name in self._names}
+        self._offers = {}
+
+    def list(self) -> Sequence[str]:
+        return self._names
+
+    def describe(self, name: str) -> NodeGroupInfo:
+        return self.infos[name]
+
+    def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
+        raise TypeError("a step snapshot is read-only: write through the node groups")
+
+    def offerings(self, instance_types: Sequence[str], azs: Sequence[str]) -> Sequence[Offering]:
+        key = (tuple(instance_types), tuple(azs))
+        offers = self._offers.get(key)
+        if offers is None:
+            offers = self._offers[key] = tuple(self._market.offerings(*key))
+        return offers
+
+    def all_offerings(self) -> list[Offering]:
+        """Every offering read in this step."""
+        return [o for offers in self._offers.values() for o in offers]
 
 
 class LiveScaler:
@@ -107,21 +151,22 @@ class LiveScaler:
         self.rails, self.apply, self.cluster = rails, apply, cluster
         self.last_writes: dict[str, datetime] = dict(last_writes or {})
         self.kill_switch_present = kill_switch_present or rails.kill_switch.exists
-        self.builder = ObservationBuilder(rails.max_metrics_age_s)
+        self.snapshot = StepSnapshot(groups, market, self.names)
+        self.builder = ObservationBuilder(
+            metrics, self.snapshot, self.snapshot, names=self.names, count_from_first_look=True
+        )
         policy.reset(context)
 
     def step(self, now: datetime) -> list[dict[str, Any]]:
         """One interval at ``now``: decide, guard, write (with ``apply``); the records."""
-        infos = {name: self.groups.describe(name) for name in self.names}
-        reading = self.metrics.read(self.names, now)
-        types = sorted({t for i in infos.values() for t in i.instance_types})
-        azs = sorted({az for i in infos.values() for az in i.azs})
-        offerings = self.market.offerings(types, azs)
-        observation = self.builder.observe(
-            now=now, start=self.context.start, reading=reading, groups=infos, offerings=offerings
-        )
-        decision = self.policy.decide(observation)
+        self.snapshot.refresh()
+        observation = self.builder.observe(now, (now - self.context.start).total_seconds())
+        reading = MetricsReading(observation.metrics, observation.metrics_age_s)
         held = hold_reason(reading, self.rails.max_metrics_age_s)
+        if held is not None and observation.metrics is not None:
+            observation = observation._replace(metrics=None)  # stale: a gap, as in a replay
+        decision = self.policy.decide(observation)
+        offerings = self.snapshot.all_offerings()
         proposals = [
             GroupProposal(
                 info,
@@ -129,7 +174,7 @@ class LiveScaler:
                 node_price_usd_per_hour(info, offerings),
                 self.last_writes.get(name),
             )
-            for name, info in infos.items()
+            for name, info in self.snapshot.infos.items()
         ]
         if held is not None:
             verdicts = [Verdict(p.info.name, None, held) for p in proposals]
@@ -161,6 +206,9 @@ class LiveScaler:
         except DesiredSizeOutOfBounds as exc:  # the bounds moved since describe
             del self.last_writes[name]
             return False, f"refused by the node group: {exc}"
+        except WriteRefused as exc:  # e.g. an update still in progress, access denied
+            del self.last_writes[name]
+            return False, f"write refused: {exc.reason}"
         return True, f"written: {verdict.reason}"
 
 

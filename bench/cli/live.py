@@ -219,6 +219,52 @@ def check_nodegroups(groups: Any, names: Sequence[str], cluster: str) -> list[An
     return [groups.describe(n) for n in names]
 
 
+def check_catalogue(infos: Sequence[Any], catalogue: Any, given: Path | None) -> None:
+    """Every instance type of the node groups has a vCPU count, memory and on-demand
+    price in the catalogue (the shipped one, with ``--on-demand-prices`` over it)."""
+    if catalogue is None:
+        return
+    for info in infos:
+        for itype in info.instance_types:
+            if itype not in catalogue:
+                where = str(given) if given is not None else "--on-demand-prices"
+                region = getattr(catalogue, "region", "the region")
+                raise InputError(
+                    where,
+                    "",
+                    f"instance type {itype!r} of node group {info.name!r} has no on-demand "
+                    f"row for {region} (the shipped catalogue lists {len(catalogue)} types)",
+                    "a CSV with its row: instance_type,region,vcpus,memory_gib,gpu,"
+                    "on_demand_usd_per_hour,operating_system,source",
+                )
+
+
+def check_history(policy_name: str, history: Any, metrics_file: Path) -> None:
+    """A policy that learns from the load before it starts needs
+    :data:`~agents.scaling.history.MIN_HISTORY_DAYS` of it from the metrics source."""
+    from adapters.live.context import history_days
+    from agents.scaling.history import MIN_HISTORY_DAYS
+
+    if history is None:
+        raise InputError(
+            "--policy",
+            "",
+            f"{policy_name!r} learns from the load of the days "
+            "before it starts; this metrics source gives only the freshest minute",
+            "a policy without history (reactive, the cost rules), or a metrics source with history",
+        )
+    days = history_days(history)
+    if days < MIN_HISTORY_DAYS:
+        raise InputError(
+            str(metrics_file),
+            "request_rate_rps",
+            f"CloudWatch holds {days:.2f} days of the node groups' request rate and "
+            f"{policy_name!r} learns from the {MIN_HISTORY_DAYS:g} days before it starts",
+            f"a policy without history (reactive, the cost rules), or >= {MIN_HISTORY_DAYS:g} "
+            "days of 1-minute request rate",
+        )
+
+
 @live.command("scale")
 @click.option(
     "--policy", "policy_name", required=True, help="a registered policy (opsbench policies)"
@@ -233,6 +279,24 @@ def check_nodegroups(groups: Any, names: Sequence[str], cluster: str) -> list[An
 @click.option("--cluster", required=True, help="the EKS cluster name")
 @click.option("--nodegroup", "nodegroups", required=True, help="node group names, N[,N...]")
 @click.option("--self-managed", is_flag=True, help="the groups are Auto Scaling groups")
+@path_option(
+    "--metrics",
+    "metrics_file",
+    required=True,
+    help="YAML: the CloudWatch metric queries of each node group (README: Live mode)",
+)
+@click.option(
+    "--notices-queue-url",
+    default=None,
+    help="the SQS queue EventBridge sends EC2 spot interruption warnings to (counted as "
+    "the groups' interruptions)",
+)
+@path_option(
+    "--on-demand-prices",
+    default=None,
+    help="CSV of instance types (the shipped catalogue's columns) over the shipped one: "
+    "types it lacks, or your own prices",
+)
 @aws_loop_options("decisions")
 @click.option("--apply", "apply_", is_flag=True, help="write desired sizes (within guardrails)")
 @click.option(
@@ -277,6 +341,9 @@ def scale_cmd(
     cluster: str,
     nodegroups: str,
     self_managed: bool,
+    metrics_file: Path,
+    notices_queue_url: str | None,
+    on_demand_prices: Path | None,
     region: str | None,
     endpoint_url: str | None,
     interval_s: float,
@@ -307,22 +374,25 @@ def scale_cmd(
     names = nodegroup_names(nodegroups)
     check_out_file(out)
     last_writes = last_writes_from(earlier_records(out))
+    queries = aws.metrics_config(metrics_file)
     prepared = live_policy(policy_name, scenario)
     backends = aws.scaling_backends(
-        cluster=cluster, region=region, endpoint_url=endpoint_url, self_managed=self_managed
+        cluster=cluster,
+        metrics=queries,
+        region=region,
+        endpoint_url=endpoint_url,
+        self_managed=self_managed,
+        on_demand_prices=on_demand_prices,
+        notices_queue_url=notices_queue_url,
     )
     infos = check_nodegroups(backends.groups, names, cluster)
+    aws.check_metrics_cover(queries, names, metrics_file)
+    check_catalogue(infos, backends.catalogue, on_demand_prices)
     start = minute_floor(utc_now())
     policy = prepared.policy
     history = read_history(backends.metrics, names, start)
-    if policy.needs.model == "scaling" and history is None:
-        raise InputError(
-            "--policy",
-            "",
-            f"{policy_name!r} learns from the load of the days "
-            "before it starts; this metrics source gives only the freshest minute",
-            "a policy without history (reactive, the cost rules), or a metrics source with history",
-        )
+    if policy.needs.model == "scaling":
+        check_history(policy_name, history, metrics_file)
     if policy.needs.model is not None:
         from bench.runner import attach_model
 
@@ -338,6 +408,7 @@ def scale_cmd(
         start=start,
         interval_s=interval_s,
         history=history,
+        catalogue=backends.catalogue,
     )
     scaler = LiveScaler(
         policy,

@@ -218,3 +218,30 @@ def test_a_bad_config_is_one_input_error_naming_the_field(mutate, field) -> None
     assert caught.value.source == "metrics.yaml"
     assert caught.value.field == field
     assert "\n" not in str(caught.value)
+
+
+def test_history_sums_the_pools_request_rate_per_minute_with_gaps(aws, boto_client) -> None:
+    """``history``: every minute of the range, the pools' request rates summed (requests/s);
+    a minute one pool lacks is a gap (load 0); minutes outside the range are left out."""
+    from adapters.protocols import MetricsHistory
+
+    cloudwatch = boto_client("cloudwatch")
+    start = datetime(2024, 5, 1, 10, 0)
+    for minute in range(6):
+        at = start + timedelta(minutes=minute)
+        put_minute(cloudwatch, "web", at, rps=100.0 + minute, cpu_pct=50.0, p95_s=0.1,
+                   errors=None, pods=10)  # fmt: skip
+        if minute != 3:
+            put_minute(cloudwatch, "api", at, rps=20.0, cpu_pct=20.0, p95_s=0.1, errors=None,
+                       pods=4)  # fmt: skip
+    put_minute(cloudwatch, "web", start - timedelta(minutes=1), rps=999.0, cpu_pct=1.0,
+               p95_s=0.1, errors=None, pods=1)  # fmt: skip
+    source = CloudWatchMetrics(aws, config())
+    assert isinstance(source, MetricsHistory)
+    got = source.history(["web", "api"], start, start + timedelta(minutes=5))
+    assert (got.start, got.end) == (start, start + timedelta(minutes=5))
+    assert got.gap.tolist() == [False, False, False, True, False]
+    assert got.offered_rps == pytest.approx([120.0, 121.0, 122.0, 0.0, 124.0])
+    only_web = source.history(["web"], start, start + timedelta(minutes=6))
+    assert only_web.offered_rps == pytest.approx([100.0 + m for m in range(6)])
+    assert not only_web.gap.any()

@@ -236,3 +236,81 @@ def test_lifecycle_states_map_to_node_states() -> None:
     }
     with pytest.raises(ValueError, match="Hibernating"):
         node_state({"InstanceId": "i-8", "LifecycleState": "Hibernating"})
+
+
+def test_interruption_warnings_for_the_groups_instances_count_once(aws, asg) -> None:
+    """``interruptions``: the warnings for the group's own instances, each instance once
+    however often its warning is seen; rebalance recommendations and other instances'
+    warnings do not count; without a source of notices it stays 0."""
+    from adapters.protocols import NoticeKind, SpotNotice
+
+    plain = AsgNodeGroups(aws)
+    ids = [i["InstanceId"] for i in aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[asg])["AutoScalingGroups"][0]["Instances"]]  # fmt: skip
+    at = datetime(2024, 5, 1, 12, 0)
+    received = [
+        SpotNotice(NoticeKind.INTERRUPTION, at, ids[0]),
+        SpotNotice(NoticeKind.REBALANCE, at, ids[1]),
+        SpotNotice(NoticeKind.INTERRUPTION, at, "i-0notinthisgroup0"),
+    ]
+    groups = AsgNodeGroups(aws, notices=lambda: received)
+    assert plain.describe(asg).interruptions == 0
+    assert groups.describe(asg).interruptions == 1
+    assert groups.describe(asg).interruptions == 1  # seen again: still one
+    received.append(SpotNotice(NoticeKind.INTERRUPTION, at, ids[1]))
+    assert groups.describe(asg).interruptions == 2
+    received.clear()  # the warnings aged out of the market's window: the count stays
+    assert groups.describe(asg).interruptions == 2
+
+
+def _update(update_id: str, status: str) -> dict:
+    created = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    return {"update": {"id": update_id, "status": status, "type": "ConfigUpdate",
+                       "params": [{"type": "DesiredSize", "value": "4"}],
+                       "createdAt": created, "errors": []}}  # fmt: skip
+
+
+def test_eks_refuses_a_write_while_its_last_update_is_in_progress(aws, cluster) -> None:
+    """EKS applies one config update of a group at a time: the adapter asks
+    ``describe_update`` (which moto lacks: Stubber, validated against the service model)
+    about the update it sent last, refuses a new write while that one is InProgress
+    (nothing sent), and writes again once it is Successful."""
+    from adapters.protocols import WriteRefused
+
+    groups = EksNodeGroups(aws, "prod")
+    eks = aws.client("eks")
+    described = groups._nodegroup("web")
+    reply = {"nodegroup": described}
+    key = {"clusterName": "prod", "nodegroupName": "web"}
+    with Stubber(eks) as stub:
+        stub.add_response("describe_nodegroup", reply, key)
+        stub.add_response("update_nodegroup_config", _update("u-1", "InProgress"),
+                          {**key, "scalingConfig": {"desiredSize": 4}})  # fmt: skip
+        groups.set_desired("web", 4)
+        stub.add_response("describe_nodegroup", reply, key)
+        stub.add_response("describe_update", _update("u-1", "InProgress"),
+                          {"name": "prod", "nodegroupName": "web", "updateId": "u-1"})  # fmt: skip
+        with pytest.raises(WriteRefused, match="u-1 is still in progress"):
+            groups.set_desired("web", 5)
+        stub.add_response("describe_nodegroup", reply, key)
+        stub.add_response("describe_update", _update("u-1", "Successful"),
+                          {"name": "prod", "nodegroupName": "web", "updateId": "u-1"})  # fmt: skip
+        stub.add_response("update_nodegroup_config", _update("u-2", "InProgress"),
+                          {**key, "scalingConfig": {"desiredSize": 5}})  # fmt: skip
+        groups.set_desired("web", 5)
+        stub.assert_no_pending_responses()
+
+
+def test_a_refusal_from_eks_is_a_write_refused(aws, cluster) -> None:
+    from adapters.protocols import WriteRefused
+
+    groups = EksNodeGroups(aws, "prod")
+    key = {"clusterName": "prod", "nodegroupName": "web"}
+    described = {"nodegroup": groups._nodegroup("web")}
+    with Stubber(aws.client("eks")) as stub:
+        stub.add_response("describe_nodegroup", described, key)
+        stub.add_client_error(
+            "update_nodegroup_config", "ResourceInUseException", "an update is in progress", 409
+        )
+        with pytest.raises(WriteRefused, match="ResourceInUseException: an update is in progress"):
+            groups.set_desired("web", 4)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from threadpoolctl import threadpool_limits
 
 from adapters.live import aws
@@ -29,7 +30,8 @@ from live.fakes import (
 )
 from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
 
-SCALE = ["live", "scale", "--cluster", "prod", "--once"]
+METRICS = Path(__file__).parent / "data" / "metrics_ab.yaml"
+SCALE = ["live", "scale", "--cluster", "prod", "--metrics", str(METRICS), "--once"]
 
 
 @pytest.fixture()
@@ -209,4 +211,36 @@ def test_without_the_aws_adapters_live_says_so_in_one_line(
 ) -> None:
     monkeypatch.setitem(sys.modules, "adapters.aws", None)  # import fails as without boto3
     code, stdout, stderr = run_main(capsys, [*SCALE, "--policy", "reactive", "--nodegroup", "a"])
-    assert_one_line_error(code, stdout, stderr, "needs boto3 and adapters.aws")
+    assert_one_line_error(code, stdout, stderr, "needs boto3")
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("pools: {a: [1, 2]}\n", ["bad.yaml", "pools.a"]),
+        ("pools:\n  a: {request_rate_rps: {namespace: N}}\n", ["bad.yaml", "metric_name"]),
+        ("pools: [a\n", ["bad.yaml", "not YAML"]),
+        ("pools: {}\n", ["bad.yaml", "pools"]),
+        (None, ["bad.yaml", "pools.b", "missing"]),  # the file without group b
+    ],
+)
+def test_a_bad_metrics_file_is_one_line_naming_it(
+    text: str | None,
+    needles: list[str],
+    backends: ScalingBackends,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    if text is None:
+        doc = yaml.safe_load(METRICS.read_text())
+        del doc["pools"]["b"]
+        text = yaml.safe_dump(doc)
+    bad.write_text(text)
+    out = tmp_path / "decisions.jsonl"
+    args = [a if a != str(METRICS) else str(bad) for a in SCALE]
+    code, stdout, stderr = run_main(
+        capsys, [*args, "--policy", "reactive", "--nodegroup", "a,b", "--out", str(out)]
+    )
+    assert_one_line_error(code, stdout, stderr, *needles)
+    assert_nothing_written(out)

@@ -15,7 +15,7 @@ import pytest
 from adapters.live.context import live_context
 from adapters.live.guardrails import Guardrails
 from adapters.live.loop import RECORD_FIELDS, LiveScaler, last_writes_from
-from adapters.protocols import DesiredSizeOutOfBounds
+from adapters.protocols import DesiredSizeOutOfBounds, WriteRefused
 from agents.registry import make_policy
 from live.fakes import (
     AZS,
@@ -57,10 +57,11 @@ def scaler(
     tmp_path: Path,
     *,
     apply: bool,
+    market: FakeMarket | None = None,
     **rails: Any,
 ) -> LiveScaler:
     infos = [groups.describe(n) for n in sorted(groups.groups)]
-    market = FakeMarket()
+    market = market or FakeMarket()
     ctx = live_context(
         default_world(),
         infos,
@@ -189,6 +190,24 @@ def test_a_write_refused_for_bounds_is_recorded_not_raised(tmp_path: Path) -> No
     assert "a" not in loop.last_writes  # no cooldown started by a write that did not happen
 
 
+class BusyNodeGroups(FakeNodeGroups):
+    """Every write is refused by the cloud (an update still in progress)."""
+
+    def set_desired(self, name: str, desired: int, by_az: Mapping[str, int] | None = None) -> None:
+        raise WriteRefused(name, "the previous update u-1 is still in progress")
+
+
+def test_a_write_the_cloud_refuses_is_recorded_and_the_loop_goes_on(tmp_path: Path) -> None:
+    groups = two_groups(BusyNodeGroups)
+    loop = scaler(groups, Scripted({"a": 5, "b": 2}), busy(), tmp_path, apply=True)
+    for minute in (1, 2):
+        [a, _] = loop.step(T0 + timedelta(minutes=minute))
+        assert not a["applied"] and a["reason"] == (
+            "write refused: the previous update u-1 is still in progress"
+        )
+    assert "a" not in loop.last_writes
+
+
 def test_the_cooldown_survives_a_restart_through_the_records(tmp_path: Path) -> None:
     groups = two_groups()
     first = scaler(groups, Scripted({"a": 6, "b": 2}), busy(), tmp_path, apply=True)
@@ -208,3 +227,29 @@ def test_the_cooldown_survives_a_restart_through_the_records(tmp_path: Path) -> 
     )
     [a, _] = again.step(T0 + timedelta(minutes=2))
     assert not a["applied"] and a["reason"].startswith("cooldown")
+
+
+def test_one_step_asks_the_cloud_once_per_group_and_per_offering(tmp_path: Path) -> None:
+    """The observation builder and the guardrails share one look per step: one describe
+    per group, one offerings call per distinct (types, zones), one metrics read."""
+    calls: list[str] = []
+
+    class Counting(FakeNodeGroups):
+        def describe(self, name: str) -> Any:
+            calls.append(f"describe {name}")
+            return super().describe(name)
+
+    class CountingMarket(FakeMarket):
+        def offerings(self, instance_types: Any, azs: Any) -> Any:
+            calls.append("offerings")
+            return super().offerings(instance_types, azs)
+
+    groups = Counting({"a": group("a", 3, 1, 10), "b": group("b", 2, 0, 10, "spot")})
+    source = busy()
+    policy = Scripted({"a": 4, "b": 3})
+    live = scaler(groups, policy, source, tmp_path, apply=True, market=CountingMarket())
+    calls.clear()
+    for minute in (1, 2):
+        live.step(T0 + timedelta(minutes=minute))
+    assert sorted(calls) == sorted(["describe a", "describe b", "offerings"] * 2)
+    assert len(source.reads) == 2
