@@ -10,7 +10,8 @@ the clients (:data:`MAX_ATTEMPTS` sends per call).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,6 +76,37 @@ def _aws() -> Any:
     except ImportError as exc:  # boto3 missing
         raise OpsbenchError(f"live mode needs boto3 ({exc})") from None
     return implementations
+
+
+def aws_error_types() -> tuple[type[BaseException], ...]:
+    """The errors a boto3 call raises once botocore's retries are spent (none without
+    boto3)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return ()
+    return (BotoCoreError, ClientError)
+
+
+def aws_error_line(exc: BaseException) -> str:
+    """A boto3 error in one line: the service's error code and message, or botocore's
+    message (neither ever holds a credential)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error", {})
+        operation = getattr(exc, "operation_name", "")
+        where = f"{operation}: " if operation else ""
+        return f"{where}{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
+    return " ".join(str(exc).split())
+
+
+@contextmanager
+def aws_errors_as_one_line(what: str) -> Iterator[None]:
+    """Turn a boto3 error inside into one :class:`OpsbenchError` line about ``what``."""
+    try:
+        yield
+    except aws_error_types() as exc:
+        raise OpsbenchError(f"{what}: {aws_error_line(exc)}") from None
 
 
 def resolve_region(region: str | None) -> str:

@@ -188,6 +188,31 @@ class LiveScaler:
             out.append(record(self, now, proposal, verdict, decision, applied, reason, reading))
         return out
 
+    def hold_all(self, now: datetime, reason: str) -> list[dict[str, Any]]:
+        """One record per group for an interval that could not look at the cloud (the
+        policy is not asked; nothing is written)."""
+        mode = "apply" if self.apply else "shadow"
+        return [
+            {
+                "time": now.isoformat(),
+                "cluster": self.cluster,
+                "nodegroup": name,
+                "policy": self.policy.name,
+                "mode": mode,
+                "current_desired": None,
+                "proposed_desired": None,
+                "target_desired": None,
+                "applied": False,
+                "reason": reason,
+                "min_size": None,
+                "max_size": None,
+                "metrics_age_s": None,
+                "policy_reasons": [],
+                "policy_records": [],
+            }
+            for name in self.names
+        ]
+
     def _write(
         self, proposal: GroupProposal, verdict: Verdict, decision: Decision, now: datetime
     ) -> tuple[bool, str]:

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from adapters.live.guardrails import Guardrails
 from bench.cli.common import command_group, models_option, path_option, status, stdout
-from sim.errors import InputError
+from sim.errors import InputError, OpsbenchError
 
 if TYPE_CHECKING:
     from bench.runner import PreparedRun
@@ -376,40 +376,41 @@ def scale_cmd(
     last_writes = last_writes_from(earlier_records(out))
     queries = aws.metrics_config(metrics_file)
     prepared = live_policy(policy_name, scenario)
-    backends = aws.scaling_backends(
-        cluster=cluster,
-        metrics=queries,
-        region=region,
-        endpoint_url=endpoint_url,
-        self_managed=self_managed,
-        on_demand_prices=on_demand_prices,
-        notices_queue_url=notices_queue_url,
-    )
-    infos = check_nodegroups(backends.groups, names, cluster)
-    aws.check_metrics_cover(queries, names, metrics_file)
-    check_catalogue(infos, backends.catalogue, on_demand_prices)
-    start = minute_floor(utc_now())
-    policy = prepared.policy
-    history = read_history(backends.metrics, names, start)
-    if policy.needs.model == "scaling":
-        check_history(policy_name, history, metrics_file)
-    if policy.needs.model is not None:
-        from bench.runner import attach_model
-
-        attach_model(prepared, models_dir=models_dir, model=model, progress=status)
+    with aws.aws_errors_as_one_line(f"live scale: reading cluster {cluster!r}"):
+        backends = aws.scaling_backends(
+            cluster=cluster,
+            metrics=queries,
+            region=region,
+            endpoint_url=endpoint_url,
+            self_managed=self_managed,
+            on_demand_prices=on_demand_prices,
+            notices_queue_url=notices_queue_url,
+        )
+        infos = check_nodegroups(backends.groups, names, cluster)
+        aws.check_metrics_cover(queries, names, metrics_file)
+        check_catalogue(infos, backends.catalogue, on_demand_prices)
+        start = minute_floor(utc_now())
         policy = prepared.policy
-    types = sorted({t for i in infos for t in i.instance_types})
-    azs = sorted({az for i in infos for az in i.azs})
-    context = live_context(
-        prepared.world,
-        infos,
-        backends.market.offerings(types, azs),
-        cluster=cluster,
-        start=start,
-        interval_s=interval_s,
-        history=history,
-        catalogue=backends.catalogue,
-    )
+        history = read_history(backends.metrics, names, start)
+        if policy.needs.model == "scaling":
+            check_history(policy_name, history, metrics_file)
+        if policy.needs.model is not None:
+            from bench.runner import attach_model
+
+            attach_model(prepared, models_dir=models_dir, model=model, progress=status)
+            policy = prepared.policy
+        types = sorted({t for i in infos for t in i.instance_types})
+        azs = sorted({az for i in infos for az in i.azs})
+        context = live_context(
+            prepared.world,
+            infos,
+            backends.market.offerings(types, azs),
+            cluster=cluster,
+            start=start,
+            interval_s=interval_s,
+            history=history,
+            catalogue=backends.catalogue,
+        )
     scaler = LiveScaler(
         policy,
         context,
@@ -426,9 +427,14 @@ def scale_cmd(
     if not as_json:
         status(f"live scale: {policy.name} on {cluster}/{','.join(names)}, {mode}")
     with appending(out) as write:
+        failed: list[str] = []
 
         def step(now: datetime) -> None:
-            records = scaler.step(now)
+            try:
+                records = scaler.step(now)
+            except aws.aws_error_types() as exc:  # retries spent: hold, try next interval
+                failed.append(aws.aws_error_line(exc))
+                records = scaler.hold_all(now, f"hold: AWS call failed: {failed[-1]}")
             for rec in records:
                 write(rec)
                 if as_json:
@@ -437,6 +443,8 @@ def scale_cmd(
                 stdout.print(decision_table(records))
 
         run_loop("live scale", step, interval_s, once)
+    if once and failed:
+        raise OpsbenchError(f"live scale: the interval held: AWS call failed: {failed[-1]}")
 
 
 # --------------------------------------------------------------------------- security

@@ -244,3 +244,70 @@ def test_a_bad_metrics_file_is_one_line_naming_it(
     )
     assert_one_line_error(code, stdout, stderr, *needles)
     assert_nothing_written(out)
+
+
+class UnreachableNodeGroups(FakeNodeGroups):
+    """Node groups whose describe fails as botocore does once its retries are spent."""
+
+    fail = False
+
+    def describe(self, name: str) -> Any:
+        if self.fail:
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "DescribeNodegroup",
+            )
+        return super().describe(name)
+
+
+def test_an_aws_failure_in_an_interval_holds_and_says_why(
+    backends: ScalingBackends,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Retries spent on a read: every group holds with the AWS error in its record, nothing
+    is written, and ``--once`` exits 2 with one line (a long-running loop goes on)."""
+    groups = UnreachableNodeGroups(dict(backends.groups.groups))  # type: ignore[attr-defined]
+    made = ScalingBackends(backends.metrics, groups, backends.market)
+    monkeypatch.setattr(aws, "scaling_backends", lambda **_: made)
+    import adapters.live.loop as loop
+
+    original = loop.LiveScaler
+
+    def failing_after_setup(*args: Any, **kwargs: Any) -> Any:
+        scaler = original(*args, **kwargs)
+        groups.fail = True
+        return scaler
+
+    monkeypatch.setattr(loop, "LiveScaler", failing_after_setup)
+    out = tmp_path / "decisions.jsonl"
+    args = [*SCALE, "--policy", "reactive", "--nodegroup", "a,b", "--apply", "--json"]
+    code, stdout, stderr = run_main(capsys, [*args, "--out", str(out)])
+    assert code == 2 and groups.writes == []
+    assert stderr.count("\n") == 1 and "ThrottlingException: Rate exceeded" in stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [json.loads(line) for line in stdout.splitlines()] == records
+    assert [r["nodegroup"] for r in records] == ["a", "b"]
+    assert all(r["reason"] == "hold: AWS call failed: DescribeNodegroup: ThrottlingException: "
+               "Rate exceeded" and not r["applied"] for r in records)  # fmt: skip
+
+
+def test_an_aws_failure_before_the_loop_is_one_line(
+    backends: ScalingBackends,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    groups = UnreachableNodeGroups(dict(backends.groups.groups))  # type: ignore[attr-defined]
+    groups.fail = True
+    monkeypatch.setattr(
+        aws, "scaling_backends", lambda **_: ScalingBackends(backends.metrics, groups, FakeMarket())
+    )
+    out = tmp_path / "decisions.jsonl"
+    args = [*SCALE, "--policy", "reactive", "--nodegroup", "a", "--out", str(out)]
+    code, stdout, stderr = run_main(capsys, args)
+    assert_one_line_error(code, stdout, stderr, "reading cluster 'prod'", "ThrottlingException")
+    assert_nothing_written(out)
