@@ -92,34 +92,6 @@ def test_price_history_pages_oldest_first_through_the_stubber(aws) -> None:
 # --------------------------------------------------------------------------- notices
 
 
-@pytest.fixture
-def notices_queue(boto_client) -> str:
-    """An SQS queue fed by an EventBridge rule for EC2's two spot notices."""
-    sqs = boto_client("sqs")
-    url = sqs.create_queue(QueueName="spot-notices")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events = boto_client("events")
-    events.put_rule(
-        Name="spot-notices",
-        EventPattern=json.dumps({"source": ["aws.ec2"], "detail-type": DETAIL_TYPES}),
-    )
-    events.put_targets(Rule="spot-notices", Targets=[{"Id": "queue", "Arn": arn}])
-    return url
-
-
-def _send(boto_client, detail_type: str, instance: str, when: datetime, **detail) -> None:
-    """What EC2 puts on the default bus (the rule routes it to the queue)."""
-    boto_client("events").put_events(
-        Entries=[{
-            "Source": "aws.ec2", "DetailType": detail_type, "Time": when.replace(tzinfo=UTC),
-            "Resources": [f"arn:aws:ec2:us-east-1a:instance/{instance}"],
-            "Detail": json.dumps({"instance-id": instance, **detail}),
-        }]
-    )  # fmt: skip
-
-
 def _visible(boto_client, url: str) -> tuple[int, int]:
     attributes = boto_client("sqs").get_queue_attributes(
         QueueUrl=url,
@@ -129,12 +101,12 @@ def _visible(boto_client, url: str) -> tuple[int, int]:
             int(attributes["ApproximateNumberOfMessagesNotVisible"]))  # fmt: skip
 
 
-def test_notices_from_eventbridge_through_sqs(aws, boto_client, notices_queue) -> None:
+def test_notices_from_eventbridge_through_sqs(aws, boto_client, notices_queue, send_notice) -> None:
     warned = datetime(2024, 5, 1, 11, 58, 5)
-    _send(boto_client, DETAIL_TYPES[1], "i-0b22a22eec53b9321", warned - timedelta(minutes=3))
+    send_notice(DETAIL_TYPES[1], "i-0b22a22eec53b9321", warned - timedelta(minutes=3))
     action = {"instance-action": "terminate"}
-    _send(boto_client, DETAIL_TYPES[0], "i-0a11f11aab42a8210", warned, **action)
-    _send(boto_client, "EC2 Instance State-change Notification", "i-0c3", warned, state="stopping")
+    send_notice(DETAIL_TYPES[0], "i-0a11f11aab42a8210", warned, **action)
+    send_notice("EC2 Instance State-change Notification", "i-0c3", warned, state="stopping")
     boto_client("sqs").send_message(QueueUrl=notices_queue, MessageBody="{not json")
     market = Ec2SpotMarket.with_shipped_catalogue(aws, notices_queue_url=notices_queue)
     notices = market.notices(datetime(2024, 5, 1, 11, 50))

@@ -6,25 +6,29 @@ whose last minute is a telemetry gap, ...). The cases come from pytest fixtures 
 the registries below; every contract test runs once per name.
 
 Adding an implementation is one entry: write a fixture returning its case (any object
-with the attributes of the matching ``*Case`` class below; here, or in
-``tests/adapters/conftest.py`` for the boto3 ones over the moto server) and append the
-fixture's name to the registry of its protocol, e.g.::
+with the attributes of the matching ``*Case`` class below; here, with what it builds on
+the moto server in ``tests/adapters/conftest.py``) and append the fixture's name to the
+registry of its protocol, marked ``aws`` when it needs the moto server, e.g.::
 
-    NODE_GROUPS = ["sim_node_groups", "eks_node_groups"]
+    NODE_GROUPS = ["sim_node_groups", on_moto("eks_node_groups")]
 
 A case is built afresh for every test (tests change node groups), so keep it cheap.
 The simulator's cases come from short replays (three hours) of a small scenario: the
 ``credential-theft`` cluster (on-demand and spot pools over three zones, benign
-CloudTrail activity and the cluster's own calls) with a spot storm at one hour.
+CloudTrail activity and the cluster's own calls) with a spot storm at one hour. The
+boto3 implementations' cases are small worlds on the (wiped) moto server: CloudWatch
+metric data, an EKS cluster with managed node groups, Auto Scaling groups, EC2's
+instance-type offerings and a spot-notices queue fed by EventBridge; the realistic spot
+price history moto does not serve comes from botocore's Stubber.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,10 @@ import pytest
 import yaml
 from opsbench_testing import shipped_doc
 
+from adapters.aws.clients import AwsClients
+from adapters.aws.metrics import CloudWatchMetrics, parse_metrics_config
+from adapters.aws.nodegroups import AsgNodeGroups, EksNodeGroups
+from adapters.aws.spot import Ec2SpotMarket
 from adapters.protocols import (
     AuditLog,
     DesiredSizeOutOfBounds,
@@ -51,19 +59,38 @@ from sim.world import World, prepare
 
 # --------------------------------------------------------------------------- registries
 
-METRICS_SOURCES = ["sim_metrics"]
-NODE_GROUPS = ["sim_node_groups"]
-SPOT_MARKETS = ["sim_spot_market"]
+
+def on_moto(fixture: str) -> Any:
+    """A registry entry whose case needs the moto server (marked ``aws``)."""
+    return pytest.param(fixture, marks=pytest.mark.aws, id=fixture)
+
+
+METRICS_SOURCES = ["sim_metrics", on_moto("cloudwatch_metrics")]
+NODE_GROUPS = ["sim_node_groups", on_moto("eks_node_groups"), on_moto("asg_node_groups")]
+SPOT_MARKETS = ["sim_spot_market", on_moto("ec2_spot_market")]
 AUDIT_LOGS = ["sim_audit_log"]
 
 # --------------------------------------------------------------------------- cases
 
 
+POOL_WITHOUT_DATA = "no-such-pool"
+
+
 @dataclass(frozen=True)
 class MetricsCase:
     """``fresh``: a source and a time whose minute just ended was delivered for every pool
-    of ``pools``; ``gap``: a source and a time whose minute just ended is a telemetry gap
-    (an older minute was delivered)."""
+    of ``pools``; ``gap``: a source and a time at which no minute is fresh enough to use
+    (an older minute was delivered). No data was ever delivered for
+    :data:`POOL_WITHOUT_DATA`.
+
+    Fresh enough is the source's own limit: the simulator delivers each minute as it
+    ends, so a gap is the minute just ended missing; CloudWatch publishes minutes late
+    (a minute or more), so :class:`~adapters.aws.metrics.CloudWatchMetrics` reads the
+    freshest complete minute up to its ``max_age_s`` old and its gap is one that long.
+    A source that needs each pool configured (CloudWatch: which metrics are the pool's)
+    configures :data:`POOL_WITHOUT_DATA` with metrics nobody publishes: asking for a pool
+    it has no configuration for is a configuration error there (``KeyError``), not a gap.
+    """
 
     pools: tuple[str, ...]
     fresh: tuple[MetricsSource, datetime]
@@ -181,7 +208,177 @@ def sim_audit_log() -> AuditLogCase:
     return AuditLogCase(log=replay.audit_log, until=replay.clock())
 
 
-def _cases_of(registry: list[str]) -> Any:
+# --------------------------------------------------------------------------- boto3's, on moto
+
+MOTO_NOW = datetime(2024, 5, 1, 12, 0, 30)  # naive UTC, 30 s into a minute
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+ROLE = "arn:aws:iam::123456789012:role/"  # moto's account
+
+# field: (namespace, metric name, statistic, scale, value published); moto serves no
+# percentiles, so the latency is the minute's Maximum
+CW_QUERIES: dict[str, tuple[str, str, str, float, float]] = {
+    "request_rate_rps": ("AWS/ApplicationELB", "RequestCount", "Sum", 1 / 60, 7200.0),
+    "cpu_utilization": ("ContainerInsights", "pod_cpu_utilization", "Average", 0.01, 55.0),
+    "response_time_p95_ms": ("AWS/ApplicationELB", "TargetResponseTime", "Maximum", 1e3, 0.18),
+    "error_rate": ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum", 1.0, 6.0),
+    "pod_count": ("ContainerInsights", "service_number_of_running_pods", "Average", 1.0, 12.0),
+}
+
+
+def _cw_dimensions(namespace: str, pool: str) -> dict[str, str]:
+    """A pool's ALB target group, or its Kubernetes service in Container Insights."""
+    if namespace == "AWS/ApplicationELB":
+        return {"LoadBalancer": "app/contract/50dc6c495c0c9188",
+                "TargetGroup": f"targetgroup/{pool}/73e2d6bc24d8a067"}  # fmt: skip
+    return {"ClusterName": "contract", "Namespace": "default", "Service": pool}
+
+
+@pytest.fixture
+def cloudwatch_metrics(aws: AwsClients, boto_client: Any) -> MetricsCase:
+    """Three minutes of two pools' metrics, the last ending at ``MOTO_NOW``'s minute;
+    the gap is read ``max_age_s`` later (default config)."""
+    pools = ("web-on-demand", "web-spot")
+    config = parse_metrics_config(
+        {"pools": {pool: {field: {"namespace": namespace, "metric_name": name, "stat": stat,
+                                  "scale": scale, "dimensions": _cw_dimensions(namespace, pool),
+                                  **({"per_request": True, "missing_as": 0}
+                                     if field == "error_rate" else {})}
+                          for field, (namespace, name, stat, scale, _) in CW_QUERIES.items()}
+                   for pool in (*pools, POOL_WITHOUT_DATA)}},
+        source="contract metrics config",
+    )  # fmt: skip
+    last_minute = MOTO_NOW.replace(second=0) - timedelta(minutes=1)
+    for namespace in {namespace for namespace, *_ in CW_QUERIES.values()}:
+        boto_client("cloudwatch").put_metric_data(
+            Namespace=namespace,
+            MetricData=[
+                {"MetricName": name, "Value": value,
+                 "Dimensions": [{"Name": k, "Value": v}
+                                for k, v in _cw_dimensions(namespace, pool).items()],
+                 "Timestamp": (last_minute - timedelta(minutes=back, seconds=-20)).replace(
+                     tzinfo=UTC)}
+                for space, name, _, _, value in CW_QUERIES.values() if space == namespace
+                for pool in pools
+                for back in range(3)
+            ],
+        )  # fmt: skip
+    source = CloudWatchMetrics(aws, config)
+    stale = MOTO_NOW + timedelta(seconds=config.max_age_s + 60)
+    return MetricsCase(pools=pools, fresh=(source, MOTO_NOW), gap=(source, stale))
+
+
+@pytest.fixture
+def eks_node_groups(
+    aws: AwsClients, boto_client: Any, default_subnets: dict[str, str], make_asg: Any
+) -> NodeGroupsCase:
+    """EKS cluster ``contract``: managed node groups ``on-demand`` and ``spot`` over three
+    zones. moto names an Auto Scaling group behind each without creating it: the
+    on-demand one's is created (its instances are the group's nodes)."""
+    eks = boto_client("eks")
+    subnets = [default_subnets[az] for az in ZONES]
+    eks.create_cluster(name="contract", roleArn=ROLE + "eks-cluster", version="1.29",
+                       resourcesVpcConfig={"subnetIds": subnets})  # fmt: skip
+    for name, types, capacity, (low, high, desired) in (
+        ("on-demand", ["c5a.2xlarge"], "ON_DEMAND", (2, 8, 3)),
+        ("spot", ["c5a.2xlarge", "c5.2xlarge"], "SPOT", (0, 10, 4)),
+    ):
+        eks.create_nodegroup(
+            clusterName="contract", nodegroupName=name, nodeRole=ROLE + "eks-node",
+            subnets=subnets, instanceTypes=types, capacityType=capacity,
+            scalingConfig={"minSize": low, "maxSize": high, "desiredSize": desired},
+        )  # fmt: skip
+    group = eks.describe_nodegroup(clusterName="contract", nodegroupName="on-demand")
+    asg = group["nodegroup"]["resources"]["autoScalingGroups"][0]["name"]
+    make_asg(asg, ["c5a.2xlarge"], ZONES, min_size=2, max_size=8, desired=3)
+    return NodeGroupsCase(groups=EksNodeGroups(aws, "contract"), group="on-demand")
+
+
+@pytest.fixture
+def asg_node_groups(aws: AwsClients, make_asg: Any) -> NodeGroupsCase:
+    """Self-managed groups: ``workers`` (on-demand, two zones) and ``spot-workers``."""
+    make_asg("workers", ["c5a.2xlarge"], ZONES[:2], min_size=1, max_size=4, desired=2)
+    make_asg("spot-workers", ["c5a.2xlarge", "c5.2xlarge"], ZONES, min_size=0, max_size=6,
+             desired=1, spot=True)  # fmt: skip
+    return NodeGroupsCase(groups=AsgNodeGroups(aws), group="workers")
+
+
+SPOT_HISTORY = ("c5a.2xlarge", datetime(2024, 5, 1, 6, 0), datetime(2024, 5, 1, 12, 0))
+# EC2's answer over SPOT_HISTORY, newest first over two pages, with the price in force at
+# the start in each zone (stamped when it was set): (zone, price, time)
+SPOT_PAGES = (
+    [("us-east-1b", "0.131400", datetime(2024, 5, 1, 11, 2, 51)),
+     ("us-east-1a", "0.127900", datetime(2024, 5, 1, 9, 47, 9)),
+     ("us-east-1c", "0.140200", datetime(2024, 5, 1, 8, 16, 33)),
+     ("us-east-1b", "0.128800", datetime(2024, 5, 1, 6, 41, 2))],
+    [("us-east-1a", "0.125100", datetime(2024, 5, 1, 3, 12, 44)),
+     ("us-east-1c", "0.138600", datetime(2024, 4, 30, 23, 55, 3)),
+     ("us-east-1b", "0.129700", datetime(2024, 4, 30, 21, 2, 31))],
+)  # fmt: skip
+
+
+@pytest.fixture
+def spot_price_history(aws: AwsClients, routed_stubber: Any) -> Iterator[None]:
+    """``describe_spot_price_history`` over a window (a request with an ``EndTime``)
+    answered by the Stubber with :data:`SPOT_PAGES`; the offerings' ask for the price now
+    (no ``EndTime``) reaches moto."""
+    instance_type, start, end = SPOT_HISTORY
+    expected = {
+        "InstanceTypes": [instance_type], "ProductDescriptions": ["Linux/UNIX"],
+        "StartTime": start.replace(tzinfo=UTC), "EndTime": end.replace(tzinfo=UTC),
+        "Filters": [{"Name": "availability-zone", "Values": list(ZONES)}],
+    }  # fmt: skip
+    stub = routed_stubber(
+        aws.client("ec2"),
+        lambda operation, params: operation == "DescribeSpotPriceHistory" and "EndTime" in params,
+    )
+    token = "AAEAAU0XbUpk0pQFJvLLOdn2V0="
+    for page, (rows, next_token) in enumerate(zip(SPOT_PAGES, (token, ""), strict=True)):
+        stub.add_response(
+            "describe_spot_price_history",
+            {"SpotPriceHistory": [
+                {"AvailabilityZone": az, "InstanceType": instance_type,
+                 "ProductDescription": "Linux/UNIX", "SpotPrice": price,
+                 "Timestamp": when.replace(tzinfo=UTC)}
+                for az, price, when in rows
+             ], "NextToken": next_token},
+            {**expected, "NextToken": token} if page else expected,
+        )  # fmt: skip
+    with stub:
+        yield
+
+
+@pytest.fixture
+def ec2_spot_market(
+    aws: AwsClients, notices_queue: str, send_notice: Any, spot_price_history: None
+) -> SpotMarketCase:
+    """Offerings of moto's instance-type offerings (spot priced by moto's synthetic rows),
+    the stubbed history, and four notices through EventBridge -> SQS, three after
+    ``notices_since``."""
+    since = MOTO_NOW - timedelta(minutes=10)
+    interruption, rebalance = (
+        "EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation",
+    )  # fmt: skip
+    for kind, instance, after_s, zone in (
+        (rebalance, "i-0d44c44ffa75b1432", -240, "us-east-1c"),
+        (rebalance, "i-0b22a22eec53b9321", 127, "us-east-1b"),
+        (interruption, "i-0a11f11aab42a8210", 365, "us-east-1a"),
+        (interruption, "i-0e55d55abc86c2543", 461, "us-east-1b"),
+    ):
+        detail = {"instance-action": "terminate"} if kind == interruption else {}
+        send_notice(kind, instance, since + timedelta(seconds=after_s), zone=zone, **detail)
+    market = Ec2SpotMarket.with_shipped_catalogue(
+        aws, notices_queue_url=notices_queue, clock=lambda: MOTO_NOW
+    )
+    return SpotMarketCase(
+        market=market,
+        instance_types=("c5a.2xlarge", "c5.2xlarge"),
+        azs=ZONES,
+        history=SPOT_HISTORY,
+        notices_since=since,
+    )
+
+
+def _cases_of(registry: list[Any]) -> Any:
     """A fixture giving the case of each fixture named in ``registry``, one test each."""
 
     @pytest.fixture(params=registry)
@@ -223,13 +420,13 @@ def test_metrics_gap_is_none_with_its_age(metrics_case: MetricsCase) -> None:
     source, now = metrics_case.gap
     reading = source.read(metrics_case.pools, now)
     assert reading.metrics is None
-    assert 60 <= reading.age_s < math.inf  # the minute just ended is missing, an older one not
+    assert 60 <= reading.age_s < math.inf  # at least the minute just ended is missing, not all
     _age_matches(reading.age_s, reading.minute_end, now)
 
 
 def test_metrics_pool_without_data_is_none(metrics_case: MetricsCase) -> None:
     source, now = metrics_case.fresh
-    reading = source.read([*metrics_case.pools, "no-such-pool"], now)
+    reading = source.read([*metrics_case.pools, POOL_WITHOUT_DATA], now)
     assert reading.metrics is None
 
 
