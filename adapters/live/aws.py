@@ -13,6 +13,7 @@ retried by botocore's ``standard`` retry mode inside the clients.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from adapters.protocols import AuditLog, MetricsSource, NodeGroups, SpotMarket
@@ -67,13 +68,15 @@ def audit_log(
     endpoint_url: str | None,
     trail_bucket: str | None,
     prefix: str,
+    since: datetime | None = None,
 ) -> AuditLog:
-    """Trail files in S3 (``trail_bucket``/``prefix``) or CloudTrail ``lookup_events``."""
+    """Trail files in S3 (``trail_bucket``/``prefix``) or CloudTrail ``lookup_events``;
+    a read without a cursor starts at ``since`` (naive UTC; None: everything)."""
     impl = _aws()
     clients = _clients(region, endpoint_url)
     log: AuditLog = (
-        impl.S3TrailFiles(clients, trail_bucket, prefix)
+        impl.S3TrailFiles(clients, trail_bucket, prefix, since=since)
         if trail_bucket is not None
-        else impl.CloudTrailLookup(clients)
+        else impl.CloudTrailLookup(clients, start=since)
     )
     return log

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.stub import Stubber
+from cloudtrail_stub import lookup_event
 
 from adapters.aws.audit import CloudTrailLookup, S3TrailFiles
 from adapters.protocols import AuditLog
@@ -222,19 +223,6 @@ def test_a_foreign_trail_cursor_is_an_input_error(aws, cursor) -> None:
 
 
 # --------------------------------------------------------------------------- lookup_events
-
-
-def lookup_event(record: dict) -> dict:
-    """One ``Events[]`` item of lookup_events, as CloudTrail answers it."""
-    user = record.get("userIdentity", {})
-    return {
-        "EventId": record["eventID"], "EventName": record["eventName"],
-        "ReadOnly": str(record.get("readOnly", False)).lower(),
-        "AccessKeyId": user.get("accessKeyId", ""),
-        "EventTime": _time(record).replace(tzinfo=UTC),
-        "EventSource": record["eventSource"], "Username": user.get("userName", ""),
-        "Resources": [], "CloudTrailEvent": json.dumps(record),
-    }  # fmt: skip
 
 
 def test_lookup_events_pages_and_cursor_through_the_stubber(aws) -> None:
