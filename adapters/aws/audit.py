@@ -153,8 +153,8 @@ class CloudTrailLookup:
             moment = event_time(record, source=where)
         except (NotCloudTrail, InputError) as exc:
             problem = exc.problem if isinstance(exc, InputError) else str(exc)
-            moment = naive_utc(summary) if isinstance(summary, datetime) else None
-            return _Looked(moment, event_id, None, where, problem)
+            known = naive_utc(summary) if isinstance(summary, datetime) else None
+            return _Looked(known, event_id, None, where, problem)
         return _Looked(moment, str(record.get("eventID") or event_id), record, where, "")
 
     def _parse_cursor(self, cursor: str | None) -> tuple[datetime | None, set[str]]:
