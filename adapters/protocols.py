@@ -249,11 +249,15 @@ class AuditBatch:
     """CloudTrail records read from a cursor on, and the cursor to read from next.
 
     ``kinds`` counts the records by the form they arrived in (``trail-file``,
-    ``lookup-events``, ``eventbridge``, ``lake``, ``log-export``, ``record``)."""
+    ``lookup-events``, ``eventbridge``, ``lake``, ``log-export``, ``record``).
+    ``malformed`` lists what was read but holds no usable record, as ``(where, reason)``
+    (``where`` names the object or page and the item): reported, never dropped silently;
+    the cursor moves past it."""
 
     records: Sequence[Mapping[str, Any]]
     cursor: str
     kinds: Mapping[str, int] = field(default_factory=dict)
+    malformed: Sequence[tuple[str, str]] = ()
 
 
 @runtime_checkable

@@ -204,13 +204,15 @@ def audit_log(
     endpoint_url: str | None,
     trail_bucket: str | None,
     prefix: str,
+    since: datetime | None = None,
 ) -> AuditLog:
-    """Trail files in S3 (``trail_bucket``/``prefix``) or CloudTrail ``lookup_events``."""
+    """Trail files in S3 (``trail_bucket``/``prefix``) or CloudTrail ``lookup_events``;
+    a read without a cursor starts at ``since`` (naive UTC; None: everything)."""
     impl = _aws()
     clients = _clients(region, endpoint_url)
     log: AuditLog = (
-        impl.S3TrailFiles(clients, trail_bucket, prefix)
+        impl.S3TrailFiles(clients, trail_bucket, prefix, since=since)
         if trail_bucket is not None
-        else impl.CloudTrailLookup(clients)
+        else impl.CloudTrailLookup(clients, start=since)
     )
     return log

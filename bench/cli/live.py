@@ -5,7 +5,9 @@ account, through the protocols of :mod:`adapters.protocols` (boto3 implementatio
 ``--self-managed``) every ``--interval`` seconds and writes one decision record per node
 group; shadow by default (no write call at all), ``--apply`` writes desired sizes within
 the guardrails (:mod:`adapters.live.guardrails`). ``security`` scores new CloudTrail
-records (trail files in S3, or ``lookup_events``) and writes the alerts.
+records (trail files in S3, or ``lookup_events``) and writes the alerts; ``--cursor FILE``
+keeps the reader's cursor between runs (``--once`` from cron), ``--since`` says where the
+first read starts.
 
 Everything the user gives is checked before anything is written: a bad flag, an unknown
 policy, a node group the cluster does not have, or a policy live mode cannot run prints
@@ -16,9 +18,10 @@ in the output.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -450,11 +453,62 @@ def scale_cmd(
 # --------------------------------------------------------------------------- security
 
 
+SINCE_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+SINCE_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+SINCE_ALLOWED = (
+    "an ISO 8601 time (2024-05-01T12:00:00Z; no zone: UTC) or a duration before now (30m, 1h, 2d)"
+)
+LOOKUP_LAG_S = 900.0
+"""Default lag of a ``lookup_events`` read: an event reaches lookup minutes after it
+happens (typically about 5) and the lookup cursor never goes back, so the read stops 15
+minutes before now."""
+TRAIL_LAG_S = 120.0
+"""Default lag of a trail-files read: files are read by key per region folder, so a late
+file is never missed; the lag only lets files of the same minute finish landing in S3."""
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """``--since``: an ISO 8601 time or a duration before ``now``, as naive UTC."""
+    match = SINCE_DURATION.fullmatch(text.strip())
+    if match:
+        return now - timedelta(seconds=float(match.group(1)) * SINCE_UNITS_S[match.group(2)])
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError("--since", "", repr(text), SINCE_ALLOWED) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    if moment > now:
+        raise InputError("--since", "", f"{text!r} is in the future", SINCE_ALLOWED)
+    return moment
+
+
 @live.command("security")
 @click.option("--trail-bucket", default=None, help="the S3 bucket CloudTrail delivers to")
 @click.option("--prefix", default="", help="the trail's key prefix in the bucket")
 @click.option("--lookup", is_flag=True, help="read CloudTrail lookup_events instead")
 @aws_loop_options("reads")
+@path_option(
+    "--cursor",
+    "cursor_file",
+    default=None,
+    help="keep the reader's cursor in this file: a run resumes where the last one stopped",
+)
+@click.option(
+    "--since",
+    default="1h",
+    show_default=True,
+    help="where the first read (no cursor yet) starts: an ISO 8601 time or a duration "
+    "before now (30m, 1h, 2d)",
+)
+@click.option(
+    "--lag",
+    "lag_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="seconds before now each read stops, for CloudTrail's delivery delay "
+    f"[default: {LOOKUP_LAG_S:g} with --lookup, {TRAIL_LAG_S:g} for trail files]",
+)
 @models_option
 @path_option("--out", default=None, help="JSON lines to append the alerts to")
 @click.option("--json", "as_json", is_flag=True, help="print each alert as a JSON line")
@@ -466,13 +520,17 @@ def security_cmd(
     endpoint_url: str | None,
     interval_s: float,
     once: bool,
+    cursor_file: Path | None,
+    since: str,
+    lag_s: float | None,
     models_dir: str,
     out: Path | None,
     as_json: bool,
 ) -> None:
-    """Score new CloudTrail records as they appear; write the alerts."""
+    """Score new CloudTrail records as they appear; write the alerts (and what could not
+    be read, as malformed lines)."""
     from adapters.live import aws
-    from adapters.live.security import LiveAuditScorer
+    from adapters.live.security import LiveAuditScorer, read_cursor_file, write_cursor_file
 
     if (trail_bucket is None) == (not lookup):
         raise InputError(
@@ -484,34 +542,54 @@ def security_cmd(
     if lookup and prefix:
         raise InputError("--prefix", "", "only with --trail-bucket", "--trail-bucket B --prefix P")
     check_out_file(out)
+    source = f"s3://{trail_bucket}/{prefix}" if trail_bucket else f"lookup_events {region or ''}"
+    source = source.strip()
+    start = since_time(since, utc_now())
+    cursor = read_cursor_file(cursor_file, source) if cursor_file is not None else None
     model = security_model(models_dir)
     log = aws.audit_log(
-        region=region, endpoint_url=endpoint_url, trail_bucket=trail_bucket, prefix=prefix
+        region=region,
+        endpoint_url=endpoint_url,
+        trail_bucket=trail_bucket,
+        prefix=prefix,
+        since=start,
     )
-    scorer = LiveAuditScorer(model, log)
-    source = f"s3://{trail_bucket}/{prefix}" if trail_bucket else "lookup_events"
+    lag = lag_s if lag_s is not None else (LOOKUP_LAG_S if lookup else TRAIL_LAG_S)
+    scorer = LiveAuditScorer(model, log, cursor=cursor, lag_s=lag)
+    begin = f"from {cursor_file}" if cursor is not None else f"from {start.isoformat()}Z"
     with appending(out) as write:
 
         def step(now: datetime) -> None:
-            batch = scorer.step(now)
+            batch = scored_batch(scorer, now, cursor_file)
+            if not as_json and scorer.totals["reads"] == 1:  # said once the cursor is good
+                status(f"live security: {source}, {begin}, reads stop {lag:g} s before now")
             for line in [*batch.malformed, *batch.alerts]:
                 write(line)
                 if as_json:
                     click.echo(json.dumps(line))
+            if cursor_file is not None:  # after the alerts: a crash between rescores
+                write_cursor_file(cursor_file, source, batch.cursor, written_at=now)
             for bad in batch.malformed:
-                click.echo(
-                    f"opsbench: warning: {source}: record {bad.get('eventID')}: {bad['error']}",
-                    err=True,
-                )
+                click.echo(f"opsbench: warning: {source}: {bad['where']}: {bad['error']}", err=True)
             if not as_json:
                 kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(batch.kinds.items()))
                 stdout.print(
                     f"{now.isoformat()} {source}: {batch.read:,} records"
                     f"{f' ({kinds})' if kinds else ''}, {batch.scored:,} scored, "
-                    f"{len(batch.alerts):,} alerts"
+                    f"{len(batch.alerts):,} alerts, {len(batch.malformed):,} malformed"
                 )
 
         run_loop("live security", step, interval_s, once)
+
+
+def scored_batch(scorer: Any, now: datetime, cursor_file: Path | None) -> Any:
+    """``scorer.step(now)``; a reader's refusal of the cursor names the cursor file."""
+    try:
+        return scorer.step(now)
+    except InputError as exc:
+        if cursor_file is None or exc.field != "cursor":
+            raise
+        raise InputError(cursor_file, "cursor", exc.problem, exc.allowed) from None
 
 
 def security_model(models_dir: str) -> Any:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.stub import Stubber
+from cloudtrail_stub import lookup_event
 
 from adapters.aws.audit import CloudTrailLookup, S3TrailFiles
 from adapters.protocols import AuditLog
@@ -72,8 +73,9 @@ def test_every_trail_file_is_read_in_event_time_order(aws, trail_bucket) -> None
     assert sorted(r["eventID"] for r in batch.records) == sorted(r["eventID"] for r in trail_bucket)
     times = [_time(r) for r in batch.records]
     assert times == sorted(times)
-    assert batch.kinds == {"trail-file": 2900}
-    assert batch.cursor.endswith(".json.gz") and "/CloudTrail/us-east-1/" in batch.cursor
+    assert batch.kinds == {"trail-file": 2900} and list(batch.malformed) == []
+    last = json.loads(batch.cursor)["after"][f"{PREFIX}us-east-1/"]
+    assert last.endswith(".json.gz") and "/CloudTrail/us-east-1/2023/07/10/" in last
     again = trail.read(batch.cursor, FAR)
     assert (list(again.records), again.cursor, dict(again.kinds)) == ([], batch.cursor, {})
 
@@ -100,41 +102,127 @@ def test_new_files_after_the_cursor_are_read(aws, trail_bucket, boto_client) -> 
     )
     batch = trail.read(cursor, FAR)
     assert [r["eventID"] for r in batch.records] == [late["eventID"]]
-    assert batch.cursor == key
+    assert json.loads(batch.cursor)["after"] == {f"{PREFIX}us-east-1/": key}
+
+
+def put(boto_client, key: str, body: bytes) -> None:
+    boto_client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def test_a_late_file_of_another_region_is_read_after_newer_ones(aws, trail_bucket, boto_client):
+    # one cursor per region folder: a file delivered into eu-west-1 (sorting before
+    # us-east-1) after us-east-1's newest was read is read, not passed over
+    trail = S3TrailFiles(aws, BUCKET, PREFIX)
+    cursor = trail.read(None, FAR).cursor
+    late = {**trail_bucket[0], "eventID": "3e1f0c2b-6d5a-4b7c-8e9f-0a1b2c3d4e5f",
+            "awsRegion": "eu-west-1", "eventTime": "2023-07-10T12:03:00Z"}  # fmt: skip
+    key = trail_key("eu-west-1", datetime(2023, 7, 10, 12, 10), 1)
+    put(boto_client, key, gzip.compress(json.dumps({"Records": [late]}).encode()))
+    batch = trail.read(cursor, FAR)
+    assert [r["eventID"] for r in batch.records] == [late["eventID"]]
+    after = json.loads(batch.cursor)["after"]
+    assert after[f"{PREFIX}eu-west-1/"] == key and f"{PREFIX}us-east-1/" in after
+
+
+def eventbridge(record: dict) -> dict:
+    """The EventBridge event CloudTrail sends for ``record``."""
+    return {
+        "version": "0", "id": f"eb-{record['eventID']}",
+        "detail-type": "AWS API Call via CloudTrail", "source": "aws.s3",
+        "account": TRAIL_ACCOUNT, "time": record["eventTime"], "region": "us-east-1",
+        "resources": [], "detail": record,
+    }  # fmt: skip
+
+
+def exported(record: dict) -> dict:
+    """``record`` as a log pipeline writes it: the time under @timestamp."""
+    out = {k: v for k, v in record.items() if k != "eventTime"}
+    return {**out, "@timestamp": record["eventTime"].replace("Z", ".000Z")}
+
+
+def test_every_form_a_bucket_holds_is_read_and_counted(aws, boto_client) -> None:
+    records = sorted(recording()[:30], key=_time)
+    boto_client("s3").create_bucket(Bucket=BUCKET)
+    # a trail file; a Firehose object of EventBridge events (JSON lines, gzipped, no
+    # suffix); a log pipeline's @timestamp export (plain JSON lines, .json)
+    put(boto_client, trail_key("us-east-1", datetime(2023, 7, 10, 12, 0), 1),
+        gzip.compress(json.dumps({"Records": records[:10]}).encode()))  # fmt: skip
+    lines = "\n".join(json.dumps(eventbridge(r)) for r in records[10:20]).encode()
+    firehose = "firehose/2023/07/10/12/trail-stream-1-2023-07-10-12-01-00-5b1c2d3e-4f5a"
+    put(boto_client, firehose, gzip.compress(lines))
+    export = "export/2023/07/10/part-0001.json"
+    put(boto_client, export, "\n".join(json.dumps(exported(r)) for r in records[20:]).encode())
+    batch = S3TrailFiles(aws, BUCKET).read(None, FAR)
+    assert [r["eventID"] for r in batch.records] == [r["eventID"] for r in records]
+    assert batch.kinds == {"trail-file": 10, "eventbridge": 10, "log-export": 10}
+    assert [r["eventTime"] for r in batch.records] == [r["eventTime"] for r in records]
+    assert list(batch.malformed) == []
+    assert set(json.loads(batch.cursor)["after"]) == {
+        f"{PREFIX}us-east-1/", "firehose/", "export/"}  # fmt: skip
+
+
+def test_corrupt_objects_and_bad_items_are_reported_and_passed(aws, boto_client) -> None:
+    good = recording()[:3]
+    no_time = {k: v for k, v in good[1].items() if k != "eventTime"}
+    bad_time = {**good[2], "eventTime": "yesterday"}
+    boto_client("s3").create_bucket(Bucket=BUCKET)
+    keys = [trail_key("us-east-1", datetime(2023, 7, 10, 12, 0), n) for n in range(5)]
+    bodies = [
+        b"\x1f\x8b\x08\x00 not a gzip stream",  # gzip magic, broken stream
+        bytes(range(128, 256)),  # not UTF-8
+        gzip.compress(b'{"records": []}'),
+        gzip.compress(json.dumps({"Records": [good[0], no_time, bad_time]}).encode()),
+        b"",  # empty: no records, nothing to report
+    ]
+    for key, body in zip(keys, bodies, strict=True):
+        put(boto_client, key, body)
+    trail = S3TrailFiles(aws, BUCKET, PREFIX)
+    batch = trail.read(None, FAR)
+    assert [r["eventID"] for r in batch.records] == [good[0]["eventID"]]
+    where = dict(batch.malformed)
+    s3 = f"s3://{BUCKET}/"
+    assert where[s3 + keys[0]].startswith("not a readable gzip file")
+    assert where[s3 + keys[1]] == "not UTF-8 text (byte 0)"
+    assert "eventName" in where[f"{s3}{keys[2]} line 1"]
+    assert "eventTime" in where[f"{s3}{keys[3]} Records[1]"]
+    assert where[f"{s3}{keys[3]} Records[2]"] == "'yesterday' is not an ISO 8601 time"
+    assert len(batch.malformed) == 5
+    assert json.loads(batch.cursor)["after"] == {f"{PREFIX}us-east-1/": keys[4]}
+    again = trail.read(batch.cursor, FAR)  # passed: not read (nor reported) again
+    assert (list(again.records), list(again.malformed)) == ([], [])
+
+
+def test_since_fetches_only_files_delivered_from_it(aws, trail_bucket, boto_client) -> None:
+    since = datetime(2023, 7, 10, 12, 20)
+    fetched: list[str] = []
+    s3 = aws.client("s3")
+    s3.meta.events.register(
+        "before-call.s3.GetObject", lambda params, **_: fetched.append(params["url_path"])
+    )
+    batch = S3TrailFiles(aws, BUCKET, PREFIX, since=since).read(None, FAR)
+    stamps = sorted(key.split("_")[3] for key in fetched)
+    assert stamps and stamps[0] == "20230710T1220Z"  # 5-minute files: 12:15's not fetched
+    assert sorted(r["eventID"] for r in batch.records) == sorted(
+        r["eventID"] for r in trail_bucket if _time(r) >= since
+    )
+    assert json.loads(batch.cursor)["since"] == "2023-07-10T12:20:00Z"
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    "cursor",
     [
-        (b"not gzip at all", "(file)"),
-        (gzip.compress(b'{"records": []}'), "Records"),
-        (gzip.compress(b'{"Records": [{"eventName": "ListBuckets"}]}'), "eventTime"),
+        "AWSLogs/x.json.gz",
+        json.dumps({"after": {}, "bucket": "other", "prefix": PREFIX, "since": None}),
+        json.dumps({"after": None, "seen": []}),  # a lookup cursor
     ],
 )
-def test_a_malformed_trail_file_is_one_input_error(aws, boto_client, body, field) -> None:
-    s3 = boto_client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    key = trail_key("us-east-1", datetime(2023, 7, 10, 12, 0), 1)
-    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    with pytest.raises(InputError) as caught:
-        S3TrailFiles(aws, BUCKET, PREFIX).read(None, FAR)
-    assert (caught.value.source, caught.value.field) == (f"s3://{BUCKET}/{key}", field)
+def test_a_foreign_trail_cursor_is_an_input_error(aws, cursor) -> None:
+    with pytest.raises(InputError, match="cursor") as caught:
+        S3TrailFiles(aws, BUCKET, PREFIX).read(cursor, FAR)
+    assert caught.value.source == f"s3://{BUCKET}/{PREFIX}"
 
 
 # --------------------------------------------------------------------------- lookup_events
-
-
-def lookup_event(record: dict) -> dict:
-    """One ``Events[]`` item of lookup_events, as CloudTrail answers it."""
-    user = record.get("userIdentity", {})
-    return {
-        "EventId": record["eventID"], "EventName": record["eventName"],
-        "ReadOnly": str(record.get("readOnly", False)).lower(),
-        "AccessKeyId": user.get("accessKeyId", ""),
-        "EventTime": _time(record).replace(tzinfo=UTC),
-        "EventSource": record["eventSource"], "Username": user.get("userName", ""),
-        "Resources": [], "CloudTrailEvent": json.dumps(record),
-    }  # fmt: skip
 
 
 def test_lookup_events_pages_and_cursor_through_the_stubber(aws) -> None:
@@ -188,12 +276,18 @@ def test_lookup_events_pages_and_cursor_through_the_stubber(aws) -> None:
     }
 
 
-def test_a_lookup_event_that_is_not_json_is_an_input_error(aws) -> None:
-    event = {**lookup_event(recording()[0]), "CloudTrailEvent": "{truncated"}
+def test_a_lookup_event_that_is_not_json_is_reported_and_passed(aws) -> None:
+    good, bad = recording()[:2]
+    broken = {**lookup_event(bad), "CloudTrailEvent": "{truncated"}
     with Stubber(aws.client("cloudtrail")) as stub:
-        stub.add_response("lookup_events", {"Events": [event]})
-        with pytest.raises(InputError, match="CloudTrailEvent"):
-            CloudTrailLookup(aws).read(None, datetime(2023, 7, 11))
+        stub.add_response("lookup_events", {"Events": [lookup_event(good), broken]})
+        batch = CloudTrailLookup(aws).read(None, datetime(2023, 7, 11))
+    assert [r["eventID"] for r in batch.records] == [good["eventID"]]
+    assert list(batch.malformed) == [
+        (f"lookup_events EventId={bad['eventID']}", "CloudTrailEvent is not valid JSON")
+    ]
+    seen = json.loads(batch.cursor)
+    assert seen["after"] == max(good["eventTime"], bad["eventTime"])  # passed, not read again
 
 
 def test_a_foreign_cursor_is_an_input_error(aws) -> None:

@@ -24,6 +24,8 @@ price history moto does not serve comes from botocore's Stubber.
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -35,8 +37,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cloudtrail_stub import EventHistory
 from opsbench_testing import shipped_doc
 
+from adapters.aws.audit import CloudTrailLookup, S3TrailFiles
 from adapters.aws.clients import AwsClients
 from adapters.aws.metrics import CloudWatchMetrics, parse_metrics_config
 from adapters.aws.nodegroups import AsgNodeGroups, EksNodeGroups
@@ -51,6 +55,7 @@ from adapters.protocols import (
     SpotMarket,
 )
 from agents.registry import make_policy
+from scenarios import data_path
 from sim.control import PoolMetrics
 from sim.engine import Replay
 from sim.scenario_files import load_scenario_file
@@ -58,7 +63,6 @@ from sim.telemetry import MemorySink
 from sim.world import World, prepare
 
 # --------------------------------------------------------------------------- registries
-
 
 def on_moto(fixture: str) -> Any:
     """A registry entry whose case needs the moto server (marked ``aws``)."""
@@ -68,7 +72,7 @@ def on_moto(fixture: str) -> Any:
 METRICS_SOURCES = ["sim_metrics", on_moto("cloudwatch_metrics")]
 NODE_GROUPS = ["sim_node_groups", on_moto("eks_node_groups"), on_moto("asg_node_groups")]
 SPOT_MARKETS = ["sim_spot_market", on_moto("ec2_spot_market")]
-AUDIT_LOGS = ["sim_audit_log"]
+AUDIT_LOGS = ["sim_audit_log", on_moto("s3_trail_files"), on_moto("cloudtrail_lookup")]
 
 # --------------------------------------------------------------------------- cases
 
@@ -378,6 +382,51 @@ def ec2_spot_market(
     )
 
 
+# --------------------------------------------------------------------------- boto3 audit logs
+
+TRAIL_BUCKET = "opsbench-contract-trail"
+
+
+def _trail_records() -> list[dict[str, Any]]:
+    """The first 60 records of the shipped CloudTrail recording, by event time."""
+    path = data_path("security", "cloudtrail", "invictus_stratus_events.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()[:60]
+    return sorted((json.loads(line) for line in lines), key=_event_time)
+
+
+@pytest.fixture
+def s3_trail_files(aws: Any, boto_client: Any) -> AuditLogCase:
+    """S3TrailFiles on moto: the records as CloudTrail delivers them, one gzipped trail
+    file per region folder and 5 minutes, named by delivery time (the window's end)."""
+    records = _trail_records()
+    s3 = boto_client("s3")
+    s3.create_bucket(Bucket=TRAIL_BUCKET)
+    windows: dict[datetime, list[dict[str, Any]]] = {}
+    for record in records:
+        moment = _event_time(record)
+        start = moment.replace(minute=moment.minute - moment.minute % 5, second=0)
+        windows.setdefault(start, []).append(record)
+    folder = "AWSLogs/123456789012/CloudTrail/us-east-1/"
+    for n, (start, batch) in enumerate(sorted(windows.items())):
+        end = start + timedelta(minutes=5)
+        name = f"123456789012_CloudTrail_us-east-1_{end:%Y%m%dT%H%MZ}_{n:04d}contractFILE.json.gz"
+        body = gzip.compress(json.dumps({"Records": batch[::-1]}).encode())
+        s3.put_object(Bucket=TRAIL_BUCKET, Key=f"{folder}{end:%Y/%m/%d}/{name}", Body=body)
+    log = S3TrailFiles(aws, TRAIL_BUCKET, "AWSLogs/")
+    return AuditLogCase(log=log, until=_event_time(records[-1]) + timedelta(hours=1))
+
+
+@pytest.fixture
+def cloudtrail_lookup(aws: Any) -> AuditLogCase:
+    """CloudTrailLookup on a client whose lookup_events answers like CloudTrail's event
+    history over the records (moto has none): by StartTime/EndTime, newest first, paged."""
+    records = _trail_records()
+    EventHistory(aws.client("cloudtrail"), records)
+    return AuditLogCase(
+        log=CloudTrailLookup(aws), until=_event_time(records[-1]) + timedelta(minutes=1)
+    )
+
+
 def _cases_of(registry: list[Any]) -> Any:
     """A fixture giving the case of each fixture named in ``registry``, one test each."""
 
@@ -554,6 +603,7 @@ def test_cursor_resumes_without_repeating_or_skipping(audit_log_case: AuditLogCa
     times = [_event_time(r) for r in whole.records]
     assert times == sorted(times) and times[-1] < until
     assert sum(whole.kinds.values()) == len(whole.records)
+    assert list(whole.malformed) == []  # a clean log: nothing to report
     middle = times[len(times) // 2]
     first = log.read(None, middle)
     assert all(_event_time(r) < middle for r in first.records)
