@@ -557,10 +557,16 @@ def security_cmd(
     lag = lag_s if lag_s is not None else (LOOKUP_LAG_S if lookup else TRAIL_LAG_S)
     scorer = LiveAuditScorer(model, log, cursor=cursor, lag_s=lag)
     begin = f"from {cursor_file}" if cursor is not None else f"from {start.isoformat()}Z"
+    failed: list[str] = []
     with appending(out) as write:
 
         def step(now: datetime) -> None:
-            batch = scored_batch(scorer, now, cursor_file)
+            try:
+                batch = scored_batch(scorer, now, cursor_file)
+            except aws.aws_error_types() as exc:  # retries spent: the cursor stays, try again
+                failed.append(aws.aws_error_line(exc))
+                click.echo(f"opsbench: warning: {source}: AWS call failed: {failed[-1]}", err=True)
+                return
             if not as_json and scorer.totals["reads"] == 1:  # said once the cursor is good
                 status(f"live security: {source}, {begin}, reads stop {lag:g} s before now")
             for line in [*batch.malformed, *batch.alerts]:
@@ -580,6 +586,8 @@ def security_cmd(
                 )
 
         run_loop("live security", step, interval_s, once)
+    if once and failed:
+        raise OpsbenchError(f"live security: {source}: AWS call failed: {failed[-1]}")
 
 
 def scored_batch(scorer: Any, now: datetime, cursor_file: Path | None) -> Any:

@@ -177,3 +177,19 @@ def test_a_bad_since_is_one_line(
     code, stdout, stderr = run_main(capsys, lookup("--since", since, "--out", str(out)))
     assert_one_line_error(code, stdout, stderr, "--since")
     assert_nothing_written(out)
+
+
+def test_a_failed_lookup_holds_the_cursor_and_is_one_line(
+    cloudtrail: Stubber, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Throttled beyond botocore's retries: a warning and, with ``--once``, one error line
+    (exit 2); no alert, no cursor written, so the next run reads the same events."""
+    cloudtrail.add_client_error("lookup_events", "ThrottlingException", "Rate exceeded", 400)
+    cursor, out = tmp_path / "cursor.json", tmp_path / "alerts.jsonl"
+    code, _stdout, stderr = run_main(
+        capsys, lookup("--cursor", str(cursor), "--out", str(out), "--json")
+    )
+    lines = stderr.splitlines()
+    assert code == 2 and lines[-1].startswith("opsbench: error: live security:")
+    assert all("LookupEvents: ThrottlingException: Rate exceeded" in line for line in lines)
+    assert not cursor.exists() and (not out.exists() or out.read_text() == "")
