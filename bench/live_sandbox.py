@@ -50,6 +50,7 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,7 @@ from urllib.parse import urlsplit
 
 import click
 import numpy as np
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sim.errors import InputError, OpsbenchError
@@ -84,6 +86,7 @@ DUMMY_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"
 IMAGE_ID = "ami-12c6146b"  # one of moto's Amazon Linux images
 NAMESPACE = "default"  # the Kubernetes namespace of the services
 PUT_BATCH = 1000  # put_metric_data's limit of metric data per request
+PUT_THREADS = 2
 INTERRUPTION = "EC2 Spot Instance Interruption Warning"
 REBALANCE = "EC2 Instance Rebalance Recommendation"
 BASE_ERROR_RATE = 0.0005
@@ -203,7 +206,6 @@ class _Clients:
 
     def __init__(self, endpoint_url: str, region: str) -> None:
         import boto3
-        from botocore.config import Config
 
         self._session = boto3.session.Session(region_name=region, **DUMMY_KEYS)
         self._config = Config(retries={"mode": "standard", "total_max_attempts": 2})
@@ -212,8 +214,11 @@ class _Clients:
 
     def __call__(self, service: str) -> Any:
         if service not in self._made:
+            config = self._config
+            if service == "cloudwatch":  # tens of thousands of datapoints built here
+                config = config.merge(Config(parameter_validation=False))
             self._made[service] = self._session.client(
-                service, endpoint_url=self._endpoint_url, config=self._config
+                service, endpoint_url=self._endpoint_url, config=config
             )
         return self._made[service]
 
@@ -454,14 +459,22 @@ def _metric_data(
 
 
 def _put_metrics(cloudwatch: Any, data: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """``put_metric_data`` in batches of :data:`PUT_BATCH`, :data:`PUT_THREADS` at a time
+    (one batch is serialised while the server stores another)."""
     by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for namespace, datum in data:
         by_namespace[namespace].append(datum)
-    for namespace, items in by_namespace.items():
-        for start in range(0, len(items), PUT_BATCH):
-            cloudwatch.put_metric_data(
-                Namespace=namespace, MetricData=items[start : start + PUT_BATCH]
-            )
+    batches = [
+        (namespace, items[start : start + PUT_BATCH])
+        for namespace, items in by_namespace.items()
+        for start in range(0, len(items), PUT_BATCH)
+    ]
+    with ThreadPoolExecutor(PUT_THREADS) as pool:
+        for _ in pool.map(
+            lambda batch: cloudwatch.put_metric_data(Namespace=batch[0], MetricData=batch[1]),
+            batches,
+        ):
+            pass
 
 
 def metrics_yaml(dimensions: Mapping[str, Mapping[str, Mapping[str, str]]]) -> str:
