@@ -196,6 +196,32 @@ def test_the_request_rate_history_is_the_scenarios_trace_over_the_days_asked(
     assert np.median(scale) == pytest.approx(live_sandbox.PEAK_SHARE * 40 * node_rps, rel=0.01)
 
 
+def test_the_self_managed_group_has_only_the_recent_minutes(
+    aws: AwsClients, sandbox: Sandbox
+) -> None:
+    config = metrics_config(sandbox)
+    name = sandbox.self_managed_group
+    dimensions = config.pools[name].request_rate_rps.dimensions
+    counts = _request_counts(aws, dimensions, sandbox.metrics_end)
+    assert np.flatnonzero(~np.isnan(counts)).tolist() == list(
+        range(counts.size - live_sandbox.RECENT_MIN, counts.size)
+    )
+
+
+def test_the_same_seed_and_time_give_the_same_data(world: Any, sandbox: Sandbox) -> None:
+    """moto's ids follow its seed (``POST /moto-api/seed``); the rest is one Generator."""
+    service = live_sandbox._service(world, sandbox.instance_type)
+
+    def made(seed: int) -> tuple[Any, ...]:
+        rng = np.random.default_rng(seed)
+        data, dims = live_sandbox._metric_data(world, service, sandbox.metrics_end, 30, rng)
+        keys = [k for k, _ in live_sandbox.trail_files(live_sandbox.shipped_trail(), "P/", rng)]
+        return data, dims, keys
+
+    assert made(SEED) == made(SEED)
+    assert made(SEED)[1] != made(SEED + 1)[1]  # the seed matters (target group ids)
+
+
 def test_the_reactive_policy_proposes_a_size_that_fits_the_load(
     aws: AwsClients, sandbox: Sandbox, tmp_path: Path
 ) -> None:
