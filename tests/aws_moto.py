@@ -140,17 +140,23 @@ def moto_server() -> Iterator[MotoServer]:
         started.server.log.unlink(missing_ok=True)
 
 
-@pytest.fixture
-def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    """The session's moto server, wiped, with the AWS environment of a test set: dummy
-    credentials, no profile or config file, no instance metadata, and every client that is
-    not given the server's URL pointed at a closed port."""
+def set_test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AWS environment of a test: dummy credentials, no profile or config file, no
+    instance metadata, and every client that is not given the server's URL pointed at a
+    closed port."""
     for name in AWS_ENV_REMOVED:
         monkeypatch.delenv(name, raising=False)
     for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_")]:
         monkeypatch.delenv(name)
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """The session's moto server, wiped, with the AWS environment of a test set
+    (:func:`set_test_environment`)."""
+    set_test_environment(monkeypatch)
     moto_server.reset()
     return moto_server
 
