@@ -118,6 +118,9 @@ class Sandbox:
     trail_prefix: str
     trail_files: int
     trail_records: int
+    trail_start: datetime
+    """The first record's event time (the recording is from 2023: ``live security
+    --since`` it to read it all)."""
     metrics_path: Path
     metrics_end: datetime
     """The end of the last minute published (a whole minute, at most ``now``)."""
@@ -141,7 +144,8 @@ class Sandbox:
             f"{managed} --apply",
             f"{scale} --self-managed --nodegroup {self.self_managed_group} --once",
             f"opsbench live security --trail-bucket {self.trail_bucket} "
-            f"--prefix {self.trail_prefix} {aws} --once",
+            f"--prefix {self.trail_prefix} {aws} --since {self.trail_start:%Y-%m-%dT%H:%M:%SZ} "
+            "--once",
         ]
 
 
@@ -616,7 +620,8 @@ def trail_files(
         yield f"{prefix}{account}/CloudTrail/{region}/{end:%Y/%m/%d}/{name}", batch
 
 
-def _trail(aws: _Clients, rng: np.random.Generator) -> tuple[int, int]:
+def _trail(aws: _Clients, rng: np.random.Generator) -> tuple[int, int, datetime]:
+    """Put the shipped recording as trail files: (files, records, first event time)."""
     s3 = aws("s3")
     s3.create_bucket(Bucket=TRAIL_BUCKET)
     records = shipped_trail()
@@ -625,7 +630,8 @@ def _trail(aws: _Clients, rng: np.random.Generator) -> tuple[int, int]:
         body = gzip.compress(json.dumps({"Records": batch}).encode(), mtime=0)
         s3.put_object(Bucket=TRAIL_BUCKET, Key=key, Body=body)
         files += 1
-    return files, len(records)
+    first = min(datetime.strptime(str(r["eventTime"]), "%Y-%m-%dT%H:%M:%SZ") for r in records)
+    return files, len(records), first
 
 
 # --------------------------------------------------------------------------- prepare
@@ -680,7 +686,7 @@ def prepare(
     )
     _put_metrics(aws("cloudwatch"), data)
     queue_url, sent = _notices(aws, account, region, nodes[SPOT_GROUP], end)
-    files, records = _trail(aws, rng)
+    files, records, trail_start = _trail(aws, rng)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.yaml"
     with atomic.writing_file(metrics_path) as staging:
@@ -700,6 +706,7 @@ def prepare(
         trail_prefix=TRAIL_PREFIX,
         trail_files=files,
         trail_records=records,
+        trail_start=trail_start,
         metrics_path=metrics_path,
         metrics_end=end,
         history_days=history_days,

@@ -22,9 +22,9 @@ with ``missing_as`` fills its gaps) is the reading. No such minute, or one older
 ``max_age_s``, gives ``metrics=None`` with its age: the controller holds.
 
 History (:class:`~adapters.protocols.MetricsHistory`): the pools' ``request_rate_rps``
-queries over a range (one paginated ``get_metric_data``, period 60 s; CloudWatch keeps
-1-minute data for 15 days), summed per minute: the offered load a forecasting policy
-learns from before it starts.
+queries over a range (paginated ``get_metric_data``, period 60 s, 6 hours a request;
+CloudWatch keeps 1-minute data for 15 days), summed per minute: the offered load a
+forecasting policy learns from before it starts.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ from sim.control import PoolMetrics
 from sim.errors import InputError
 
 PERIOD_S = 60
+HISTORY_REQUEST_MIN = 360
+"""History is read 6 hours per request: CloudWatch answers any range (up to 100,800
+datapoints a request), but moto's ``get_metric_data`` rescans every datapoint of the range
+once per period (14 days in one request: minutes; in 6-hour requests: seconds). The cost
+is a few more requests (56 for 14 days), each billed by the metrics it asks for."""
 _STAT = re.compile(
     r"^(Average|Sum|Minimum|Maximum|SampleCount|(p|tm|wm|tc|ts)\d{1,2}(\.\d{1,2})?)$"
 )
@@ -203,12 +208,17 @@ class CloudWatchMetrics:
             f"h{index}": (pool, "request_rate_rps", self.config.pools[pool].request_rate_rps)
             for index, pool in enumerate(pools)
         }
-        series = self._fetch(plan, start, end) if minutes else {}
+        series: dict[str, dict[datetime, float]] = {query_id: {} for query_id in plan}
+        for first in range(0, minutes, HISTORY_REQUEST_MIN):
+            since = start + timedelta(minutes=first)
+            until = min(end, since + timedelta(minutes=HISTORY_REQUEST_MIN))
+            for query_id, points in self._fetch(plan, since, until).items():
+                series[query_id].update(points)
         offered = np.zeros(minutes)
         gap = np.zeros(minutes, dtype=bool)
         for query_id, (_, _, query) in plan.items():
             values = np.full(minutes, np.nan)
-            for stamp, value in series.get(query_id, {}).items():
+            for stamp, value in series[query_id].items():
                 index = int((stamp - start).total_seconds()) // PERIOD_S
                 if 0 <= index < minutes:
                     values[index] = value

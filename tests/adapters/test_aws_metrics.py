@@ -245,3 +245,23 @@ def test_history_sums_the_pools_request_rate_per_minute_with_gaps(aws, boto_clie
     only_web = source.history(["web"], start, start + timedelta(minutes=6))
     assert only_web.offered_rps == pytest.approx([100.0 + m for m in range(6)])
     assert not only_web.gap.any()
+
+
+def test_history_over_several_requests_keeps_every_minute_once(aws, boto_client) -> None:
+    """A range longer than one request (6 hours) is read piece by piece: the minutes on
+    either side of a piece's edge are both there, each once, at its own index."""
+    from adapters.aws.metrics import HISTORY_REQUEST_MIN
+
+    cloudwatch = boto_client("cloudwatch")
+    start = datetime(2024, 5, 1, 0, 0)
+    edges = [0, HISTORY_REQUEST_MIN - 1, HISTORY_REQUEST_MIN, 2 * HISTORY_REQUEST_MIN + 5]
+    for minute in edges:
+        at = start + timedelta(minutes=minute)
+        for pool in ("web", "api"):
+            put_minute(cloudwatch, pool, at, rps=float(minute), cpu_pct=1.0, p95_s=0.1,
+                       errors=None, pods=1)  # fmt: skip
+    end = start + timedelta(minutes=2 * HISTORY_REQUEST_MIN + 10)
+    got = CloudWatchMetrics(aws, config()).history(["web", "api"], start, end)
+    assert len(got.gap) == 2 * HISTORY_REQUEST_MIN + 10
+    assert sorted(int(i) for i in (~got.gap).nonzero()[0]) == edges
+    assert got.offered_rps[edges] == pytest.approx([2.0 * m for m in edges])

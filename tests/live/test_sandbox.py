@@ -336,6 +336,7 @@ def test_live_security_once_scores_every_record_of_the_prepared_trail(
         "live", "security", "--trail-bucket", sandbox.trail_bucket,
         "--prefix", sandbox.trail_prefix, "--endpoint-url", sandbox.endpoint_url,
         "--region", sandbox.region, "--once",
+        "--since", f"{sandbox.trail_start:%Y-%m-%dT%H:%M:%SZ}",  # default: the last hour
     ]  # fmt: skip
     code, stdout, stderr = run_main(capsys, [*args, "--out", str(out), "--json"])
     assert code == 0, stderr
