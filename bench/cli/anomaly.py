@@ -88,8 +88,15 @@ def anomaly_nab(data: Path, windows: Path, out: Path, detector: str, as_json: bo
     )
 
 
-PROFILE_LABELS = {"standard": "std", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
-MODE_LABELS = {"optimised": "θ on fold", "transferred": "θ from training"}
+PROFILE_LABELS = {
+    "standard": "standard",
+    "reward_low_FP_rate": "low FP",
+    "reward_low_FN_rate": "low FN",
+}
+MODE_TITLES = {
+    "optimised": "threshold optimised on the scored fold (NAB's convention)",
+    "transferred": "threshold chosen on the training folds",
+}
 
 
 @anomaly.command("cv")
@@ -150,7 +157,12 @@ def anomaly_cv(
         click.echo(json.dumps(result))
         return
     for det in result["detectors"].values():
-        stdout.print(cv_table(det, result))
+        for mode in MODES:
+            stdout.print(cv_table(det, result, mode))
+        for fold in det["folds"]:
+            stdout.print(
+                f"fold {fold['fold']}, chosen on the other folds: {format_params(fold['params'])}"
+            )
         shipped = det["shipped"]
         stdout.print(
             f"shipped parameters (the same selection on all {result['files']} files): "
@@ -164,35 +176,21 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items()) or "(nothing searched)"
 
 
-def cv_table(det: dict[str, Any], result: dict[str, Any]) -> Table:
-    """One detector's fold scores: three profiles, both threshold modes, mean ± sd."""
+def cv_table(det: dict[str, Any], result: dict[str, Any], mode: str) -> Table:
+    """One detector's held-out fold scores in one threshold mode, then mean and sd."""
     table = Table(
-        title=f"NAB {result['folds']}-fold CV by file: {det['detector']}, "
-        f"{det['candidates']} candidates, {result['files']} files"
+        title=f"{det['detector']}: NAB {result['folds']}-fold CV by file "
+        f"({det['candidates']} candidates), {MODE_TITLES[mode]}"
     )
-    table.add_column("fold", justify="right")
-    table.add_column("files / windows", justify="right")
-    table.add_column("chosen on the other folds")
-    for mode in MODES:
-        for profile in PROFILES:
-            table.add_column(f"{PROFILE_LABELS[profile]}\n{MODE_LABELS[mode]}", justify="right")
+    for col in ("fold", "files", "windows", *(PROFILE_LABELS[p] for p in PROFILES)):
+        table.add_column(col, justify="right")
     for fold in det["folds"]:
-        scores = [f"{fold[m][p]['score']:.2f}" for m in MODES for p in PROFILES]
         table.add_row(
             str(fold["fold"]),
-            f"{len(fold['files'])} / {fold['windows']}",
-            format_params(fold["params"]),
-            *scores,
+            str(len(fold["files"])),
+            str(fold["windows"]),
+            *(f"{fold[mode][p]['score']:.2f}" for p in PROFILES),
         )
-    summary = det["summary"]
-    table.add_row(
-        "mean ± sd",
-        "",
-        "",
-        *(
-            f"{summary[m][p]['mean']:.2f} ± {summary[m][p]['sd']:.2f}"
-            for m in MODES
-            for p in PROFILES
-        ),
-    )
+    for stat in ("mean", "sd"):
+        table.add_row(stat, "", "", *(f"{det['summary'][mode][p][stat]:.2f}" for p in PROFILES))
     return table
