@@ -57,9 +57,11 @@ def write_corpus(
     root: Path,
     spikes: Mapping[str, list[int]] | None = None,
     window_offset: Mapping[str, int] | None = None,
+    heights: Mapping[str, float] | None = None,
 ) -> tuple[Path, Path]:
-    """A NAB-layout folder and windows JSON: a daily sine with noise per file, a spike of +40
-    at each listed row and a window ``[row - 5, row + 20]`` (shifted by ``window_offset``)."""
+    """A NAB-layout folder and windows JSON: a daily sine with noise per file, a spike (of
+    +40 unless ``heights`` says otherwise) at each listed row and a window
+    ``[row - 5, row + 20]`` (shifted by ``window_offset``)."""
     data = root / "data"
     windows: dict[str, list[list[str]]] = {}
     rng = np.random.default_rng(7)
@@ -69,7 +71,7 @@ def write_corpus(
             rows = (spikes or {}).get(key, default_spikes)
             values = 10 + 3 * np.sin(2 * np.pi * np.arange(ROWS) / 288) + rng.normal(0, 0.3, ROWS)
             for r in rows:
-                values[r] += 40
+                values[r] += (heights or {}).get(key, 40.0)
             shift = (window_offset or {}).get(key, 0)
             windows[key] = [[stamp(r - 5 + shift), stamp(r + 20 + shift)] for r in rows]
             (data / category).mkdir(parents=True, exist_ok=True)
@@ -237,10 +239,13 @@ def fresh_scores(name: str, params: Mapping[str, Any], s: NabSeries) -> np.ndarr
 def test_fold_scores_are_the_nab_scorer_on_the_same_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data, wfile = write_corpus(tmp_path)
+    keys = [f"{c}/{f}" for c, files in CORPUS.items() for f in files]
+    # spikes of 4 to 28: scores below 1, so thresholds differ between training and fold
+    data, wfile = write_corpus(tmp_path, heights={k: 4.0 * (i + 1) for i, k in enumerate(keys)})
     code, out, err = cv_cli(
         capsys, data, wfile, "--detector", "windowed-gaussian", "--folds", "2", "--json"
     )
+    moved_thresholds = 0
     assert code == 0, err
     result = json.loads(out)
     corpus = {s.key: s for s in load_corpus(data, wfile)[0]}
@@ -278,6 +283,8 @@ def test_fold_scores_are_the_nab_scorer_on_the_same_files(
             assert fold["training_thresholds"][name] == theta
             at = score_at(held, name, profile, theta)
             assert fold["transferred"][name]["score"] == pytest.approx(at.normalised, abs=1e-4)
+            moved_thresholds += theta != fold["optimised"][name]["threshold"]
+    assert moved_thresholds  # the two modes differ somewhere, so both were checked
     assert sorted(k for f in result["fold_files"] for k in f) == sorted(corpus)
 
 
