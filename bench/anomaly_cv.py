@@ -459,11 +459,11 @@ def evaluate(
     given a detector and its total steps (runs and selection evaluations), returns the
     callback that advances its bar.
     """
+    started = time.perf_counter()
     spaces = [DetectorSpace.registered(name) for name in detectors]
-    corpus, _unused = load_corpus(data, windows)
+    corpus, unused_keys = load_corpus(data, windows)
     fold_keys = assign_folds([s.key for s in corpus], folds, seed)
     check_folds_scorable(corpus, fold_keys)
-    started = time.perf_counter()
     out: dict[str, Any] = {}
     for space in spaces:
         candidates = space.candidates()
@@ -478,6 +478,7 @@ def evaluate(
         "files": len(corpus),
         "rows": sum(len(s.values) for s in corpus),
         "windows": sum(len(s.windows) for s in corpus),
+        "window_keys_without_data": len(unused_keys),
         "folds": folds,
         "seed": seed,
         "workers": workers,

@@ -169,7 +169,11 @@ def anomaly_cv(
             f"{format_params(shipped['params'])}; in-sample standard score "
             f"{shipped['in_sample_score']:.2f} (not a held-out figure)"
         )
-    stdout.print(f"{result['folds']} folds, seed {result['seed']}, wall {result['wall_s']:.1f} s")
+    unused = result["window_keys_without_data"]
+    stdout.print(
+        f"{result['folds']} folds, seed {result['seed']}, wall {result['wall_s']:.1f} s"
+        + (f"; {unused} window keys had no data file here" if unused else "")
+    )
 
 
 def format_params(params: dict[str, Any]) -> str:

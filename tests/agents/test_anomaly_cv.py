@@ -320,6 +320,7 @@ def test_cli_table_and_deterministic_json(
         )
         assert code == 0, err
         result = json.loads(out)
+        assert result["window_keys_without_data"] == 0
         runs.append((result["fold_files"], result["detectors"]))
     assert runs[0][0] == runs[1][0]  # same folds for the seed
     for a, b in zip(
@@ -328,8 +329,11 @@ def test_cli_table_and_deterministic_json(
         strict=True,
     ):
         assert a == b  # the process pool gives the same runs
+    windows = json.loads(wfile.read_text())
+    wfile.write_text(json.dumps({**windows, "realOps/elsewhere.csv": []}))
     code, out, err = cv_cli(capsys, data, wfile, "--detector", "windowed-gaussian", "--folds", "2")
     assert code == 0, err
+    assert "1 window keys had no data file here" in out
     assert "mean" in out and "sd" in out and "shipped parameters" in out
     assert "fold 2, chosen on the other folds: window=" in out
 
