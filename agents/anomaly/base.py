@@ -17,6 +17,8 @@ otherwise); any finite value, up to the largest float, scores in [0, 1] without 
 
 Hyper-parameters are keyword-only constructor arguments, stored unchanged and fixed in
 advance; :meth:`clone` builds a fresh, unfitted copy with the same hyper-parameters.
+:meth:`search_space` declares the few values of each hyper-parameter that
+``opsbench anomaly cv`` may choose between (on training files only, see :mod:`bench.anomaly_cv`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ class AnomalyDetector(ABC):
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters given to the constructor."""
+        return {}
+
+    @classmethod
+    def search_space(cls) -> dict[str, list[Any]]:
+        """Values each tunable hyper-parameter may take in cross-validation.
+
+        Every list holds the constructor's default; a hyper-parameter not named keeps its
+        default. The space is declared in advance (never from scores) and kept small: every
+        combination is run over every file. Default: nothing to choose.
+        """
         return {}
 
     def clone(self) -> Self:

@@ -55,6 +55,11 @@ class WindowedGaussian(AnomalyDetector):
     def get_params(self) -> dict[str, Any]:
         return {"window": self.window}
 
+    @classmethod
+    def search_space(cls) -> dict[str, list[Any]]:
+        """Windows from 200 rows (about 17 hours at 5 minutes) to the default 6,400, doubling."""
+        return {"window": [200, 400, 800, 1600, 3200, 6400]}
+
     def score_one(self, x: Observation) -> float:
         v = value_of(x)
         n = len(self._buf)

@@ -144,6 +144,17 @@ class NoveltyEnsemble(AnomalyDetector):
             "refractory_rows": self.refractory_rows,
         }
 
+    @classmethod
+    def search_space(cls) -> dict[str, list[Any]]:
+        """Half, the default and twice the default of the tolerance and the three spans (81
+        combinations). Warm-up, season and row step are properties of the data, not tuned."""
+        return {
+            "tolerance": [0.025, 0.05, 0.1],
+            "short_span": [6, 12, 24],
+            "season_span": [12, 24, 48],
+            "refractory_rows": [72, 144, 288],
+        }
+
     def score_one(self, x: Observation) -> float:
         return self._step(x, commit=False)
 
