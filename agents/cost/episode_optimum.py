@@ -410,7 +410,7 @@ def _lead_rows(rows: _Rows, cols: _Columns, ep: Episode) -> None:
         c = 1.0 / min(1.0, lead_min)
         a, b = t[:-1], t[1:]
         for k in range(ep.n_slots):
-            terms = [(cols.s(k, b), 1.0 + c), (cols.s(k, a), -1.0 - c)]
+            terms = [(cols.s(k, b), 1.0), (cols.s(k, a), -1.0)]
             terms += [(cols.w(k, b), -c), (cols.w(k, a), -c)]
             rows.add(terms, -np.inf, 0.0, a.size)
     for d in range(1, math.floor(lead_min + 1e-9)):
