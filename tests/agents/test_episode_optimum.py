@@ -103,6 +103,15 @@ def test_reclaims_leave_one_minus_the_fraction(
     assert solve(ep).cost_usd == pytest.approx(expected_node_minutes / 60)
 
 
+def test_nodes_noticed_mid_minute_still_serve_into_the_next_minutes() -> None:
+    # a drop at 150 s reclaims every spot node; the noticed nodes bill and serve until
+    # 270 s, into minute 4: on-demand is needed only from minute 5 (any policy could
+    # hold spot through minute 4 with its notices)
+    ep = _episode([4.0] * 10, [[3.0], [1.0]], spot=(False, True), azs=("a", "a"),
+                  bans={"a": [(150.0, 420.0)]}, reclaims=((150.0, "a", 1.0),))  # fmt: skip
+    assert solve(ep).cost_usd == pytest.approx((4 * 5 * 1.0 + 4 * 2 * 3.0 + 4 * 3 * 1.0) / 60)
+
+
 def test_a_price_spike_shifts_to_on_demand() -> None:
     spot_prices = [1.0] * 3 + [5.0] * 3 + [1.0] * 4
     ep = _episode([2.0] * 10, [[3.0], spot_prices], spot=(False, True), azs=("a", "a"))
