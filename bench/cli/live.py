@@ -429,6 +429,12 @@ def scale_cmd(
     mode = "apply (within guardrails)" if apply_ else "shadow (nothing is written)"
     if not as_json:
         status(f"live scale: {policy.name} on {cluster}/{','.join(names)}, {mode}")
+        if once and apply_:
+            status(
+                "live scale: --once starts the policy afresh: its own windows (e.g. reactive's "
+                "scale-down stabilisation) do not carry over between runs; the guardrails' "
+                "cooldown does, through --out"
+            )
     with appending(out) as write:
         failed: list[str] = []
 
