@@ -19,8 +19,9 @@
     hotter: on-demand fills ``slack_fill`` of it), as Can't-Be-Late idles while it has
     slack; spot nodes that cannot be relaunched are all kept.
 ``hindsight``
-    The limit: it knows the whole future (the load and the replayed availability; not
-    injected faults). Plans exactly the pods the highest load of the next lead time
+    A foresight rule (not the optimum: see :mod:`agents.cost.episode_optimum`): it
+    knows the whole future (the load and the replayed availability; not injected faults).
+    Plans exactly the pods the highest load of the next lead time
     needs (as the ``oracle``, with the longest provisioning delay as the lead), puts the
     spot part on the cheapest AZ with spot on offer (one that keeps it through the lead
     time first), buffers the reclaim share when a drop is foreseen, and keeps stranded
