@@ -64,6 +64,7 @@ from sim.world import World, prepare
 
 # --------------------------------------------------------------------------- registries
 
+
 def on_moto(fixture: str) -> Any:
     """A registry entry whose case needs the moto server (marked ``aws``)."""
     return pytest.param(fixture, marks=pytest.mark.aws, id=fixture)
