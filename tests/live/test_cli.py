@@ -311,3 +311,32 @@ def test_an_aws_failure_before_the_loop_is_one_line(
     code, stdout, stderr = run_main(capsys, args)
     assert_one_line_error(code, stdout, stderr, "reading cluster 'prod'", "ThrottlingException")
     assert_nothing_written(out)
+
+
+def test_predictive_with_less_than_two_days_of_history_is_one_line(
+    backends: ScalingBackends,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A metrics source with history that holds half a day (the minutes before its first
+    datapoint are not load): predictive refuses to start, naming the metrics file."""
+    import numpy as np
+
+    from adapters.protocols import LoadHistory
+
+    class HalfADay(FakeMetrics):
+        def history(self, pools: Any, start: Any, end: Any) -> LoadHistory:
+            minutes = int((end - start).total_seconds() // 60)
+            gap = np.ones(minutes, dtype=bool)
+            gap[-720:] = False  # data only in the last 12 hours
+            return LoadHistory(np.where(gap, 0.0, 100.0), gap, start, end)
+
+    made = ScalingBackends(HalfADay(dict(backends.metrics.metrics)), backends.groups,  # type: ignore[attr-defined]
+                           backends.market)  # fmt: skip
+    monkeypatch.setattr(aws, "scaling_backends", lambda **_: made)
+    out = tmp_path / "decisions.jsonl"
+    args = [*SCALE, "--policy", "predictive", "--nodegroup", "a", "--out", str(out)]
+    code, stdout, stderr = run_main(capsys, args)
+    assert_one_line_error(code, stdout, stderr, "metrics_ab.yaml", "0.50 days", "predictive")
+    assert_nothing_written(out)
