@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-from threadpoolctl import threadpool_limits
 
 from adapters.live import aws
 from adapters.live.aws import ScalingBackends
@@ -136,17 +135,6 @@ def test_the_table_on_a_terminal_names_no_credentials(
 
 
 # --------------------------------------------------------------------------- security
-
-
-@pytest.fixture(scope="module")
-def small_analyser() -> SecurityAnalyser:
-    records, labels = simulate_accounts(
-        TrainingSpec(seed=3, accounts=1, days=0.5, campaigns_per_account=3)
-    )
-    with threadpool_limits(1):
-        return SecurityAnalyser(max_iter=5, calibration_folds=2).fit(
-            records, [label.label for label in labels]
-        )
 
 
 @pytest.mark.parametrize(

@@ -32,13 +32,12 @@ from adapters.aws.metrics import parse_metrics_config
 from adapters.live.context import MetricsHistory
 from adapters.protocols import NodeState, NoticeKind
 from bench.live_sandbox import Sandbox, load_shape, prepare
-from live.test_cli import small_analyser  # noqa: F401 (the CLI tests' fixture)
 from opsbench_testing import assert_one_line_error, run_main
 
 pytestmark = pytest.mark.aws
 
 NOW = datetime(2024, 7, 3, 12, 30, 40)  # a Wednesday around noon: the trace is busy
-HISTORY_DAYS = 2.0  # what predictive needs at least (the default, 14, takes longer)
+HISTORY_DAYS = 0.5  # enough to compare with the trace (predictive on two days: test_live_moto.py)
 SEED = 7
 
 
@@ -324,7 +323,7 @@ def test_the_sample_spot_notices_reach_the_queue_through_eventbridge(
 
 def test_live_security_once_scores_every_record_of_the_prepared_trail(
     sandbox: Sandbox,
-    small_analyser: Any,  # noqa: F811 (the fixture imported above)
+    small_analyser: Any,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

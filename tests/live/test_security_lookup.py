@@ -21,7 +21,6 @@ from adapters.aws.clients import AwsClients
 from adapters.live import aws
 from agents.security.analyser import SecurityAnalyser
 from bench.security_data import TrainingSpec, simulate_accounts
-from live.test_cli import small_analyser  # noqa: F401 (a fixture)
 
 NOW = datetime(2024, 1, 2, 12, 30, 0)
 LAG = timedelta(minutes=15)  # the default lag of a lookup read
@@ -32,7 +31,7 @@ RECORDS_UNTIL = NOW - LAG
 @pytest.fixture
 def cloudtrail(
     monkeypatch: pytest.MonkeyPatch,
-    small_analyser: SecurityAnalyser,  # noqa: F811 (the fixture imported above)
+    small_analyser: SecurityAnalyser,
 ) -> Iterator[Stubber]:
     """The CLI's client factory hands out one cloudtrail client with a Stubber active;
     the clock is NOW and the model the small analyser."""
@@ -74,7 +73,7 @@ def lookup(*args: str) -> list[str]:
 
 def test_lookup_once_scores_reports_and_resumes_from_the_cursor_file(
     cloudtrail: Stubber,
-    small_analyser: SecurityAnalyser,  # noqa: F811
+    small_analyser: SecurityAnalyser,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
