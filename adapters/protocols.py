@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -65,13 +65,17 @@ class MetricsSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoadHistory:
-    """Offered load (requests/s, the pools summed) of each minute in [``start``, ``end``),
-    oldest first; ``gap[i]`` is True where minute ``i`` had no data (its load is 0)."""
+    """Offered load (requests/s, the pools summed) of each minute from ``start`` on, oldest
+    first; ``gap[i]`` is True where minute ``i`` had no data (its load is 0)."""
 
     offered_rps: np.ndarray
     gap: np.ndarray
     start: datetime
-    end: datetime
+
+    @property
+    def end(self) -> datetime:
+        """The end of the last minute held."""
+        return self.start + timedelta(minutes=len(self.gap))
 
 
 @runtime_checkable

@@ -63,6 +63,7 @@ import numpy as np
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.times import minute_floor, utc_now
 from sim.errors import InputError, OpsbenchError
 
 CLUSTER = "opsbench-demo"
@@ -637,11 +638,6 @@ def _trail(aws: _Clients, rng: np.random.Generator) -> tuple[int, int, datetime]
 # --------------------------------------------------------------------------- prepare
 
 
-def utc_now() -> datetime:
-    """Now, as naive UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def prepare(
     endpoint_url: str,
     *,
@@ -677,7 +673,7 @@ def prepare(
     rng = np.random.default_rng(seed)
     pool = world.scenario.cluster.pools[0]
     instance_type, azs = pool.instance_type, tuple(pool.azs)
-    end = (now or utc_now()).replace(second=0, microsecond=0)
+    end = minute_floor(now or utc_now())
     account = aws("sts").get_caller_identity()["Account"]
     subnets = _subnets(aws("ec2"), azs)
     pairs, nodes = _cluster(aws, account, subnets, instance_type)

@@ -95,6 +95,12 @@ def pods_per_node(instance: InstanceType, scenario: Scenario) -> int:
     return max(0, min(by_cpu, by_memory))
 
 
+def pod_rps_at_target(scenario: Scenario, latency: LatencyModel) -> float:
+    """Requests/s one pod of the scenario's size serves at its target utilisation."""
+    c = scenario.cluster
+    return c.pod_vcpu * latency.service_rate_rps * c.target_utilization
+
+
 def prepare(
     scenario: Scenario,
     *,
@@ -171,7 +177,7 @@ def prepare(
                 f"pod of {c.pod_vcpu} vCPU / {c.pod_memory_gib} GiB after node overheads",
                 "a larger instance type or smaller pods",
             )
-        pod_rps_at_target = c.pod_vcpu * latency.service_rate_rps * c.target_utilization
+        pod_rate_rps = pod_rps_at_target(scenario, latency)
         pools.append(
             PoolSpec(
                 name=pool.name,
@@ -184,7 +190,7 @@ def prepare(
                 memory_gib=instance.memory_gib,
                 pods_per_node=fit,
                 on_demand_usd_per_hour=instance.on_demand_usd_per_hour,
-                rps_per_node_at_target=fit * pod_rps_at_target,
+                rps_per_node_at_target=fit * pod_rate_rps,
             )
         )
     workload = workload_rps_per_minute(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -12,3 +14,19 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def small_analyser() -> Any:
+    """A small security analyser (one simulated account, half a day), trained once per
+    session (a second or so with one thread)."""
+    from agents.security.analyser import SecurityAnalyser
+    from bench.security_data import TrainingSpec, simulate_accounts
+
+    records, labels = simulate_accounts(
+        TrainingSpec(seed=3, accounts=1, days=0.5, campaigns_per_account=3)
+    )
+    with threadpool_limits(1):
+        return SecurityAnalyser(max_iter=5, calibration_folds=2).fit(
+            records, [label.label for label in labels]
+        )

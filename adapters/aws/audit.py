@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.aws.clients import AwsClients
+from adapters.times import naive_utc
 from adapters.protocols import AuditBatch
 from agents.security.cloudtrail_input import (
     NotCloudTrail,
@@ -42,13 +43,6 @@ from agents.security.cloudtrail_input import (
     text_of_bytes,
 )
 from sim.errors import InputError
-
-
-def naive_utc(moment: datetime) -> datetime:
-    """``moment`` as timezone-naive UTC (a naive one is taken as UTC already)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 def event_time(record: Mapping[str, Any], *, source: str) -> datetime:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adapters.aws.clients import AwsClients
 from adapters.protocols import LoadHistory, MetricsReading
+from adapters.times import minute_floor, naive_utc
 from sim.control import PoolMetrics
 from sim.errors import InputError
 
@@ -171,7 +172,7 @@ class CloudWatchMetrics:
     def read(self, pools: Sequence[str], now: datetime) -> MetricsReading:
         """The freshest complete minute before ``now`` (naive UTC) for every pool."""
         self._check_pools(pools)
-        end = _minute_floor(now)
+        end = minute_floor(now)
         start = end - timedelta(minutes=self.config.lookback_min)
         plan = {
             f"q{index}": (pool, name, query)
@@ -202,7 +203,7 @@ class CloudWatchMetrics:
         (naive UTC, minute boundaries). A minute is a gap (load 0) when a pool's query
         has no datapoint there and no ``missing_as``."""
         self._check_pools(pools)
-        start, end = _minute_floor(start), _minute_floor(end)
+        start, end = minute_floor(start), minute_floor(end)
         minutes = max(0, int((end - start).total_seconds()) // PERIOD_S)
         plan = {
             f"h{index}": (pool, "request_rate_rps", self.config.pools[pool].request_rate_rps)
@@ -227,7 +228,7 @@ class CloudWatchMetrics:
             gap |= np.isnan(values)
             offered += np.nan_to_num(values) * query.scale
         offered[gap] = 0.0
-        return LoadHistory(offered_rps=offered, gap=gap, start=start, end=end)
+        return LoadHistory(offered_rps=offered, gap=gap, start=start)
 
     def _check_pools(self, pools: Sequence[str]) -> None:
         unknown = [p for p in pools if p not in self.config.pools]
@@ -270,7 +271,7 @@ class CloudWatchMetrics:
                 for result in page.get("MetricDataResults", []):
                     points = series[result["Id"]]
                     for stamp, value in zip(result["Timestamps"], result["Values"], strict=True):
-                        points[_naive_utc(stamp)] = float(value)
+                        points[naive_utc(stamp)] = float(value)
         return series
 
 
@@ -306,16 +307,6 @@ def _freshest_complete(
             return minute
         minute -= timedelta(seconds=PERIOD_S)
     return None
-
-
-def _minute_floor(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 def _chunks(items: Sequence[dict[str, Any]], size: int) -> list[Sequence[dict[str, Any]]]:

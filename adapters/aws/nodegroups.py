@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.aws.clients import AwsClients
+from adapters.errors import aws_error_line
 from adapters.protocols import (
     DesiredSizeOutOfBounds,
     NodeGroupInfo,
@@ -75,13 +76,6 @@ def nodes_by_state_az(
         if state is not None:
             counts.setdefault(state, Counter())[str(instance["AvailabilityZone"])] += 1
     return {state: dict(by_az) for state, by_az in counts.items()}
-
-
-def aws_error(exc: ClientError) -> str:
-    """An AWS error in one line: its code and message (never a credential: AWS messages
-    name principals by ARN at most)."""
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'error')}: {error.get('Message', str(exc))}"
 
 
 def check_bounds(name: str, desired: int, min_size: int, max_size: int) -> None:
@@ -211,7 +205,7 @@ class EksNodeGroups:
                 clusterName=self.cluster, nodegroupName=name, scalingConfig={"desiredSize": desired}
             )
         except ClientError as exc:
-            raise WriteRefused(name, aws_error(exc)) from None
+            raise WriteRefused(name, aws_error_line(exc)) from None
         update = reply.get("update", {})
         if update.get("status") == "Failed":
             raise WriteRefused(name, f"update {update.get('id')} failed: {update.get('errors')}")
@@ -228,7 +222,8 @@ class EksNodeGroups:
                 name=self.cluster, nodegroupName=name, updateId=update_id
             )["update"]
         except ClientError as exc:  # unknown to EKS (moto has no describe_update): not in progress
-            log.warning("node group %s: describe_update %s: %s", name, update_id, aws_error(exc))
+            reason = aws_error_line(exc)
+            log.warning("node group %s: describe_update %s: %s", name, update_id, reason)
             del self._updates[name]
             return
         status = update.get("status")
@@ -321,7 +316,7 @@ class AsgNodeGroups:
                 AutoScalingGroupName=name, DesiredCapacity=desired, HonorCooldown=False
             )
         except ClientError as exc:  # e.g. ScalingActivityInProgress, AccessDenied
-            raise WriteRefused(name, aws_error(exc)) from None
+            raise WriteRefused(name, aws_error_line(exc)) from None
 
     def _group(self, name: str) -> dict[str, Any]:
         if self.names is not None and name not in self.names:

@@ -26,17 +26,13 @@ from typing import Any
 from adapters.aws.clients import AwsClients
 from adapters.aws.spot_notices import MalformedNotice, RejectedMessage, parse_notice
 from adapters.protocols import Offering, PricePoint, SpotNotice
+from adapters.times import naive_utc, utc_now
 from scenarios import data_path
 from sim.catalog import InstanceType, load_catalogue, lookup
 
 log = logging.getLogger(__name__)
 
 SQS_BATCH = 10  # receive_message / delete_message_batch limit
-
-
-def utc_now() -> datetime:
-    """Now, as a timezone-naive UTC datetime (the protocols' convention)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Ec2SpotMarket:
@@ -149,9 +145,7 @@ class Ec2SpotMarket:
         paginator = self._ec2.get_paginator("describe_spot_price_history")
         for page in paginator.paginate(**kwargs):
             for row in page["SpotPriceHistory"]:
-                stamp = row["Timestamp"]
-                if stamp.tzinfo is not None:
-                    stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+                stamp = naive_utc(row["Timestamp"])
                 yield PricePoint(stamp, row["InstanceType"], row["AvailabilityZone"],
                                  float(row["SpotPrice"]))  # fmt: skip
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.protocols import NoticeKind, SpotNotice
+from adapters.times import naive_utc
 
 INTERRUPTION_DETAIL_TYPE = "EC2 Spot Instance Interruption Warning"
 REBALANCE_DETAIL_TYPE = "EC2 Instance Rebalance Recommendation"
@@ -88,9 +89,7 @@ def _event_time(value: Any) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise MalformedNotice(f"time {value!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return naive_utc(moment)
 
 
 def _zone(resources: Any) -> str | None:

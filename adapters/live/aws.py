@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from adapters.protocols import AuditLog, MetricsSource, NodeGroups, SpotMarket
+from adapters.errors import aws_error_line, aws_error_types
+from adapters.times import utc_now
 from sim.catalog import Catalogue, InstanceType, load_catalogue
 from sim.errors import InputError, OpsbenchError
 
@@ -32,11 +34,6 @@ MAX_ATTEMPTS = 5
 NOTICE_WINDOW = timedelta(minutes=15)
 """How long a spot notice is kept for matching to a group's instances (a warning comes
 two minutes before the reclaim; the instance leaves the group soon after)."""
-
-
-def utc_now() -> datetime:
-    """Now, as timezone-naive UTC (the protocols' times)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,28 +73,6 @@ def _aws() -> Any:
     except ImportError as exc:  # boto3 missing
         raise OpsbenchError(f"live mode needs boto3 ({exc})") from None
     return implementations
-
-
-def aws_error_types() -> tuple[type[BaseException], ...]:
-    """The errors a boto3 call raises once botocore's retries are spent (none without
-    boto3)."""
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        return ()
-    return (BotoCoreError, ClientError)
-
-
-def aws_error_line(exc: BaseException) -> str:
-    """A boto3 error in one line: the service's error code and message, or botocore's
-    message (neither ever holds a credential)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error", {})
-        operation = getattr(exc, "operation_name", "")
-        where = f"{operation}: " if operation else ""
-        return f"{where}{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
-    return " ".join(str(exc).split())
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from adapters.protocols import LoadHistory, MetricsHistory, NodeGroupInfo, Offer
 from sim.catalog import InstanceType, load_catalogue, lookup
 from sim.control import ControlContext, PoolSpec
 from sim.errors import InputError
-from sim.world import World, pods_per_node, service_context_fields
+from sim.world import World, pod_rps_at_target, pods_per_node, service_context_fields
 
 HISTORY_DAYS = 14.0
 """How much load history a live context asks a :class:`MetricsHistory` for (days)."""
@@ -73,7 +73,6 @@ def pool_spec(
         for o in offerings
         if o.capacity_type == "on-demand" and o.instance_type == shape.name
     ]
-    c = world.scenario.cluster
     return PoolSpec(
         name=info.name,
         instance_type=shape.name,
@@ -85,10 +84,7 @@ def pool_spec(
         memory_gib=shape.memory_gib,
         pods_per_node=fit,
         on_demand_usd_per_hour=max(on_demand) if on_demand else shape.on_demand_usd_per_hour,
-        rps_per_node_at_target=fit
-        * c.pod_vcpu
-        * world.latency.service_rate_rps
-        * c.target_utilization,
+        rps_per_node_at_target=fit * pod_rps_at_target(world.scenario, world.latency),
     )
 
 
@@ -122,11 +118,6 @@ def live_context(
     )
 
 
-def minute_floor(now: datetime) -> datetime:
-    """``now`` rounded down to its minute (a live loop's t = 0)."""
-    return now.replace(second=0, microsecond=0)
-
-
 def read_history(source: object, pools: Sequence[str], start: datetime) -> LoadHistory | None:
     """The :data:`HISTORY_DAYS` before ``start`` from ``source`` if it implements
     :class:`~adapters.protocols.MetricsHistory` (from its first minute with data: minutes
@@ -140,7 +131,6 @@ def read_history(source: object, pools: Sequence[str], start: datetime) -> LoadH
         offered_rps=np.asarray(got.offered_rps, dtype=float)[first:],
         gap=np.asarray(got.gap, dtype=bool)[first:],
         start=got.start + timedelta(minutes=first),
-        end=got.end,
     )
 
 

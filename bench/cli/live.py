@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from adapters.live.guardrails import Guardrails
+from adapters.times import minute_floor, naive_utc, utc_now
 from bench.cli.common import command_group, models_option, path_option, status, stdout
 from sim.errors import InputError, OpsbenchError
 
@@ -48,11 +49,6 @@ GUARDRAIL_FLAGS = {
     "kill_switch": "--kill-switch",
     "max_metrics_age_s": "--max-metrics-age",
 }
-
-
-def utc_now() -> datetime:
-    """Now, as timezone-naive UTC (the protocols' times)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def guardrails(**values: Any) -> Guardrails:
@@ -364,7 +360,7 @@ def scale_cmd(
 ) -> None:
     """Run POLICY on the node groups every --interval seconds; shadow unless --apply."""
     from adapters.live import aws
-    from adapters.live.context import live_context, minute_floor, read_history
+    from adapters.live.context import live_context, read_history
     from adapters.live.loop import LiveScaler, last_writes_from
 
     rails = guardrails(
@@ -482,8 +478,7 @@ def since_time(text: str, now: datetime) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InputError("--since", "", repr(text), SINCE_ALLOWED) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    moment = naive_utc(moment)
     if moment > now:
         raise InputError("--since", "", f"{text!r} is in the future", SINCE_ALLOWED)
     return moment

@@ -1,5 +1,5 @@
 """Fixtures of the fuzz suite: the seed inputs (built once per session), a small security
-analyser, and one-thread numerics.
+analyser (tests/conftest.py), and one-thread numerics.
 
 Each fuzz test copies a seed into a fresh working folder per example, mutates it
 (:mod:`fuzz.mutations`), runs the cheapest command that reads it and checks the outcome
@@ -21,21 +21,6 @@ from fuzz.seeds import Seeds, build_seeds
 def seeds(tmp_path_factory: pytest.TempPathFactory) -> Seeds:
     """Every seed input, built once."""
     return build_seeds(tmp_path_factory.mktemp("fuzz-seeds"))
-
-
-@pytest.fixture(scope="session")
-def small_analyser() -> Any:
-    """A small security analyser, trained once (a second or so with one thread)."""
-    from agents.security.analyser import SecurityAnalyser
-    from bench.security_data import TrainingSpec, simulate_accounts
-
-    records, labels = simulate_accounts(
-        TrainingSpec(seed=3, accounts=1, days=0.5, campaigns_per_account=3)
-    )
-    with threadpool_limits(1):
-        return SecurityAnalyser(max_iter=5, calibration_folds=2).fit(
-            records, [label.label for label in labels]
-        )
 
 
 @pytest.fixture()

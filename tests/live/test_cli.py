@@ -318,7 +318,7 @@ def test_predictive_with_less_than_two_days_of_history_is_one_line(
             minutes = int((end - start).total_seconds() // 60)
             gap = np.ones(minutes, dtype=bool)
             gap[-720:] = False  # data only in the last 12 hours
-            return LoadHistory(np.where(gap, 0.0, 100.0), gap, start, end)
+            return LoadHistory(np.where(gap, 0.0, 100.0), gap, start)
 
     made = ScalingBackends(HalfADay(dict(backends.metrics.metrics)), backends.groups,  # type: ignore[attr-defined]
                            backends.market)  # fmt: skip
