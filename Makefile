@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/opsbench demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadscope
 
 bench: install
 	$(BIN)/python -m pytest bench/benchmarks -q --benchmark-enable -s

@@ -28,6 +28,7 @@ from typing import Any
 
 import sklearn
 import skops
+from filelock import FileLock
 
 from agents.lifecycle.registry import ModelRegistry, ModelVersion
 from agents.security.analyser import SecurityAnalyser
@@ -127,15 +128,42 @@ def load_or_train(
     key = cache_key(spec, params, masked)
     directory = model_dir or default_model_dir()
     blob, meta = cache_files(key, directory)
-    if blob.exists() and meta.exists():
-        info = _read_json(meta)
-        data = blob.read_bytes()
-        if info.get("key") == key and info.get("sha256") == hashlib.sha256(data).hexdigest():
-            return loads_analyser(data, source=blob)
+    cached = _cached(blob, meta, key)
+    if cached is not None:
+        return cached
+    directory.mkdir(parents=True, exist_ok=True)
+    # one trainer at a time: a second process waits, then loads what the first wrote
+    with FileLock(str(blob.with_suffix(".lock"))):
+        cached = _cached(blob, meta, key)
+        if cached is not None:
+            return cached
+        return _train_and_cache(spec, params, masked, key, blob, meta, progress)
+
+
+def _cached(blob: Path, meta: Path, key: str) -> SecurityAnalyser | None:
+    """The cached analyser if both files are there and match ``key`` and the hash."""
+    if not (blob.exists() and meta.exists()):
+        return None
+    info = _read_json(meta)
+    data = blob.read_bytes()
+    if info.get("key") == key and info.get("sha256") == hashlib.sha256(data).hexdigest():
+        return loads_analyser(data, source=blob)
+    return None
+
+
+def _train_and_cache(
+    spec: TrainingSpec,
+    params: dict[str, Any],
+    masked: bool,
+    key: str,
+    blob: Path,
+    meta: Path,
+    progress: Callable[[str], None] | None,
+) -> SecurityAnalyser:
+    """Train the analyser and write its cache files (the model, then the JSON naming it)."""
     if progress is not None:
         progress("training the security model from simulated accounts (first use only)")
     model = train(spec, params, masked=masked)
-    directory.mkdir(parents=True, exist_ok=True)
     data = save_analyser(model, blob)
     record = (
         json.dumps(

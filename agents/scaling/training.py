@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sklearn
+from filelock import FileLock
 
 from agents.forecasting.features import feature_names, make_features
 from agents.forecasting.metrics import coverage, mase, seasonal_naive_scale
@@ -474,6 +475,26 @@ def load_or_train(
     folder = models_dir / "scaling" / f"{name}-{inputs.key}"
     if folder.exists() and not retrain:
         return load_model(folder), folder, False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # one trainer per folder: a second process waits, then loads what the first wrote
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        if folder.exists() and not retrain:
+            return load_model(folder), folder, False
+        return _train_into(inputs, folder, store_path, source, forecaster, plan_window,
+                           forecast_horizon, progress)  # fmt: skip
+
+
+def _train_into(
+    inputs: TrainingInputs,
+    folder: Path,
+    store_path: Path,
+    source: str,
+    forecaster: str,
+    plan_window: tuple[int, int],
+    forecast_horizon: int,
+    progress: Callable[[str], None] | None,
+) -> tuple[ScalingModel, Path, bool]:
+    """Train on ``inputs`` into ``folder`` (the caller holds its lock)."""
     with training_store(store_path) as store:
         trained = train_model(
             inputs.series,
