@@ -9,16 +9,17 @@
 2. dropped requests per minute;
 3. running nodes per pool;
 4. events: spot interruption notices, node failures, failed launches, anomaly and
-   security alerts, one row each;
+   security alerts, one row each, and a row per spot AZ for when it had no spot capacity;
 5. p95 latency (log scale) against the SLO target;
 6. cumulative cost (USD), on-demand and spot stacked (each billing line item accrued
    evenly over its period).
 
-Every fault window (AZ outages, spot storms, spot capacity gone from an availability
-trace, telemetry gaps) is shaded across every panel and labelled on the first; instants
-(regime changes, attack campaigns, new principals, injected challengers) are vertical
-lines. Minutes inside a telemetry gap have no metrics: their lines break there.
-The same run folder always gives the same PNG bytes (no timestamps in the file).
+Every fault window (AZ outages, spot storms, telemetry gaps) is shaded across every panel
+and labelled on the first; the stretches without spot capacity in an AZ (a replayed
+availability trace) are bars in the events panel, a row per AZ; instants (regime changes,
+attack campaigns, new principals, injected challengers) are vertical lines. Minutes inside
+a telemetry gap have no metrics: their lines break there. The same run folder always gives
+the same PNG bytes (no timestamps in the file).
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ FAULT_STYLE: dict[str, dict[str, Any]] = {
     "spot_storm": {"colour": "#ff7f0e", "alpha": 0.22, "hatch": None, "name": "spot storm"},
     "spot_unavailable": {
         "colour": "#bcbd22",
-        "alpha": 0.18,
+        "alpha": 0.5,
         "hatch": None,
-        "name": "no spot capacity (availability trace)",
+        "name": "no spot capacity (events panel)",
     },
     "telemetry_gap": {"colour": "#555555", "alpha": 0.35, "hatch": "//", "name": "telemetry gap"},
     "workload_shift": {"colour": "#9467bd", "name": "workload regime change"},
@@ -202,12 +203,13 @@ def _cumulative_cost(billing: pd.DataFrame, summary: dict[str, Any]) -> pd.DataF
 
 def render_overview(data: OverviewData) -> tuple[Figure, dict[str, Axes]]:
     """The overview figure of ``data`` and its panels by name (see :data:`PANELS`)."""
+    n_spot_rows = len(spot_outage_rows(data.context.faults))
     fig, axes_list = plt.subplots(
         len(PANELS),
         1,
         figsize=(14, 15),
         sharex=True,
-        gridspec_kw={"height_ratios": [3.2, 1.3, 1.6, 1.3, 1.7, 1.6]},
+        gridspec_kw={"height_ratios": [3.2, 1.3, 1.6, 1.3 + 0.25 * n_spot_rows, 1.7, 1.6]},
         layout="constrained",
     )
     axes = dict(zip(PANELS, axes_list, strict=True))
@@ -217,7 +219,7 @@ def render_overview(data: OverviewData) -> tuple[Figure, dict[str, Axes]]:
     _draw_load(axes["load"], t, m, per)
     _draw_dropped(axes["dropped"], t, m, per)
     _draw_nodes(axes["nodes"], t, nodes, per)
-    _draw_events(axes["events"], data.events)
+    _draw_events(axes["events"], data.events, data.context.faults)
     _draw_latency(axes["latency"], t, m, data.context.slo_p95_latency_ms, per)
     _draw_cost(axes["cost"], data.cost, data.summary)
     for ax in axes.values():
@@ -321,7 +323,18 @@ def _draw_nodes(ax: Axes, t: np.ndarray, nodes: pd.DataFrame, per: str) -> None:
     _legend(ax)
 
 
-def _draw_events(ax: Axes, events: dict[str, np.ndarray]) -> None:
+def spot_outage_rows(faults: Sequence[FaultSpan]) -> dict[str, list[tuple[float, float]]]:
+    """AZ -> its ``spot_unavailable`` windows as (start, width) in hours: drawn as bars in
+    the events panel, one row per AZ (shading them across every panel would hide the
+    rest: a replayed trace can lack capacity most of the time)."""
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for f in faults:
+        if f.kind == "spot_unavailable":
+            rows.setdefault(f.azs[0], []).append((f.start_h, f.end_h - f.start_h))
+    return dict(sorted(rows.items()))
+
+
+def _draw_events(ax: Axes, events: dict[str, np.ndarray], faults: Sequence[FaultSpan]) -> None:
     labels = []
     for row, (kind, label, marker, colour) in enumerate(EVENT_ROWS):
         times = events.get(kind, np.empty(0))
@@ -336,8 +349,14 @@ def _draw_events(ax: Axes, events: dict[str, np.ndarray]) -> None:
             alpha=0.8,
         )
         labels.append(f"{label} ({times.size})")
-    ax.set_yticks(range(len(EVENT_ROWS)), labels, fontsize=8)
-    ax.set_ylim(len(EVENT_ROWS) - 0.4, -0.6)
+    style = FAULT_STYLE["spot_unavailable"]
+    for row, (az, bars) in enumerate(spot_outage_rows(faults).items(), start=len(EVENT_ROWS)):
+        ax.broken_barh(
+            bars, (row - 0.3, 0.6), facecolors=style["colour"], gid=f"spot_unavailable:{az}"
+        )
+        labels.append(f"no spot capacity {az}")
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(len(labels) - 0.4, -0.6)
 
 
 def _draw_latency(ax: Axes, t: np.ndarray, m: pd.DataFrame, slo_ms: float, per: str) -> None:
@@ -373,6 +392,8 @@ def _shade_faults(ax: Axes, faults: Sequence[FaultSpan]) -> None:
     for f in faults:
         style = FAULT_STYLE[f.kind]
         gid = f"fault:{f.kind}:{f.start_h:g}:{f.end_h:g}"  # tests find the shading by it
+        if f.kind == "spot_unavailable":
+            continue  # bars in the events panel (see spot_outage_rows)
         if f.kind in WINDOW_KINDS:
             ax.axvspan(
                 f.start_h,

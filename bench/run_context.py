@@ -5,8 +5,8 @@ It holds the SLO target, what one serving pod handles, and every fault window th
 injected or lived through (:func:`fault_spans`), in hours since the replay start:
 
 - windows (``end_h > start_h``): AZ outages, spot interruption storms and telemetry gaps
-  as the scenario declares them, and the stretches in which a replayed spot availability
-  trace had no capacity in an AZ;
+  as the scenario declares them, and the stretches in which the spot availability (a
+  replayed trace) had no capacity in an AZ of a spot pool;
 - instants (``end_h == start_h``): a workload or spot-price regime change, an attack
   campaign's start, a new principal's first session, a challenger model injected.
 
@@ -50,6 +50,7 @@ class FaultSpan(_Model):
 
     kind: str = Field(pattern="^(" + "|".join(FAULT_KINDS) + ")$")
     label: str = Field(max_length=200, description="what and where, e.g. 'AZ outage us-east-1d'")
+    azs: tuple[str, ...] = Field(default=(), max_length=20, description="the AZs it hit, if any")
     start_h: float = Field(ge=0)
     end_h: float = Field(ge=0, description="== start_h for an instant")
 
@@ -70,13 +71,12 @@ def fault_spans(world: World) -> tuple[FaultSpan, ...]:
     end_h = world.duration_s / 3600.0
     spans: list[FaultSpan] = []
 
-    def window(kind: str, label: str, start_h: float, duration_h: float) -> None:
+    def window(
+        kind: str, label: str, start_h: float, duration_h: float, azs: tuple[str, ...] = ()
+    ) -> None:
         if start_h < end_h:
-            spans.append(
-                FaultSpan(
-                    kind=kind, label=label, start_h=start_h, end_h=min(start_h + duration_h, end_h)
-                )
-            )
+            stop_h = min(start_h + duration_h, end_h)
+            spans.append(FaultSpan(kind=kind, label=label, start_h=start_h, end_h=stop_h, azs=azs))
 
     def instant(kind: str, label: str, at_h: float) -> None:
         if at_h < end_h:
@@ -84,10 +84,12 @@ def fault_spans(world: World) -> tuple[FaultSpan, ...]:
 
     f = sc.faults
     for outage in f.az_outages:
-        window("az_outage", f"AZ outage {outage.az}", outage.start_h, outage.duration_h)
+        window(
+            "az_outage", f"AZ outage {outage.az}", outage.start_h, outage.duration_h, (outage.az,)
+        )
     for storm in f.spot_storms:
         label = f"spot storm {', '.join(storm.azs)} ({storm.interrupt_fraction:.0%})"
-        window("spot_storm", label, storm.start_h, storm.duration_h)
+        window("spot_storm", label, storm.start_h, storm.duration_h, tuple(storm.azs))
     for gap in f.telemetry_gaps:
         window("telemetry_gap", "telemetry gap", gap.start_h, gap.duration_h)
     for az, series in sorted(world.availability.items()):
@@ -99,6 +101,7 @@ def fault_spans(world: World) -> tuple[FaultSpan, ...]:
                 f"no spot capacity {az}",
                 start_s / 3600.0,
                 (stop_s - start_s) / 3600.0,
+                (az,),
             )
     if isinstance(sc.workload, TraceWorkload) and sc.workload.shift is not None:
         instant(
