@@ -414,13 +414,16 @@ def _label_faults(ax: Axes, faults: Sequence[FaultSpan]) -> None:
     """Name each fault at its start, at the top of ``ax`` (kinds with many windows skipped)."""
     counts = {kind: sum(f.kind == kind for f in faults) for kind in FAULT_STYLE}
     labelled = [f for f in faults if counts[f.kind] <= MAX_LABELLED]
+    left, right = ax.get_xlim()
     for i, f in enumerate(labelled):
+        late = f.start_h > left + 0.7 * (right - left)  # written leftwards, inside the panel
         ax.annotate(
             f.label,
             xy=(f.start_h, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(3, -12 - 11 * (i % 3)),  # staggered so that neighbours do not overlap
+            xytext=(-3 if late else 3, -12 - 11 * (i % 3)),  # staggered: neighbours apart
             textcoords="offset points",
+            ha="right" if late else "left",
             fontsize=8,
             color=FAULT_STYLE[f.kind]["colour"],
             fontweight="bold",
