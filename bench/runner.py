@@ -521,8 +521,10 @@ def run(
             if replay.audit is not None:  # ground truth beside the telemetry, never in it
                 replay.audit.write_labels(staging / "audit_labels.csv")
             from bench.plots import plot_overview
+            from bench.run_context import write_run_context
 
-            plot_overview(staging, summary, slo_p95_ms=world.scenario.slo.p95_latency_ms)
+            write_run_context(staging, world)
+            plot_overview(staging)
             out.mkdir(exist_ok=True)
             for item in staging.iterdir():
                 os.replace(item, out / item.name)

@@ -149,7 +149,9 @@ def test_replay_out_writes_telemetry_and_summary(
     assert code == 0, err
     printed = json.loads(stdout)
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([*(f"{s}.parquet" for s in STREAMS), "summary.json", "overview.png"])
+    assert names == sorted(
+        [*(f"{s}.parquet" for s in STREAMS), "summary.json", "run_context.json", "overview.png"]
+    )
     for stream in STREAMS:
         table = pq.read_table(out / f"{stream}.parquet")
         assert table.num_rows == printed["telemetry_rows"][stream], stream

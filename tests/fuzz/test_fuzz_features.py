@@ -28,8 +28,9 @@ def test_features_build(capsys: pytest.CaptureFixture[str], seeds: Seeds, tmp_pa
                  prepare=mutated_copy(seeds.run, Path("run")),
                  args=["features", "build", "run", "--store", "store/store.duckdb"],
                  examples=50, outputs=["store"], complete=store_built)  # fmt: skip
-    # 2 of the 7 files are rarely read: overview.png never, and audit.parquet holds no row
-    # group (the default scenario has no audit stream), so most edits to them stay valid
+    # 3 of the 8 files are rarely read: overview.png and run_context.json never, and
+    # audit.parquet holds no row group (the default scenario has no audit stream), so most
+    # edits to them stay valid
     tally.assert_mostly(at_least=0.5)
 
 
