@@ -5,8 +5,10 @@ minute, so a node that stopped serving half-way counts half). Offered requests p
 the backlog left from the last minute are served up to capacity; what is left waits
 in pod queues up to ``queue_limit_per_pod`` requests per pod, and the excess is
 dropped (the load balancer answers 503). Latency comes from :mod:`sim.latency`:
-the M/M/k quantile at the minute's utilisation when the service keeps up, or the
-service time plus the time to drain the backlog when it does not. Requests never
+the M/M/k quantile at the minute's utilisation when the service keeps up (at most the
+service time plus a full queue's wait), or, when it does not, the service time plus the
+time to drain the backlog, never less than the value at the edge of keeping up (p95 is
+continuous and non-decreasing in the utilisation through rho = 1). Requests never
 wait longer than ``request_timeout_ms``.
 
 Plain arithmetic per tick is deliberate: SimPy processes are for what happens at
@@ -56,6 +58,10 @@ class ServiceModel:
         self.pod_rate_rps = latency.service_rate_rps * latency.workers_per_pod
         self._service_p95_ms = latency.base_latency_ms + latency.service_p95_ms()
         self._full_queue_wait_ms = 1000.0 * queue_limit_per_pod / self.pod_rate_rps
+        # p95 at the edge of keeping up: M/M/k's value as rho -> 1, at most a full queue's wait
+        self._saturated_p95_ms = min(
+            latency.p95_ms(1.0), self._service_p95_ms + self._full_queue_wait_ms
+        )
 
     def step(self, offered_rps: float, pods: float, backlog: float) -> MinuteTraffic:
         """One minute with ``offered_rps`` arriving at ``pods`` serving pods."""
@@ -80,11 +86,14 @@ class ServiceModel:
         utilization = served / (capacity_rps * self.STEP_S)
         rho = offered_rps / capacity_rps
         if left > 1e-9 or rho >= 1.0:
+            # overloaded: everyone waits behind the backlog, and never less than at the edge
+            # of keeping up (so p95 is continuous at rho = 1: a minute just over capacity
+            # is not faster than one just under it)
             wait_ms = 1000.0 * (left / pods) / self.pod_rate_rps
-            p95 = self._service_p95_ms + wait_ms
+            p95 = max(self._service_p95_ms + wait_ms, self._saturated_p95_ms)
             p50 = p95
         else:
-            p95 = min(self.latency.p95_ms(rho), self._service_p95_ms + self._full_queue_wait_ms)
+            p95 = min(self.latency.p95_ms(rho), self._saturated_p95_ms)
             p50 = min(self.latency.p50_ms(rho), p95)
         return MinuteTraffic(
             offered_requests=offered,
