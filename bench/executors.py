@@ -151,8 +151,15 @@ def _ray_get(ref: Any) -> Any:
 def ray_session(workers: int, address: str | None) -> Iterator[RayExecutor]:
     """A local Ray (``workers`` CPUs, no dashboard, on :data:`RAY_HOST`) for the block, or
     the cluster at ``address`` joined for the block."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            "--executor",
+            "",
+            "ray is not installed",
+            "pip install 'opsbench[ray]', or serial, process",
+        ) from None
     try:
         if address is None:
             ray.init(
