@@ -11,7 +11,7 @@ result depends on the item only, never on the executor, the worker or the order.
   started with the ``spawn`` method (fresh interpreters: nothing inherited from a fork of a
   process that holds threads, DuckDB or MLflow connections).
 - ``ray``: each item a Ray task (one CPU). With no address, a local Ray is started with
-  ``num_cpus=workers``, no dashboard, on 127.0.0.1, and shut down afterwards; with
+  ``num_cpus=workers``, no dashboard, listening on 127.0.0.1 only, and shut down afterwards; with
   ``address`` the sweep joins that running cluster (``ray start --head``), whose workers
   must import this code and see the same paths (same machine or shared file system), and
   is disconnected afterwards.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -34,8 +35,11 @@ from sim.errors import InputError, OpsbenchError
 
 ExecutorName = Literal["serial", "process", "ray"]
 EXECUTOR_NAMES: tuple[ExecutorName, ...] = ("serial", "process", "ray")
-RAY_HOST = "127.0.0.1"
-"""The address a local Ray binds to (nothing listens beyond this machine)."""
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch (read by ``ray._private.ray_constants`` as ``ENABLE_RAY_CLUSTER``) that,
+off, makes a node use 127.0.0.1 as its address: the local Ray's GCS, raylet and workers
+then listen on 127.0.0.1 only. Without it, on Linux, Ray replaces a ``_node_ip_address``
+of 127.0.0.1 with the machine's routable address and listens on every interface."""
 RAY_OBJECT_STORE_BYTES = 128 * 1024**2
 """The local Ray's object store: results are a few kB each, so a small store is plenty
 (Ray's default takes 30% of the machine's memory)."""
@@ -149,8 +153,9 @@ def _ray_get(ref: Any) -> Any:
 
 @contextmanager
 def ray_session(workers: int, address: str | None) -> Iterator[RayExecutor]:
-    """A local Ray (``workers`` CPUs, no dashboard, on :data:`RAY_HOST`) for the block, or
-    the cluster at ``address`` joined for the block."""
+    """A local Ray (``workers`` CPUs, no dashboard, listening on 127.0.0.1 only: see
+    :data:`LOOPBACK_ONLY_ENV`) for the block, or the cluster at ``address`` joined for the
+    block."""
     try:
         import ray
     except ImportError:
@@ -162,15 +167,15 @@ def ray_session(workers: int, address: str | None) -> Iterator[RayExecutor]:
         ) from None
     try:
         if address is None:
-            ray.init(
-                address="local",  # always a new local Ray, never one found on the machine
-                num_cpus=workers,
-                include_dashboard=False,
-                object_store_memory=RAY_OBJECT_STORE_BYTES,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                _node_ip_address=RAY_HOST,
-            )
+            with _loopback_only():
+                ray.init(
+                    address="local",  # always a new local Ray, never one found on the machine
+                    num_cpus=workers,
+                    include_dashboard=False,
+                    object_store_memory=RAY_OBJECT_STORE_BYTES,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                )
         else:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
@@ -186,6 +191,27 @@ def ray_session(workers: int, address: str | None) -> Iterator[RayExecutor]:
         yield RayExecutor()
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While a local Ray starts: :data:`LOOPBACK_ONLY_ENV` off for the processes it starts
+    (they inherit the environment) and for this one (Ray read it when imported, so the
+    constant is set too); both restored afterwards."""
+    from ray._private import ray_constants
+
+    before_env = os.environ.get(LOOPBACK_ONLY_ENV)
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(LOOPBACK_ONLY_ENV, None)
+        else:
+            os.environ[LOOPBACK_ONLY_ENV] = before_env
 
 
 class RayUnavailable(OpsbenchError):

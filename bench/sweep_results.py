@@ -154,7 +154,8 @@ def report_markdown(rows: Sequence[RunRow], document: Mapping[str, Any]) -> str:
         f"- commit `{document['git_commit']}`, opsbench {document['packages'].get('opsbench', '?')}"
         f", Python {document['packages']['python']}",
         f"- {len(rows)} replays: executor `{settings['executor']}`, {settings['workers']} "
-        f"workers, {document['wall_s']:.1f} s wall",
+        f"worker{'s' * (settings['workers'] != 1)}, {document['wall_s']:.1f} s wall (with the "
+        "executor's start)",
         f"- seeds per scenario and policy: {settings['seeds']}; simulated days: "
         + ("the scenario's" if settings["days"] is None else f"{settings['days']:g}"),
         "",

@@ -111,7 +111,8 @@ def bench_all(
         return
     stdout.print(
         f"{len(document['runs'])} replays in {document['wall_s']:.1f} s "
-        f"({settings.executor}, {settings.workers} workers): {out / 'REPORT.md'}"
+        f"({settings.executor}, {settings.workers} worker{'s' * (settings.workers != 1)}): "
+        f"{out / 'REPORT.md'}"
     )
 
 

@@ -64,16 +64,36 @@ def test_process_executor_gives_the_serial_rows(
     assert sweep_rows("process", tmp_path) == serial_rows
 
 
+def listening_addresses() -> set[str]:
+    """The addresses this process's descendants (a local Ray's GCS, raylet, workers)
+    listen on."""
+    psutil = pytest.importorskip("psutil")
+    addresses = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            connections = child.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        addresses |= {c.laddr.ip for c in connections if c.status == psutil.CONN_LISTEN}
+    return addresses
+
+
 def test_ray_executor_gives_the_serial_rows(
     serial_rows: list[dict[str, object]], tmp_path: Path
 ) -> None:
-    """A local Ray (2 CPUs, 127.0.0.1) started by the executor and stopped after."""
+    """A local Ray (2 CPUs, listening on 127.0.0.1 only) started by the executor and
+    stopped after."""
     ray = pytest.importorskip("ray")
     try:
-        rows = sweep_rows("ray", tmp_path)
+        with executor("ray", workers=2) as ex:
+            rows = sweep.run_sweep(
+                SPECS, ex, models_dir=str(tmp_path / "models"), store=tmp_path / "s.duckdb"
+            )
+            listening = listening_addresses()
     except RayUnavailable as exc:
         pytest.skip(f"Ray cannot start here: {exc}")
-    assert rows == serial_rows
+    assert [row.without_wall_time() for row in rows] == serial_rows
+    assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
     assert not ray.is_initialized()
 
 
