@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench import sweep
-from bench.executors import ExecutorName, executor
+from bench.executors import ExecutorName, check_executor, executor
 from bench.sweep_results import check_out, results_document, write_results
 from sim.errors import InputError
 
@@ -56,8 +56,6 @@ class SweepSettings(BaseModel):
         days: float | None,
     ) -> SweepSettings:
         """The settings from the command line's options (InputError on a bad one)."""
-        if address is not None and executor != "ray":
-            raise InputError("--address", "", f"given with --executor {executor}", "--executor ray")
         if days is not None and not days > 0:
             raise InputError("--days", "", f"{days:g}", "a number of simulated days > 0")
         every_policy = sweep.SCALING_POLICIES + sweep.COST_POLICIES
@@ -85,6 +83,7 @@ def run_all(
     """Plan, prepare the models, replay on the chosen executor, write ``out``; returns
     results.json's content."""
     check_out(out)
+    check_executor(settings.executor, settings.address)
     plan = sweep.plan_sweep(
         settings.scenarios, settings.policies, seeds=settings.seeds, days=settings.days
     )

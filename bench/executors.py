@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Literal, Protocol, TypeVar
 
 from sim.errors import InputError, OpsbenchError
@@ -40,6 +41,7 @@ LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 off, makes a node use 127.0.0.1 as its address: the local Ray's GCS, raylet and workers
 then listen on 127.0.0.1 only. Without it, on Linux, Ray replaces a ``_node_ip_address``
 of 127.0.0.1 with the machine's routable address and listens on every interface."""
+RAY_INSTALL = "pip install 'opsbench[ray]', or --executor serial or process"
 RAY_OBJECT_STORE_BYTES = 128 * 1024**2
 """The local Ray's object store: results are a few kB each, so a small store is plenty
 (Ray's default takes 30% of the machine's memory)."""
@@ -177,20 +179,61 @@ def ray_session(workers: int, address: str | None) -> Iterator[RayExecutor]:
                     log_to_driver=False,
                 )
         else:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            _check_reachable(address)
+            host = address.rpartition(":")[0].strip("[]")
+            loopback = host in ("127.0.0.1", "localhost", "::1")
+            with _loopback_only() if loopback else nullcontext():  # else Ray swaps the host
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except OpsbenchError:
+        raise
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
         ray.shutdown()
         message = " ".join(str(exc).split()) or type(exc).__name__
         if address is None:
             raise RayUnavailable(f"cannot start a local Ray: {message[:300]}") from None
         raise InputError(
-            "--address", "", f"cannot join Ray at {address!r}: {message[:300]}",
-            "the address of a running Ray cluster (ray start --head), e.g. 127.0.0.1:6379",
-        ) from None  # fmt: skip
+            "--address", "", f"cannot join Ray at {address!r}: {message[:300]}", JOIN_ALLOWED
+        ) from None
     try:
         yield RayExecutor()
     finally:
         ray.shutdown()
+
+
+JOIN_ALLOWED = (
+    "the HOST:PORT of a running Ray cluster's GCS (ray start --head), e.g. 127.0.0.1:6379"
+)
+CONNECT_TIMEOUT_S = 3.0
+
+
+def check_executor(name: ExecutorName, address: str | None) -> None:
+    """What can be checked before any work: ``--address`` only with ray, ray installed, the
+    address answering (InputError otherwise)."""
+    if address is not None and name != "ray":
+        raise InputError("--address", "", f"given with --executor {name}", "--executor ray")
+    if name != "ray":
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise InputError("--executor", "", "ray is not installed", RAY_INSTALL) from None
+    if address is not None:
+        _check_reachable(address)
+
+
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` address must accept a TCP connection within
+    :data:`CONNECT_TIMEOUT_S` (Ray itself retries for a minute, logging as it goes); other
+    forms (``ray://...``, ``auto``) are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InputError(
+            "--address", "", f"nothing answers at {address!r}: {exc.strerror or exc}", JOIN_ALLOWED
+        ) from None
 
 
 @contextmanager
@@ -221,8 +264,7 @@ class RayUnavailable(OpsbenchError):
 @contextmanager
 def executor(name: ExecutorName, *, workers: int, address: str | None = None) -> Iterator[Executor]:
     """The executor ``name`` for the block (a local Ray is started and stopped with it)."""
-    if address is not None and name != "ray":
-        raise InputError("--address", "", f"given with --executor {name}", "--executor ray")
+    check_executor(name, address)
     if workers < 1:
         raise InputError("--workers", "", f"{workers}", "an integer >= 1")
     if name == "serial":

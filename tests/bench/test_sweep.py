@@ -169,6 +169,7 @@ def test_bench_all_writes_the_three_files(
     ("args", "needles"),
     [
         (["--executor", "process", "--address", "127.0.0.1:1"], ("--address", "--executor ray")),
+        (["--executor", "ray", "--address", "127.0.0.1:1"], ("--address", "nothing answers")),
         (["--days", "0"], ("--days", "> 0")),
         (["--scenario", "no-such-scenario"], ("no-such-scenario",)),
         (["--policy", "hindsight", "--scenario", "nasa-diurnal"], ("--policy", "hindsight")),
