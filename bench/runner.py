@@ -426,6 +426,15 @@ def attach_model(
     return version
 
 
+def audit_registry(models_dir: Path | str | None) -> ModelRegistry | None:
+    """The registry the audit events' analyser comes from: ``None`` (the security model's
+    default registry, ``$OPSBENCH_MODEL_DIR`` if set) for no registry or the CLI's default
+    :data:`MODELS_DIR`, else ``models_dir``'s."""
+    if models_dir is None or Path(models_dir) == MODELS_DIR:
+        return None
+    return _registry(models_dir)
+
+
 def metric_watcher(world: World, log: LifecycleLog | None) -> MetricWatcher | None:
     """The scenario's metric anomaly watcher (None without ``detection:``), under its
     paging-rate monitor when the scenario has ``lifecycle.anomaly``."""
@@ -489,10 +498,9 @@ def run(
         if world.scenario.lifecycle is not None and prepared.lifecycle is None:
             prepared.lifecycle = LifecycleLog()
         # the registered shipped analyser (trained and registered at first use)
-        given = prepared.models_dir
         audit_watcher = audit_watcher_for(
             world,
-            registry=None if given is None or Path(given) == MODELS_DIR else _registry(given),
+            registry=audit_registry(prepared.models_dir),
             log=prepared.lifecycle,
         )
         watcher = metric_watcher(world, prepared.lifecycle)

@@ -9,7 +9,18 @@ from typing import Any
 import click
 from rich.table import Table
 
-from bench.cli.common import command_group, json_option, models_option, status, stdout, store_option
+from bench.cli.common import (
+    command_group,
+    json_option,
+    models_option,
+    path_option,
+    progress_bar,
+    status,
+    stderr,
+    stdout,
+    store_option,
+)
+from bench.executors import EXECUTOR_NAMES
 from sim.errors import InputError
 
 
@@ -17,6 +28,92 @@ bench = command_group(
     "bench",
     "Benchmarks of decision quality.",
 )
+
+
+# --------------------------------------------------------------------------- all
+
+
+@bench.command("all")
+@click.option("--quick", is_flag=True, help="a small set: two scenarios, one simulated day each")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="seeds per scenario and policy: its own and the next ones (default 1 with --quick, "
+    "else 3)",
+)
+@click.option(
+    "--executor",
+    "executor_name",
+    type=click.Choice(EXECUTOR_NAMES),
+    default="process",
+    show_default=True,
+    help="where the replays run: this process, a pool of processes, or Ray tasks",
+)
+@click.option(
+    "--address",
+    help="with --executor ray: join the Ray cluster at this address (default: start a local "
+    "Ray on 127.0.0.1 for the sweep)",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="parallel replays (default: the CPU count)",
+)
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="scenario id or file (repeatable; default: every shipped scenario without a "
+    "lifecycle section, or the quick set)",
+)
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    help="policy name (repeatable; default: the scaling and cost policies)",
+)
+@click.option("--days", type=float, help="simulated days (default: the scenario's; 1 with --quick)")
+@path_option("--out", required=True, help="write results.parquet, results.json and REPORT.md here")
+@models_option
+@store_option
+@json_option
+def bench_all(
+    quick: bool,
+    seeds: int | None,
+    executor_name: str,
+    address: str | None,
+    workers: int | None,
+    scenarios: tuple[str, ...],
+    policies: tuple[str, ...],
+    days: float | None,
+    out: Path,
+    models_dir: str,
+    store: Path,
+    as_json: bool,
+) -> None:
+    """Every policy on every scenario and seed, measured in one sweep (replays in parallel)."""
+    from bench.bench_all import SweepSettings, run_all
+
+    settings = SweepSettings.from_options(
+        quick=quick, seeds=seeds, executor=executor_name, address=address, workers=workers,
+        scenarios=scenarios, policies=policies, days=days,
+    )  # fmt: skip
+    document = run_all(
+        settings, out=out, models_dir=models_dir, store=store, progress=status,
+        bar=lambda total: progress_bar(
+            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
+        ),
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(document))
+        return
+    stdout.print(
+        f"{len(document['runs'])} replays in {document['wall_s']:.1f} s "
+        f"({settings.executor}, {settings.workers} worker{'s' * (settings.workers != 1)}): "
+        f"{out / 'REPORT.md'}"
+    )
 
 
 # --------------------------------------------------------------------------- scaling

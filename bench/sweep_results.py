@@ -1,0 +1,238 @@
+"""The files a sweep writes into ``opsbench bench all --out DIR``, and their schema.
+
+``results.parquet`` (schema version :data:`SCHEMA_VERSION`): one row per run and metric,
+long format, so a reader pivots it as it needs (``report.html`` is built from it):
+
+================== ======== ==========================================================
+column             type     meaning
+================== ======== ==========================================================
+scenario           string   scenario id (``default``, ``spot-storm``, ...)
+policy             string   policy name (``opsbench policies``)
+seed               int64    the replay's root seed
+sim_days           float64  simulated days replayed
+run_id             string   the run's identity (:attr:`bench.runner.PreparedRun.run_id`)
+telemetry_sha256   string   SHA-256 of every telemetry row the replay produced
+model_version      string   registered model the policy decided with (``NAME/VERSION``),
+                            null for a policy without a model
+metric             string   metric name: a replay summary field (``cost_usd``,
+                            ``slo_attainment``, ``slo_violation_minutes``,
+                            ``p95_latency_ms``, ``dropped_requests``, ``interruptions``,
+                            ...), a nested one as ``section.field``
+                            (``detection.false_alerts_per_day``); units as in the
+                            summary (dollars, a share in [0, 1], minutes, milliseconds,
+                            requests, counts)
+value              float64  the metric's value; a metric undefined for a run (e.g. a
+                            detection delay with no fault) has no row
+wall_s             float64  wall seconds of the run's task (load, model, replay): the one
+                            column that differs between executors and machines
+git_commit         string   ``git rev-parse HEAD`` of the source tree (``-dirty`` appended
+                            when tracked files were modified), ``unknown`` outside git
+packages           string   JSON object: package name -> version (python, opsbench, simpy,
+                            numpy, pandas, pyarrow, duckdb, scikit-learn, ...)
+================== ======== ==========================================================
+
+The file's key-value metadata holds ``opsbench.schema_version`` and ``opsbench.sweep`` (the
+sweep's settings as JSON). ``results.json`` holds the same runs, one object per run with a
+``metrics`` mapping, plus ``schema_version``, ``git_commit``, ``packages``, the sweep's
+settings (``executor``, ``workers``, ``quick``, ``seeds``, ``days``), ``wall_s`` of the
+whole sweep and the skipped (scenario, policy) pairs with the reason. ``REPORT.md`` is the
+table for people: per scenario and policy, the mean over seeds of the headline metrics.
+
+The files are written into a hidden staging folder first and moved into ``DIR`` only when
+all of them are complete (:mod:`sim.atomic`), each with one ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.sweep import RunRow
+from sim.atomic import discard, staging_path
+from sim.errors import InputError
+
+SCHEMA_VERSION = 1
+PACKAGES = (
+    "opsbench", "simpy", "numpy", "pandas", "pyarrow", "duckdb", "pydantic", "scikit-learn",
+    "stable-baselines3", "torch", "mlflow", "ray",
+)  # fmt: skip
+"""Packages whose versions are recorded with the results."""
+RESULT_FILES = ("results.parquet", "results.json", "REPORT.md")
+SCHEMA = pa.schema(
+    [
+        ("scenario", pa.string()),
+        ("policy", pa.string()),
+        ("seed", pa.int64()),
+        ("sim_days", pa.float64()),
+        ("run_id", pa.string()),
+        ("telemetry_sha256", pa.string()),
+        ("model_version", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("wall_s", pa.float64()),
+        ("git_commit", pa.string()),
+        ("packages", pa.string()),
+    ]
+)
+REPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("cost_usd", "cost $", "{:,.2f}"),
+    ("slo_attainment", "SLO attainment", "{:.4%}"),
+    ("slo_violation_minutes", "SLO violation min", "{:,.1f}"),
+    ("p95_latency_ms", "p95 ms", "{:,.1f}"),
+    ("dropped_requests", "dropped req", "{:,.0f}"),
+    ("wasted_node_hours", "wasted node-h", "{:,.1f}"),
+    ("interruptions", "interruptions", "{:,.1f}"),
+)
+"""The REPORT.md table: metric, header, format (means over seeds)."""
+
+
+def git_commit(tree: Path | None = None) -> str:
+    """The source tree's commit (``-dirty`` if tracked files changed), ``unknown``
+    outside git."""
+    tree = tree or Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=tree, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def package_versions() -> dict[str, str]:
+    """Python's and :data:`PACKAGES`' versions (those installed)."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def results_table(rows: Sequence[RunRow], *, commit: str, packages: Mapping[str, str],
+                  settings: Mapping[str, Any]) -> pa.Table:  # fmt: skip
+    """The long table of :data:`SCHEMA`: one row per run and metric."""
+    columns: dict[str, list[Any]] = {field.name: [] for field in SCHEMA}
+    packages_json = json.dumps(dict(packages), sort_keys=True)
+    for row in rows:
+        for metric, value in sorted(row.metrics.items()):
+            for name in ("scenario", "policy", "seed", "sim_days", "run_id", "telemetry_sha256",
+                         "model_version", "wall_s"):  # fmt: skip
+                columns[name].append(getattr(row, name))
+            columns["metric"].append(metric)
+            columns["value"].append(value)
+            columns["git_commit"].append(commit)
+            columns["packages"].append(packages_json)
+    metadata = {
+        "opsbench.schema_version": str(SCHEMA_VERSION),
+        "opsbench.sweep": json.dumps(dict(settings), sort_keys=True),
+    }
+    return pa.table(columns, schema=SCHEMA.with_metadata(metadata))
+
+
+def report_markdown(rows: Sequence[RunRow], document: Mapping[str, Any]) -> str:
+    """REPORT.md: the sweep's settings, then per scenario and policy the mean over seeds
+    of :data:`REPORT_COLUMNS`, then the skipped pairs."""
+    settings = document["settings"]
+    lines = [
+        "# opsbench bench all: replay sweep",
+        "",
+        f"- commit `{document['git_commit']}`, opsbench {document['packages'].get('opsbench', '?')}"
+        f", Python {document['packages']['python']}",
+        f"- {len(rows)} replays: executor `{settings['executor']}`, {settings['workers']} "
+        f"worker{'s' * (settings['workers'] != 1)}, {document['wall_s']:.1f} s wall (with the "
+        "executor's start)",
+        f"- seeds per scenario and policy: {settings['seeds']}; simulated days: "
+        + ("the scenario's" if settings["days"] is None else f"{settings['days']:g}"),
+        "",
+        "Means over seeds. SLO attainment: the share of simulated minutes whose p95 latency "
+        "met the scenario's SLO with no request dropped; cost in dollars over the replayed "
+        "days; wasted node-hours: serving capacity above what the offered load needed.",
+        "",
+        "| scenario | policy | seeds | days | "
+        + " | ".join(label for _, label, _ in REPORT_COLUMNS)
+        + " |",
+        "|---|---|---:|---:|" + "---:|" * len(REPORT_COLUMNS),
+    ]
+    groups: dict[tuple[str, str], list[RunRow]] = {}
+    for row in rows:
+        groups.setdefault((row.scenario, row.policy), []).append(row)
+    for (scenario, policy), runs in groups.items():
+        cells = []
+        for key, _, fmt in REPORT_COLUMNS:
+            values = [r.metrics[key] for r in runs if key in r.metrics]
+            cells.append(fmt.format(sum(values) / len(values)) if values else "-")
+        lines.append(
+            f"| {scenario} | {policy} | {len(runs)} | {runs[0].sim_days:g} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    skipped = document["skipped"]
+    if skipped:
+        lines += ["", "Not run (cost policies choose between spot and on-demand pools):", ""]
+        lines += [f"- {s['scenario']} / {s['policy']}: {s['reason']}" for s in skipped]
+    return "\n".join(lines) + "\n"
+
+
+def check_out(out: Path) -> None:
+    """``--out`` must be a folder or creatable as one (checked before the sweep)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out", "exists and is not a directory", "a directory path")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise InputError(out, "--out", "cannot create a folder here", "a writable directory path")
+
+
+def write_results(out: Path, rows: Sequence[RunRow], document: Mapping[str, Any]) -> None:
+    """Write :data:`RESULT_FILES` into ``out``: staged first, moved in when all are done."""
+    check_out(out)
+    table = results_table(
+        rows,
+        commit=document["git_commit"],
+        packages=document["packages"],
+        settings=document["settings"],
+    )
+    staging = staging_path(out)
+    staging.mkdir()
+    try:
+        pq.write_table(table, staging / "results.parquet")
+        (staging / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+        (staging / "REPORT.md").write_text(report_markdown(rows, document))
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RESULT_FILES:
+            os.replace(staging / name, out / name)
+    finally:
+        discard(staging)
+
+
+def results_document(
+    rows: Sequence[RunRow],
+    *,
+    settings: Mapping[str, Any],
+    skipped: Sequence[tuple[str, str, str]],
+    wall_s: float,
+) -> dict[str, Any]:
+    """results.json's content."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "settings": dict(settings),
+        "wall_s": round(wall_s, 3),
+        "runs": [row.model_dump() for row in rows],
+        "skipped": [{"scenario": s, "policy": p, "reason": r} for s, p, r in skipped],
+    }
