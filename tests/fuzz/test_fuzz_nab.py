@@ -38,7 +38,8 @@ def results_written(result: Result) -> None:
     assert len(written) == summary["files"] >= 1
     # csv rows, not str.splitlines: a timestamp cell is echoed as written, and splitlines
     # would split one at a \x0b or \x1c the mutation put in it
-    rows = sum(len(list(csv.reader(io.StringIO(p.read_text("utf-8"), newline="")))) - 1 for p in written)
+    tables = [list(csv.reader(io.StringIO(p.read_text("utf-8"), newline=""))) for p in written]
+    rows = sum(len(table) - 1 for table in tables)
     assert rows == summary["rows"]
 
 
