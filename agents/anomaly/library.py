@@ -16,14 +16,15 @@ Every wrapper feeds the library the value in the series' own unit
 (:class:`agents.anomaly.units.UnitScale`: exact powers of two, so scores are scale-free and
 the largest floats cannot overflow a library's arithmetic). Randomised models take a fixed
 ``seed``, so a detector is deterministic. Unbounded library scores ``s`` (xStream, LODA)
-are mapped to [0, 1] by the increasing ``0.5 + 0.5 * s / (1 + |s|)``, which keeps their order (NAB's threshold
-sweep sees the same ranking).
+are mapped to [0, 1] by the increasing ``0.5 + 0.5 * s / (1 + |s|)``, which keeps their
+order (NAB's threshold sweep sees the same ranking).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -195,7 +196,13 @@ class RiverGaussianScorer(ShingledLibraryDetector):
         return anomaly.GaussianScorer(window_size=self.window_size, grace_period=self.grace_period)
 
     def _score(self, features: np.ndarray) -> float:
-        return min(1.0, max(0.0, float(self._model.score_one(None, float(features[-1])))))
+        try:
+            score = self._model.score_one(None, float(features[-1]))
+        except TypeError:
+            # river's rolling variance can round below 0 on a constant window, and its cdf then
+            # fails on a complex sigma; river scores a zero sigma 1 (cdf 0), so that is kept
+            return 1.0
+        return min(1.0, max(0.0, float(score)))
 
     def _learn(self, features: np.ndarray) -> None:
         self._model.learn_one(None, float(features[-1]))
@@ -259,10 +266,13 @@ class PysadXStream(ShingledLibraryDetector):
         )
 
     def _score(self, features: np.ndarray) -> float:
-        return squash(float(np.asarray(self._model.score_partial(features)).reshape(-1)[0]))
+        # values far beyond the first window's range cast huge bin numbers: no warning
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return squash(float(np.asarray(self._model.score_partial(features)).reshape(-1)[0]))
 
     def _learn(self, features: np.ndarray) -> None:
-        self._model.fit_partial(features)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            self._model.fit_partial(features)
 
 
 class PysadLODA(ShingledLibraryDetector):
@@ -310,20 +320,26 @@ class PysadLODA(ShingledLibraryDetector):
         return model
 
     def _score(self, features: np.ndarray) -> float:
-        return squash(float(np.asarray(self._model.score_partial(features)).reshape(-1)[0]))
+        # a bin width that underflows gives an infinite density (score 0), not a warning
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return squash(float(np.asarray(self._model.score_partial(features)).reshape(-1)[0]))
 
     def _learn(self, features: np.ndarray) -> None:
-        self._model.fit_partial(features)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            self._model.fit_partial(features)
 
 
 def _one_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)`` with numba's thread count at 1 for this thread, restored after."""
+    """``call(*args, **kwargs)`` on one numba thread (restored after), stumpy's warnings muted."""
     import numba
 
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        return call(*args, **kwargs)
+        with warnings.catch_warnings():
+            # stumpy warns when many profile values are ~0 (a constant stretch): data, not a fault
+            warnings.filterwarnings("ignore", category=UserWarning, module="stumpy")
+            return call(*args, **kwargs)
     finally:
         numba.set_num_threads(before)
 

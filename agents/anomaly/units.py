@@ -14,6 +14,8 @@ import math
 
 LIMIT = 2.0**50
 """Largest magnitude, in units, handed on (about 1.1e15): squares and long sums stay finite."""
+LIMIT_EXPONENT = 51
+"""Binary exponent (``frexp``) of the smallest magnitudes beyond LIMIT."""
 
 
 class UnitScale:
@@ -31,6 +33,8 @@ class UnitScale:
             if v == 0.0:
                 return 0.0
             e = math.frexp(v)[1]
+        if math.frexp(v)[1] - e > LIMIT_EXPONENT:  # beyond LIMIT (ldexp could overflow)
+            return LIMIT if v > 0 else -LIMIT
         u = math.ldexp(v, -e)
         return LIMIT if u > LIMIT else -LIMIT if u < -LIMIT else u
 
