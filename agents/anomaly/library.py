@@ -336,8 +336,9 @@ def _one_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        with warnings.catch_warnings():
-            # stumpy warns when many profile values are ~0 (a constant stretch): data, not a fault
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            # stumpy warns when many profile values are ~0 and divides by a zero deviation on
+            # a constant stretch (which it then treats as constant): data, not a fault
             warnings.filterwarnings("ignore", category=UserWarning, module="stumpy")
             return call(*args, **kwargs)
     finally:
