@@ -152,20 +152,9 @@ DETECTORS.register(
     summary="baseline: river GaussianScorer (Gaussian tail of the value)",
 )
 DETECTORS.register(
-    "pysad-xstream",
-    entry_point="agents.anomaly.library:PysadXStream",
-    summary="baseline: pysad xStream on shingles of 4 values",
-)
-DETECTORS.register(
     "pysad-loda",
     entry_point="agents.anomaly.library:PysadLODA",
     summary="baseline: pysad LODA on shingles of 4 values",
-)
-DETECTORS.register(
-    "stumpy-discord",
-    entry_point="agents.anomaly.library:StumpyDiscord",
-    summary="baseline: stumpy.stumpi left matrix profile (discord distance) of the newest "
-    "subsequence",
 )
 
 # --------------------------------------------------------------------------- forecasters

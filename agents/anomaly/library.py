@@ -6,28 +6,25 @@ detector is built, so the core package does not need them.
 - ``river-hst``: river's ``HalfSpaceTrees`` behind river's ``MinMaxScaler`` (the pipeline
   river's documentation recommends), on the last ``shingle`` values.
 - ``river-gaussian``: river's ``GaussianScorer`` (two-sided Gaussian tail of the value).
-- ``pysad-xstream``: pysad's ``xStream`` (half-space chains on hashed projections).
 - ``pysad-loda``: pysad's ``LODA`` (histograms of sparse random projections).
-- ``stumpy-discord``: the left matrix profile of the newest subsequence from
-  ``stumpy.stumpi`` (streaming, fixed-length window): its distance, z-normalised, to the
-  nearest earlier subsequence (a discord when large).
+
+Dropped after cross-validation (README, Anomaly detection): pysad's xStream (19.60 ± 11.10
+standard, ~1k points/s), stumpy's streaming matrix profile discords (36.04 ± 11.90, ~2k
+points/s and a minute of numba compilation per process) and pysad's RRCF (46 points/s).
 
 Every wrapper feeds the library the value in the series' own unit
 (:class:`agents.anomaly.units.UnitScale`: exact powers of two, so scores are scale-free and
 the largest floats cannot overflow a library's arithmetic). Randomised models take a fixed
-``seed``, so a detector is deterministic. Unbounded library scores ``s`` (xStream, LODA)
+``seed``, so a detector is deterministic. Unbounded library scores ``s`` (LODA)
 are mapped to [0, 1] by the increasing ``0.5 + 0.5 * s / (1 + |s|)``, which keeps their
 order (NAB's threshold sweep sees the same ranking).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import warnings
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -208,73 +205,6 @@ class RiverGaussianScorer(ShingledLibraryDetector):
         self._model.learn_one(None, float(features[-1]))
 
 
-class PysadXStream(ShingledLibraryDetector):
-    """pysad's ``xStream`` (squashed to [0, 1]).
-
-    Parameters
-    ----------
-    num_components, n_chains, depth, window_size
-        pysad's parameters.
-    shingle
-        Consecutive values per point.
-    seed
-        Seed of the chains.
-    """
-
-    name = "pysad-xstream"
-
-    def __init__(
-        self,
-        *,
-        num_components: int = 100,
-        n_chains: int = 100,
-        depth: int = 15,
-        window_size: int = 256,
-        shingle: int = 4,
-        seed: int = 0,
-    ) -> None:
-        self.num_components = num_components
-        self.n_chains = n_chains
-        self.depth = depth
-        self.window_size = window_size
-        super().__init__(shingle=shingle, seed=seed)
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "num_components": self.num_components,
-            "n_chains": self.n_chains,
-            "depth": self.depth,
-            "window_size": self.window_size,
-            "shingle": self.shingle,
-            "seed": self.seed,
-        }
-
-    @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
-        """Nothing: pysad's defaults (one run over the NAB split takes about two minutes)."""
-        return {}
-
-    def _build(self) -> Any:
-        from pysad.models import xStream
-
-        return xStream(
-            num_components=self.num_components,
-            n_chains=self.n_chains,
-            depth=self.depth,
-            window_size=self.window_size,
-            random_state=self.seed,
-        )
-
-    def _score(self, features: np.ndarray) -> float:
-        # values far beyond the first window's range cast huge bin numbers: no warning
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            return squash(float(np.asarray(self._model.score_partial(features)).reshape(-1)[0]))
-
-    def _learn(self, features: np.ndarray) -> None:
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            self._model.fit_partial(features)
-
-
 class PysadLODA(ShingledLibraryDetector):
     """pysad's ``LODA`` (negative log density, squashed to [0, 1]).
 
@@ -327,91 +257,3 @@ class PysadLODA(ShingledLibraryDetector):
     def _learn(self, features: np.ndarray) -> None:
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             self._model.fit_partial(features)
-
-
-def _one_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)`` on one numba thread (restored after), stumpy's warnings muted."""
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            # stumpy warns when many profile values are ~0 and divides by a zero deviation on
-            # a constant stretch (which it then treats as constant): data, not a fault
-            warnings.filterwarnings("ignore", category=UserWarning, module="stumpy")
-            return call(*args, **kwargs)
-    finally:
-        numba.set_num_threads(before)
-
-
-class StumpyDiscord(AnomalyDetector):
-    """Left matrix-profile distance of the newest subsequence, from ``stumpy.stumpi``.
-
-    The first ``window`` values only learn (score 0); then ``stumpy.stumpi`` keeps the
-    matrix profile of the last ``window`` values (``egress=True``) and each new value's
-    score is the z-normalised distance of the subsequence it ends to its nearest earlier
-    neighbour, divided by its largest possible value ``2 sqrt(m)``.
-
-    Parameters
-    ----------
-    m
-        Subsequence length, in rows.
-    window
-        Rows kept (and learnt before the first score).
-    """
-
-    name = "stumpy-discord"
-
-    def __init__(self, *, m: int = 24, window: int = 1000) -> None:
-        if m < 3 or window < 4 * m:
-            raise ValueError(f"m(={m}) must be >= 3 and window(={window}) >= 4 m")
-        self.m = m
-        self.window = window
-        self._unit = UnitScale()
-        self._start: list[float] = []
-        self._stream: Any = None
-
-    def get_params(self) -> dict[str, Any]:
-        return {"m": self.m, "window": self.window}
-
-    @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
-        """Subsequences of 1, 2 and 4 hours of 5-minute rows."""
-        return {"m": [12, 24, 48]}
-
-    def _distance(self, stream: Any) -> float:
-        d = float(stream.left_P_[-1])
-        if math.isnan(d):
-            return 0.0
-        return min(1.0, max(0.0, d / (2.0 * math.sqrt(self.m))))
-
-    def score_one(self, x: Observation) -> float:
-        u = self._unit.scaled(value_of(x))
-        if self._stream is None:
-            return 0.0
-        stream = copy.deepcopy(self._stream)
-        _one_thread(stream.update, u)
-        return self._distance(stream)
-
-    def learn_one(self, x: Observation) -> None:
-        self._step(x)
-
-    def score_learn_one(self, x: Observation) -> float:
-        return self._step(x)
-
-    def _step(self, x: Observation) -> float:
-        v = value_of(x)
-        if self._stream is not None:
-            _one_thread(self._stream.update, self._unit.scaled(v))
-            return self._distance(self._stream)
-        u = self._unit.scaled(v)
-        self._unit.learn(v)
-        self._start.append(u)
-        if len(self._start) == self.window:
-            import stumpy
-
-            start = np.asarray(self._start, dtype=np.float64)
-            self._stream = _one_thread(stumpy.stumpi, start, self.m, egress=True)
-            self._start = []
-        return 0.0
