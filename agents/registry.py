@@ -123,6 +123,39 @@ DETECTORS.register(
     entry_point="agents.anomaly.gaussian:WindowedGaussian",
     summary="baseline: Gaussian tail of the value against the last 6,400 values",
 )
+DETECTORS.register(
+    "seasonal-residual",
+    entry_point="agents.anomaly.seasonal:SeasonalResidual",
+    summary="robust z of the residual of an online daily (or weekly) profile; one alert per "
+    "episode",
+)
+DETECTORS.register(
+    "contextual",
+    entry_point="agents.anomaly.contextual:ContextualNovelty",
+    summary="novelty of a value's level after the previous rows' levels (in the spirit of "
+    "CAD OSE); one alert per episode",
+)
+DETECTORS.register(
+    "rank-ensemble",
+    entry_point="agents.anomaly.rank_ensemble:RankEnsemble",
+    summary="mean or max of the ranks of registered detectors' scores; one alert per episode",
+)
+# library baselines: the anomaly-baselines extra (river, pysad), imported when built
+DETECTORS.register(
+    "river-hst",
+    entry_point="agents.anomaly.library:RiverHalfSpaceTrees",
+    summary="baseline: river HalfSpaceTrees behind river's MinMaxScaler",
+)
+DETECTORS.register(
+    "river-gaussian",
+    entry_point="agents.anomaly.library:RiverGaussianScorer",
+    summary="baseline: river GaussianScorer (Gaussian tail of the value)",
+)
+DETECTORS.register(
+    "pysad-loda",
+    entry_point="agents.anomaly.library:PysadLODA",
+    summary="baseline: pysad LODA on shingles of 4 values",
+)
 
 # --------------------------------------------------------------------------- forecasters
 FORECASTERS.register(
