@@ -105,9 +105,7 @@ def composed_policy(
         )  # fmt: skip
     parts = {}
     for role, name, given in (("sizing", sizing, params.sizing), ("mix", mix, params.mix)):
-        parts[role] = POLICIES.make(
-            name, given, source=source, params_field=f"{field}.{role}"
-        )
+        parts[role] = POLICIES.make(name, given, source=source, params_field=f"{field}.{role}")
     return ComposedPolicy(parts["sizing"], parts["mix"], params)  # type: ignore[arg-type]
 
 

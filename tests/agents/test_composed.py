@@ -1,7 +1,8 @@
-"""Composed controllers (``SIZING+MIX``): the sizing policy's pod target is what the mix
-places, each part gets what it needs, the records name both parts, and a bad name or
-parameter is one clear line. (The policy contract runs on every pair in
-``test_policy_contract.py``.)"""
+"""Composed controllers (``SIZING+MIX``): every pair is registered with its parts' needs,
+a bad name or parameter is one clear line, ``opsbench policies`` lists the pairs, the
+``bench cost`` target picks the best pair. (The replays — the contract, the sizing's target
+held by the mix, records naming both parts — are in ``test_policy_contract.py``, which
+trains its scaling model once.)"""
 
 from __future__ import annotations
 
@@ -13,46 +14,8 @@ import pytest
 
 from agents.cost.composed import ComposedPolicy
 from agents.registry import MIX_POLICIES, POLICIES, SIZING_POLICIES, make_policy
-from bench import runner
 from opsbench_testing import assert_one_line_error, run_main
-from sim.control import Decision, Observation
 from sim.errors import InputError
-
-DAYS = 0.25
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-class Probe:
-    """Wraps a composed policy; after each decision keeps the sizing's target and the
-    plan the mix's controller executed."""
-
-    def __init__(self, inner: ComposedPolicy) -> None:
-        self.inner = inner
-        self.name, self.needs, self.params = inner.name, inner.needs, inner.params
-        self.seen: list[tuple[float | None, float, Decision]] = []
-
-    def reset(self, context: Any) -> None:
-        self.inner.reset(context)
-
-    def decide(self, observation: Observation) -> Decision:
-        decision = self.inner.decide(observation)
-        ctrl = self.inner.mix.ctrl
-        assert ctrl is not None
-        self.seen.append((self.inner.sizing.last_target_pods, ctrl.plan_pods, decision))
-        return decision
-
-
-def probed(name: str, models: Path) -> tuple[Probe, dict[str, Any]]:
-    prepared = runner.prepare_run("default", policy=name, days=DAYS)
-    runner.attach_model(prepared, models_dir=models, store=models / "store.duckdb")
-    assert isinstance(prepared.policy, ComposedPolicy)
-    probe = Probe(prepared.policy)
-    prepared.policy = probe  # type: ignore[assignment]
-    return probe, runner.run(prepared)
 
 
 def test_every_sizing_and_mix_pair_is_registered() -> None:
@@ -66,36 +29,6 @@ def test_every_sizing_and_mix_pair_is_registered() -> None:
         parts = (POLICIES.make(sizing).needs, POLICIES.make(mix).needs)
         assert built.needs.foresight == any(n.foresight for n in parts)
         assert built.needs.model == (parts[0].model or parts[1].model)
-
-
-@pytest.mark.parametrize("name", ["reactive+spot-greedy", "predictive+on-demand"])
-def test_the_mix_holds_the_sizing_target(name: str, models: Path) -> None:
-    probe, summary = probed(name, models)
-    targets = [(t, plan) for t, plan, _ in probe.seen if t is not None]
-    assert len(targets) >= len(probe.seen) - 1  # reactive: no target before its metrics
-    assert all(plan == float(t) for t, plan in targets)
-    assert len({t for t, _ in targets}) > 1  # the target moves with the load
-    assert summary["policy"] == name
-    if name.endswith("on-demand"):
-        assert summary["spot_cost_usd"] == 0.0
-
-
-def test_records_name_both_parts_and_both_models_are_attached(models: Path) -> None:
-    probe, summary = probed("predictive+cost-rl", models)
-    version = summary["model_version"]
-    assert version.startswith("scaling-default/") and " + cost-rl-" in version
-    parts = {r["part"] for _, _, d in probe.seen for r in d.records}
-    assert parts == {"sizing", "mix", "composed"}
-    composed = [r for _, _, d in probe.seen for r in d.records if r["part"] == "composed"]
-    assert {(r["sizing"], r["mix"]) for r in composed} == {("predictive", "cost-rl")}
-    for target, plan, decision in probe.seen:
-        for r in decision.records:
-            if r["part"] == "composed":
-                assert r["plan_pods"] == plan == float(target)  # type: ignore[arg-type]
-                assert r["target_nodes"] == decision.desired_nodes[r["pool"]]  # type: ignore[index]
-            if r["part"] == "mix":
-                assert r["right_sizing_pods"] == plan  # cost-rl saw the sizing's plan
-            json.dumps(r)
 
 
 @pytest.mark.parametrize(
@@ -158,3 +91,34 @@ def test_policies_lists_the_pairs_with_their_parameters(
     assert row["models"] == ["scaling", "cost"]
     assert [p["name"] for p in row["parameters"]] == ["sizing", "mix"]
     assert rows["oracle+hindsight"]["needs"]["foresight"] is True
+
+
+def _row(cost: float, slo: float) -> dict[str, Any]:
+    return {"cost_usd": cost, "slo_attainment": slo}
+
+
+def test_the_composed_target_takes_the_cheapest_pair_at_the_slo_floor() -> None:
+    from bench.cost import composed_target
+
+    rows = {
+        "reactive": _row(100.0, 0.98),
+        "predictive+spot-greedy": _row(60.0, 0.9985),  # cheapest, below 99.9%
+        "predictive+cost-rl": _row(80.0, 0.9995),
+        "predictive+on-demand": _row(90.0, 1.0),
+        "oracle+spot-greedy": _row(10.0, 1.0),  # foresight: not a controller
+    }
+    found = composed_target(rows)
+    assert found is not None
+    assert (found["policy"], found["met"]) == ("predictive+cost-rl", True)
+    rows["reactive"] = _row(70.0, 0.9999)  # now the floor is reactive's SLO
+    found = composed_target(rows)
+    assert found is not None
+    assert (found["policy"], found["met"]) == ("predictive+on-demand", False)
+    assert composed_target({"reactive": _row(1.0, 1.0)}) is None
+
+
+def test_the_demo_shows_registered_composed_controllers() -> None:
+    from bench.cli.replay import SPOT_DEMO_POLICIES
+
+    assert {"predictive+spot-greedy", "predictive+cost-rl"} <= set(SPOT_DEMO_POLICIES)
+    assert all(name in POLICIES for name in SPOT_DEMO_POLICIES)
