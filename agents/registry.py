@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agents.registration import Registry
+from sim.errors import InputError
 
 if TYPE_CHECKING:
     from agents.anomaly.base import AnomalyDetector
@@ -174,6 +175,13 @@ def make_policy(name: str, params: Mapping[str, Any], *, source: str, field: str
     """Build policy ``name`` with ``params`` (bad names or parameters raise InputError;
     a composed ``SIZING+MIX`` with an unknown part names the part and what it allows)."""
     if "+" not in name:
+        if name not in POLICIES:  # the single policies, and the rule for the pairs
+            single = ", ".join(sorted(p for p in POLICIES if "+" not in p))
+            raise InputError(
+                source or "--policy", field, f"unknown policy {name!r}",
+                f"{single}, or SIZING+MIX with SIZING one of {', '.join(SIZING_POLICIES)} and "
+                f"MIX one of {', '.join(MIX_POLICIES)}",
+            )  # fmt: skip
         return POLICIES.make(name, params, source=source, field=field,
                              params_field="control.params")  # fmt: skip
     from agents.cost.composed import ComposedParams, composed_policy, split_name

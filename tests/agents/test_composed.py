@@ -14,7 +14,7 @@ import pytest
 
 from agents.cost.composed import ComposedPolicy
 from agents.registry import MIX_POLICIES, POLICIES, SIZING_POLICIES, make_policy
-from opsbench_testing import assert_one_line_error, run_main
+from opsbench_testing import assert_one_line_error, run_main, shipped_doc, write_scenario
 from sim.errors import InputError
 
 
@@ -37,6 +37,7 @@ def test_every_sizing_and_mix_pair_is_registered() -> None:
         ("predictive+foo", ["unknown mix policy 'foo'", "cost-rl", "spot-greedy"]),
         ("static+spot-greedy", ["unknown sizing policy 'static'", "reactive, predictive"]),
         ("reactive+", ["unknown mix policy ''", "on-demand"]),
+        ("nope", ["unknown policy 'nope'", "static, uniform-progress, or SIZING+MIX"]),
     ],
 )
 def test_an_unknown_part_is_one_line_naming_what_is_allowed(
@@ -122,3 +123,21 @@ def test_the_demo_shows_registered_composed_controllers() -> None:
 
     assert {"predictive+spot-greedy", "predictive+cost-rl"} <= set(SPOT_DEMO_POLICIES)
     assert all(name in POLICIES for name in SPOT_DEMO_POLICIES)
+
+
+def test_a_scenario_names_a_pair_and_its_parts_parameters(tmp_path: Path) -> None:
+    from bench import runner
+
+    doc = shipped_doc()
+    doc["control"]["policy"] = "reactive+price-capacity"
+    doc["control"]["params"] = {"sizing": {"tolerance": 0.2}, "mix": {}}
+    path = write_scenario(tmp_path, doc)
+    prepared = runner.prepare_run(str(path), days=0.02)
+    policy = prepared.policy
+    assert isinstance(policy, ComposedPolicy)
+    assert policy.sizing.params.tolerance == 0.2  # type: ignore[attr-defined]
+    assert runner.run(prepared)["policy"] == "reactive+price-capacity"
+    doc["control"]["params"] = {"sizing": {"tolerance": 5}}
+    with pytest.raises(InputError) as err:
+        runner.prepare_run(str(write_scenario(tmp_path, doc)), days=0.02)
+    assert (err.value.source, err.value.field) == (str(path), "control.params.sizing.tolerance")
