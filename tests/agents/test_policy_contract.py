@@ -110,7 +110,7 @@ def probed(name: str, models: Path) -> tuple[Probe, dict[str, Any]]:
     runner.attach_model(prepared, models_dir=models, store=models / "store.duckdb")
     assert isinstance(prepared.policy, ComposedPolicy)
     probe = Probe(prepared.policy)
-    prepared.policy = probe  # type: ignore[assignment]
+    prepared.policy = probe
     return probe, runner.run(prepared)
 
 
