@@ -147,11 +147,21 @@ class Registry(Generic[T]):
         ``params`` as keyword arguments (over the entry's fixed ``kwargs``).
         """
         spec = self.spec(id, source=source, field=field)
-        model = spec.params_model()
-        if model is None:
+        validated = self.validated_params(id, params, source=source, params_field=params_field)
+        if validated is None:
             return spec.builder()(**{**spec.kwargs, **(params or {})})
+        return spec.builder()(validated, **spec.kwargs)
+
+    def validated_params(
+        self, id: str, params: Mapping[str, Any] | None, *, source: str, params_field: str
+    ) -> BaseModel | None:
+        """``params`` validated against entry ``id``'s parameters model (None for an entry
+        without one); a bad value raises InputError naming ``params_field.<key>``."""
+        model = self.spec(id, source=source).params_model()
+        if model is None:
+            return None
         try:
-            validated = model.model_validate(dict(params or {}))
+            return model.model_validate(dict(params or {}))
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
@@ -161,4 +171,3 @@ class Registry(Generic[T]):
                 err["msg"],
                 f"parameters of {id}: {', '.join(model.model_fields) or 'none'}",
             ) from None
-        return spec.builder()(validated, **spec.kwargs)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agents.registration import Registry
+from sim.errors import InputError
 
 if TYPE_CHECKING:
     from agents.anomaly.base import AnomalyDetector
@@ -102,6 +103,25 @@ POLICIES.register(
     "shared plan, with cost recommendations",
 )
 
+# A composed controller per sizing x mix pair (agents.cost.composed): the sizing policy
+# decides how much capacity, the mix policy where it goes.
+SIZING_POLICIES = ("reactive", "predictive", "oracle")
+"""Policies that can size a composed controller (they expose ``last_target_pods``)."""
+MIX_POLICIES = (
+    "on-demand", "spot-greedy", "price-capacity", "uniform-progress", "cost-rl", "hindsight",
+)  # fmt: skip
+"""Policies that can place a composed controller's capacity (the cost policies)."""
+for _sizing in SIZING_POLICIES:
+    for _mix in MIX_POLICIES:
+        POLICIES.register(
+            f"{_sizing}+{_mix}",
+            entry_point="agents.cost.composed:composed_policy",
+            params="agents.cost.composed:ComposedParams",
+            kwargs={"sizing": _sizing, "mix": _mix},
+            summary=f"composed: {_sizing} sizes the capacity, {_mix} places it (spot / "
+            "on-demand, AZ)",
+        )
+
 # --------------------------------------------------------------------------- detectors
 DETECTORS.register(
     "novelty-ensemble",
@@ -185,8 +205,25 @@ FORECASTERS.register(
 
 
 def make_policy(name: str, params: Mapping[str, Any], *, source: str, field: str) -> Policy:
-    """Build policy ``name`` with ``params`` (bad names or parameters raise InputError)."""
-    return POLICIES.make(name, params, source=source, field=field, params_field="control.params")
+    """Build policy ``name`` with ``params`` (bad names or parameters raise InputError;
+    a composed ``SIZING+MIX`` with an unknown part names the part and what it allows)."""
+    if "+" not in name:
+        if name not in POLICIES:  # the single policies, and the rule for the pairs
+            single = ", ".join(sorted(p for p in POLICIES if "+" not in p))
+            raise InputError(
+                source or "--policy", field, f"unknown policy {name!r}",
+                f"{single}, or SIZING+MIX with SIZING one of {', '.join(SIZING_POLICIES)} and "
+                f"MIX one of {', '.join(MIX_POLICIES)}",
+            )  # fmt: skip
+        return POLICIES.make(name, params, source=source, field=field,
+                             params_field="control.params")  # fmt: skip
+    from agents.cost.composed import ComposedParams, composed_policy, split_name
+
+    sizing, mix = split_name(name, source=source, field=field)
+    validated = POLICIES.validated_params(name, params, source=source,
+                                          params_field="control.params")  # fmt: skip
+    assert isinstance(validated, ComposedParams)
+    return composed_policy(validated, sizing=sizing, mix=mix, source=source)
 
 
 def make_detector(name: str, *, source: str = "--detector", field: str = "") -> AnomalyDetector:

@@ -384,45 +384,66 @@ def attach_model(
     version used (None for a policy without a model)."""
     prepared.models_dir = models_dir
     policy = prepared.policy
-    kind = policy.needs.model
-    if kind is None:
+    # a composed controller (agents.cost.composed): each part with its own model
+    parts = [p for p in getattr(policy, "parts", (policy,)) if p.needs.model is not None]
+    if not parts:
         if model is not None:
             raise InputError(
                 "--model", "", f"policy {policy.name!r} uses no trained model",
                 "--model only with a policy that needs one (opsbench policies)",
             )  # fmt: skip
         return None
-    if not isinstance(policy, ModelPolicy):
-        raise TypeError(f"policy {policy.name!r} needs a {kind} model but has no use_model")
-    ref = None if model is None else ModelRef.parse(model)
+    if model is not None and len(parts) > 1:
+        kinds = ", ".join(str(p.needs.model) for p in parts)
+        raise InputError(
+            "--model", "", f"policy {policy.name!r} decides with {len(parts)} models ({kinds})",
+            "no --model: each part gets its default model",
+        )  # fmt: skip
     registry = _registry(models_dir)
-    version = MODEL_LOADERS[kind](
-        prepared,
-        policy,
-        registry=registry,
-        ref=ref,
+    options = dict(
+        ref=None if model is None else ModelRef.parse(model),
         store=store,
         retrain=retrain,
         promote=promote,
         progress=progress,
     )
-    prepared.model_version = version.ref
-    prepared.model_sha256 = version.card.artefact_sha256
+    versions = [_attach_part(prepared, part, registry, **options) for part in parts]
+    prepared.model_version = " + ".join(v.ref for v in versions)
+    prepared.model_sha256 = "+".join(v.card.artefact_sha256 for v in versions)
+    return versions[0]
+
+
+def _attach_part(
+    prepared: PreparedRun, part: Policy, registry: ModelRegistry, **options: Any
+) -> ModelVersion:
+    """Give ``part`` (the prepared policy, or a part of a composed one) its model through
+    :data:`MODEL_LOADERS` (``options``: their keyword arguments); a predictive part goes
+    under the scenario's ``lifecycle.scaling`` loop if it has one."""
+    kind = part.needs.model
+    assert kind is not None
+    if not isinstance(part, ModelPolicy):
+        raise TypeError(f"policy {part.name!r} needs a {kind} model but has no use_model")
+    version = MODEL_LOADERS[kind](prepared, part, registry=registry, **options)
+    store: Path = options["store"]
     lifecycle = prepared.world.scenario.lifecycle
     if kind == "scaling" and lifecycle is not None and lifecycle.scaling is not None:
         from agents.scaling.policy import PredictivePolicy
         from bench.lifecycle_scaling import manage
 
-        assert isinstance(policy, PredictivePolicy)
+        assert isinstance(part, PredictivePolicy)
         prepared.lifecycle = prepared.lifecycle or LifecycleLog()
-        prepared.policy = manage(
-            policy,
+        managed = manage(
+            part,
             version,
             world=prepared.world,
             registry=registry,
             store=store,
             log=prepared.lifecycle,
         )
+        if part is prepared.policy:
+            prepared.policy = managed
+        else:
+            prepared.policy.replace_part(part, managed)  # type: ignore[attr-defined]
     return version
 
 
@@ -521,7 +542,8 @@ def run(
         if world.scenario.lifecycle is not None:
             from bench.lifecycle_report import lifecycle_block
 
-            summary["lifecycle"] = lifecycle_block(replay, truth, [policy, audit_watcher, watcher])
+            loops = [*getattr(policy, "parts", (policy,)), audit_watcher, watcher]
+            summary["lifecycle"] = lifecycle_block(replay, truth, loops)
         if store_sink is not None:  # the run is complete in the store (or refused there)
             store_sink.finish(summary["telemetry_sha256"])
         if staging is not None and out is not None:

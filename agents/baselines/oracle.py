@@ -51,6 +51,9 @@ class OraclePolicy:
         self.pod_rate = (
             context.service_rate_per_vcpu_rps * context.pod_vcpu * context.target_utilization
         )
+        self.last_target_pods: int | None = None
+        """Pods the highest load of the last decision's lead time needs (what a composed
+        controller sizes to)."""
 
     def decide(self, observation: Observation) -> Decision:
         now = observation.sim_time_s
@@ -58,6 +61,7 @@ class OraclePolicy:
         current = self.foresight.offered_rps(now, now + 60.0)
         pods_needed = math.ceil(float(ahead.max()) / self.pod_rate) if ahead.size else 0
         pods_now = float(current.max()) / self.pod_rate if current.size else 0.0
+        self.last_target_pods = pods_needed
         reclaim = self.foresight.spot_reclaim_fraction
         feasible: dict[str, tuple[str, ...]] = {}
         held: dict[str, dict[str, int]] = {}

@@ -89,6 +89,12 @@ class ReactivePolicy:
         self.recommendations: deque[tuple[float, int]] = deque()
         self.spare_history: deque[tuple[float, int]] = deque()
 
+    @property
+    def last_target_pods(self) -> int | None:
+        """The HPA's replicas after the last decision (None before any metrics): the pods a
+        composed controller sizes to."""
+        return self.replicas
+
     def _pods(self, observation: Observation) -> int | None:
         if observation.metrics is None:
             return self.replicas

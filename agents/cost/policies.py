@@ -71,12 +71,23 @@ class CostPolicy:
         assert self.rule is not None
         return self.rule.mix(ctrl)
 
-    def decide(self, observation: Observation) -> Decision:
+    def decide(self, observation: Observation, plan_pods: float | None = None) -> Decision:
+        """The mix's nodes for this tick; ``plan_pods`` (a composed controller's sizing)
+        replaces the plan (the controller's own, or the rule's) before the mix is chosen,
+        so the features and records show the plan executed."""
         ctrl, layout = self.ctrl, self.layout
         assert ctrl is not None and layout is not None
         ctrl.observe(tick_from_observation(layout, observation))
+        if plan_pods is not None:
+            ctrl.plan_pods = plan_pods
         mix = self.choose(ctrl)
-        plan = self.rule.plan(ctrl) if self.rule is not None else None
+        plan = (
+            plan_pods
+            if plan_pods is not None
+            else self.rule.plan(ctrl)
+            if self.rule is not None
+            else None
+        )
         desired = ctrl.desired(mix, plan)
         by_az: dict[str, dict[str, int]] = {}
         for spec, ks in zip(layout.pools, layout.pool_slots, strict=True):

@@ -235,13 +235,17 @@ class ManagedPredictive:
         self.detections: list[dict[str, Any]] = []
         self.phase_marks: list[tuple[int, str, str]] = [(0, "champion", self.champion_ref)]
         self.rng = component_rng(context.seed, "lifecycle-canary")
+        self.last_target_pods: int | None = None
+        """The pod target of the decision applied last (a composed controller's sizing)."""
 
     def decide(self, observation: Observation) -> Decision:
         now_min = int(observation.sim_time_s // MINUTE_S)
         self._observe(observation, now_min)
         first = self.champion.decide(observation)
+        first_pods = self.champion.last_target_pods
         rollout = self.rollout
         second = rollout.policy.decide(observation) if rollout is not None else None
+        second_pods = rollout.policy.last_target_pods if rollout is not None else None
         self._score(now_min)
         if now_min % self.per_step == 0 and now_min > 0:
             self._monitor(now_min)
@@ -249,6 +253,7 @@ class ManagedPredictive:
         rollout = self.rollout  # may have changed (promotion, rollback, new challenger)
         if rollout is None or second is None:
             self.pending.append(_Pending(now_min, self.champion.last_target_pods, None, None))
+            self.last_target_pods = first_pods
             return first
         self.pending.append(
             _Pending(
@@ -259,6 +264,7 @@ class ManagedPredictive:
             )
         )
         use_challenger = rollout.stage == "canary" and self._canary_tick(rollout, now_min)
+        self.last_target_pods = second_pods if use_challenger else first_pods
         return _combined(first, second, use_challenger)
 
     # ------------------------------------------------------------------ monitoring

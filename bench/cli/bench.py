@@ -332,7 +332,7 @@ def _cost_table(result: dict[str, Any]) -> Table:
         )
     t = result.get("targets") or {}
     if t:
-        table.caption = "cost-rl targets: " + ", ".join(
+        table.caption = "targets (cost-rl; composed: best SIZING+MIX vs reactive): " + ", ".join(
             f"{k} {'met' if v['met'] else 'MISSED'}" for k, v in t.items()
         )
     return table

@@ -19,12 +19,15 @@ def describe_policies() -> list[dict[str, Any]]:
     rows = []
     for spec in POLICIES.specs():
         model = spec.params_model()
-        needs = POLICIES.make(spec.id).needs  # declared by the policy itself
+        built = POLICIES.make(spec.id)
+        needs = built.needs  # declared by the policy itself
+        parts = getattr(built, "parts", (built,))  # a composed controller: both parts
         rows.append(
             {
                 "name": spec.id,
                 "summary": spec.summary,
                 "needs": {"foresight": needs.foresight, "model": needs.model},
+                "models": [p.needs.model for p in parts if p.needs.model is not None],
                 "parameters": [
                     {
                         "name": name,
@@ -46,11 +49,25 @@ def policies(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, default=str))
         return
+    from agents.registry import MIX_POLICIES, SIZING_POLICIES
+
     table = Table(title="policies")
     table.add_column("name", no_wrap=True)
     table.add_column("parameters")
     table.add_column("what it does")
+    composed = [row for row in rows if "+" in row["name"]]
     for row in rows:
+        if row in composed:
+            continue
         params = ", ".join(p["name"] for p in row["parameters"]) or "-"
         table.add_row(row["name"], params, row["summary"])
+    if composed:
+        table.add_row(
+            "SIZING+MIX",
+            "sizing: {..}, mix: {..}",
+            f"composed ({len(composed)} pairs; --json lists each): SIZING "
+            f"({', '.join(SIZING_POLICIES)}) sizes the capacity, MIX "
+            f"({', '.join(MIX_POLICIES)}) places it; each part takes its own parameters "
+            "and gets its own model and foresight",
+        )
     stdout.print(table)

@@ -22,8 +22,16 @@ from bench.cli.common import (
 
 DEMO_POLICIES = ("static", "reactive", "predictive", "oracle")
 """The demo's first table: the scaling policies."""
-SPOT_DEMO_POLICIES = ("on-demand", "uniform-progress", "cost-rl", "hindsight")
-"""The demo's second table: the spot-capacity policies on the same scenario."""
+SPOT_DEMO_POLICIES = (
+    "on-demand",
+    "uniform-progress",
+    "cost-rl",
+    "hindsight",
+    "predictive+spot-greedy",
+    "predictive+cost-rl",
+)
+"""The demo's second table: the spot-capacity policies on the same scenario, then the
+composed controllers (predictive sizing, cost-aware mix)."""
 
 
 def replay_one(
@@ -124,7 +132,9 @@ def replay(
 def demo(scenario: str, as_json: bool) -> None:
     """The main job: the scaling policies static, reactive, predictive and oracle side by side
     (predictive trains on the scenario's history first, once), then the spot-capacity
-    policies on-demand, uniform-progress, cost-rl and hindsight."""
+    policies on-demand, uniform-progress, cost-rl and hindsight, and the composed
+    controllers predictive+spot-greedy and predictive+cost-rl (predictive sizes, the cost
+    policy places)."""
     scaling = [replay_one(runner.prepare_run(scenario, policy=name)) for name in DEMO_POLICIES]
     kinds = {p.capacity_type for p in runner.load(scenario)[0].cluster.pools}
     spot = (
