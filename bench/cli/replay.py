@@ -22,16 +22,11 @@ from bench.cli.common import (
 
 DEMO_POLICIES = ("static", "reactive", "predictive", "oracle")
 """The demo's first table: the scaling policies."""
-SPOT_DEMO_POLICIES = (
-    "on-demand",
-    "uniform-progress",
-    "cost-rl",
-    "hindsight",
-    "predictive+spot-greedy",
-    "predictive+cost-rl",
-)
-"""The demo's second table: the spot-capacity policies on the same scenario, then the
-composed controllers (predictive sizing, cost-aware mix)."""
+SPOT_DEMO_POLICIES = ("on-demand", "uniform-progress", "cost-rl", "hindsight")
+"""The demo's second table: the spot-capacity policies on the same scenario."""
+COMPOSED_DEMO_POLICIES = ("predictive+spot-greedy", "predictive+cost-rl")
+"""The demo's third table, beside reactive and predictive from the first: the composed
+controllers (predictive sizes, the cost policy places)."""
 
 
 def replay_one(
@@ -138,7 +133,10 @@ def demo(scenario: str, as_json: bool) -> None:
     scaling = [replay_one(runner.prepare_run(scenario, policy=name)) for name in DEMO_POLICIES]
     kinds = {p.capacity_type for p in runner.load(scenario)[0].cluster.pools}
     spot = (
-        [replay_one(runner.prepare_run(scenario, policy=name)) for name in SPOT_DEMO_POLICIES]
+        [
+            replay_one(runner.prepare_run(scenario, policy=name))
+            for name in SPOT_DEMO_POLICIES + COMPOSED_DEMO_POLICIES
+        ]
         if kinds == {"spot", "on-demand"}
         else []
     )
@@ -154,6 +152,13 @@ def demo(scenario: str, as_json: bool) -> None:
         )
     )
     if spot:
-        stdout.print(comparison_table(f"{spot[0]['scenario']}: spot capacity policies", spot))
+        mixes, composed = spot[: len(SPOT_DEMO_POLICIES)], spot[len(SPOT_DEMO_POLICIES) :]
+        stdout.print(comparison_table(f"{spot[0]['scenario']}: spot capacity policies", mixes))
+        sizing = [s for s in scaling if s["policy"] in ("reactive", "predictive")]
+        stdout.print(
+            comparison_table(
+                f"{spot[0]['scenario']}: composed controllers (sizing+mix)", sizing + composed
+            )
+        )
     else:
         stdout.print(f"{first['scenario']} has no spot and on-demand pools: no spot table")

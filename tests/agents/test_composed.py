@@ -119,10 +119,10 @@ def test_the_composed_target_takes_the_cheapest_pair_at_the_slo_floor() -> None:
 
 
 def test_the_demo_shows_registered_composed_controllers() -> None:
-    from bench.cli.replay import SPOT_DEMO_POLICIES
+    from bench.cli.replay import COMPOSED_DEMO_POLICIES, SPOT_DEMO_POLICIES
 
-    assert {"predictive+spot-greedy", "predictive+cost-rl"} <= set(SPOT_DEMO_POLICIES)
-    assert all(name in POLICIES for name in SPOT_DEMO_POLICIES)
+    assert {"predictive+spot-greedy", "predictive+cost-rl"} <= set(COMPOSED_DEMO_POLICIES)
+    assert all(name in POLICIES for name in SPOT_DEMO_POLICIES + COMPOSED_DEMO_POLICIES)
 
 
 def test_a_scenario_names_a_pair_and_its_parts_parameters(tmp_path: Path) -> None:
