@@ -89,6 +89,25 @@ class AnomalyDetector(ABC):
         return type(self)(**copy.deepcopy(self.get_params()))
 
 
+class OnePassDetector(AnomalyDetector):
+    """A detector whose score and learning share one pass, :meth:`_step`: ``score_one`` is
+    the pass without committing, ``learn_one`` and ``score_learn_one`` the pass that commits
+    (so the prequential step computes everything once)."""
+
+    @abstractmethod
+    def _step(self, x: Observation, *, commit: bool) -> float:
+        """Score ``x``; with ``commit`` also learn it. Returns the score."""
+
+    def score_one(self, x: Observation) -> float:
+        return self._step(x, commit=False)
+
+    def learn_one(self, x: Observation) -> None:
+        self._step(x, commit=True)
+
+    def score_learn_one(self, x: Observation) -> float:
+        return self._step(x, commit=True)
+
+
 class DetectorBank:
     """One detector per series, created on first sight from a factory (per-series state).
 

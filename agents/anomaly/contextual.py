@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from agents.anomaly.base import AnomalyDetector, Observation, value_of
+from agents.anomaly.base import OnePassDetector, Observation, value_of
 from agents.anomaly.suppress import Refractory
 from agents.anomaly.units import UnitScale
 
 
-class ContextualNovelty(AnomalyDetector):
+class ContextualNovelty(OnePassDetector):
     """Novelty of a value's level after the context of the previous rows' levels.
 
     Parameters
@@ -100,15 +100,6 @@ class ContextualNovelty(AnomalyDetector):
         if width <= 0.0:
             return 0
         return min(self.levels - 1, int(self.levels * ((u - self._lo) / width)))
-
-    def score_one(self, x: Observation) -> float:
-        return self._step(x, commit=False)
-
-    def learn_one(self, x: Observation) -> None:
-        self._step(x, commit=True)
-
-    def score_learn_one(self, x: Observation) -> float:
-        return self._step(x, commit=True)
 
     def _step(self, x: Observation, *, commit: bool) -> float:
         v = value_of(x)

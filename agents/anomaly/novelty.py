@@ -35,7 +35,7 @@ import sys
 from collections import deque
 from typing import Any
 
-from agents.anomaly.base import AnomalyDetector, Observation, timestamp_of, value_of
+from agents.anomaly.base import OnePassDetector, Observation, timestamp_of, value_of
 
 TINY = 1e-9
 MAX = sys.float_info.max
@@ -75,7 +75,7 @@ def _toward_halved(m: float, v: float, alpha: float) -> float:
     return max(m, v) if out > 0 else min(m, v)
 
 
-class NoveltyEnsemble(AnomalyDetector):
+class NoveltyEnsemble(OnePassDetector):
     """Range novelty of value, short average and day-over-day change; one alert per episode.
 
     Parameters
@@ -154,15 +154,6 @@ class NoveltyEnsemble(AnomalyDetector):
             "season_span": [12, 24, 48],
             "refractory_rows": [72, 144, 288],
         }
-
-    def score_one(self, x: Observation) -> float:
-        return self._step(x, commit=False)
-
-    def learn_one(self, x: Observation) -> None:
-        self._step(x, commit=True)
-
-    def score_learn_one(self, x: Observation) -> float:
-        return self._step(x, commit=True)
 
     def _step(self, x: Observation, *, commit: bool) -> float:
         """Score ``x``; with ``commit`` also learn it (one pass for both)."""

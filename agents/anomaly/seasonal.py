@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.anomaly.base import AnomalyDetector, Observation, timestamp_of, value_of
+from agents.anomaly.base import OnePassDetector, Observation, timestamp_of, value_of
 from agents.anomaly.suppress import Refractory
 from agents.anomaly.units import UnitScale
 from agents.anomaly.window import SortedWindow
@@ -33,7 +33,7 @@ IQR_TO_SD = 1.349
 """Interquartile range of a standard normal distribution."""
 
 
-class SeasonalResidual(AnomalyDetector):
+class SeasonalResidual(OnePassDetector):
     """Robust z-score of the residual of an online additive seasonal profile.
 
     Parameters
@@ -112,15 +112,6 @@ class SeasonalResidual(AnomalyDetector):
             "level_span": [12, 48],
             "refractory_rows": [72, 144, 288],
         }
-
-    def score_one(self, x: Observation) -> float:
-        return self._step(x, commit=False)
-
-    def learn_one(self, x: Observation) -> None:
-        self._step(x, commit=True)
-
-    def score_learn_one(self, x: Observation) -> float:
-        return self._step(x, commit=True)
 
     def _slot(self, t: float) -> int:
         return min(self._slots - 1, int((t % self.season_s) // self.slot_s))

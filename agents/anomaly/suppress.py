@@ -1,5 +1,8 @@
 """One alert per episode: a raw score counts only when it beats every raw score of the
-previous ``rows`` rows (the rule ``novelty-ensemble`` applies, as a reusable part)."""
+previous ``rows`` rows (the rule ``novelty-ensemble`` applies, as a reusable part).
+
+``novelty-ensemble`` keeps its own copy of this rule fused into its one-pass step (the
+shipped default; its replay goldens pin every alert), rather than calling this class."""
 
 from __future__ import annotations
 
