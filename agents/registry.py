@@ -111,6 +111,14 @@ MIX_POLICIES = (
     "on-demand", "spot-greedy", "price-capacity", "uniform-progress", "cost-rl", "hindsight",
 )  # fmt: skip
 """Policies that can place a composed controller's capacity (the cost policies)."""
+
+
+def places_on_spot_and_on_demand(policy: str) -> bool:
+    """Whether ``policy`` (a single id or ``SIZING+MIX``) is, or ends in, a mix policy: it
+    splits capacity between spot and on-demand pools, so a fleet needs both."""
+    return policy.rpartition("+")[2] in MIX_POLICIES
+
+
 for _sizing in SIZING_POLICIES:
     for _mix in MIX_POLICIES:
         POLICIES.register(

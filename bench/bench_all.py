@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.registry import MIX_POLICIES
 from bench import sweep
 from bench.executors import ExecutorName, check_executor, executor
 from bench.sweep_results import check_out, results_document, write_results
@@ -58,7 +59,7 @@ class SweepSettings(BaseModel):
         """The settings from the command line's options (InputError on a bad one)."""
         if days is not None and not days > 0:
             raise InputError("--days", "", f"{days:g}", "a number of simulated days > 0")
-        every_policy = sweep.SCALING_POLICIES + sweep.COST_POLICIES
+        every_policy = sweep.SCALING_POLICIES + MIX_POLICIES
         return cls(
             quick=quick,
             scenarios=scenarios or (sweep.QUICK_SCENARIOS if quick else sweep.SCENARIOS),

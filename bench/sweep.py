@@ -15,10 +15,10 @@ Seeds: ``--seeds N`` replays each scenario with its own seed and the N-1 integer
 so the first seed's rows are the numbers ``opsbench replay SCENARIO --policy P`` gives.
 
 Which pairs run (:func:`plan_sweep`): every policy on every scenario, except the cost
-policies (:data:`COST_POLICIES`) on a scenario without both spot and on-demand pools; such
-pairs are listed as skipped, never silently dropped. Scenarios with a ``lifecycle:``
-section retrain and register models while they replay (``opsbench bench lifecycle``
-measures them) and are refused.
+policies (the mix policies, alone or in a ``SIZING+MIX`` pair) on a scenario without both
+spot and on-demand pools; such pairs are listed as skipped, never silently dropped.
+Scenarios with a ``lifecycle:`` section retrain and register models while they replay
+(``opsbench bench lifecycle`` measures them) and are refused.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.registry import places_on_spot_and_on_demand
 from bench import runner
 from bench.executors import Executor
 from sim.errors import InputError
@@ -38,10 +39,6 @@ from sim.lifecycle_events import LifecycleLog
 from sim.scenario import Scenario
 
 SCALING_POLICIES = ("static", "reactive", "predictive", "oracle")
-COST_POLICIES = (
-    "on-demand", "spot-greedy", "uniform-progress", "price-capacity", "hindsight", "cost-rl",
-)  # fmt: skip
-"""Policies that split capacity between spot and on-demand pools (need both)."""
 SCENARIOS = (
     "default", "nasa-diurnal", "worldcup-flash-crowd", "google-steady", "elb-spiky",
     "az-outage", "spot-storm", "large-fleet", "credential-theft",
@@ -190,7 +187,7 @@ def plan_sweep(
         # a file is named by its absolute path: workers may not share the caller's search path
         name = ref if path.stem == ref and not Path(ref).suffix else str(path.resolve())
         for policy in policies:
-            if policy in COST_POLICIES and not _has_spot_and_on_demand(scenario):
+            if places_on_spot_and_on_demand(policy) and not _has_spot_and_on_demand(scenario):
                 skipped.append((scenario.id, policy, "no spot and on-demand pools"))
                 continue
             specs += [

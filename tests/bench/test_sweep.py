@@ -123,6 +123,15 @@ def test_cost_policies_are_skipped_where_no_spot_pool_and_listed() -> None:
     assert plan.skipped == (("nasa-diurnal", "on-demand", "no spot and on-demand pools"),)
 
 
+def test_composed_pairs_with_a_mix_are_skipped_where_no_spot_pool() -> None:
+    plan = sweep.plan_sweep(["default", "nasa-diurnal"], ["predictive+spot-greedy"], seeds=1,
+                            days=DAYS)  # fmt: skip
+    assert [(s.scenario, s.policy) for s in plan.specs] == [("default", "predictive+spot-greedy")]
+    assert plan.skipped == (
+        ("nasa-diurnal", "predictive+spot-greedy", "no spot and on-demand pools"),
+    )
+
+
 @pytest.mark.parametrize(
     ("scenarios", "policies", "needles"),
     [
