@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from agents.lifecycle.open import open_registry
 from agents.lifecycle.registry import ModelVersion
 from bench import runner
 from bench.cli.models import version_record
+from bench.executors import EXECUTOR_NAMES
 from bench.cli.common import (
     check_registry_location,
     path_option,
@@ -103,6 +106,51 @@ TRAIN_COST_HELP = (
 )
 
 
+def _search_cost(
+    scenario: str,
+    world: Any,
+    folder: Path,
+    *,
+    seeds: list[int],
+    timesteps: int,
+    executor_name: str,
+    address: str | None,
+    workers: int,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a candidate per seed on the executor (:mod:`bench.cost_search`), lay the best
+    one's files out in ``folder`` and load it; returns it and what the search did."""
+    from agents.cost.model import load_model
+    from bench.cost_search import best_of, search, write_files
+
+    started = time.perf_counter()
+    with progress_bar(
+        f"training {len(seeds)} cost-rl candidates ({executor_name})",
+        "{task.completed:.0f}/{task.total:.0f} candidates",
+        len(seeds),
+        stderr.is_terminal,
+    ) as update:
+        done = 0
+
+        def one_done(_index: int, _candidate: Any) -> None:
+            nonlocal done
+            done += 1
+            update(done)
+
+        candidates = search(
+            scenario, seeds=seeds, timesteps=timesteps, executor_name=executor_name,  # type: ignore[arg-type]
+            workers=min(workers, len(seeds)), address=address, on_done=one_done,
+        )  # fmt: skip
+    best = best_of(candidates)
+    write_files(best, folder)
+    model = load_model(folder, roots=(folder.parent.resolve(),))
+    return model, {
+        "executor": executor_name,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "validation_rewards": {str(c.seed): round(c.validation_reward, 4) for c in candidates},
+        "chosen_seed": best.seed,
+    }
+
+
 def _check_tensorboard(folder: Path) -> None:
     """InputError unless TensorBoard logs can be written to ``folder``."""
     if folder.exists() and not folder.is_dir():
@@ -128,6 +176,33 @@ def _check_tensorboard(folder: Path) -> None:
     f"{MAX_TIMESTEPS:,} (about 80 minutes); default 300,000: about 80 s on 2 cores",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--candidates",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="train this many policies (seeds SEED, SEED+1, ...) in parallel and keep the one "
+    "with the best reward on validation episodes (never the scenario's replay)",
+)
+@click.option(
+    "--executor",
+    "executor_name",
+    type=click.Choice(EXECUTOR_NAMES),
+    default="process",
+    show_default=True,
+    help="with --candidates > 1: where the candidates train (processes or Ray tasks)",
+)
+@click.option(
+    "--address",
+    help="with --executor ray: join the Ray cluster at this address (default: a local Ray "
+    "on 127.0.0.1)",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="candidates trained at once (default: the CPU count)",
+)
 @models_option
 @promote_option
 @path_option(
@@ -140,6 +215,10 @@ def train_cost(
     scenario: str,
     timesteps: int | None,
     seed: int,
+    candidates: int,
+    executor_name: str,
+    address: str | None,
+    workers: int | None,
     models_dir: str,
     promote: bool,
     tensorboard: Path | None,
@@ -149,7 +228,12 @@ def train_cost(
     from agents.cost.training import DEFAULT_TIMESTEPS, evaluate_in_env, train
     from bench import registered_models as rm
 
+    from bench.executors import check_executor
+
     check_registry_location(models_dir)
+    check_executor(executor_name, address)  # type: ignore[arg-type]
+    if candidates > 1 and tensorboard is not None:
+        raise InputError("--tensorboard", "", "given with --candidates > 1", "one candidate")
     registry = open_registry(models_dir)
     if tensorboard is not None:
         _check_tensorboard(tensorboard)
@@ -158,23 +242,30 @@ def train_cost(
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
     folder = Path(scratch.name) / "model"
-    with (
-        scratch,
-        progress_bar(
-            "training cost-rl (PPO)",
-            "{task.completed:,.0f}/{task.total:,.0f} steps",
-            steps,
-            stderr.is_terminal,
-        ) as update,
-    ):
-        model = train(
-            world,
-            folder,
-            timesteps=steps,
-            seed=seed,
-            tensorboard=tensorboard,
-            progress=lambda done, _total: update(done),
-        )
+    search_card: dict[str, Any] = {}
+    with scratch:
+        if candidates == 1:
+            with progress_bar(
+                "training cost-rl (PPO)",
+                "{task.completed:,.0f}/{task.total:,.0f} steps",
+                steps,
+                stderr.is_terminal,
+            ) as update:
+                model = train(
+                    world,
+                    folder,
+                    timesteps=steps,
+                    seed=seed,
+                    tensorboard=tensorboard,
+                    progress=lambda done, _total: update(done),
+                )
+        else:
+            model, search_card = _search_cost(
+                scenario, world, folder, seeds=list(range(seed, seed + candidates)),
+                timesteps=steps, executor_name=executor_name, address=address,
+                workers=workers or os.cpu_count() or 1,
+            )  # fmt: skip
+            seed = search_card["chosen_seed"]
         check = evaluate_in_env(world, model.act)
         meta = model.metadata
         history_s = world.workload.history_rps.size * 60
@@ -193,6 +284,11 @@ def train_cost(
                 "params": rm.cost_params(meta),
                 "metrics": {
                     **rm.cost_metrics(meta),
+                    **(
+                        {"validation_reward": search_card["validation_rewards"][str(seed)]}
+                        if search_card
+                        else {}
+                    ),
                     "replay_cost_usd": float(check["cost_usd"]),
                     "replay_slo_attainment": float(check["slo_attainment"]),
                 },
@@ -200,9 +296,25 @@ def train_cost(
             },
             promote=promote,
         )
-    _echo_version(version, as_json, {"model_version": meta.model_version, "replay": check})
+    _echo_version(
+        version,
+        as_json,
+        {
+            "model_version": meta.model_version,
+            "replay": check,
+            **({"search": search_card} if search_card else {}),
+        },
+    )
     if as_json:
         return
+    if search_card:
+        rewards = search_card["validation_rewards"]
+        stdout.print(
+            f"{len(rewards)} candidates ({search_card['executor']}, "
+            f"{search_card['wall_s']:.0f} s): validation reward per seed "
+            + ", ".join(f"{s} {r:.2f}" for s, r in rewards.items())
+            + f"; kept seed {search_card['chosen_seed']}"
+        )
     stdout.print(
         f"model {meta.model_version} ({meta.timesteps:,} steps, "
         f"{meta.train_seconds:.0f} s; the {meta.selected} policy, evaluation reward "
