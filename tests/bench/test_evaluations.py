@@ -192,7 +192,7 @@ def test_window_recall_and_alert_precision_by_hand() -> None:
 def test_nab_on_two_files(tmp_path: Path) -> None:
     keys = [
         "artificialWithAnomaly/art_daily_jumpsup.csv",  # one window, first in sorted order
-        "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",  # two windows
+        "realAWSCloudwatch/ec2_cpu_utilization_53ea38.csv",  # two windows
     ]
     data, windows = make_nab_corpus(tmp_path, keys)
     rows, example = nab_evaluation(data, windows, detector="novelty-ensemble", dataset="two")
@@ -206,7 +206,11 @@ def test_nab_on_two_files(tmp_path: Path) -> None:
     assert found["standard"].value == standard.normalised
     assert found["low_fp"].value == results["reward_low_FP_rate"].normalised
     assert found["low_fn"].value == results["reward_low_FN_rate"].normalised
+    assert standard.threshold != results["reward_low_FP_rate"].threshold  # which one counts
     assert found["window_recall"].value == standard.tp / (standard.tp + standard.fn)
+    alerts = sum(int((f.scores[probation_rows(len(f.scores)) :] >= standard.threshold).sum())
+                 for f in files)  # fmt: skip
+    assert found["alert_precision"].value == (alerts - standard.fp) / alerts
     assert found["points_per_s"].value > 0
     assert example is not None and example.file == keys[1]
     chosen = files[1]
@@ -220,46 +224,63 @@ def test_nab_on_two_files(tmp_path: Path) -> None:
 
 
 class StubAnalyser:
-    """Risk 0.9 on malicious events, 0.5 on suspicious ones, 0.1 on normal ones except
-    the first three (0.95); alerts at 0.5."""
+    """Risk by label and position (see :func:`test_security_rows_by_hand`); alerts at
+    0.895."""
 
-    threshold_ = 0.5
+    threshold_ = 0.895
 
     def __init__(self, labels: np.ndarray) -> None:
-        risk = np.where(labels == "malicious", 0.9, np.where(labels == "suspicious", 0.5, 0.1))
-        risk[np.flatnonzero(labels == "normal")[:3]] = 0.95
+        risk = np.where(labels == "suspicious", 0.5, 0.1)
+        malicious, normal = (
+            np.flatnonzero(labels == "malicious"),
+            np.flatnonzero(labels == "normal"),
+        )
+        risk[malicious] = 0.85
+        risk[malicious[:10]] = 0.89
+        risk[malicious[:5]] = 0.9
+        risk[normal[:8]] = 0.87
+        risk[normal[:3]] = 0.95
         self.risk = risk
 
     def analyse(self, records: list[dict[str, Any]]) -> tuple[pd.DataFrame, None]:
         order = np.arange(len(records))[::-1]  # any order: scored() sorts by position
+        risk = self.risk[order]
         frame = pd.DataFrame(
-            {"position": order, "risk_score": self.risk[order], "is_alert": self.risk[order] >= 0.5}
+            {"position": order, "risk_score": risk, "is_alert": risk >= self.threshold_}
         )
         return frame, None
 
 
 def test_security_rows_by_hand() -> None:
+    """Malicious risk: 5 at 0.9, 5 at 0.89, the rest 0.85; normal: 3 at 0.95, 5 at 0.87,
+    the rest 0.1; suspicious 0.5; the threshold 0.895 alerts on 5 malicious and 3 normal."""
     records, label_rows = load_recording()
     y = labels_of(label_rows)
-    malicious, normal = int((y == "malicious").sum()), int((y == "normal").sum())
+    m, n = int((y == "malicious").sum()), int((y == "normal").sum())
     rows, curve = eval_security.security_evaluation(StubAnalyser(y), records, y, model="stub")
     got = {(r.subject, r.metric): r.value for r in rows}
     low = SigmaBaseline(load_sigma_rules(SIGMA)).levels(records) >= 1
     sigma_fp = int((low & (y == "normal")).sum())
+    sigma_recall = float((low & (y == "malicious")).sum() / m)
     assert sigma_fp > 0 and got["stub", "sigma_fp"] == sigma_fp
-    assert got["stub", "precision"] == round(malicious / (malicious + 3), 4)
-    assert got["stub", "recall"] == 1.0
-    assert got["stub", "fpr"] == round(3 / normal, 4)
-    assert got["stub", "accuracy"] == pytest.approx((malicious + normal - 3) / (malicious + normal))
-    assert got["stub", "suspicious_alert_share"] == 1.0
-    # Sigma's recall needs the malicious risk 0.9: the three normal events at 0.95 fire too
-    assert got["stub", "fp_at_sigma_recall"] == 3
-    assert got["stub", "fp_vs_sigma"] == pytest.approx(3 / sigma_fp)
+    assert got["stub", "precision"] == round(5 / 8, 4)
+    assert got["stub", "recall"] == round(5 / m, 4)
+    assert got["stub", "fpr"] == round(3 / n, 4)
+    assert got["stub", "accuracy"] == pytest.approx((5 + n - 3) / (m + n))
+    assert got["stub", "suspicious_alert_share"] == 0.0
+    # Sigma (>= low) catches more than the 10 malicious events at 0.89 or above: its recall
+    # needs the threshold 0.85, where the 8 normal events at 0.87 or above fire
+    assert np.ceil(sigma_recall * m) > 10
+    assert got["stub", "fp_at_sigma_recall"] == 8
+    assert got["stub", "fp_vs_sigma"] == pytest.approx(8 / sigma_fp)
     assert {s for s, _ in got} == {"stub", "sigma>=low", "sigma>=medium", "sigma>=high"}
-    assert curve.operating_point == (round(3 / normal, 6), 1.0)
+    # every distinct risk is a point, the operating point (between two others on the
+    # vertical at 3 false positives) included
+    assert curve.operating_point == (round(3 / n, 6), round(5 / m, 6))
+    points = [(0, 0), (3, 0), (3, 5), (3, 10), (8, 10), (8, m), (n, m)]
     assert list(zip(curve.fpr, curve.recall, strict=True)) == [
-        (0.0, 0.0), (round(3 / normal, 6), 0.0), (round(3 / normal, 6), 1.0), (1.0, 1.0)
-    ]  # fmt: skip
+        (round(fp / n, 6), round(tp / m, 6)) for fp, tp in points
+    ]
     assert [name for name, _, _ in curve.sigma] == ["low", "medium", "high"]
     for name, fpr, recall in curve.sigma:
         assert (got[f"sigma>={name}", "fpr"], got[f"sigma>={name}", "recall"]) == (fpr, recall)
