@@ -23,29 +23,35 @@ from bench import runner
 from sim.engine import Replay
 
 
+def recommendation_times_ns(prepared: runner.PreparedRun, calls: int) -> np.ndarray:
+    """Wall nanoseconds of ``calls`` recommendations of a prepared predictive run whose
+    model is attached (:func:`bench.runner.attach_model`): the policy reset on the
+    scenario's control context, the feature rows of its first origin fed again and again
+    (one untimed call first, to warm up)."""
+    world, policy = prepared.world, prepared.policy
+    if not isinstance(policy, PredictivePolicy):
+        raise TypeError(f"policy {policy.name!r} is not the predictive policy")
+    replay = Replay(world, policy, runner.NullSink())
+    policy.reset(replay.context)
+    observation = replay._observe()
+    rows = {role: policy.pipeline.features(horizon) for role, horizon in policy.roles.items()}
+    policy.recommend(rows, observation)  # warm up
+    times = np.empty(calls)
+    for k in range(calls):
+        t0 = time.perf_counter_ns()
+        policy.recommend(rows, observation)
+        times[k] = time.perf_counter_ns() - t0
+    return times
+
+
 def recommendation_latency(forecaster: str = "gbm-quantile", calls: int = 2000) -> dict[str, Any]:
     """p50 / p99 (µs) of one recommendation with ``forecaster``'s trained model."""
     with tempfile.TemporaryDirectory() as folder:
-        prepared = runner.prepare_run(
-            "default", policy="predictive", params={"model": forecaster}
-        )
-        world, policy = prepared.world, prepared.policy
-        assert isinstance(policy, PredictivePolicy)
+        prepared = runner.prepare_run("default", policy="predictive", params={"model": forecaster})
         started = time.perf_counter()
-        runner.attach_model(
-            prepared, models_dir=Path(folder), store=Path(folder) / "store.duckdb"
-        )
+        runner.attach_model(prepared, models_dir=Path(folder), store=Path(folder) / "store.duckdb")
         train_s = time.perf_counter() - started
-        replay = Replay(world, policy, runner.NullSink())
-        policy.reset(replay.context)
-        observation = replay._observe()
-        rows = {role: policy.pipeline.features(horizon) for role, horizon in policy.roles.items()}
-        policy.recommend(rows, observation)  # warm up
-        times = np.empty(calls)
-        for k in range(calls):
-            t0 = time.perf_counter_ns()
-            policy.recommend(rows, observation)
-            times[k] = time.perf_counter_ns() - t0
+        times = recommendation_times_ns(prepared, calls)
     return {
         "forecaster": forecaster,
         "calls": calls,

@@ -31,12 +31,16 @@ class DetectionCurve:
     at_threshold: tuple[float, float]  # (fpr, recall) at the shipped threshold
 
 
-def detection_curve(labels: np.ndarray, risk: np.ndarray, threshold: float) -> DetectionCurve:
+def detection_curve(
+    labels: np.ndarray, risk: np.ndarray, threshold: float, *, every_threshold: bool = False
+) -> DetectionCurve:
     """The curve of ``risk`` for malicious (positive) vs normal events; other labels
-    (suspicious) are left out, as in the reported metrics."""
+    (suspicious) are left out, as in the reported metrics. By default only the corners
+    are kept; ``every_threshold`` keeps one point per distinct risk, so the operating
+    point is one of them."""
     keep = (labels == "malicious") | (labels == "normal")
     y = labels[keep] == "malicious"
-    fpr, tpr, _ = roc_curve(y, risk[keep])
+    fpr, tpr, _ = roc_curve(y, risk[keep], drop_intermediate=not every_threshold)
     alert = risk[keep] >= threshold
     point = (float(alert[~y].mean()), float(alert[y].mean()))
     return DetectionCurve(fpr, tpr, point)

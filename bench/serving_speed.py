@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -28,6 +29,8 @@ from agents.serving.protocol import Predictor
 from agents.serving.server import running
 
 JSON = {"content-type": "application/json"}
+WARMUP = 200
+"""Untimed requests before the timed ones (connection, caches)."""
 
 
 def bodies(predictor: Predictor, n: int) -> list[dict[str, Any]]:
@@ -55,29 +58,60 @@ def _percentiles_ms(seconds: list[float]) -> tuple[float, float]:
     return float(p50), float(p99)
 
 
+def inprocess_times_s(predictor: Predictor, validated: Sequence[Any]) -> list[float]:
+    """Wall seconds of ``predictor.predict`` on each validated record, one call each."""
+    times = []
+    for record in validated:
+        t0 = time.perf_counter()
+        predictor.predict([record])
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def http_times_s(
+    http: httpx.Client, agent: str, payloads: Sequence[bytes], *, warmup: int = WARMUP
+) -> list[float]:
+    """Round-trip seconds (client side, body parsed) of one request per payload over
+    ``http`` (a keep-alive client of a running server), after ``warmup`` untimed requests
+    (connection, caches) of the first payloads."""
+    for body in payloads[: min(warmup, len(payloads))]:
+        http.post("/invocations", content=body, headers=JSON)
+    times = []
+    for body in payloads:
+        t0 = time.perf_counter()
+        response = http.post("/invocations", content=body, headers=JSON)
+        response.json()
+        times.append(time.perf_counter() - t0)
+        if response.status_code != 200:
+            raise RuntimeError(f"{agent}: {response.text}")
+    return times
+
+
+def latency_samples(predictor: Predictor, n: int) -> dict[str, list[float]]:
+    """Per-call seconds of ``n`` records in process (``"in-process"``) and, over a server
+    started for it on a free loopback port, of ``n`` single-record requests on one
+    keep-alive connection (``"http"``); as :func:`measure` times them, without the
+    throughput part."""
+    records = bodies(predictor, n)
+    payloads = [json.dumps(r).encode() for r in records]
+    inproc = inprocess_times_s(
+        predictor, [predictor.request_model.model_validate(r) for r in records]
+    )
+    with running(predictor) as base, httpx.Client(base_url=base, timeout=30.0) as http:
+        over_http = http_times_s(http, predictor.agent, payloads)
+    return {"in-process": inproc, "http": over_http}
+
+
 def measure(predictor: Predictor, n: int = 10_000, clients: int = 4) -> dict[str, Any]:
     """Latency (ms) in process and over HTTP, their ratio, and throughput (requests/s)
     with ``clients`` concurrent keep-alive clients (see the module)."""
     records = bodies(predictor, n)
     payloads = [json.dumps(r).encode() for r in records]
     validated = [predictor.request_model.model_validate(r) for r in records]
-    inproc = []
-    for record in validated:
-        t0 = time.perf_counter()
-        predictor.predict([record])
-        inproc.append(time.perf_counter() - t0)
+    inproc = inprocess_times_s(predictor, validated)
     with running(predictor) as base:
-        http_times = []
         with httpx.Client(base_url=base, timeout=30.0) as http:
-            for body in payloads[: min(200, n)]:  # warm-up: connection, caches
-                http.post("/invocations", content=body, headers=JSON)
-            for body in payloads:
-                t0 = time.perf_counter()
-                response = http.post("/invocations", content=body, headers=JSON)
-                response.json()
-                http_times.append(time.perf_counter() - t0)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{predictor.agent}: {response.text}")
+            http_times = http_times_s(http, predictor.agent, payloads)
         answered = [0] * clients
         share = n // clients
 
