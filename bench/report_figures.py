@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -25,8 +26,9 @@ from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter, St
 
 from bench.plots import CAPACITY, OFFERED, SERVED, UNSERVED
 from bench.report_data import LatencySamples, NabExample, RunSeries, SecurityCurve
-from bench.report_summary import BOUND_POLICY, ScenarioSavings, pareto_front
+from bench.report_summary import BASELINE_POLICY, BOUND_POLICY, ScenarioSavings, pareto_front
 from bench.security_plot import FPR_FLOOR
+from sim.errors import InputError
 
 MAX_POINTS = 240
 """Points per plotted line at most (a panel is a few hundred pixels wide)."""
@@ -36,8 +38,9 @@ GRID = "#e3e3e3"
 WINDOW = "#f2b134"
 ALERT = "#c0001a"
 TRANSPORT_COLOURS = {"in-process": "#4c72b0", "http": "#dd8452"}
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 _USD = FuncFormatter(lambda x, _: f"${x:,.0f}")
-FloatArray = np.ndarray
 
 
 def policy_colours(policies: Sequence[str]) -> dict[str, str]:
@@ -47,7 +50,7 @@ def policy_colours(policies: Sequence[str]) -> dict[str, str]:
     return {p: order[i % len(order)] for i, p in enumerate(policies)}
 
 
-def block_starts(n: int, max_points: int = MAX_POINTS) -> FloatArray:
+def block_starts(n: int, max_points: int = MAX_POINTS) -> IntArray:
     """Start indices of the blocks that thin ``n`` points to at most ``max_points``."""
     size = max(1, math.ceil(n / max_points))
     return np.arange(0, n, size)
@@ -172,17 +175,20 @@ def cost_figure(series: Mapping[str, Sequence[RunSeries]], colours: Mapping[str,
     return fig
 
 
-def _policy_legend(fig: Figure, colours: Mapping[str, str], marker: str | None = None) -> None:
+def _policy_legend(
+    fig: Figure, colours: Mapping[str, str], marker: str | None = None, extra: Sequence[Line2D] = ()
+) -> None:
+    """One legend above the panels: a line (or a ``marker``) per policy, then ``extra``."""
     handles = [
         Line2D([], [], color=c, lw=0 if marker else 1.6, marker=marker, label=p)
         for p, c in colours.items()
-    ]
+    ] + list(extra)
     fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 5), fontsize=8)
 
 
 def savings_figure(rows: Sequence[ScenarioSavings], colours: Mapping[str, str]) -> Figure:
-    """Per scenario, each cost policy's saving against ``on-demand`` (share of its cost,
-    bars) and the ``hindsight`` policy's saving as the bound (a dashed line)."""
+    """Per scenario, each cost policy's saving against :data:`BASELINE_POLICY` (share of
+    its cost, bars) and :data:`BOUND_POLICY`'s saving as the bound (a dashed line)."""
     fig, axes = _grid(len(rows), 2, 0.5 + 0.3 * max((len(r.savings) for r in rows), default=1))
     for ax, row in zip(axes, rows, strict=True):
         names = [s.policy for s in row.savings]
@@ -210,11 +216,13 @@ def savings_figure(rows: Sequence[ScenarioSavings], colours: Mapping[str, str]) 
                 fontsize=7,
             )
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.set_title(f"{row.scenario} (on-demand ${row.baseline_usd:,.2f})", fontsize=9, pad=12)
+        ax.set_title(
+            f"{row.scenario} ({BASELINE_POLICY} ${row.baseline_usd:,.2f})", fontsize=9, pad=12
+        )
         low = min([0.0, *shares, *([row.bound.share] if row.bound else [])])
         high = max([0.0, *shares, *([row.bound.share] if row.bound else [])])
         ax.set_xlim(low - 0.05, high + 0.25 * max(high - low, 0.1))
-    fig.supxlabel("saving against the on-demand policy (mean over seeds)", fontsize=9)
+    fig.supxlabel(f"saving against the {BASELINE_POLICY} policy (mean over seeds)", fontsize=9)
     return fig
 
 
@@ -241,10 +249,7 @@ def pareto_figure(
     front_handle = Line2D(
         [], [], color="#333333", lw=1.0, marker="o", mfc="none", mec="#000000", label="Pareto front"
     )
-    handles = [Line2D([], [], color=c, lw=0, marker="o", label=p) for p, c in shown.items()] + [
-        front_handle
-    ]
-    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 5), fontsize=8)
+    _policy_legend(fig, shown, marker="o", extra=[front_handle])
     return fig
 
 
@@ -322,7 +327,15 @@ def nab_figure(example: NabExample) -> Figure:
 
 def security_figure(curve: SecurityCurve) -> Figure:
     """Malicious recall against the false-positive rate (log axis; a zero rate drawn at
-    ``FPR_FLOOR``), the shipped threshold's operating point and the Sigma levels."""
+    ``FPR_FLOOR``), the shipped threshold's operating point and the Sigma levels.
+    InputError when ``recall`` and ``fpr`` differ in length."""
+    if len(curve.recall) != len(curve.fpr):
+        raise InputError(
+            "evaluations.security_curve",
+            "recall",
+            f"{len(curve.recall)} values for {len(curve.fpr)} fpr values",
+            "one recall per fpr value",
+        )
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.8), layout="constrained")
     ax.grid(True, color=GRID, lw=0.6, which="both")
     fpr = np.maximum(np.asarray(curve.fpr, dtype=float), FPR_FLOOR)

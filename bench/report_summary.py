@@ -20,7 +20,15 @@ BASELINE_POLICY = "on-demand"
 """The cost policies' savings are measured against this policy's cost."""
 BOUND_POLICY = "hindsight"
 """The policy that knows the future prices and interruptions: the savings' bound."""
-DOCUMENT_KEYS = ("git_commit", "packages", "settings", "wall_s", "runs", "skipped")
+DOCUMENT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "git_commit": str,
+    "packages": dict,
+    "settings": dict,
+    "wall_s": (int, float),
+    "runs": list,
+    "skipped": list,
+}
+"""The fields of results.json the report reads, and their JSON types."""
 RUN_KEYS = ("scenario", "policy", "seed", "metrics")
 
 
@@ -52,15 +60,20 @@ class ScenarioSavings(BaseModel):
 def check_document(document: Mapping[str, Any]) -> None:
     """InputError unless ``document`` has what the report reads of results.json."""
     allowed = "results.json as bench.sweep_results.results_document writes it"
-    for key in DOCUMENT_KEYS:
+    for key, kind in DOCUMENT_KEYS.items():
         if key not in document:
             raise InputError("results.json", key, "missing", allowed)
-    if not isinstance(document["runs"], list):
-        raise InputError("results.json", "runs", "not a list", allowed)
+        if not isinstance(document[key], kind):
+            found = type(document[key]).__name__
+            raise InputError("results.json", key, f"a {found}, not a {_names(kind)}", allowed)
     for i, run in enumerate(document["runs"]):
         for key in RUN_KEYS:
             if not isinstance(run, Mapping) or key not in run:
                 raise InputError("results.json", f"runs[{i}].{key}", "missing", allowed)
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
 
 
 def ordered(values: Sequence[str]) -> list[str]:

@@ -313,6 +313,17 @@ def test_a_document_without_runs_is_refused_naming_the_field() -> None:
     broken = {**base.document, "runs": [{"scenario": "s", "policy": "p", "seed": 1}]}
     with pytest.raises(InputError, match=r"runs\[0\]\.metrics: missing"):
         render_report(base.model_copy(update={"document": broken}))
+    with pytest.raises(InputError, match=r"packages: a list, not a dict"):
+        render_report(base.model_copy(update={"document": {**base.document, "packages": []}}))
+
+
+def test_a_security_curve_of_unequal_lengths_is_refused() -> None:
+    base = small_data()
+    assert base.evaluations is not None and base.evaluations.security_curve is not None
+    curve = base.evaluations.security_curve.model_copy(update={"recall": (0.5,)})
+    evaluations = base.evaluations.model_copy(update={"security_curve": curve})
+    with pytest.raises(InputError, match=r"security_curve: recall: 1 values for 151 fpr"):
+        render_report(base.model_copy(update={"evaluations": evaluations}))
 
 
 # --------------------------------------------------------------------------- the numbers
