@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench browser clean
 
 install: $(STAMP)
 
@@ -22,8 +22,25 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/opsbench demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q -n auto --dist loadscope
+
+# Headless Chromium for tests/bench/test_report_browser.py: Debian's package, installed only when
+# no chromium is found and only when apt-get is usable (root, or passwordless sudo). Best-effort:
+# when it cannot install, it says why and `make test` goes on (that test then skips, saying why).
+CHROMIUM_FOUND := command -v chromium || command -v chromium-browser || test -x /usr/bin/chromium
+browser:
+	@if { $(CHROMIUM_FOUND); } >/dev/null 2>&1; then exit 0; fi; \
+	skip="tests/bench/test_report_browser.py will skip"; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: no chromium and no apt-get; $$skip"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "browser: apt-get needs root or passwordless sudo; $$skip"; exit 0; fi; \
+	echo "browser: installing Debian's chromium with apt-get (a minute or two)"; \
+	{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+		|| echo "browser: apt-get could not install chromium (see above); $$skip"
 
 bench: install
 	$(BIN)/python -m pytest bench/benchmarks -q --benchmark-enable -s
