@@ -1,10 +1,12 @@
 """``opsbench bench all``: the replay sweep (:mod:`bench.sweep`) on an executor
-(:mod:`bench.executors`), written as results.parquet, results.json and REPORT.md
-(:mod:`bench.sweep_results`, which documents the files' schema).
+(:mod:`bench.executors`) and the models measured outside the replay
+(:mod:`bench.evaluations`), written as results.parquet, results.json, REPORT.md and
+report.html (:mod:`bench.sweep_results`, which documents the files' schema; the seed's two
+tables from :mod:`bench.seed_tables`; the HTML from :mod:`bench.report_html`).
 
 Order: the options are checked and every scenario and policy validated, the models the
-replays need are trained and registered once, then the replays fan out; nothing is
-written to ``--out`` before all of them have finished.
+replays need are trained and registered once, the replays fan out, then the evaluations
+run; nothing is written to ``--out`` before all of them have finished.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.registry import MIX_POLICIES
 from bench import sweep
 from bench.executors import ExecutorName, check_executor, executor
+from bench.report_data import Evaluations, ReportData, RunSeries, SeedClaimRow, Section
 from bench.sweep_results import check_out, results_document, write_results
 from sim.errors import InputError
 
 DEFAULT_SEEDS, QUICK_SEEDS = 3, 1
+SECTIONS: tuple[Section, ...] = ("forecast", "nab", "security", "hdfs", "latency")
+"""The model evaluations ``bench all`` runs after the replays (``--evaluations``)."""
 
 ProgressBar = Callable[[int], AbstractContextManager[Callable[[float], None]]]
 
@@ -42,6 +47,7 @@ class SweepSettings(BaseModel):
     executor: ExecutorName
     workers: int = Field(ge=1)
     address: str | None = None
+    evaluations: tuple[Section, ...] = SECTIONS
 
     @classmethod
     def from_options(
@@ -55,6 +61,7 @@ class SweepSettings(BaseModel):
         scenarios: tuple[str, ...],
         policies: tuple[str, ...],
         days: float | None,
+        evaluations: str = "all",
     ) -> SweepSettings:
         """The settings from the command line's options (InputError on a bad one)."""
         if days is not None and not days > 0:
@@ -69,7 +76,25 @@ class SweepSettings(BaseModel):
             executor=executor,  # type: ignore[arg-type]
             workers=1 if executor == "serial" else workers or os.cpu_count() or 1,
             address=address,
+            evaluations=parse_sections(evaluations),
         )
+
+
+def parse_sections(text: str) -> tuple[Section, ...]:
+    """``--evaluations``: ``all``, ``none`` or a comma-separated list of :data:`SECTIONS`."""
+    text = text.strip()
+    if text == "all":
+        return SECTIONS
+    if text == "none":
+        return ()
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not all(names):
+        raise InputError(
+            "--evaluations", "", f"{text!r}", f"all, none or a comma-separated list of "
+            f"{', '.join(SECTIONS)}",
+        )  # fmt: skip
+    return tuple(n for n in SECTIONS if n in names)  # type: ignore[misc]
 
 
 def run_all(
@@ -105,11 +130,41 @@ def run_all(
                 rows = sweep.run_sweep(
                     plan.specs, ex, models_dir=models_dir, store=store, on_done=one_done
                 )
+    replays_wall_s = time.perf_counter() - started
+    evaluations = None
+    if settings.evaluations:
+        from bench.evaluations import run_evaluations
+
+        evaluations = run_evaluations(
+            quick=settings.quick, models_dir=models_dir, store=store, progress=progress,
+            sections=settings.evaluations,
+        )  # fmt: skip
     document = results_document(
         rows,
         settings=settings.model_dump(),
         skipped=plan.skipped,
-        wall_s=time.perf_counter() - started,
+        wall_s=replays_wall_s,
+        evaluations=evaluations,
     )
-    write_results(out, rows, document)
+    write_results(out, rows, document, evaluations=evaluations, report_html=render_html(document))
     return document
+
+
+def report_data(document: dict[str, Any]) -> ReportData:
+    """What the report shows, from results.json's content."""
+    evaluations = document.get("evaluations")
+    return ReportData(
+        document=document,
+        series=tuple(RunSeries.model_validate(s) for s in document.get("series") or []),
+        evaluations=Evaluations.model_validate(evaluations) if evaluations else None,
+        seed_tables=tuple(
+            SeedClaimRow.model_validate(r) for r in document.get("seed_tables") or []
+        ),
+    )
+
+
+def render_html(document: dict[str, Any]) -> str:
+    """report.html's text for results.json's content."""
+    from bench.report_html import render_report
+
+    return render_report(report_data(document))

@@ -144,11 +144,30 @@ def read_overview_data(run_dir: Path) -> OverviewData:
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise InputError(run_dir, "summary.json", "missing", "a folder written by replay --out")
-    summary = json.loads(summary_path.read_text())
-    context = read_run_context(run_dir)
+    return overview_data(
+        json.loads(summary_path.read_text()),
+        read_run_context(run_dir),
+        metrics=pd.read_parquet(run_dir / "metrics.parquet"),
+        events=pd.read_parquet(run_dir / "events.parquet", columns=["sim_time_s", "event"]),
+        billing=pd.read_parquet(
+            run_dir / "billing.parquet",
+            columns=["period_start", "period_end", "capacity_type", "cost_usd"],
+        ),
+    )
+
+
+def overview_data(
+    summary: dict[str, Any],
+    context: RunContext,
+    *,
+    metrics: pd.DataFrame,
+    events: pd.DataFrame,
+    billing: pd.DataFrame,
+) -> OverviewData:
+    """What the overview draws, from a run's summary, context and telemetry tables (the
+    ``metrics``, ``events`` and ``billing`` streams, as written or held in memory)."""
     n_minutes = max(1, round(float(summary["sim_days"]) * 1440))
-    metrics = pd.read_parquet(run_dir / "metrics.parquet")
-    metrics["minute"] = (metrics["sim_time_s"] // 60).astype(int)
+    metrics = metrics.assign(minute=(metrics["sim_time_s"] // 60).astype(int))
     grid = pd.RangeIndex(n_minutes, name="minute")
     per_minute = metrics.groupby("minute").agg(
         offered_rps=("request_rate_rps", "sum"),
@@ -163,17 +182,12 @@ def read_overview_data(run_dir: Path) -> OverviewData:
     nodes = metrics.pivot_table(
         index="minute", columns="pool", values="node_count", aggfunc="sum"
     ).reindex(grid)
-    events_table = pd.read_parquet(run_dir / "events.parquet", columns=["sim_time_s", "event"])
-    events = {
-        kind: np.sort(events_table.loc[events_table.event == kind, "sim_time_s"].to_numpy()) / 3600
+    event_hours = {
+        kind: np.sort(events.loc[events.event == kind, "sim_time_s"].to_numpy()) / 3600
         for kind, *_ in EVENT_ROWS
     }
-    billing = pd.read_parquet(
-        run_dir / "billing.parquet",
-        columns=["period_start", "period_end", "capacity_type", "cost_usd"],
-    )
     return OverviewData(
-        summary, context, per_minute, nodes, events, _cumulative_cost(billing, summary)
+        summary, context, per_minute, nodes, event_hours, _cumulative_cost(billing, summary)
     )
 
 

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -482,9 +482,11 @@ def run(
     out: Path | None = None,
     progress: Callable[[float], None] | None = None,
     store: Path | None = None,
+    sinks: Sequence[TelemetrySink] = (),
 ) -> dict[str, Any]:
     """Replay ``prepared``; write telemetry + summary.json under ``out``; with ``store``,
-    stream telemetry into that feature store while the replay runs."""
+    stream telemetry into that feature store while the replay runs; every batch also goes
+    to each of ``sinks`` (e.g. a :class:`~sim.telemetry.MemorySink`)."""
     world, policy = prepared.world, prepared.policy
     if policy.needs.model is not None and prepared.model_version is None:
         raise ValueError(f"policy {policy.name!r} needs a model: call attach_model first")
@@ -506,7 +508,9 @@ def run(
     feature_store = None
     store_sink = None
     try:
-        sinks: list[TelemetrySink] = [ParquetSink(staging)] if staging is not None else []
+        every_sink: list[TelemetrySink] = [*sinks]
+        if staging is not None:
+            every_sink.append(ParquetSink(staging))
         if store is not None:
             from features.sink import FeatureStoreSink
             from features.store import FeatureStore
@@ -514,8 +518,8 @@ def run(
 
             feature_store = FeatureStore(store, views=VIEWS, lake=store.parent / "lake")
             store_sink = FeatureStoreSink(feature_store, run_id)
-            sinks.append(store_sink)
-        sink: TelemetrySink = FanoutSink(*sinks) if sinks else NullSink()
+            every_sink.append(store_sink)
+        sink: TelemetrySink = FanoutSink(*every_sink) if every_sink else NullSink()
         if world.scenario.lifecycle is not None and prepared.lifecycle is None:
             prepared.lifecycle = LifecycleLog()
         # the registered shipped analyser (trained and registered at first use)

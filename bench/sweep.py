@@ -34,9 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.registry import places_on_spot_and_on_demand
 from bench import runner
 from bench.executors import Executor
+from bench.report_data import RunSeries
 from sim.errors import InputError
 from sim.lifecycle_events import LifecycleLog
 from sim.scenario import Scenario
+from sim.telemetry import MemorySink
 
 SCALING_POLICIES = ("static", "reactive", "predictive", "oracle")
 SCENARIOS = (
@@ -82,6 +84,9 @@ class ReplayTask(BaseModel):
     spec: RunSpec
     models_dir: str = str(runner.MODELS_DIR)
     store: str
+    keep_series: bool = Field(
+        default=False, description="also return the binned time series (for the report)"
+    )
 
 
 class RunRow(BaseModel):
@@ -98,6 +103,7 @@ class RunRow(BaseModel):
     model_version: str | None
     metrics: dict[str, float] = Field(description="headline metrics (see headline_metrics)")
     wall_s: float = Field(description="wall seconds of the whole task: load, model, replay")
+    series: RunSeries | None = Field(default=None, description="when the task kept it")
 
     def without_wall_time(self) -> dict[str, Any]:
         """The row with ``wall_s`` left out: equal across executors."""
@@ -128,7 +134,13 @@ def replay(task: ReplayTask) -> RunRow:
     spec = task.spec
     prepared = runner.prepare_run(spec.scenario, policy=spec.policy, seed=spec.seed, days=spec.days)
     runner.attach_model(prepared, models_dir=task.models_dir, store=Path(task.store))
-    summary = runner.run(prepared)
+    memory = MemorySink() if task.keep_series else None
+    summary = runner.run(prepared, sinks=[memory] if memory is not None else [])
+    series = None
+    if memory is not None:
+        from bench.run_series import series_from_memory  # matplotlib: only where needed
+
+        series = series_from_memory(memory, summary, prepared.world)
     return RunRow(
         scenario=summary["scenario"],
         policy=summary["policy"],
@@ -139,6 +151,7 @@ def replay(task: ReplayTask) -> RunRow:
         model_version=summary["model_version"],
         metrics=headline_metrics(summary),
         wall_s=round(time.perf_counter() - started, 4),
+        series=series,
     )
 
 
@@ -252,6 +265,16 @@ def run_sweep(
     on_done: Callable[[int, RunRow], None] = lambda _index, _row: None,
 ) -> list[RunRow]:
     """Replay every spec on ``executor``; rows in the specs' order. Call
-    :func:`prepare_models` first, so that no replay trains a model."""
-    tasks = [ReplayTask(spec=spec, models_dir=models_dir, store=str(store)) for spec in specs]
+    :func:`prepare_models` first, so that no replay trains a model. The first run of each
+    (scenario, policy) pair keeps its binned time series (:attr:`RunRow.series`)."""
+    first: set[tuple[str, str]] = set()
+    tasks = []
+    for spec in specs:
+        pair = (spec.scenario, spec.policy)
+        tasks.append(
+            ReplayTask(
+                spec=spec, models_dir=models_dir, store=str(store), keep_series=pair not in first
+            )
+        )
+        first.add(pair)
     return executor.map(replay, tasks, on_done)

@@ -1,14 +1,20 @@
 """The files a sweep writes into ``opsbench bench all --out DIR``, and their schema.
 
 ``results.parquet`` (schema version :data:`SCHEMA_VERSION`): one row per run and metric,
-long format, so a reader pivots it as it needs (``report.html`` is built from it):
+long format, so a reader pivots it as it needs. A replay's rows have ``kind`` ``replay``; a
+model evaluation's (:mod:`bench.evaluations`: ``forecast``, ``nab``, ``security``,
+``hdfs``, ``latency``) name the dataset in ``scenario``, the model in ``policy``, and have
+no seed, telemetry hash or model version:
 
 ================== ======== ==========================================================
 column             type     meaning
 ================== ======== ==========================================================
-scenario           string   scenario id (``default``, ``spot-storm``, ...)
-policy             string   policy name (``opsbench policies``)
-seed               int64    the replay's root seed
+kind               string   ``replay`` or the evaluation's section
+scenario           string   scenario id (``default``, ``spot-storm``, ...); for an
+                            evaluation, its dataset (a trace, ``nab-dev``, ``invictus``)
+policy             string   policy name (``opsbench policies``); for an evaluation, the
+                            model, detector or baseline (``gbm-quantile``, ``sigma>=low``)
+seed               int64    the replay's root seed (null for an evaluation)
 sim_days           float64  simulated days replayed
 run_id             string   the run's identity (:attr:`bench.runner.PreparedRun.run_id`)
 telemetry_sha256   string   SHA-256 of every telemetry row the replay produced
@@ -23,8 +29,11 @@ metric             string   metric name: a replay summary field (``cost_usd``,
                             requests, counts)
 value              float64  the metric's value; a metric undefined for a run (e.g. a
                             detection delay with no fault) has no row
-wall_s             float64  wall seconds of the run's task (load, model, replay): the one
-                            column that differs between executors and machines
+unit               string   an evaluation's unit (:data:`bench.report_data.Unit`); null
+                            for a replay metric (units as in the summary, above)
+wall_s             float64  wall seconds of the run's task (load, model, replay), or of
+                            the evaluation's section: the column that differs between
+                            executors and machines
 git_commit         string   ``git rev-parse HEAD`` of the source tree (``-dirty`` appended
                             when tracked files were modified), ``unknown`` outside git
 packages           string   JSON object: package name -> version (python, opsbench, simpy,
@@ -35,8 +44,13 @@ The file's key-value metadata holds ``opsbench.schema_version`` and ``opsbench.s
 sweep's settings as JSON). ``results.json`` holds the same runs, one object per run with a
 ``metrics`` mapping, plus ``schema_version``, ``git_commit``, ``packages``, the sweep's
 settings (``executor``, ``workers``, ``quick``, ``seeds``, ``days``), ``wall_s`` of the
-whole sweep and the skipped (scenario, policy) pairs with the reason. ``REPORT.md`` is the
-table for people: per scenario and policy, the mean over seeds of the headline metrics.
+whole sweep, the skipped (scenario, policy) pairs with the reason, ``series`` (the first
+seed's binned time series per scenario and policy, :class:`~bench.report_data.RunSeries`),
+``evaluations`` (:class:`~bench.report_data.Evaluations`) and ``seed_tables`` (the seed's
+two tables, measured: :mod:`bench.seed_tables`). ``REPORT.md`` is the text for people:
+per scenario and policy the mean over seeds of the headline metrics, the evaluations and
+the seed's two tables; ``report.html`` the same with plots (:mod:`bench.report_html`),
+self-contained.
 
 The files are written into a hidden staging folder first and moved into ``DIR`` only when
 all of them are complete (:mod:`sim.atomic`), each with one ``os.replace``.
@@ -56,19 +70,22 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.report_data import Evaluations
+from bench.seed_tables import seed_tables
 from bench.sweep import RunRow
 from sim.atomic import discard, staging_path
 from sim.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PACKAGES = (
     "opsbench", "simpy", "numpy", "pandas", "pyarrow", "duckdb", "pydantic", "scikit-learn",
     "stable-baselines3", "torch", "mlflow", "ray",
 )  # fmt: skip
 """Packages whose versions are recorded with the results."""
-RESULT_FILES = ("results.parquet", "results.json", "REPORT.md")
+RESULT_FILES = ("results.parquet", "results.json", "REPORT.md", "report.html")
 SCHEMA = pa.schema(
     [
+        ("kind", pa.string()),
         ("scenario", pa.string()),
         ("policy", pa.string()),
         ("seed", pa.int64()),
@@ -78,6 +95,7 @@ SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("metric", pa.string()),
         ("value", pa.float64()),
+        ("unit", pa.string()),
         ("wall_s", pa.float64()),
         ("git_commit", pa.string()),
         ("packages", pa.string()),
@@ -123,20 +141,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def results_table(rows: Sequence[RunRow], *, commit: str, packages: Mapping[str, str],
-                  settings: Mapping[str, Any]) -> pa.Table:  # fmt: skip
-    """The long table of :data:`SCHEMA`: one row per run and metric."""
+IDENTITY_COLUMNS = {"scenario", "policy", "seed", "sim_days", "run_id", "telemetry_sha256",
+                    "model_version", "wall_s"}  # fmt: skip
+
+
+def results_table(
+    rows: Sequence[RunRow],
+    *,
+    commit: str,
+    packages: Mapping[str, str],
+    settings: Mapping[str, Any],
+    evaluations: Evaluations | None = None,
+) -> pa.Table:
+    """The long table of :data:`SCHEMA`: one row per run and metric, then one per
+    evaluation figure."""
     columns: dict[str, list[Any]] = {field.name: [] for field in SCHEMA}
     packages_json = json.dumps(dict(packages), sort_keys=True)
+
+    def add(**values: Any) -> None:
+        for name in columns:
+            columns[name].append(values.get(name))
+
     for row in rows:
+        identity = row.model_dump(include=IDENTITY_COLUMNS)
         for metric, value in sorted(row.metrics.items()):
-            for name in ("scenario", "policy", "seed", "sim_days", "run_id", "telemetry_sha256",
-                         "model_version", "wall_s"):  # fmt: skip
-                columns[name].append(getattr(row, name))
-            columns["metric"].append(metric)
-            columns["value"].append(value)
-            columns["git_commit"].append(commit)
-            columns["packages"].append(packages_json)
+            add(kind="replay", **identity, metric=metric, value=value, git_commit=commit,
+                packages=packages_json)  # fmt: skip
+    if evaluations is not None:
+        for e in evaluations.rows:
+            add(kind=e.section, scenario=e.dataset, policy=e.subject,
+                run_id=f"{e.section}/{e.subject}/{e.dataset}", metric=e.metric, value=e.value,
+                unit=e.unit, wall_s=evaluations.wall_s.get(e.section), git_commit=commit,
+                packages=packages_json)  # fmt: skip
     metadata = {
         "opsbench.schema_version": str(SCHEMA_VERSION),
         "opsbench.sweep": json.dumps(dict(settings), sort_keys=True),
@@ -185,7 +221,55 @@ def report_markdown(rows: Sequence[RunRow], document: Mapping[str, Any]) -> str:
     if skipped:
         lines += ["", "Not run (cost policies choose between spot and on-demand pools):", ""]
         lines += [f"- {s['scenario']} / {s['policy']}: {s['reason']}" for s in skipped]
+    lines += _evaluations_markdown(document.get("evaluations"))
+    lines += _seed_tables_markdown(document.get("seed_tables") or [])
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: object) -> str:
+    """A Markdown table cell: pipes escaped, one line."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _evaluations_markdown(evaluations: Mapping[str, Any] | None) -> list[str]:
+    if not evaluations or not evaluations.get("rows"):
+        return []
+    lines = ["", "## Models outside the replay", ""]
+    walls = evaluations.get("wall_s", {})
+    if walls:
+        lines += ["Wall time per section: " + ", ".join(
+            f"{k} {v:.1f} s" for k, v in walls.items()) + ".", ""]  # fmt: skip
+    lines += ["| section | model | dataset | metric | value | unit |",
+              "|---|---|---|---|---:|---|"]  # fmt: skip
+    for r in evaluations["rows"]:
+        lines.append(
+            f"| {r['section']} | {_cell(r['subject'])} | {_cell(r['dataset'])} | "
+            f"{r['metric']} | {r['value']:.4g} | {r['unit']} |"
+        )
+    return lines
+
+
+SEED_TABLE_TITLES = {
+    "models": "The seed's Model Metrics Dashboard, measured",
+    "business": "The seed's business-impact claims, measured",
+}
+
+
+def _seed_tables_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for table, title in SEED_TABLE_TITLES.items():
+        chosen = [r for r in rows if r["table"] == table]
+        if not chosen:
+            continue
+        lines += ["", f"## {title}", "",
+                  "| item | the seed's claim | what we measure | measured | anchor | verdict |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in chosen:
+            verdict = r["verdict"] + (f" ({r['note']})" if r.get("note") else "")
+            lines.append("| " + " | ".join(_cell(x) for x in (
+                r["item"], r["claim"], r["definition"], r["measured"], r["anchor"], verdict
+            )) + " |")  # fmt: skip
+    return lines
 
 
 def check_out(out: Path) -> None:
@@ -197,7 +281,14 @@ def check_out(out: Path) -> None:
         raise InputError(out, "--out", "cannot create a folder here", "a writable directory path")
 
 
-def write_results(out: Path, rows: Sequence[RunRow], document: Mapping[str, Any]) -> None:
+def write_results(
+    out: Path,
+    rows: Sequence[RunRow],
+    document: Mapping[str, Any],
+    *,
+    evaluations: Evaluations | None = None,
+    report_html: str,
+) -> None:
     """Write :data:`RESULT_FILES` into ``out``: staged first, moved in when all are done."""
     check_out(out)
     table = results_table(
@@ -205,6 +296,7 @@ def write_results(out: Path, rows: Sequence[RunRow], document: Mapping[str, Any]
         commit=document["git_commit"],
         packages=document["packages"],
         settings=document["settings"],
+        evaluations=evaluations,
     )
     staging = staging_path(out)
     staging.mkdir()
@@ -212,6 +304,7 @@ def write_results(out: Path, rows: Sequence[RunRow], document: Mapping[str, Any]
         pq.write_table(table, staging / "results.parquet")
         (staging / "results.json").write_text(json.dumps(document, indent=2) + "\n")
         (staging / "REPORT.md").write_text(report_markdown(rows, document))
+        (staging / "report.html").write_text(report_html)
         out.mkdir(parents=True, exist_ok=True)
         for name in RESULT_FILES:
             os.replace(staging / name, out / name)
@@ -225,14 +318,20 @@ def results_document(
     settings: Mapping[str, Any],
     skipped: Sequence[tuple[str, str, str]],
     wall_s: float,
+    evaluations: Evaluations | None = None,
 ) -> dict[str, Any]:
-    """results.json's content."""
+    """results.json's content (the seed tables are computed here from the runs and the
+    evaluations)."""
+    runs = [row.model_dump(exclude={"series"}) for row in rows]
     return {
         "schema_version": SCHEMA_VERSION,
         "git_commit": git_commit(),
         "packages": package_versions(),
         "settings": dict(settings),
         "wall_s": round(wall_s, 3),
-        "runs": [row.model_dump() for row in rows],
+        "runs": runs,
         "skipped": [{"scenario": s, "policy": p, "reason": r} for s, p, r in skipped],
+        "series": [row.series.model_dump() for row in rows if row.series is not None],
+        "evaluations": evaluations.model_dump() if evaluations is not None else None,
+        "seed_tables": [r.model_dump() for r in seed_tables(runs, evaluations)],
     }

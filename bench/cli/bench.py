@@ -75,7 +75,18 @@ bench = command_group(
     help="policy name (repeatable; default: the scaling and cost policies)",
 )
 @click.option("--days", type=float, help="simulated days (default: the scenario's; 1 with --quick)")
-@path_option("--out", required=True, help="write results.parquet, results.json and REPORT.md here")
+@click.option(
+    "--evaluations",
+    default="all",
+    show_default=True,
+    help="models measured outside the replay: all, none, or a comma-separated list of "
+    "forecast, nab, security, hdfs, latency",
+)
+@path_option(
+    "--out",
+    required=True,
+    help="write results.parquet, results.json, REPORT.md and report.html here",
+)
 @models_option
 @store_option
 @json_option
@@ -88,17 +99,19 @@ def bench_all(
     scenarios: tuple[str, ...],
     policies: tuple[str, ...],
     days: float | None,
+    evaluations: str,
     out: Path,
     models_dir: str,
     store: Path,
     as_json: bool,
 ) -> None:
-    """Every policy on every scenario and seed, measured in one sweep (replays in parallel)."""
+    """Every policy on every scenario and seed (replays in parallel) and every model outside
+    the replay, measured in one run; the seed's two tables regenerated; a report."""
     from bench.bench_all import SweepSettings, run_all
 
     settings = SweepSettings.from_options(
         quick=quick, seeds=seeds, executor=executor_name, address=address, workers=workers,
-        scenarios=scenarios, policies=policies, days=days,
+        scenarios=scenarios, policies=policies, days=days, evaluations=evaluations,
     )  # fmt: skip
     document = run_all(
         settings, out=out, models_dir=models_dir, store=store, progress=status,
@@ -109,11 +122,16 @@ def bench_all(
     if as_json:
         click.echo(json.dumps(document))
         return
+    evaluated = document["evaluations"]
+    sections = (
+        ", ".join(f"{k} {v:.0f} s" for k, v in evaluated["wall_s"].items()) if evaluated else ""
+    )
     stdout.print(
         f"{len(document['runs'])} replays in {document['wall_s']:.1f} s "
-        f"({settings.executor}, {settings.workers} worker{'s' * (settings.workers != 1)}): "
-        f"{out / 'REPORT.md'}"
+        f"({settings.executor}, {settings.workers} worker{'s' * (settings.workers != 1)})"
+        + (f"; evaluations: {sections}" if sections else "")
     )
+    stdout.print(f"report: {out / 'report.html'} (and {out / 'REPORT.md'})")
 
 
 # --------------------------------------------------------------------------- scaling

@@ -121,15 +121,31 @@ def replay(
         stdout.print(f"telemetry streamed into the feature store {store}")
 
 
+DEMO_REPORT = Path(".opsbench") / "report"
+"""Where ``opsbench demo`` writes the quick report (``bench all --quick``)."""
+
+
 @click.command("demo")
 @click.option("--scenario", default="default", show_default=True, help="scenario id or file")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per policy")
-def demo(scenario: str, as_json: bool) -> None:
+@path_option(
+    "--report",
+    "report_dir",
+    default=DEMO_REPORT,
+    show_default=True,
+    help="then write the quick report (opsbench bench all --quick) here",
+)
+@click.option("--no-report", is_flag=True, help="skip the quick report")
+def demo(scenario: str, as_json: bool, report_dir: Path, no_report: bool) -> None:
     """The main job: the scaling policies static, reactive, predictive and oracle side by side
     (predictive trains on the scenario's history first, once), then the spot-capacity
     policies on-demand, uniform-progress, cost-rl and hindsight, and the composed
     controllers predictive+spot-greedy and predictive+cost-rl (predictive sizes, the cost
-    policy places)."""
+    policy places); then the quick report (every agent measured, the seed's two tables)."""
+    if not no_report:
+        from bench.sweep_results import check_out
+
+        check_out(report_dir)  # before the replays, not after
     scaling = [replay_one(runner.prepare_run(scenario, policy=name)) for name in DEMO_POLICIES]
     kinds = {p.capacity_type for p in runner.load(scenario)[0].cluster.pools}
     spot = (
@@ -162,3 +178,27 @@ def demo(scenario: str, as_json: bool) -> None:
         )
     else:
         stdout.print(f"{first['scenario']} has no spot and on-demand pools: no spot table")
+    if not no_report:
+        write_quick_report(report_dir)
+
+
+def write_quick_report(out: Path) -> None:
+    """``opsbench bench all --quick --out OUT`` (every model measured, the seed's two tables,
+    report.html), then print where the report is."""
+    from bench.bench_all import SweepSettings, run_all
+    from bench.cli.common import progress_bar
+    from features import DEFAULT_STORE
+
+    settings = SweepSettings.from_options(
+        quick=True, seeds=None, executor="process", address=None, workers=None,
+        scenarios=(), policies=(), days=None,
+    )  # fmt: skip
+    stdout.print(f"writing the quick report (opsbench bench all --quick --out {out}) ...")
+    run_all(
+        settings, out=out, models_dir=str(runner.MODELS_DIR), store=DEFAULT_STORE,
+        progress=status,
+        bar=lambda total: progress_bar(
+            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
+        ),
+    )  # fmt: skip
+    stdout.print(f"report: {(out / 'report.html').resolve()}  (text: {out / 'REPORT.md'})")

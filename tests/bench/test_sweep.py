@@ -4,15 +4,24 @@ models are prepared once before the fan-out, and bad options write nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from bench import sweep
-from bench.executors import RayUnavailable, executor
+from bench.executors import LOOPBACK_ONLY_ENV, RayUnavailable, executor
 from bench.sweep_results import RESULT_FILES, SCHEMA
 from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
 from sim.errors import InputError
@@ -97,6 +106,92 @@ def test_ray_executor_gives_the_serial_rows(
     assert not ray.is_initialized()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+RAY_TOKEN = "opsbench-test-" + "0" * 32
+"""The cluster's token (Ray >= 2.52 authenticates with a shared token when asked to)."""
+
+
+def ray_env() -> dict[str, str]:
+    """The environment of the head and of the joining ``opsbench``: token authentication
+    on, with one token (as a user secures a cluster), and Ray listening on loopback."""
+    return dict(
+        os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=RAY_TOKEN, **{LOOPBACK_ONLY_ENV: "0"}
+    )
+
+
+@pytest.fixture
+def ray_head() -> Iterator[str]:
+    """``ray start --head --block`` on 127.0.0.1 (as a user starts a cluster), its address;
+    killed with its process group afterwards (``ray stop`` would stop every Ray here)."""
+    pytest.importorskip("ray")
+    # a short temp dir: Ray's unix sockets live under it (a path is at most 107 bytes)
+    temp = Path(tempfile.mkdtemp(prefix="rayh", dir="/tmp"))
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+        "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+        "--include-dashboard=false", "--disable-usage-stats",
+        f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}",
+    ]  # fmt: skip
+    log = temp / "ray-start.log"
+    with log.open("wb") as sink:
+        head = subprocess.Popen(
+            command, env=ray_env(), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    tail = " ".join(log.read_text(errors="replace").split()[-40:])
+                    pytest.skip(f"ray start --head did not come up on 127.0.0.1 here: {tail}")
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_bench_all_joins_a_running_cluster_and_leaves_it_running(
+    serial_rows: list[dict[str, object]], tmp_path: Path, ray_head: str
+) -> None:
+    """``opsbench bench all --executor ray --address`` of a ``ray start --head`` cluster
+    (run as a user runs it, in its own process): the serial executor's rows, the cluster
+    listening on 127.0.0.1 only and still up after the sweep."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "bench", "all", "--executor", "ray", "--address",
+         ray_head, "--scenario", "default", "--policy", "reactive", "--policy", "static",
+         "--days", str(DAYS), "--seeds", "2", "--evaluations", "none", "--out", str(out),
+         "--models", str(tmp_path / "models"), "--store", str(tmp_path / "s.duckdb"),
+         "--json"],
+        env=ray_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    listening = listening_addresses()
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(done.stdout)["runs"]
+    assert [{k: v for k, v in run.items() if k != "wall_s"} for run in runs] == [
+        {k: v for k, v in row.items() if k != "series"} for row in serial_rows
+    ]
+    assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
+    host, _, port = ray_head.rpartition(":")
+    socket.create_connection((host, int(port)), timeout=5).close()  # joined, not stopped
+
+
 def test_models_are_prepared_once_before_the_fan_out(tmp_path: Path) -> None:
     """cost-rl's model is registered by prepare_models; the replays only read it (serial
     here: what a replay does to the registry does not depend on where it runs)."""
@@ -148,15 +243,15 @@ def test_bad_plans_are_input_errors(
     assert all(needle in str(caught.value) for needle in needles), str(caught.value)
 
 
-def test_bench_all_writes_the_three_files(
+def test_bench_all_writes_the_four_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = run_main(
         capsys,
         ["bench", "all", "--executor", "serial", "--scenario", "default", "--policy", "reactive",
-         "--days", str(DAYS), "--seeds", "2", "--out", str(out), "--models",
-         str(tmp_path / "models"), "--json"],
+         "--days", str(DAYS), "--seeds", "2", "--evaluations", "none", "--out", str(out),
+         "--models", str(tmp_path / "models"), "--json"],
     )  # fmt: skip
     assert code == 0, stderr
     document = json.loads(stdout)
@@ -167,6 +262,14 @@ def test_bench_all_writes_the_three_files(
     runs = document["runs"]
     assert table.num_rows == sum(len(run["metrics"]) for run in runs)
     frame = table.to_pandas()
+    assert set(frame.kind) == {"replay"} and frame.unit.isna().all()
+    # the first seed's series only, ending at that run's bill
+    (series,) = document["series"]
+    assert (series["policy"], series["seed"]) == ("reactive", 42)
+    assert series["cost_usd"][-1] == pytest.approx(runs[0]["metrics"]["cost_usd"], rel=1e-4)
+    assert "series" not in runs[0]
+    assert document["evaluations"] is None
+    assert "<html" in (out / "report.html").read_text().lower()
     cost = frame[(frame.metric == "cost_usd") & (frame.seed == 43)]
     assert cost.value.tolist() == [runs[1]["metrics"]["cost_usd"]]
     assert set(frame.telemetry_sha256) == {run["telemetry_sha256"] for run in runs}
@@ -184,6 +287,7 @@ def test_bench_all_writes_the_three_files(
         (["--policy", "hindsight", "--scenario", "nasa-diurnal"], ("--policy", "hindsight")),
         (["--seeds", "0"], ("--seeds",)),
         (["--executor", "dask"], ("--executor",)),
+        (["--evaluations", "forecast,nope"], ("--evaluations", "hdfs")),
     ],
 )
 def test_bad_options_are_one_line_and_write_nothing(
