@@ -1,5 +1,5 @@
 # opsbench: two commands on a fresh machine (python3, make, git).
-#   make demo   creates .venv, installs, replays the default scenario: scaling and spot policies
+#   make demo   creates .venv, installs, replays the default scenario, writes the quick report
 #   make test   creates .venv, installs, runs the whole test suite
 PYTHON ?= python3
 VENV := .venv
