@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from bench.cli.common import (
+    executor_options,
     command_group,
     json_option,
     models_option,
@@ -20,7 +21,6 @@ from bench.cli.common import (
     stdout,
     store_option,
 )
-from bench.executors import EXECUTOR_NAMES
 from sim.errors import InputError
 
 
@@ -42,25 +42,7 @@ bench = command_group(
     help="seeds per scenario and policy: its own and the next ones (default 1 with --quick, "
     "else 3)",
 )
-@click.option(
-    "--executor",
-    "executor_name",
-    type=click.Choice(EXECUTOR_NAMES),
-    default="process",
-    show_default=True,
-    help="where the replays run: this process, a pool of processes, or Ray tasks",
-)
-@click.option(
-    "--address",
-    help="with --executor ray: join the Ray cluster at this address (default: start a local "
-    "Ray on 127.0.0.1 for the sweep)",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="parallel replays (default: the CPU count)",
-)
+@executor_options("replays")
 @click.option(
     "--scenario",
     "scenarios",

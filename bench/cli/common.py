@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.executors import EXECUTOR_NAMES
 from bench.runner import MODELS_DIR
 from features import DEFAULT_STORE
 
@@ -38,6 +39,36 @@ def path_option(*decls: str, help: str, required: bool = False, **extra: Any) ->
     return click.option(
         *decls, type=click.Path(path_type=Path), required=required, help=help, **extra
     )
+
+
+def executor_options(what: str) -> Callable[[Any], Any]:
+    """``--executor`` (serial, process or ray; default process), ``--address`` and
+    ``--workers`` for a command that fans ``what`` out (e.g. "replays")."""
+
+    def apply(command: Any) -> Any:
+        for option in reversed(
+            (
+                click.option(
+                    "--executor", "executor_name", type=click.Choice(EXECUTOR_NAMES),
+                    default="process", show_default=True,
+                    help=f"where the {what} run: this process, a pool of processes, or Ray "
+                    "tasks",
+                ),
+                click.option(
+                    "--address",
+                    help="with --executor ray: join the Ray cluster at this address "
+                    "(default: start a local Ray on 127.0.0.1)",
+                ),
+                click.option(
+                    "--workers", type=click.IntRange(min=1), default=None,
+                    help=f"{what} at once (default: the CPU count)",
+                ),
+            )
+        ):  # fmt: skip
+            command = option(command)
+        return command
+
+    return apply
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print exactly one JSON object")

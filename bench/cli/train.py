@@ -17,8 +17,8 @@ from agents.lifecycle.open import open_registry
 from agents.lifecycle.registry import ModelVersion
 from bench import runner
 from bench.cli.models import version_record
-from bench.executors import EXECUTOR_NAMES
 from bench.cli.common import (
+    executor_options,
     check_registry_location,
     path_option,
     progress_bar,
@@ -184,25 +184,7 @@ def _check_tensorboard(folder: Path) -> None:
     help="train this many policies (seeds SEED, SEED+1, ...) in parallel and keep the one "
     "with the best reward on validation episodes (never the scenario's replay)",
 )
-@click.option(
-    "--executor",
-    "executor_name",
-    type=click.Choice(EXECUTOR_NAMES),
-    default="process",
-    show_default=True,
-    help="with --candidates > 1: where the candidates train (processes or Ray tasks)",
-)
-@click.option(
-    "--address",
-    help="with --executor ray: join the Ray cluster at this address (default: a local Ray "
-    "on 127.0.0.1)",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="candidates trained at once (default: the CPU count)",
-)
+@executor_options("candidates")
 @models_option
 @promote_option
 @path_option(
