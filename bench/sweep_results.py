@@ -272,13 +272,14 @@ def _seed_tables_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def check_out(out: Path) -> None:
-    """``--out`` must be a folder or creatable as one (checked before the sweep)."""
+def check_out(out: Path, option: str = "--out") -> None:
+    """``out`` (given as ``option``) must be a folder or creatable as one (checked before
+    the sweep)."""
     if out.exists() and not out.is_dir():
-        raise InputError(out, "--out", "exists and is not a directory", "a directory path")
+        raise InputError(out, option, "exists and is not a directory", "a directory path")
     parent = next((p for p in out.absolute().parents if p.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise InputError(out, "--out", "cannot create a folder here", "a writable directory path")
+        raise InputError(out, option, "cannot create a folder here", "a writable directory path")
 
 
 def write_results(

@@ -145,7 +145,7 @@ def demo(scenario: str, as_json: bool, report_dir: Path, no_report: bool) -> Non
     if not no_report:
         from bench.sweep_results import check_out
 
-        check_out(report_dir)  # before the replays, not after
+        check_out(report_dir, "--report")  # before the replays, not after
     scaling = [replay_one(runner.prepare_run(scenario, policy=name)) for name in DEMO_POLICIES]
     kinds = {p.capacity_type for p in runner.load(scenario)[0].cluster.pools}
     spot = (

@@ -454,6 +454,22 @@ def test_unknown_scenario_id_lists_the_shipped_ids(
     assert f"allowed: {', '.join(SHIPPED_IDS)}" in line
 
 
+def test_demo_report_that_is_a_file_is_refused_before_any_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import runner
+
+    def no_replay(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a replay ran before --report was checked")
+
+    monkeypatch.setattr(runner, "prepare_run", no_replay)
+    report = tmp_path / "report"
+    report.write_text("keep me\n")
+    code, stdout, stderr = run_main(capsys, ["demo", "--report", str(report)])
+    assert_one_line_error(code, stdout, stderr, "report", "--report", "not a directory")
+    assert report.read_text() == "keep me\n"
+
+
 def test_missing_scenario_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nowhere.yaml"
     code, stdout, stderr = run_main(capsys, ["replay", str(missing), *SHORT])
