@@ -4,16 +4,10 @@ models are prepared once before the fan-out, and bad options write nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench import sweep
-from bench.executors import LOOPBACK_ONLY_ENV, RayUnavailable, executor
+from bench.executors import RayUnavailable, executor
+from bench.ray_head import ray_env
 from bench.sweep_results import RESULT_FILES, SCHEMA
 from opsbench_testing import assert_nothing_written, assert_one_line_error, run_main
 from sim.errors import InputError
@@ -106,64 +101,18 @@ def test_ray_executor_gives_the_serial_rows(
     assert not ray.is_initialized()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-RAY_TOKEN = "opsbench-test-" + "0" * 32
-"""The cluster's token (Ray >= 2.52 authenticates with a shared token when asked to)."""
-
-
-def ray_env() -> dict[str, str]:
-    """The environment of the head and of the joining ``opsbench``: token authentication
-    on, with one token (as a user secures a cluster), and Ray listening on loopback."""
-    return dict(
-        os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=RAY_TOKEN, **{LOOPBACK_ONLY_ENV: "0"}
-    )
-
-
 @pytest.fixture
 def ray_head() -> Iterator[str]:
-    """``ray start --head --block`` on 127.0.0.1 (as a user starts a cluster), its address;
-    killed with its process group afterwards (``ray stop`` would stop every Ray here)."""
+    """A ``ray start --head`` cluster on 127.0.0.1 (:mod:`bench.ray_head`)."""
     pytest.importorskip("ray")
-    # a short temp dir: Ray's unix sockets live under it (a path is at most 107 bytes)
-    temp = Path(tempfile.mkdtemp(prefix="rayh", dir="/tmp"))
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-        "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-        "--include-dashboard=false", "--disable-usage-stats",
-        f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}",
-    ]  # fmt: skip
-    log = temp / "ray-start.log"
-    with log.open("wb") as sink:
-        head = subprocess.Popen(
-            command, env=ray_env(), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    from bench.ray_head import RayHeadUnavailable
+    from bench.ray_head import ray_head as started_head
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if head.poll() is not None or time.monotonic() > deadline:
-                    tail = " ".join(log.read_text(errors="replace").split()[-40:])
-                    pytest.skip(f"ray start --head did not come up on 127.0.0.1 here: {tail}")
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        shutil.rmtree(temp, ignore_errors=True)
+        with started_head(num_cpus=2) as address:
+            yield address
+    except RayHeadUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def test_bench_all_joins_a_running_cluster_and_leaves_it_running(
