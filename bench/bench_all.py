@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,7 @@ def run_all(
                     plan.specs, ex, models_dir=models_dir, store=store, on_done=one_done
                 )
     replays_wall_s = time.perf_counter() - started
+    markets = market_of_scenarios(plan.specs)
     evaluations = None
     if settings.evaluations:
         from bench.evaluations import run_evaluations
@@ -145,9 +146,35 @@ def run_all(
         skipped=plan.skipped,
         wall_s=replays_wall_s,
         evaluations=evaluations,
+        markets=markets,
     )
     write_results(out, rows, document, evaluations=evaluations, report_html=render_html(document))
     return document
+
+
+def market_of_scenarios(specs: Sequence[sweep.RunSpec]) -> dict[str, dict[str, float]]:
+    """What the spot market allowed on each scenario a mix policy ran on
+    (:func:`bench.cost.market_figures` over the world of its first run spec), by scenario
+    id."""
+    from agents.registry import places_on_spot_and_on_demand
+    from bench import runner
+    from bench.cost import market_figures
+
+    markets: dict[str, dict[str, float]] = {}
+    for spec in specs:
+        if not places_on_spot_and_on_demand(spec.policy):
+            continue
+        prepared = runner.prepare_run(spec.scenario, policy="on-demand", seed=spec.seed,
+                                      days=spec.days)  # fmt: skip
+        scenario_id = prepared.world.scenario.id
+        if scenario_id in markets:
+            continue
+        figures = market_figures(prepared.world)
+        markets[scenario_id] = {
+            "spot_on_offer_share": figures["spot_on_offer_share"],
+            "cheapest_spot_saving": figures["cheapest_spot_saving"],
+        }
+    return markets
 
 
 def report_data(document: dict[str, Any]) -> ReportData:

@@ -120,7 +120,7 @@ def run_set(
         }
         prepared.world = world = dataclasses.replace(world, availability=availability)
         if not market:
-            market = _market_bound(world)
+            market = market_figures(world)
             optimum = _optimum(world)
         runner.attach_model(prepared, models_dir=models_dir)
         if progress is not None:
@@ -142,8 +142,10 @@ def _optimum(world: Any) -> dict[str, Any]:
     }
 
 
-def _market_bound(world: Any) -> dict[str, float]:
-    """Share of minutes with spot on offer somewhere; saving of the cheapest spot price."""
+def market_figures(world: Any) -> dict[str, float]:
+    """What the market allowed over ``world``'s replay: the share of minutes with spot on
+    offer in some AZ, and the saving against on-demand of running at the cheapest spot
+    price on offer (on-demand where none is), per minute, averaged."""
     n = world.n_minutes
     t = np.arange(n) * 60.0
     any_up = np.zeros(n, dtype=bool)

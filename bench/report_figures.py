@@ -188,7 +188,9 @@ def _policy_legend(
 
 def savings_figure(rows: Sequence[ScenarioSavings], colours: Mapping[str, str]) -> Figure:
     """Per scenario, each cost policy's saving against :data:`BASELINE_POLICY` (share of
-    its cost, bars) and :data:`BOUND_POLICY`'s saving as the bound (a dashed line)."""
+    its cost, bars), :data:`BOUND_POLICY`'s saving as the bound (a dashed line) and, when
+    measured, what the market allowed: the cheapest spot price's saving (a dotted line,
+    labelled with the share of minutes spot was on offer)."""
     fig, axes = _grid(len(rows), 2, 0.5 + 0.3 * max((len(r.savings) for r in rows), default=1))
     for ax, row in zip(axes, rows, strict=True):
         names = [s.policy for s in row.savings]
@@ -215,12 +217,32 @@ def savings_figure(rows: Sequence[ScenarioSavings], colours: Mapping[str, str]) 
                 va="bottom",
                 fontsize=7,
             )
+        if row.cheapest_spot_saving is not None:
+            ax.axvline(row.cheapest_spot_saving, color="#555555", lw=1.0, ls=":")
+            offer = (
+                f", spot on offer {row.spot_on_offer_share:.0%} of minutes"
+                if row.spot_on_offer_share is not None
+                else ""
+            )
+            ax.annotate(
+                f"cheapest spot price {row.cheapest_spot_saving:.1%}{offer}",
+                (row.cheapest_spot_saving, 0.02),
+                xycoords=("data", "axes fraction"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="#555555",
+            )
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_title(
             f"{row.scenario} ({BASELINE_POLICY} ${row.baseline_usd:,.2f})", fontsize=9, pad=12
         )
-        low = min([0.0, *shares, *([row.bound.share] if row.bound else [])])
-        high = max([0.0, *shares, *([row.bound.share] if row.bound else [])])
+        marks = [
+            *shares,
+            *([row.bound.share] if row.bound else []),
+            *([row.cheapest_spot_saving] if row.cheapest_spot_saving is not None else []),
+        ]
+        low, high = min([0.0, *marks]), max([0.0, *marks])
         ax.set_xlim(low - 0.05, high + 0.25 * max(high - low, 0.1))
     fig.supxlabel(f"saving against the {BASELINE_POLICY} policy (mean over seeds)", fontsize=9)
     return fig

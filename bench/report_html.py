@@ -349,7 +349,10 @@ def _savings_section(document: Mapping[str, Any], colours: Mapping[str, str]) ->
             f'<p class="lead">Per scenario with spot and on-demand pools, each cost policy\'s '
             f"saving against the {_e(BASELINE_POLICY)} policy's cost (seeds paired, mean over "
             f"seeds); the dashed line is the {_e(BOUND_POLICY)} policy's saving, which knows "
-            "the prices and interruptions ahead: the bound.</p>"
+            "the prices and interruptions ahead: the bound; the dotted line, what the market "
+            "allowed: the saving of paying the cheapest spot price on offer every minute "
+            "(on-demand's when no spot was on offer), which is not a bound (spot nodes "
+            "already running outlive a drop in availability).</p>"
             + _figure(
                 figures.savings_figure(rows, colours),
                 "savings",

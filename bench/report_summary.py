@@ -55,6 +55,11 @@ class ScenarioSavings(BaseModel):
     savings: tuple[Saving, ...]
     bound: Saving | None
     """:data:`BOUND_POLICY`'s saving, when it ran."""
+    cheapest_spot_saving: float | None = None
+    """What the market allowed: the saving of the cheapest spot price on offer each minute
+    (``results.json``'s ``markets``), when the sweep measured it."""
+    spot_on_offer_share: float | None = None
+    """The share of minutes with spot on offer in some AZ."""
 
 
 def check_document(document: Mapping[str, Any]) -> None:
@@ -143,11 +148,14 @@ def savings(document: Mapping[str, Any]) -> list[ScenarioSavings]:
             else:
                 rows.append(saving)
         baseline_usd = sum(baseline.values()) / len(baseline)
+        market = (document.get("markets") or {}).get(scenario) or {}
         result.append(
             ScenarioSavings(
-                scenario=scenario, baseline_usd=baseline_usd, savings=tuple(rows), bound=bound
+                scenario=scenario, baseline_usd=baseline_usd, savings=tuple(rows), bound=bound,
+                cheapest_spot_saving=market.get("cheapest_spot_saving"),
+                spot_on_offer_share=market.get("spot_on_offer_share"),
             )
-        )
+        )  # fmt: skip
     return result
 
 

@@ -44,7 +44,10 @@ The file's key-value metadata holds ``opsbench.schema_version`` and ``opsbench.s
 sweep's settings as JSON). ``results.json`` holds the same runs, one object per run with a
 ``metrics`` mapping, plus ``schema_version``, ``git_commit``, ``packages``, the sweep's
 settings (``executor``, ``workers``, ``quick``, ``seeds``, ``days``), ``wall_s`` of the
-whole sweep, the skipped (scenario, policy) pairs with the reason, ``series`` (the first
+whole sweep, the skipped (scenario, policy) pairs with the reason, ``markets`` (per
+scenario a mix policy ran on: ``spot_on_offer_share``, the share of minutes with spot on
+offer in some AZ, and ``cheapest_spot_saving``, the saving of the cheapest spot price on
+offer each minute; :func:`bench.cost.market_figures`), ``series`` (the first
 seed's binned time series per scenario and policy, :class:`~bench.report_data.RunSeries`),
 ``evaluations`` (:class:`~bench.report_data.Evaluations`) and ``seed_tables`` (the seed's
 two tables, measured: :mod:`bench.seed_tables`). ``REPORT.md`` is the text for people:
@@ -320,6 +323,7 @@ def results_document(
     skipped: Sequence[tuple[str, str, str]],
     wall_s: float,
     evaluations: Evaluations | None = None,
+    markets: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """results.json's content (the seed tables are computed here from the runs and the
     evaluations)."""
@@ -333,6 +337,7 @@ def results_document(
         "runs": runs,
         "skipped": [{"scenario": s, "policy": p, "reason": r} for s, p, r in skipped],
         "series": [row.series.model_dump() for row in rows if row.series is not None],
+        "markets": {k: dict(v) for k, v in (markets or {}).items()},
         "evaluations": evaluations.model_dump() if evaluations is not None else None,
         "seed_tables": [r.model_dump() for r in seed_tables(runs, evaluations)],
     }

@@ -32,9 +32,15 @@ def _config(predictor: Predictor, max_body_bytes: int) -> uvicorn.Config:
     )
 
 
+BACKLOG = 2048
+"""Pending connections the socket queues (uvicorn's own default)."""
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket on ``host:port`` (port 0: a free one); an address
-    that cannot be bound is an InputError naming ``--host``/``--port``."""
+    """A listening TCP socket on ``host:port`` (port 0: a free one): a client that connects
+    as soon as the URL is printed waits in the backlog until the server accepts, instead of
+    being refused. An address that cannot be bound is an InputError naming
+    ``--host``/``--port``."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM
@@ -51,6 +57,7 @@ def bind(host: str, port: int) -> socket.socket:
             "--port", "", f"{host}:{port} cannot be bound ({exc.strerror})",
             "a free port (0: any free port)",
         ) from None  # fmt: skip
+    sock.listen(BACKLOG)
     return sock
 
 

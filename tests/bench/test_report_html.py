@@ -344,6 +344,10 @@ def test_savings_pair_seeds_and_take_only_cost_policies() -> None:
         ("reactive+uniform-progress", 0.25, 25.0),
     ]
     assert row.bound is not None and (row.bound.policy, row.bound.share) == ("hindsight", 0.6)
+    assert row.cheapest_spot_saving is None  # the sweep did not say what the market allowed
+    market = {"a": {"spot_on_offer_share": 0.9, "cheapest_spot_saving": 0.55}}
+    (row,) = savings({"runs": runs, "markets": market})
+    assert (row.cheapest_spot_saving, row.spot_on_offer_share) == (0.55, 0.9)
 
 
 def test_pareto_front_keeps_the_undominated_points_by_cost() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bench import sweep
+from bench import runner, sweep
 from bench.executors import RayUnavailable, executor
 from bench.ray_head import ray_env
 from bench.sweep_results import RESULT_FILES, SCHEMA
@@ -167,6 +167,24 @@ def test_cost_policies_are_skipped_where_no_spot_pool_and_listed() -> None:
     assert plan.skipped == (("nasa-diurnal", "on-demand", "no spot and on-demand pools"),)
 
 
+def test_markets_are_measured_where_a_mix_policy_runs() -> None:
+    from bench.bench_all import market_of_scenarios
+    from bench.cost import market_figures
+
+    # one day: default's spot traces offer no spot in its first hours
+    specs = sweep.plan_sweep(
+        ["default", "nasa-diurnal"], ["reactive", "on-demand"], seeds=2, days=1.0
+    ).specs
+    markets = market_of_scenarios(specs)
+    assert list(markets) == ["default"]  # on-demand is skipped on nasa-diurnal
+    world = runner.prepare_run("default", policy="on-demand", seed=42, days=1.0).world
+    expected = market_figures(world)
+    assert markets["default"] == {
+        k: expected[k] for k in ("spot_on_offer_share", "cheapest_spot_saving")
+    }
+    assert 0 < markets["default"]["spot_on_offer_share"] <= 1
+
+
 def test_composed_pairs_with_a_mix_are_skipped_where_no_spot_pool() -> None:
     plan = sweep.plan_sweep(["default", "nasa-diurnal"], ["predictive+spot-greedy"], seeds=1,
                             days=DAYS)  # fmt: skip
@@ -218,6 +236,7 @@ def test_bench_all_writes_the_four_files(
     assert series["cost_usd"][-1] == pytest.approx(runs[0]["metrics"]["cost_usd"], rel=1e-4)
     assert "series" not in runs[0]
     assert document["evaluations"] is None
+    assert document["markets"] == {}  # no mix policy ran
     assert "<html" in (out / "report.html").read_text().lower()
     cost = frame[(frame.metric == "cost_usd") & (frame.seed == 43)]
     assert cost.value.tolist() == [runs[1]["metrics"]["cost_usd"]]

@@ -99,6 +99,18 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert_one_line_error(code, out, err, "--port", f"127.0.0.1:{port} cannot be bound")
 
 
+def test_the_served_socket_queues_a_client_before_the_server_runs() -> None:
+    """``opsbench serve`` prints its URL before uvicorn starts: a client that connects at
+    once must wait in the backlog, not be refused (seen under load in the suite)."""
+    from agents.serving.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        socket.create_connection(sock.getsockname()[:2], timeout=5).close()
+    finally:
+        sock.close()
+
+
 def test_opsbench_serve_answers_over_http(tmp_path: Path) -> None:
     """The console entry point, as the container runs it, on a free port."""
     folder = detector_folder(tmp_path, {"detector": "robust-spike", "threshold": 0.5})
