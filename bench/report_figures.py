@@ -217,25 +217,17 @@ def savings_figure(rows: Sequence[ScenarioSavings], colours: Mapping[str, str]) 
                 va="bottom",
                 fontsize=7,
             )
+        market = ""
         if row.cheapest_spot_saving is not None:
             ax.axvline(row.cheapest_spot_saving, color="#555555", lw=1.0, ls=":")
-            offer = (
-                f", spot on offer {row.spot_on_offer_share:.0%} of minutes"
-                if row.spot_on_offer_share is not None
-                else ""
-            )
-            ax.annotate(
-                f"cheapest spot price {row.cheapest_spot_saving:.1%}{offer}",
-                (row.cheapest_spot_saving, 0.02),
-                xycoords=("data", "axes fraction"),
-                ha="right",
-                va="bottom",
-                fontsize=7,
-                color="#555555",
-            )
+            market = f"\n(dotted) cheapest spot {row.cheapest_spot_saving:.1%}"
+            if row.spot_on_offer_share is not None:
+                market += f", on offer {row.spot_on_offer_share:.0%} of the time"
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_title(
-            f"{row.scenario} ({BASELINE_POLICY} ${row.baseline_usd:,.2f})", fontsize=9, pad=12
+            f"{row.scenario} ({BASELINE_POLICY} ${row.baseline_usd:,.2f}){market}",
+            fontsize=9,
+            pad=12,
         )
         marks = [
             *shares,
