@@ -28,6 +28,7 @@ from bench.executors import LOOPBACK_ONLY_ENV
 RAY_TOKEN = "opsbench-local-" + "0" * 32
 """The local cluster's token: it guards a loopback-only cluster that lives for one block."""
 START_TIMEOUT_S = 60.0
+STOP_GRACE_S = 3.0
 
 
 class RayHeadUnavailable(RuntimeError):
@@ -80,11 +81,14 @@ def ray_head(num_cpus: int = 2) -> Iterator[str]:
                 time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
+        # ray start --block takes ~30 s to wind down on SIGTERM: a short grace, then the
+        # whole group (GCS, raylet, workers) is killed; the cluster lived for this block only
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         shutil.rmtree(temp, ignore_errors=True)
