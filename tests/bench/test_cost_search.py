@@ -1,6 +1,6 @@
 """``opsbench train cost --candidates K``: candidates trained on an executor, the best on
 the validation episodes kept, the selection never playing the scenario's replay, and the
-same choice on every executor."""
+CLI making the same choice as the search (the executors' equality is the sweep tests')."""
 
 from __future__ import annotations
 
@@ -58,13 +58,13 @@ def test_train_cost_keeps_the_best_candidate_and_registers_its_seed(
     code, stdout, stderr = run_main(
         capsys,
         ["train", "cost", "--scenario", "default", "--timesteps", str(MIN_TIMESTEPS),
-         "--candidates", "2", "--executor", "process", "--workers", "2", "--models",
+         "--candidates", "2", "--executor", "serial", "--models",
          str(tmp_path / "models"), "--json"],
     )  # fmt: skip
     assert code == 0, stderr
     record = json.loads(stdout)
     rewards = {str(c.seed): round(c.validation_reward, 4) for c in serial_candidates}
-    assert record["search"]["validation_rewards"] == rewards  # process == serial
+    assert record["search"]["validation_rewards"] == rewards  # the CLI's search == search()
     chosen = best_of(serial_candidates).seed
     assert record["search"]["chosen_seed"] == chosen
     assert record["metrics"]["validation_reward"] == rewards[str(chosen)]
