@@ -161,16 +161,15 @@ def market_of_scenarios(specs: Sequence[sweep.RunSpec]) -> dict[str, dict[str, f
     from bench.cost import market_figures
 
     markets: dict[str, dict[str, float]] = {}
+    seen: set[str] = set()
     for spec in specs:
-        if not places_on_spot_and_on_demand(spec.policy):
+        if spec.scenario in seen or not places_on_spot_and_on_demand(spec.policy):
             continue
+        seen.add(spec.scenario)  # one world per scenario, not one per run spec
         prepared = runner.prepare_run(spec.scenario, policy="on-demand", seed=spec.seed,
                                       days=spec.days)  # fmt: skip
-        scenario_id = prepared.world.scenario.id
-        if scenario_id in markets:
-            continue
         figures = market_figures(prepared.world)
-        markets[scenario_id] = {
+        markets[prepared.world.scenario.id] = {
             "spot_on_offer_share": figures["spot_on_offer_share"],
             "cheapest_spot_saving": figures["cheapest_spot_saving"],
         }

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -167,9 +168,18 @@ def test_cost_policies_are_skipped_where_no_spot_pool_and_listed() -> None:
     assert plan.skipped == (("nasa-diurnal", "on-demand", "no spot and on-demand pools"),)
 
 
-def test_markets_are_measured_where_a_mix_policy_runs() -> None:
+def test_markets_are_measured_where_a_mix_policy_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.bench_all import market_of_scenarios
     from bench.cost import market_figures
+
+    prepared: list[str] = []
+    real_prepare = runner.prepare_run
+
+    def spy(scenario: str, **kwargs: Any) -> Any:
+        prepared.append(scenario)
+        return real_prepare(scenario, **kwargs)
+
+    monkeypatch.setattr(runner, "prepare_run", spy)
 
     # one day: default's spot traces offer no spot in its first hours
     specs = sweep.plan_sweep(
@@ -177,6 +187,8 @@ def test_markets_are_measured_where_a_mix_policy_runs() -> None:
     ).specs
     markets = market_of_scenarios(specs)
     assert list(markets) == ["default"]  # on-demand is skipped on nasa-diurnal
+    assert prepared == ["default"]  # one world per scenario, not one per seed
+    monkeypatch.undo()
     world = runner.prepare_run("default", policy="on-demand", seed=42, days=1.0).world
     expected = market_figures(world)
     assert markets["default"] == {
