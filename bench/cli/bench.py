@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -22,6 +22,9 @@ from bench.cli.common import (
     store_option,
 )
 from sim.errors import InputError
+
+if TYPE_CHECKING:
+    from bench.bench_all import SweepSettings
 
 
 bench = command_group(
@@ -89,18 +92,13 @@ def bench_all(
 ) -> None:
     """Every policy on every scenario and seed (replays in parallel) and every model outside
     the replay, measured in one run; the seed's two tables regenerated; a report."""
-    from bench.bench_all import SweepSettings, run_all
+    from bench.bench_all import SweepSettings
 
     settings = SweepSettings.from_options(
         quick=quick, seeds=seeds, executor=executor_name, address=address, workers=workers,
         scenarios=scenarios, policies=policies, days=days, evaluations=evaluations,
     )  # fmt: skip
-    document = run_all(
-        settings, out=out, models_dir=models_dir, store=store, progress=status,
-        bar=lambda total: progress_bar(
-            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
-        ),
-    )  # fmt: skip
+    document = run_all_with_progress(settings, out=out, models_dir=models_dir, store=store)
     if as_json:
         click.echo(json.dumps(document))
         return
@@ -114,6 +112,21 @@ def bench_all(
         + (f"; evaluations: {sections}" if sections else "")
     )
     stdout.print(f"report: {out / 'report.html'} (and {out / 'REPORT.md'})")
+
+
+def run_all_with_progress(
+    settings: SweepSettings, *, out: Path, models_dir: str, store: Path
+) -> dict[str, Any]:
+    """:func:`bench.bench_all.run_all` with status lines and a bar over the replays on
+    stderr (``bench all`` and ``demo``'s quick report); returns results.json's content."""
+    from bench.bench_all import run_all
+
+    return run_all(
+        settings, out=out, models_dir=models_dir, store=store, progress=status,
+        bar=lambda total: progress_bar(
+            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
+        ),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- scaling

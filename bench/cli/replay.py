@@ -185,8 +185,8 @@ def demo(scenario: str, as_json: bool, report_dir: Path, no_report: bool) -> Non
 def write_quick_report(out: Path) -> None:
     """``opsbench bench all --quick --out OUT`` (every model measured, the seed's two tables,
     report.html), then print where the report is."""
-    from bench.bench_all import SweepSettings, run_all
-    from bench.cli.common import progress_bar
+    from bench.bench_all import SweepSettings
+    from bench.cli.bench import run_all_with_progress
     from features import DEFAULT_STORE
 
     settings = SweepSettings.from_options(
@@ -194,11 +194,5 @@ def write_quick_report(out: Path) -> None:
         scenarios=(), policies=(), days=None,
     )  # fmt: skip
     stdout.print(f"writing the quick report (opsbench bench all --quick --out {out}) ...")
-    run_all(
-        settings, out=out, models_dir=str(runner.MODELS_DIR), store=DEFAULT_STORE,
-        progress=status,
-        bar=lambda total: progress_bar(
-            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
-        ),
-    )  # fmt: skip
+    run_all_with_progress(settings, out=out, models_dir=str(runner.MODELS_DIR), store=DEFAULT_STORE)
     stdout.print(f"report: {(out / 'report.html').resolve()}  (text: {out / 'REPORT.md'})")
