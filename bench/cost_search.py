@@ -28,12 +28,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import fmean
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.cost.env import SpotFleetEnv
 from agents.cost.training import train
 from bench import runner
 from bench.executors import ExecutorName, executor
+from sim.world import World
 
 VALIDATION_SEED = 7_777_777
 VALIDATION_EPISODES = 8
@@ -60,15 +62,15 @@ class Candidate(BaseModel):
     files: dict[str, bytes] = Field(repr=False, description="relative path -> content")
 
 
-def validation_reward(world: object, act: Callable[..., object]) -> float:
+def validation_reward(world: World, act: Callable[[np.ndarray], np.ndarray]) -> float:
     """Mean total reward of ``act`` over the validation episodes (see the module)."""
-    env = SpotFleetEnv(world, mode="train")  # type: ignore[arg-type]
+    env = SpotFleetEnv(world, mode="train")
     totals = []
     for i in range(VALIDATION_EPISODES):
         obs, _ = env.reset(seed=VALIDATION_SEED + i)
         total, done = 0.0, False
         while not done:
-            obs, reward, term, trunc, _ = env.step(act(obs))  # type: ignore[arg-type]
+            obs, reward, term, trunc, _ = env.step(act(obs))
             total += float(reward)
             done = term or trunc
         totals.append(total)
