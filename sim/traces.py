@@ -592,7 +592,9 @@ def _n_minutes(duration_s: float) -> int:
     """Number of simulated minutes covering ``duration_s`` seconds."""
     if not duration_s > 0:
         raise ValueError(f"duration_s(={duration_s}) must be > 0")
-    return math.ceil(duration_s / MINUTE_S)
+    # a duration computed as days * 86400 from a whole number of minutes may carry float
+    # noise above it (12101 minutes -> 726060.0000000001 s): that is not another minute
+    return math.ceil(duration_s / MINUTE_S - 1e-9)
 
 
 def _iso(seconds: int) -> str:
