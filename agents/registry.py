@@ -170,6 +170,12 @@ DETECTORS.register(
     "a window no category resonates with is an anomaly; one alert per episode",
 )
 DETECTORS.register(
+    "sequence-memory",
+    entry_point="agents.anomaly.sequence_memory:SequenceMemory",
+    summary="HTM-like: share of a value's encoding its context did not predict, through "
+    "Numenta's anomaly likelihood; one alert per episode",
+)
+DETECTORS.register(
     "rank-ensemble",
     entry_point="agents.anomaly.rank_ensemble:RankEnsemble",
     summary="mean or max of the ranks of registered detectors' scores; one alert per episode",
