@@ -44,3 +44,16 @@ def test_a_novel_pattern_after_a_learnt_periodic_one_scores_higher() -> None:
     scores = [det.score_learn_one({"value": v}) for v in values]
     learnt = max(scores[1000:2000])
     assert max(scores[2000:]) > max(0.1, 2 * learnt)
+
+
+def test_sliding_min_forgets_rows_older_than_its_period() -> None:
+    from agents.anomaly.artime import SlidingMin
+
+    trend = SlidingMin(3)
+    for row, v in enumerate([0.9, 0.5, 0.8, 0.95]):
+        assert trend.value(row, 1.0) == min([1.0, 0.9, 0.5, 0.8][max(0, row - 2) : row + 1])
+        trend.record(row, v)
+    assert trend.value(4, 1.0) == 0.5  # rows 1..3
+    trend.record(4, 0.99)
+    assert trend.value(5, 1.0) == 0.8  # rows 2..4: row 1's 0.5 is forgotten
+    assert SlidingMin(3).value(0, 0.7) == 0.7
