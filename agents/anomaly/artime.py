@@ -113,6 +113,7 @@ class SlidingMin:
         return default
 
     def record(self, row: int, v: float) -> None:
+        """Record row ``row``'s value (rows in increasing order)."""
         kept = self._kept
         while kept and kept[0][0] < row + 1 - self.rows:
             kept.popleft()
