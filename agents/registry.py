@@ -164,6 +164,18 @@ DETECTORS.register(
     "CAD OSE); one alert per episode",
 )
 DETECTORS.register(
+    "adaptive-resonance",
+    entry_point="agents.anomaly.artime:AdaptiveResonance",
+    summary="fuzzy ART categories of a downsampled window's shape (in the spirit of ARTime); "
+    "a window no category resonates with is an anomaly; one alert per episode",
+)
+DETECTORS.register(
+    "sequence-memory",
+    entry_point="agents.anomaly.sequence_memory:SequenceMemory",
+    summary="HTM-like: share of a value's encoding its context did not predict, through "
+    "Numenta's anomaly likelihood; one alert per episode",
+)
+DETECTORS.register(
     "rank-ensemble",
     entry_point="agents.anomaly.rank_ensemble:RankEnsemble",
     summary="mean or max of the ranks of registered detectors' scores; one alert per episode",
