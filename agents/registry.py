@@ -164,12 +164,6 @@ DETECTORS.register(
     "CAD OSE); one alert per episode",
 )
 DETECTORS.register(
-    "adaptive-resonance",
-    entry_point="agents.anomaly.artime:AdaptiveResonance",
-    summary="fuzzy ART categories of a downsampled window's shape (in the spirit of ARTime); "
-    "a window no category resonates with is an anomaly; one alert per episode",
-)
-DETECTORS.register(
     "sequence-memory",
     entry_point="agents.anomaly.sequence_memory:SequenceMemory",
     summary="HTM-like: share of a value's encoding its context did not predict, through "

@@ -95,6 +95,9 @@ class SequenceMemory(OnePassDetector):
         Previous values in the context.
     min_share
         A follower is predicted when it holds at least this share of its context's count.
+        The defaults (order 2, 130 buckets, min_share 0, refractory 144 rows) are what
+        ``opsbench anomaly cv``'s selection picks on the whole dev split (min_share was
+        0.02 before that selection; the cross-validated score does not depend on it).
     short_rows
         Raw scores averaged for the likelihood (Numenta: 10).
     history_rows
@@ -115,7 +118,7 @@ class SequenceMemory(OnePassDetector):
         buckets: int = 130,
         width: int = 21,
         order: int = 2,
-        min_share: float = 0.02,
+        min_share: float = 0.0,
         short_rows: int = 10,
         history_rows: int = 8640,
         spatial_tolerance: float = 0.05,
