@@ -316,6 +316,76 @@ def bench_cost(sets: tuple[str, ...], days: float | None, as_json: bool) -> None
         stdout.print(_cost_table(result))
 
 
+@bench.command("sizing-cv")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="simulated days per replay (default: each trace's whole held-back 30%)",
+)
+@executor_options("replays")
+@models_option
+@store_option
+@json_option
+def bench_sizing_cv(
+    days: float | None,
+    executor_name: str,
+    address: str | None,
+    workers: int | None,
+    models_dir: str,
+    store: Path,
+    as_json: bool,
+) -> None:
+    """The composed controller's sizing quantile chosen leave-one-trace-out, each load trace
+    scored at the quantile chosen on the other three, against reactive."""
+    import os
+
+    from bench.executors import executor
+    from bench.sizing_cv import QUANTILES, TRACES, sizing_cv, specs
+
+    total = len(specs(tuple(TRACES), QUANTILES, days, models_dir, str(store)))
+    with (
+        executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,
+        progress_bar(
+            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
+        ) as update,
+    ):
+        done = [0]
+
+        def one_done(_index: int, _cell: object) -> None:
+            done[0] += 1
+            update(done[0])
+
+        result = sizing_cv(
+            days=days, executor=ex, models_dir=models_dir, store=str(store), progress=status,
+            on_cell=one_done,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    stdout.print(_sizing_table(result))
+    stdout.print(
+        f"met on {result['met']} of {len(result['folds'])} held-out traces; the same rule on "
+        f"all four picks quantile {result['whole_split_quantile']}"
+    )
+
+
+def _sizing_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"{result['policy']}: quantile chosen on the other traces")
+    for column in ("held-out trace", "q", "cost $", "SLO", "reactive $", "reactive SLO",
+                   "vs reactive", "oracle $ / SLO", "met"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "held-out trace" else "right")
+    for f in result["folds"]:
+        table.add_row(
+            f["held_out"], f"{f['quantile']}", f"{f['cost_usd']:,.2f}",
+            f"{f['slo_attainment']:.3%}", f"{f['reactive_usd']:,.2f}",
+            f"{f['reactive_slo_attainment']:.3%}", f"{f['cost_vs_reactive']:+.1%}",
+            f"{f['foresight_usd']:,.2f} / {f['foresight_slo_attainment']:.3%}",
+            "yes" if f["met"] else "no",
+        )  # fmt: skip
+    return table
+
+
 COST_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cost_usd", "cost $", "{:,.2f}"),
     ("savings_vs_on_demand", "saving", "{:.1%}"),

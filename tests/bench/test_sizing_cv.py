@@ -1,0 +1,93 @@
+"""``opsbench bench sizing-cv``: the rule that picks the composed controller's quantile, a
+fold never reading its held-out trace, and one real replay cell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bench import sizing_cv
+from bench.sizing_cv import COMPOSED, FORESIGHT, RIVAL, Cell, CellSpec, choose_quantile, fold
+
+
+def _cells(table: dict[str, dict[float | None, tuple[float, float]]]) -> list[Cell]:
+    """Cells from ``{trace: {quantile or None (rival): (cost, slo)}}``; foresight at the
+    rival's cost."""
+    out = []
+    for trace, row in table.items():
+        for q, (cost, slo) in row.items():
+            policy = RIVAL if q is None else COMPOSED
+            out.append(Cell(trace, policy, q, cost, slo, round((1 - slo) * 10_000), 7.0))
+        cost, slo = row[None]
+        out.append(Cell(trace, FORESIGHT, None, cost * 0.8, 1.0, 0, 7.0))
+    return out
+
+
+TABLE = {
+    # a: only 0.9 reaches 99.9%; b: everything does; c: nothing does (ignored for the line)
+    "a": {None: (100.0, 0.98), 0.5: (90.0, 0.995), 0.75: (95.0, 0.998), 0.9: (105.0, 0.9993)},
+    "b": {None: (200.0, 1.0), 0.5: (150.0, 1.0), 0.75: (160.0, 1.0), 0.9: (170.0, 1.0)},
+    "c": {None: (50.0, 0.96), 0.5: (45.0, 0.97), 0.75: (48.0, 0.975), 0.9: (60.0, 0.99)},
+    "d": {None: (80.0, 0.999), 0.5: (60.0, 0.9995), 0.75: (70.0, 0.9999), 0.9: (75.0, 1.0)},
+}
+
+
+def test_the_cheapest_quantile_that_reaches_the_line_wherever_it_can_be_reached() -> None:
+    cells = _cells(TABLE)
+    assert choose_quantile(cells, ["b", "d"]) == 0.5  # all reach it: the cheapest
+    assert choose_quantile(cells, ["a", "b"]) == 0.9  # a needs 0.9
+    assert choose_quantile(cells, ["b", "c"]) == 0.5  # c cannot reach it: only b counts
+    assert choose_quantile(cells, ["c"]) == 0.5  # the line is nowhere in reach: the cheapest
+    odd = _cells({"e": {None: (10.0, 0.99), 0.5: (9.0, 0.9995), 0.75: (9.5, 0.998),
+                        0.9: (9.9, 0.9985)}})  # fmt: skip
+    # a needs 0.9, e only 0.5 reaches: no quantile reaches it on both: best worst case
+    assert choose_quantile([*cells, *odd], ["a", "e"]) == 0.9
+
+
+def test_a_fold_scores_the_held_out_trace_at_the_quantile_chosen_without_it() -> None:
+    cells = _cells(TABLE)
+    result = fold(cells, "d", (0.5, 0.75, 0.9))
+    assert result["trained_on"] == ["a", "b", "c"] and result["quantile"] == 0.9
+    assert result["cost_usd"] == 75.0 and result["reactive_usd"] == 80.0
+    assert result["met"]  # 75 < 80 at 100% >= max(99.9%, reactive's 99.9%)
+    assert fold(cells, "a", (0.5, 0.75, 0.9))["met"] is False  # chosen 0.5 misses the line
+
+
+def test_the_choice_never_reads_the_held_out_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = _cells(TABLE)
+    read: list[str] = []
+    original = sizing_cv._composed
+
+    def spy(cells_: Sequence[Cell], trace: str, q: float) -> Cell:
+        read.append(trace)
+        return original(cells_, trace, q)
+
+    monkeypatch.setattr(sizing_cv, "_composed", spy)
+    choose_quantile(cells, ["a", "b", "c"])
+    assert read and "d" not in read
+    # and changing the held-out trace's figures does not change the choice
+    poisoned = [
+        Cell(c.trace, c.policy, c.quantile, 1e9, 0.0, 10_000, 7.0) if c.trace == "d" else c
+        for c in cells
+    ]
+    assert fold(poisoned, "d", (0.5, 0.75, 0.9))["quantile"] == 0.9
+
+
+def test_every_trace_has_the_rival_each_quantile_and_foresight() -> None:
+    todo = sizing_cv.specs(("nasa-http", "aws-elb"), (0.5, 0.9), 1.0, "m", "s")
+    assert [(s.trace, s.policy, s.quantile) for s in todo] == [
+        ("nasa-http", RIVAL, None), ("nasa-http", COMPOSED, 0.5), ("nasa-http", COMPOSED, 0.9),
+        ("nasa-http", FORESIGHT, None),
+        ("aws-elb", RIVAL, None), ("aws-elb", COMPOSED, 0.5), ("aws-elb", COMPOSED, 0.9),
+        ("aws-elb", FORESIGHT, None),
+    ]  # fmt: skip
+    assert all(sizing_cv.trace_path(t).is_file() for t in sizing_cv.TRACES)
+
+
+def test_a_cell_is_the_replay_of_the_trace_on_the_default_fleet(tmp_path: object) -> None:
+    spec = CellSpec("aws-elb", RIVAL, None, 0.25, str(tmp_path), str(tmp_path) + "/s.duckdb")
+    cell = sizing_cv.run_cell(spec)
+    assert cell.trace == "aws-elb" and cell.policy == RIVAL and cell.sim_days == 0.25
+    assert cell.cost_usd > 0 and 0.0 <= cell.slo_attainment <= 1.0
+    assert cell == sizing_cv.run_cell(spec)  # deterministic
