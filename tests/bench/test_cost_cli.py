@@ -49,6 +49,8 @@ def one_line_error(code: int, out: str, err: str, *needles: str) -> None:
         (["train", "cost", "--scenario", "nasa-diurnal"], ("cluster.pools", "on-demand")),
         (["train", "cost", "--scenario", "default", "--timesteps", "-1"], ("--timesteps",)),
         (["bench", "cost", "--set", "nope"], ("--set", "'nope'", "avail-us-east-1")),
+        (["bench", "sizing-cv", "--days", "0"], ("--days",)),
+        (["bench", "sizing-cv", "--workers", "0"], ("--workers",)),
     ],
 )
 def test_bad_input_is_one_line(

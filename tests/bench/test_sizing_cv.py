@@ -91,3 +91,25 @@ def test_a_cell_is_the_replay_of_the_trace_on_the_default_fleet(tmp_path: object
     assert cell.trace == "aws-elb" and cell.policy == RIVAL and cell.sim_days == 0.25
     assert cell.cost_usd > 0 and 0.0 <= cell.slo_attainment <= 1.0
     assert cell == sizing_cv.run_cell(spec)  # deterministic
+
+
+def test_the_command_prints_each_held_out_trace_and_the_whole_split_pick(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbench_testing import run_main
+
+    cells = _cells(TABLE)
+    calls: list[dict[str, object]] = []
+
+    def fake(**kwargs: object) -> dict[str, object]:
+        calls.append(kwargs)
+        folds = [fold(cells, t, (0.5, 0.75, 0.9)) for t in TABLE]
+        return {"policy": COMPOSED, "folds": folds, "met": sum(f["met"] for f in folds),
+                "whole_split_quantile": choose_quantile(cells, list(TABLE))}  # fmt: skip
+
+    monkeypatch.setattr(sizing_cv, "sizing_cv", fake)
+    code, out, err = run_main(capsys, ["bench", "sizing-cv", "--executor", "serial", "--days", "2"])
+    assert code == 0, err
+    assert calls[0]["days"] == 2.0
+    assert all(t in out for t in TABLE) and "0.9" in out
+    assert "met on 2 of 4 held-out traces; the same rule on all four picks quantile 0.9" in out
