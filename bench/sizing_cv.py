@@ -1,24 +1,26 @@
-"""``opsbench bench sizing-cv``: the composed controller's sizing quantile, chosen across
-load traces and scored on a trace the choice never saw (issue 16).
+"""``opsbench bench sizing-cv``: the composed controller's sizing, chosen across load
+traces and scored on a trace the choice never saw (issue 16).
 
 The composed controller ``predictive+spot-greedy`` sizes the capacity from the plan
-forecast's quantile ``q`` (``control.params.sizing.quantile``: 0.5, 0.75 or 0.9) and holds
-it on spot wherever spot is on offer. A higher ``q`` buys SLO attainment with capacity.
-Which ``q`` reaches the 99.9% line at the least cost depends on how noisy the load is, so
-it is chosen by **leave-one-trace-out**: the ``default`` scenario's fleet and market
-(on-demand + spot, real prices and availability) replays each of the four shipped load
-traces (``--trace``: trained on its first 70%, replayed on the rest; NASA-HTTP 1995,
-WorldCup98, Google cluster 2019, the NAB AWS ELB series), under ``reactive`` (the rival),
-``predictive+spot-greedy`` at every ``q`` and ``oracle+spot-greedy`` (foresight: how far
-sizing could go). For each held-out trace, ``q`` is chosen on the other three by
-:func:`choose_quantile`; the held-out trace is then scored at that ``q``.
+forecast's quantile (``control.params.sizing.quantile``: 0.5, 0.75 or 0.9), optionally
+planning at a higher ``budget_quantile`` while the SLO's error budget is overspent
+(:class:`agents.scaling.policy.PredictiveParams`), and holds it on spot wherever spot is
+on offer. A higher quantile buys SLO attainment with capacity; which setting reaches the
+99.9% line at the least cost depends on how noisy the load is, so it is chosen
+**leave-one-trace-out**: the ``default`` scenario's fleet and market (on-demand + spot,
+real prices and availability) replays each of the four shipped load traces (``--trace``:
+trained on its first 70%, replayed on the rest; NASA-HTTP 1995, WorldCup98, Google
+cluster 2019, the NAB AWS ELB series), under ``reactive`` (the rival),
+``predictive+spot-greedy`` at every setting of :data:`SETTINGS` and
+``oracle+spot-greedy`` (foresight: how far sizing could go). For each held-out trace the
+setting is chosen on the other three by :func:`choose_sizing`; the held-out trace is then
+scored at that setting.
 
-The rule (declared before any of these figures was seen): on the training traces where
-some ``q`` reaches :data:`~bench.cost.SLO_TARGET`, keep the ``q`` that reach it on all of
-them; of those, the one with the least mean cost relative to ``reactive`` on the training
-traces. If no ``q`` reaches it on all of them, the ``q`` with the best worst-case SLO
-attainment. The whole-split pick (the same rule on all four traces) is what a user
-should configure.
+The rule: on the training traces where some setting reaches
+:data:`~bench.cost.SLO_TARGET`, keep the settings that reach it on all of them; of those,
+the one with the least mean cost relative to ``reactive`` on the training traces. If none
+reaches it on all of them, the setting with the best worst-case SLO attainment. The
+whole-split pick (the same rule on all four traces) is what a user should configure.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ TRACES: dict[str, str] = {
     "google-2019": "google2019_mean_instance_cpu_5min.csv",
     "aws-elb": "nab_aws_elb_request_count_5min.csv",
 }
-QUANTILES = (0.5, 0.75, 0.9)
+Sizing = tuple[float, float | None]
+"""A sizing setting: (``quantile``, ``budget_quantile``): the plan forecast's quantile, and
+the higher one planned at while the error budget is overspent (None: never)."""
+SETTINGS: tuple[Sizing, ...] = ((0.5, None), (0.75, None), (0.9, None), (0.5, 0.9), (0.75, 0.9))
 COMPOSED = "predictive+spot-greedy"
 RIVAL = "reactive"
 FORESIGHT = "oracle+spot-greedy"
@@ -48,12 +53,12 @@ FORESIGHT = "oracle+spot-greedy"
 
 @dataclass(frozen=True, slots=True)
 class CellSpec:
-    """One replay: ``policy`` (with the sizing ``quantile`` for :data:`COMPOSED`) on the
+    """One replay: ``policy`` (with the ``sizing`` setting for :data:`COMPOSED`) on the
     default fleet with ``trace``'s held-back 30% as the workload (``days``: None = all)."""
 
     trace: str
     policy: str
-    quantile: float | None
+    sizing: Sizing | None
     days: float | None
     models_dir: str
     store: str
@@ -66,7 +71,7 @@ class Cell:
 
     trace: str
     policy: str
-    quantile: float | None
+    sizing: Sizing | None
     cost_usd: float
     slo_attainment: float
     slo_violation_minutes: int
@@ -78,25 +83,37 @@ def trace_path(name: str) -> Path:
     return data_path("traces", TRACES[name])
 
 
+def sizing_params(sizing: Sizing) -> dict[str, float]:
+    """``control.params.sizing`` of a setting."""
+    quantile, budget = sizing
+    return {"quantile": quantile} | ({} if budget is None else {"budget_quantile": budget})
+
+
+def label(sizing: Sizing) -> str:
+    """``0.75``, or ``0.5→0.9`` with a budget quantile."""
+    quantile, budget = sizing
+    return f"{quantile:g}" if budget is None else f"{quantile:g}→{budget:g}"
+
+
 def specs(
     traces: Sequence[str],
-    quantiles: Sequence[float],
+    settings: Sequence[Sizing],
     days: float | None,
     models_dir: str,
     store: str,
 ) -> list[CellSpec]:
-    """Every replay the selection needs: per trace the rival, each quantile, foresight."""
+    """Every replay the selection needs: per trace the rival, each setting, foresight."""
     out: list[CellSpec] = []
     for trace in traces:
         out.append(CellSpec(trace, RIVAL, None, days, models_dir, store))
-        out.extend(CellSpec(trace, COMPOSED, q, days, models_dir, store) for q in quantiles)
+        out.extend(CellSpec(trace, COMPOSED, z, days, models_dir, store) for z in settings)
         out.append(CellSpec(trace, FORESIGHT, None, days, models_dir, store))
     return out
 
 
 def run_cell(spec: CellSpec) -> Cell:
     """Replay one :class:`CellSpec` (the path ``opsbench replay --trace`` takes)."""
-    params = {"sizing": {"quantile": spec.quantile}} if spec.quantile is not None else None
+    params = {"sizing": sizing_params(spec.sizing)} if spec.sizing is not None else None
     prepared = runner.prepare_run(
         SCENARIO,
         policy=spec.policy,
@@ -109,7 +126,7 @@ def run_cell(spec: CellSpec) -> Cell:
     return Cell(
         trace=spec.trace,
         policy=spec.policy,
-        quantile=spec.quantile,
+        sizing=spec.sizing,
         cost_usd=float(summary["cost_usd"]),
         slo_attainment=float(summary["slo_attainment"]),
         slo_violation_minutes=int(summary["slo_violation_minutes"]),
@@ -117,43 +134,46 @@ def run_cell(spec: CellSpec) -> Cell:
     )
 
 
-def _composed(cells: Sequence[Cell], trace: str, q: float) -> Cell:
-    return next(c for c in cells if c.trace == trace and c.policy == COMPOSED and c.quantile == q)
+def _composed(cells: Sequence[Cell], trace: str, z: Sizing) -> Cell:
+    return next(c for c in cells if c.trace == trace and c.policy == COMPOSED and c.sizing == z)
 
 
 def _rival(cells: Sequence[Cell], trace: str) -> Cell:
     return next(c for c in cells if c.trace == trace and c.policy == RIVAL)
 
 
-def choose_quantile(
-    cells: Sequence[Cell], training: Sequence[str], quantiles: Sequence[float] = QUANTILES
-) -> float:
-    """The quantile the rule of the module picks from the ``training`` traces' cells only."""
-    slo = {(t, q): _composed(cells, t, q).slo_attainment for t in training for q in quantiles}
-    reachable = [t for t in training if any(slo[t, q] >= SLO_TARGET for q in quantiles)]
-    meeting = [q for q in quantiles if all(slo[t, q] >= SLO_TARGET for t in reachable)]
+def choose_sizing(
+    cells: Sequence[Cell], training: Sequence[str], settings: Sequence[Sizing] = SETTINGS
+) -> Sizing:
+    """The setting the rule of the module picks from the ``training`` traces' cells only
+    (ties: the earlier in ``settings``)."""
+    slo = {(t, z): _composed(cells, t, z).slo_attainment for t in training for z in settings}
+    reachable = [t for t in training if any(slo[t, z] >= SLO_TARGET for z in settings)]
+    meeting = [z for z in settings if all(slo[t, z] >= SLO_TARGET for t in reachable)]
+    order = {z: i for i, z in enumerate(settings)}
     if not meeting:
-        return max(quantiles, key=lambda q: (min(slo[t, q] for t in training), -q))
+        return max(settings, key=lambda z: (min(slo[t, z] for t in training), -order[z]))
 
-    def relative_cost(q: float) -> float:
+    def relative_cost(z: Sizing) -> float:
         return sum(
-            _composed(cells, t, q).cost_usd / _rival(cells, t).cost_usd for t in training
+            _composed(cells, t, z).cost_usd / _rival(cells, t).cost_usd for t in training
         ) / len(training)
 
-    return min(meeting, key=lambda q: (relative_cost(q), q))
+    return min(meeting, key=lambda z: (relative_cost(z), order[z]))
 
 
-def fold(cells: Sequence[Cell], held_out: str, quantiles: Sequence[float]) -> dict[str, Any]:
+def fold(cells: Sequence[Cell], held_out: str, settings: Sequence[Sizing]) -> dict[str, Any]:
     """Choose on every trace but ``held_out``, score on ``held_out`` against the rival."""
     training = sorted({c.trace for c in cells} - {held_out})
-    q = choose_quantile(cells, training, quantiles)
-    scored, rival = _composed(cells, held_out, q), _rival(cells, held_out)
+    z = choose_sizing(cells, training, settings)
+    scored, rival = _composed(cells, held_out, z), _rival(cells, held_out)
     foresight = next(c for c in cells if c.trace == held_out and c.policy == FORESIGHT)
     floor = max(rival.slo_attainment, SLO_TARGET)
     return {
         "held_out": held_out,
         "trained_on": training,
-        "quantile": q,
+        "sizing": label(z),
+        "sizing_params": sizing_params(z),
         "cost_usd": scored.cost_usd,
         "slo_attainment": scored.slo_attainment,
         "slo_violation_minutes": scored.slo_violation_minutes,
@@ -179,7 +199,7 @@ def prepare_models(traces: Sequence[str], models_dir: str, store: str, days: flo
 def sizing_cv(
     *,
     traces: Sequence[str] = tuple(TRACES),
-    quantiles: Sequence[float] = QUANTILES,
+    settings: Sequence[Sizing] = SETTINGS,
     days: float | None = None,
     executor: Executor | None = None,
     models_dir: str = str(runner.MODELS_DIR),
@@ -191,20 +211,22 @@ def sizing_cv(
     if progress is not None:
         progress("training the scaling model of each trace")
     prepare_models(traces, models_dir, store, days)
-    todo = specs(traces, quantiles, days, models_dir, store)
+    todo = specs(traces, settings, days, models_dir, store)
     if progress is not None:
         progress(f"{len(todo)} replays")
     ex = executor or SerialExecutor()
     cells = ex.map(run_cell, todo, on_cell or (lambda i, c: None))
-    folds = [fold(cells, t, quantiles) for t in traces]
+    folds = [fold(cells, t, settings) for t in traces]
     return {
         "scenario": SCENARIO,
         "policy": COMPOSED,
         "rival": RIVAL,
         "slo_target": SLO_TARGET,
-        "quantiles": list(quantiles),
-        "cells": [asdict(c) for c in cells],
+        "settings": [label(z) for z in settings],
+        "cells": [
+            asdict(c) | {"sizing": None if c.sizing is None else label(c.sizing)} for c in cells
+        ],
         "folds": folds,
         "met": sum(f["met"] for f in folds),
-        "whole_split_quantile": choose_quantile(cells, list(traces), quantiles),
+        "whole_split_sizing": label(choose_sizing(cells, list(traces), settings)),
     }

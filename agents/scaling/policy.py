@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.baselines.reactive import hpa_proposal
 from agents.capacity import adjust_by_az, clamp_by_az, make_before_break_by_az
@@ -42,7 +43,7 @@ from agents.scaling.recommendation import Action, Recommendation, Urgency
 from agents.scaling.history import VIEW, history_series
 from features.online import MemoryOnlineStore
 from features.views import VIEWS
-from sim.control import ControlContext, Decision, Observation, PolicyNeeds
+from sim.control import ControlContext, Decision, Observation, PolicyNeeds, PoolMetrics
 
 MINUTE_S = 60
 EPOCH = datetime(1970, 1, 1)
@@ -62,12 +63,30 @@ class PredictiveParams(BaseModel):
         if value not in FORECASTERS:
             raise ValueError(f"unknown forecaster {value!r} (allowed: {FORECASTERS.allowed()})")
         return value
+
     quantile: float = Field(
         default=0.75, description="quantile of the plan forecast provisioned for: 0.5, 0.75, 0.9"
+    )
+    budget_quantile: float | None = Field(
+        default=None,
+        description="while the SLO-violation minutes seen exceed the error budget's share of "
+        "the minutes elapsed ((1 - slo_target) x minutes: Uniform Progress on the error "
+        "budget), plan at this higher quantile instead; none: always quantile",
+    )
+    slo_target: float = Field(
+        default=0.999, gt=0, lt=1, description="share of minutes within the SLO the budget allows"
     )
     scale_in_stabilization_s: float = Field(default=300.0, ge=0)
     tolerance: float = Field(default=0.1, ge=0, lt=1, description="reactive guard's tolerance")
     min_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _budget_above_quantile(self) -> PredictiveParams:
+        if self.budget_quantile is not None and self.budget_quantile <= self.quantile:
+            raise ValueError(
+                f"budget_quantile {self.budget_quantile} must be above quantile {self.quantile}"
+            )
+        return self
 
 
 class PredictivePolicy:
@@ -82,11 +101,10 @@ class PredictivePolicy:
 
     def use_model(self, model: ScalingModel) -> None:
         """Set the trained model (before :meth:`reset`)."""
-        if self.params.quantile not in model.metadata.quantiles:
-            raise ValueError(
-                f"quantile {self.params.quantile} is not among the model's "
-                f"{model.metadata.quantiles}"
-            )
+        for field, q in (("quantile", self.params.quantile),
+                         ("budget_quantile", self.params.budget_quantile)):  # fmt: skip
+            if q is not None and q not in model.metadata.quantiles:
+                raise ValueError(f"{field} {q} is not among the model's {model.metadata.quantiles}")
         self.model = model
 
     def reset(self, context: ControlContext) -> None:
@@ -116,7 +134,12 @@ class PredictivePolicy:
         entity = f"replay:{context.scenario_id}:{context.seed}"
         self.roles = {"plan": meta.plan_horizon_min, "forecast": meta.forecast_horizon_min}
         self.entities = {role: f"{entity}:{role}:h{h}" for role, h in self.roles.items()}
-        self.q_index = meta.quantiles.index(self.params.quantile)
+        self.base_index = meta.quantiles.index(self.params.quantile)
+        budget = self.params.budget_quantile
+        self.budget_index = None if budget is None else meta.quantiles.index(budget)
+        self.q_index = self.base_index
+        self.minutes_seen = 0  # minutes with metrics
+        self.violation_minutes = 0  # of those, minutes over the SLO (p95 or errors)
         self.median_index = meta.quantiles.index(0.5)
         self.forecast: dict[str, np.ndarray] = {}
         self.replicas: int | None = None
@@ -159,6 +182,7 @@ class PredictivePolicy:
             if self.pipeline.observe(minute_start, offered):
                 self._forecast_origin(observation.now)
             self.last_offered = offered
+            self._spend_budget(metrics)
             self.replicas = hpa_proposal(
                 metrics,
                 self.replicas,
@@ -168,6 +192,20 @@ class PredictivePolicy:
                 pod_rate_rps=self.pod_rate,
             )
         return self.plan(observation)
+
+    def _spend_budget(self, metrics: Mapping[str, PoolMetrics]) -> None:
+        """Count the minute against the error budget; with ``budget_quantile``, plan at it
+        while the violation minutes exceed the budget's share of the minutes so far."""
+        self.minutes_seen += 1
+        serving = [m for m in metrics.values() if m.pod_count > 0]
+        p95 = max((m.response_time_p95_ms for m in serving), default=0.0)
+        errors = max((m.error_rate for m in metrics.values()), default=0.0)
+        if p95 > self.ctx.slo_p95_latency_ms or errors > 0.0:
+            self.violation_minutes += 1
+        if self.budget_index is not None:
+            allowed = (1.0 - self.params.slo_target) * self.minutes_seen
+            behind = self.violation_minutes > allowed
+            self.q_index = self.budget_index if behind else self.base_index
 
     def plan(self, observation: Observation) -> Decision:
         """The decision for the current forecasts (the part timed by the latency bench)."""
@@ -231,7 +269,7 @@ class PredictivePolicy:
                 pool=spec.name,
                 active_nodes=observation.pools[spec.name].nodes_active,
                 target_nodes=desired[spec.name],
-                quantile=self.params.quantile,
+                quantile=self.model.metadata.quantiles[self.q_index],
                 time_horizon=self.roles["forecast"],
                 model_version=self.model.version,
             ).model_dump()

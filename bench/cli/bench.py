@@ -336,14 +336,15 @@ def bench_sizing_cv(
     store: Path,
     as_json: bool,
 ) -> None:
-    """The composed controller's sizing quantile chosen leave-one-trace-out, each load trace
-    scored at the quantile chosen on the other three, against reactive."""
+    """The composed controller's sizing (quantile, budget quantile) chosen
+    leave-one-trace-out, each load trace scored at the setting chosen on the other three,
+    against reactive."""
     import os
 
     from bench.executors import executor
-    from bench.sizing_cv import QUANTILES, TRACES, sizing_cv, specs
+    from bench.sizing_cv import SETTINGS, TRACES, sizing_cv, specs
 
-    total = len(specs(tuple(TRACES), QUANTILES, days, models_dir, str(store)))
+    total = len(specs(tuple(TRACES), SETTINGS, days, models_dir, str(store)))
     with (
         executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,
         progress_bar(
@@ -366,18 +367,18 @@ def bench_sizing_cv(
     stdout.print(_sizing_table(result))
     stdout.print(
         f"met on {result['met']} of {len(result['folds'])} held-out traces; the same rule on "
-        f"all four picks quantile {result['whole_split_quantile']}"
+        f"all four picks {result['whole_split_sizing']}"
     )
 
 
 def _sizing_table(result: dict[str, Any]) -> Table:
-    table = Table(title=f"{result['policy']}: quantile chosen on the other traces")
-    for column in ("held-out trace", "q", "cost $", "SLO", "reactive $", "reactive SLO",
+    table = Table(title=f"{result['policy']}: sizing chosen on the other traces")
+    for column in ("held-out trace", "sizing", "cost $", "SLO", "reactive $", "reactive SLO",
                    "vs reactive", "oracle $ / SLO", "met"):  # fmt: skip
         table.add_column(column, justify="left" if column == "held-out trace" else "right")
     for f in result["folds"]:
         table.add_row(
-            f["held_out"], f"{f['quantile']}", f"{f['cost_usd']:,.2f}",
+            f["held_out"], f["sizing"], f"{f['cost_usd']:,.2f}",
             f"{f['slo_attainment']:.3%}", f"{f['reactive_usd']:,.2f}",
             f"{f['reactive_slo_attainment']:.3%}", f"{f['cost_vs_reactive']:+.1%}",
             f"{f['foresight_usd']:,.2f} / {f['foresight_slo_attainment']:.3%}",

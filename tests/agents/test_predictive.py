@@ -394,6 +394,52 @@ def test_the_reactive_guard_covers_a_surprise(trained: tuple[Path, np.ndarray]) 
     assert decision.records[0]["urgency"] == "critical"
 
 
+def _slow(obs: Observation) -> Observation:
+    """``obs`` with its minute over the 200 ms SLO (p95 500 ms)."""
+    assert obs.metrics is not None
+    return obs._replace(
+        metrics={k: m._replace(response_time_p95_ms=500.0) for k, m in obs.metrics.items()}
+    )
+
+
+def test_the_budget_quantile_plans_while_the_error_budget_is_overspent(
+    trained: tuple[Path, np.ndarray],
+) -> None:
+    """Uniform Progress on the error budget: at the base quantile while the violation
+    minutes are within 0.1% of the minutes so far, at the budget quantile while beyond."""
+    folder, history = trained
+    policy = ready_policy(folder, history, quantile=0.5, budget_quantile=0.9)
+    plain = ready_policy(folder, history, quantile=0.5)
+    nodes = {"a": 3, "b": 3}
+    for minute in range(1, 31):
+        decision = policy.decide(observation(minute, 1_200.0, nodes))
+        plain.decide(observation(minute, 1_200.0, nodes))
+    assert "p50 forecast" in decision.records[0]["reasoning"]
+    decision = policy.decide(_slow(observation(31, 1_200.0, nodes)))  # 1 > 0.1% of 31
+    assert policy.violation_minutes == 1 and "p90 forecast" in decision.records[0]["reasoning"]
+    assert policy.forecast["plan"][policy.q_index] > plain.forecast["plan"][plain.q_index]
+    for minute in range(32, 1000):  # still behind: 1 > 0.001 x 999
+        decision = policy.decide(observation(minute, 1_200.0, nodes))
+    assert "p90 forecast" in decision.records[0]["reasoning"]
+    decision = policy.decide(observation(1000, 1_200.0, nodes))  # 1 <= 0.001 x 1000: on line
+    assert "p50 forecast" in decision.records[0]["reasoning"]
+    plain.decide(_slow(observation(31, 1_200.0, nodes)))
+    assert "p50 forecast" in plain.plan(observation(32, 1_200.0, nodes)).records[0]["reasoning"]
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [({"quantile": 0.75, "budget_quantile": 0.5}, "must be above quantile 0.75"),
+     ({"quantile": 0.5, "budget_quantile": 0.95}, "budget_quantile 0.95 is not among")],
+)  # fmt: skip
+def test_a_budget_quantile_must_be_a_higher_quantile_of_the_model(
+    trained: tuple[Path, np.ndarray], params: dict[str, float], needle: str
+) -> None:
+    folder, _ = trained
+    with pytest.raises(ValueError, match=needle):
+        PredictivePolicy(PredictiveParams(**params)).use_model(loaded(folder))
+
+
 def test_scale_in_is_stabilised(trained: tuple[Path, np.ndarray]) -> None:
     folder, history = trained
     policy = ready_policy(folder, history, scale_in_stabilization_s=300.0)
