@@ -1,0 +1,416 @@
+"""The fleet model of :mod:`agents.cost.fleet` over a batch of fleets, as node counts.
+
+:class:`~agents.cost.fleet.FleetModel` keeps every node and a heap of timed events. Here
+each fleet is counts per slot: pending nodes by age (minutes since launch), running
+(starting or serving) nodes, and the billed and serving seconds still owed by nodes on
+their way out (noticed, draining), per coming minute. One :meth:`FleetBatch.advance` is
+one minute for every fleet at once, with the same rules:
+
+- provisioning: a pending node of age ``a`` becomes ready in the minute with the
+  probability that the scenario's delay lies in ``[60 a, 60 a + 60)`` given that it is
+  at least ``60 a`` (one binomial draw per slot and age: the same distribution as one
+  delay per node). It serves from its pod start on: the expected unserved seconds of
+  its first minutes, given the age at which it became ready, are subtracted (the one
+  approximation of the provisioning model: the seconds, not the count, are averaged);
+- scale-in (:meth:`apply`): pending nodes are cancelled newest first, then running
+  nodes drain for ``drain_s`` (billed, not serving), as ``FleetModel._scale_in``;
+- reclaims (availability drops, spot storms): ``ceil(share x n)`` of the AZ's pending
+  and running spot nodes, drawn without replacement (multivariate hypergeometric over
+  slots and states, as ``reclaimed_indices`` draws nodes), get a notice at the event's
+  second: billed until ``notice_s`` later, running ones serving until then;
+- AZ outages terminate every node of the AZ at the outage's second (nodes already
+  leaving stop being billed from the next minute on: a simplification);
+- random failures: a Poisson count per slot at the scenario's rate over running nodes,
+  at the end of the minute;
+- billing per second at the price in force in the minute (prices change at minute
+  marks), with EC2's 60-second minimum; traffic is :class:`sim.traffic.ServiceModel`'s
+  fluid model, evaluated on arrays.
+
+Shapes: ``E`` fleets, ``K`` slots, ``A`` pending ages. Times seconds, prices USD/hour,
+costs USD.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from agents.cost.fleet import MIN_BILLED_S
+from agents.cost.plan import Layout
+from agents.cost.vector_market import MarketArrays, MarketConstants
+from sim.scenario import LognormalDelay, UniformDelay
+from sim.traffic import ServiceModel
+
+QUADRATURE_POINTS = 20_000
+"""Delay quantiles used to tabulate the readiness hazard and the unserved seconds."""
+
+
+def _delay_quantiles(delay: UniformDelay | LognormalDelay) -> np.ndarray:
+    """Provisioning delays (s) at ``QUADRATURE_POINTS`` evenly spaced quantiles."""
+    q = (np.arange(QUADRATURE_POINTS) + 0.5) / QUADRATURE_POINTS
+    if isinstance(delay, UniformDelay):
+        return delay.low_s + q * (delay.high_s - delay.low_s)
+    z = np.array([NormalDist().inv_cdf(float(x)) for x in q])
+    return np.clip(delay.median_s * np.exp(delay.sigma * z), delay.low_s, delay.high_s)
+
+
+def owed_seconds(until_s: np.ndarray | float, minutes: int) -> np.ndarray:
+    """Seconds of each of the next ``minutes`` minutes (from the current one) before
+    ``until_s`` (seconds after the current minute's start): shape ``(..., minutes)``."""
+    marks = 60.0 * np.arange(minutes)
+    return np.clip(np.asarray(until_s, dtype=np.float64)[..., None] - marks, 0.0, 60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConstants:
+    """The scenario's rules as arrays."""
+
+    ppn: np.ndarray  # (K,) pods per node
+    is_spot: np.ndarray  # (K,) bool
+    pool_slots: tuple[np.ndarray, ...]
+    pool_min: tuple[int, ...]
+    pool_max: tuple[int, ...]
+    az_spot_slots: np.ndarray  # (Z, P) spot slot indices per AZ, -1 padded
+    az_slots: np.ndarray  # (Z, K) bool: slot k is in AZ z
+    hazard: np.ndarray  # (A,) P(ready in the minute at age a | pending at age a)
+    unserved: np.ndarray  # (A, L) expected unserved seconds in minutes 0.. after readiness
+    drain_s: float
+    notice_s: float
+    ring: int  # minutes of owed seconds kept
+    pod_rate_rps: float  # requests/s a pod serves flat out
+    plan_rate_rps: float  # requests/s a pod carries at the target utilisation
+    queue_limit_per_pod: float
+    timeout_ms: float
+    service_p95_ms: float
+    saturated_p95_ms: float
+    rho_grid: np.ndarray
+    p95_table_ms: np.ndarray  # M/M/k p95 (ms) on rho_grid, base latency included
+    slo_p95_ms: float
+
+    @classmethod
+    def of(
+        cls,
+        layout: Layout,
+        mc: MarketConstants,
+        *,
+        service: ServiceModel,
+        slo_p95_ms: float,
+        delay: UniformDelay | LognormalDelay,
+        pod_start_delay_s: float,
+        drain_s: float,
+        notice_s: float,
+    ) -> FleetConstants:
+        delays = _delay_quantiles(delay)
+        ages = int(delay.high_s // 60.0) + 1
+        age = np.minimum((delays // 60.0).astype(np.int64), ages - 1)
+        counts = np.bincount(age, minlength=ages).astype(np.float64)
+        at_least = counts[::-1].cumsum()[::-1]
+        hazard = np.divide(counts, at_least, out=np.zeros(ages), where=at_least > 0)
+        span = int(math.ceil((60.0 + pod_start_delay_s) / 60.0)) + 1
+        serve_at = delays - 60.0 * age + pod_start_delay_s  # from the start of the ready minute
+        lost = np.minimum(owed_seconds(serve_at, span), 60.0)
+        unserved = np.zeros((ages, span))
+        for a in range(ages):
+            if counts[a]:
+                unserved[a] = lost[age == a].mean(axis=0)
+        nz = len(mc.azs)
+        spot_by_az = [[k for k in layout.spot_slots if mc.slot_az[k] == z] for z in range(nz)]
+        width = max(1, max(len(ks) for ks in spot_by_az))
+        az_spot = np.full((nz, width), -1, dtype=np.int64)
+        for z, ks in enumerate(spot_by_az):
+            az_spot[z, : len(ks)] = ks
+        latency = service.latency
+        service_p95 = latency.base_latency_ms + latency.service_p95_ms()
+        full_queue_ms = 1000.0 * service.queue_limit_per_pod / service.pod_rate_rps
+        return cls(
+            ppn=np.array([s.pods_per_node for s in layout.slots], dtype=np.int64),
+            is_spot=np.array([s.spot for s in layout.slots], dtype=bool),
+            pool_slots=tuple(np.array(ks, dtype=np.int64) for ks in layout.pool_slots),
+            pool_min=tuple(p.min_nodes for p in layout.pools),
+            pool_max=tuple(p.max_nodes for p in layout.pools),
+            az_spot_slots=az_spot,
+            az_slots=mc.slot_az[None, :] == np.arange(nz)[:, None],
+            hazard=hazard,
+            unserved=unserved,
+            drain_s=drain_s,
+            notice_s=notice_s,
+            ring=int(math.ceil((60.0 + max(notice_s, drain_s, MIN_BILLED_S)) / 60.0)) + 1,
+            pod_rate_rps=service.pod_rate_rps,
+            plan_rate_rps=mc.pod_rate_rps,
+            queue_limit_per_pod=float(service.queue_limit_per_pod),
+            timeout_ms=service.request_timeout_ms,
+            service_p95_ms=service_p95,
+            saturated_p95_ms=min(latency.p95_ms(1.0), service_p95 + full_queue_ms),
+            # the model's own interpolation table (LatencyModel._lookup interpolates it)
+            rho_grid=np.asarray(latency._grid),
+            p95_table_ms=latency.base_latency_ms + np.asarray(latency._p95_ms),
+            slo_p95_ms=slo_p95_ms,
+        )
+
+
+@dataclass(slots=True)
+class MinuteBatch:
+    """One simulated minute of every fleet (arrays ``(E,)``)."""
+
+    cost_usd: np.ndarray
+    spot_cost_usd: np.ndarray
+    ok: np.ndarray
+    p95_ms: np.ndarray
+    dropped: np.ndarray
+    offered_rps: np.ndarray
+    cpu: np.ndarray
+    interruptions: np.ndarray
+
+
+class FleetBatch:
+    """``E`` fleets under their market windows (see the module docstring)."""
+
+    def __init__(self, fc: FleetConstants, n_envs: int) -> None:
+        self.fc = fc
+        k, ages, ring = fc.ppn.size, fc.hazard.size, fc.ring
+        self.pend = np.zeros((n_envs, k, ages), dtype=np.int64)
+        self.run = np.zeros((n_envs, k), dtype=np.int64)
+        self.unserved = np.zeros((n_envs, k, fc.unserved.shape[1]))
+        self.owed_bill = np.zeros((n_envs, k, ring))  # node-seconds
+        self.owed_serve = np.zeros((n_envs, k, ring))  # node-seconds serving
+        self.backlog = np.zeros(n_envs)
+        self.minute = np.zeros(n_envs, dtype=np.int64)
+        self.interruptions = np.zeros(n_envs, dtype=np.int64)
+        self.rows = np.arange(n_envs)
+
+    # ------------------------------------------------------------------ episodes
+    def reset(self, rows: np.ndarray, market: MarketArrays) -> None:
+        """Start fleets ``rows`` on their windows with the simulator's warm fleet: pool
+        minimums plus minute 0's load on the pool with the cheapest launchable pod slot,
+        each pool's nodes spread evenly (lowest slot first) over its launchable slots."""
+        fc = self.fc
+        for a in (self.pend, self.run, self.unserved, self.owed_bill, self.owed_serve):
+            a[rows] = 0
+        self.backlog[rows] = 0.0
+        self.minute[rows] = 0
+        self.interruptions[rows] = 0
+        launch = market.launchable[rows, 0]  # (R, K)
+        price = market.price[rows, 0]
+        need = market.offered[rows, 0] / fc.plan_rate_rps
+        per_pod = np.stack(
+            [
+                np.where(launch[:, ks], price[:, ks], np.inf).min(axis=1) / fc.ppn[ks[0]]
+                for ks in fc.pool_slots
+            ],
+            axis=1,
+        )
+        cheapest = np.argmin(per_pod, axis=1)  # first of equals: the lowest pool index
+        mins = np.array([lo * fc.ppn[ks[0]] for ks, lo in zip(fc.pool_slots, fc.pool_min)])
+        for i, ks in enumerate(fc.pool_slots):
+            covered = mins.sum() - mins[i]
+            extra = np.ceil(np.maximum(0.0, need - covered) / fc.ppn[ks[0]]).astype(np.int64)
+            count = np.where(
+                cheapest == i,
+                np.minimum(fc.pool_max[i], np.maximum(fc.pool_min[i], extra)),
+                fc.pool_min[i],
+            )
+            usable = launch[:, ks]
+            n_usable = usable.sum(axis=1)
+            each = count // np.maximum(n_usable, 1)
+            extra_first = count - each * n_usable
+            order = np.cumsum(usable, axis=1) - 1  # position among usable slots
+            nodes = np.where(usable, each[:, None] + (order < extra_first[:, None]), 0)
+            self.run[rows[:, None], ks[None, :]] = nodes
+
+    # ------------------------------------------------------------------ what a tick shows
+    def active(self) -> np.ndarray:
+        """Pending + running nodes ``(E, K)``."""
+        return self.run + self.pend.sum(axis=2)
+
+    def pending(self) -> np.ndarray:
+        return self.pend.sum(axis=2)
+
+    # ------------------------------------------------------------------ decisions
+    def apply(self, desired: np.ndarray, launchable: np.ndarray) -> None:
+        """Reconcile every slot to ``desired`` (``FleetModel.apply``): per pool, scale in
+        towards the pool minimum, then launch up to the pool maximum."""
+        fc = self.fc
+        active = self.active()
+        want = np.maximum(0, desired)
+        for ks, lo, hi in zip(fc.pool_slots, fc.pool_min, fc.pool_max, strict=True):
+            pool_active = active[:, ks].sum(axis=1)
+            for k in ks:
+                have = active[:, k]
+                cut = np.where(
+                    (want[:, k] < have) & (pool_active > lo),
+                    np.minimum(have - want[:, k], pool_active - lo),
+                    0,
+                )
+                if cut.any():
+                    self._scale_in(int(k), cut)
+                    active[:, k] -= cut
+                    pool_active = pool_active - cut
+            for k in ks:
+                grow = np.minimum(want[:, k] - active[:, k], hi - pool_active)
+                grow = np.where((grow > 0) & launchable[:, k], grow, 0)
+                self.pend[:, k, 0] += grow
+                active[:, k] += grow
+                pool_active = pool_active + grow
+
+    def _scale_in(self, k: int, cut: np.ndarray) -> None:
+        pend = self.pend[:, k, :]
+        before = np.cumsum(pend, axis=1) - pend
+        cancel = np.clip(cut[:, None] - before, 0, pend)
+        self.pend[:, k, :] = pend - cancel
+        drain = np.minimum(cut - cancel.sum(axis=1), self.run[:, k])
+        self.run[:, k] -= drain
+        self.owed_bill[:, k, :] += drain[:, None] * owed_seconds(self.fc.drain_s, self.fc.ring)
+
+    # ------------------------------------------------------------------ time
+    def _ready(self, rng: np.random.Generator) -> None:
+        fc = self.fc
+        live = (self.pend > 0) & (fc.hazard > 0)
+        if not live.any():
+            return
+        e, k, a = np.nonzero(live)
+        ready = np.zeros_like(self.pend)
+        ready[e, k, a] = rng.binomial(self.pend[e, k, a], fc.hazard[a])
+        self.pend -= ready
+        self.run += ready.sum(axis=2)
+        self.unserved += ready @ fc.unserved
+
+    def _reclaim(
+        self,
+        e: np.ndarray,
+        z: np.ndarray,
+        at_s: np.ndarray,
+        share: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """Notices for ``ceil(share x n)`` of the ``n`` pending and running spot nodes of
+        AZ ``z`` in fleet ``e`` (one entry per event), at ``at_s`` into the minute."""
+        fc = self.fc
+        slots = fc.az_spot_slots[z]  # (V, P)
+        real = slots >= 0
+        safe = np.where(real, slots, 0)
+        ee = e[:, None]
+        counts = (
+            np.concatenate((self.pend[ee, safe], self.run[ee, safe][..., None]), axis=2)
+            * real[..., None]
+        )  # (V, P, A + 1)
+        flat = counts.reshape(len(e), -1)
+        total = flat.sum(axis=1)
+        take = np.ceil(share * total - 1e-9).astype(np.int64)
+        take = np.minimum(take, total)
+        hit = np.zeros_like(flat)
+        left = total.copy()
+        need = take.copy()
+        for c in range(flat.shape[1]):
+            good = flat[:, c]
+            draw = rng.hypergeometric(good, left - good, need) if need.any() else 0 * good
+            hit[:, c] = draw
+            need -= draw
+            left -= good
+        hit = hit.reshape(counts.shape)
+        owed = owed_seconds(at_s + fc.notice_s, fc.ring)  # (V, ring)
+        for p in range(slots.shape[1]):
+            ok = real[:, p]
+            ev, kk = e[ok], slots[ok, p]
+            h = hit[ok, p]
+            np.subtract.at(self.pend, (ev, kk), h[:, :-1])
+            np.subtract.at(self.run, (ev, kk), h[:, -1])
+            np.add.at(self.owed_bill, (ev, kk), h.sum(axis=1)[:, None] * owed[ok])
+            np.add.at(self.owed_serve, (ev, kk), h[:, -1][:, None] * owed[ok])
+        np.add.at(self.interruptions, e, hit.sum(axis=(1, 2)))
+
+    def _outage(self, e: np.ndarray, z: np.ndarray, at_s: np.ndarray) -> None:
+        """Every node of AZ ``z`` in fleet ``e`` terminates at ``at_s`` into the minute."""
+        fc = self.fc
+        ring = fc.ring
+        for ev, zz, x in zip(e.tolist(), z.tolist(), at_s.tolist(), strict=True):
+            ks = np.nonzero(fc.az_slots[zz])[0]
+            young = self.pend[ev, ks, 0]  # launched at this minute's start: 60 s minimum
+            older = self.pend[ev, ks, 1:].sum(axis=1) + self.run[ev, ks]
+            self.owed_bill[ev, ks, 1:] = 0.0
+            self.owed_serve[ev, ks, 1:] = 0.0
+            self.owed_bill[ev, ks] += young[:, None] * owed_seconds(
+                max(x, MIN_BILLED_S), ring
+            ) + older[:, None] * owed_seconds(x, ring)
+            self.owed_serve[ev, ks] += self.run[ev, ks][:, None] * owed_seconds(x, ring)
+            self.pend[ev, ks] = 0
+            self.run[ev, ks] = 0
+            self.unserved[ev, ks] = 0.0
+
+    def advance(self, market: MarketArrays, rng: np.random.Generator) -> MinuteBatch:
+        """Simulate the next minute of every fleet."""
+        fc, rows = self.fc, self.rows
+        m = np.minimum(self.minute, market.offered.shape[1] - 1)  # a finished fleet idles
+        self.interruptions[:] = 0
+        self._ready(rng)
+        shares = market.reclaim_share[rows, m]  # (E, Z, R)
+        if (shares >= 0).any():
+            at = market.reclaim_at[rows, m]
+            for r in range(shares.shape[2]):
+                e, z = np.nonzero(shares[:, :, r] >= 0)
+                if e.size:
+                    self._reclaim(e, z, at[e, z, r], shares[e, z, r], rng)
+        outages = market.outage_at[rows, m]
+        if not np.isnan(outages).all():
+            e, z = np.nonzero(~np.isnan(outages))
+            self._outage(e, z, outages[e, z])
+        # serving pod-seconds and billed node-seconds of the minute
+        node_s = 60.0 * self.run - self.unserved[:, :, 0] + self.owed_serve[:, :, 0]
+        pods = np.maximum(0.0, (node_s * fc.ppn).sum(axis=1)) / 60.0
+        billed = 60.0 * (self.run + self.pend.sum(axis=2)) + self.owed_bill[:, :, 0]
+        usd = billed * market.price[rows, m] / 3600.0
+        cost = usd.sum(axis=1)
+        spot_cost = usd[:, fc.is_spot].sum(axis=1)
+        p = market.failure_p
+        if (p > 0).any():
+            fails = rng.poisson(p[:, None] * self.run)
+            if fails.any():
+                self.run -= np.minimum(fails, self.run)
+        out = self._traffic(market.offered[rows, m], pods)
+        # the next minute
+        self.pend[:, :, 1:] = self.pend[:, :, :-1]
+        self.pend[:, :, 0] = 0
+        for owed in (self.unserved, self.owed_bill, self.owed_serve):
+            owed[:, :, :-1] = owed[:, :, 1:]
+            owed[:, :, -1] = 0.0
+        self.minute += 1
+        return MinuteBatch(
+            cost_usd=cost,
+            spot_cost_usd=spot_cost,
+            ok=out[0],
+            p95_ms=out[1],
+            dropped=out[2],
+            offered_rps=out[3],
+            cpu=out[4],
+            interruptions=self.interruptions.copy(),
+        )
+
+    def _traffic(
+        self, offered_rps: np.ndarray, pods: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``ServiceModel.step`` on arrays: (SLO ok, p95 ms, dropped requests, offered
+        requests/s, utilisation); the backlog moves on."""
+        fc = self.fc
+        offered = offered_rps * 60.0
+        some = pods > 0.0
+        safe_pods = np.where(some, pods, 1.0)
+        capacity = safe_pods * fc.pod_rate_rps
+        wanting = offered + self.backlog
+        served = np.minimum(wanting, capacity * 60.0)
+        left = wanting - served
+        dropped = np.maximum(0.0, left - fc.queue_limit_per_pod * safe_pods)
+        left = left - dropped
+        utilization = served / (capacity * 60.0)
+        rho = offered_rps / capacity
+        wait_ms = 1000.0 * (left / safe_pods) / fc.pod_rate_rps
+        over = np.maximum(fc.service_p95_ms + wait_ms, fc.saturated_p95_ms)
+        under = np.minimum(np.interp(rho, fc.rho_grid, fc.p95_table_ms), fc.saturated_p95_ms)
+        p95 = np.where((left > 1e-9) | (rho >= 1.0), over, under)
+        p95 = np.minimum(np.where(some, p95, fc.timeout_ms), fc.timeout_ms)
+        dropped = np.where(some, dropped, wanting)
+        self.backlog = np.where(some, left, 0.0)
+        utilization = np.where(some, utilization, 0.0)
+        ok = (p95 <= fc.slo_p95_ms) & (dropped < 0.5)
+        return ok, p95, dropped, offered / 60.0, utilization

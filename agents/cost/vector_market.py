@@ -1,0 +1,250 @@
+"""A batch of market windows (:class:`~agents.cost.fleet.Market`) as per-minute arrays, and
+everything about an episode that does not depend on the fleet, computed once per reset.
+
+The market's timed events (availability changes, spot storms, AZ outages) become, per
+fleet, minute and AZ: the reclaims that happen in the minute (offset in seconds, share
+of spot nodes), the outage that starts in it, and whether spot is on offer and each
+slot launchable at every control tick. The observation features that depend only on
+the market and the load (:mod:`agents.cost.view`: load now, the seasonal forecast,
+time of day, each spot AZ's price ratio, availability, unavailable share of the last
+hour and recent drops) and the shared load plan (:class:`~agents.cost.plan.LoadPlanner`
+with the controller's window and margin) are computed here for every tick, exactly as
+:class:`~agents.cost.view.FeatureTracker` and the planner compute them tick by tick.
+
+Shapes: ``E`` fleets, ``n`` minutes (``n + 1`` ticks, tick ``i`` at ``60 i`` s), ``K``
+slots, ``S`` spot slots, ``Z`` AZs, ``R`` reclaims per minute and AZ at most. Times are
+seconds, prices USD/hour, loads requests/s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from agents.cost.controller import PLAN_MARGIN, PLAN_WINDOW_MIN
+from agents.cost.fleet import Market
+from agents.cost.plan import Layout
+from agents.cost.view import DAY_MIN, DROP_WINDOW_S, FORECAST_AHEAD_MIN
+
+MAX_RECLAIMS_PER_MINUTE = 4
+"""Reclaims of one AZ within one minute (the dev traces change state at most every
+32 s; storms add one)."""
+EWMA_MIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConstants:
+    """What the arrays need from the layout and the scenario."""
+
+    azs: tuple[str, ...]
+    slot_az: np.ndarray  # (K,) AZ index of each slot
+    spot: np.ndarray  # (S,) spot slot indices
+    is_spot: np.ndarray  # (K,) bool
+    od_price_spot: np.ndarray  # (S,) on-demand USD/hour of each spot slot
+    pod_rate_rps: float
+    cap_rps: float
+    n_minutes: int
+
+    @classmethod
+    def of(cls, layout: Layout, pod_rate_rps: float, n_minutes: int) -> MarketConstants:
+        azs = tuple(sorted({s.az for s in layout.slots}))
+        od = next(p for p in layout.pools if p.capacity_type == "on-demand")
+        cap_pods = max(1.0, float(od.max_nodes * od.pods_per_node))
+        return cls(
+            azs=azs,
+            slot_az=np.array([azs.index(s.az) for s in layout.slots], dtype=np.int64),
+            spot=np.array(layout.spot_slots, dtype=np.int64),
+            is_spot=np.array([s.spot for s in layout.slots], dtype=bool),
+            od_price_spot=np.array(
+                [layout.slots[k].on_demand_usd_per_hour for k in layout.spot_slots]
+            ),
+            pod_rate_rps=pod_rate_rps,
+            cap_rps=cap_pods * pod_rate_rps,
+            n_minutes=n_minutes,
+        )
+
+
+@dataclass(slots=True)
+class MarketArrays:
+    """Per-fleet episode arrays (see the module docstring for the shapes)."""
+
+    offered: np.ndarray  # (E, n) requests/s of each minute
+    price: np.ndarray  # (E, n + 1, K) USD/hour in force from each tick
+    gap: np.ndarray  # (E, n + 1) bool: the tick shows no metrics
+    avail: np.ndarray  # (E, n + 1, Z) bool: spot on offer at the tick
+    launchable: np.ndarray  # (E, n + 1, K) bool: a launch would succeed at the tick
+    reclaim_at: np.ndarray  # (E, n, Z, R) seconds into the minute
+    reclaim_share: np.ndarray  # (E, n, Z, R) share of the AZ's spot nodes; -1: none
+    outage_at: np.ndarray  # (E, n, Z) seconds into the minute an outage starts; nan: none
+    failure_p: np.ndarray  # (E,) failure probability per node-minute
+    load_feature: np.ndarray  # (E, n + 1) feature 0
+    forecast: np.ndarray  # (E, n + 1) feature 2
+    day_sin: np.ndarray  # (E, n + 1) feature 8
+    day_cos: np.ndarray  # (E, n + 1) feature 9
+    plan: np.ndarray  # (E, n + 1) planned pods; nan before any load was seen
+    spot_features: np.ndarray  # (E, n + 1, S, 4): price ratio, on offer, unavailable, drops
+
+    def assign(self, rows: np.ndarray, other: MarketArrays) -> None:
+        """Replace fleets ``rows`` with ``other``'s (same ``n``)."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(other, f.name)
+
+
+def _clip01(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, 0.0, 1.0)
+
+
+def _forward_fill(values: np.ndarray, first: float) -> np.ndarray:
+    """``values`` with every nan replaced by the last number before it (``first`` at
+    the start)."""
+    seq = np.concatenate(([first], values))
+    idx = np.where(np.isnan(seq), 0, np.arange(seq.size))
+    np.maximum.accumulate(idx, out=idx)
+    return seq[idx]
+
+
+def _market_events(
+    market: Market, c: MarketConstants
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Availability at every tick and the reclaims and outages of every minute, as
+    :meth:`agents.cost.fleet.FleetModel._run_until` processes the market's events."""
+    n, z_of = c.n_minutes, {az: i for i, az in enumerate(c.azs)}
+    events: list[tuple[float, int, str, tuple[int, ...], float]] = []
+    for t, az, up in market.transitions:
+        events.append((t, len(events), "up" if up else "drop", (z_of[az],), 0.0))
+    for t0, dur, storm_azs, frac in market.storms:
+        if t0 + dur > 0 and t0 < n * 60.0:
+            zs = tuple(z_of[a] for a in storm_azs if a in z_of)
+            events.append((max(0.0, t0), len(events), "storm_on", zs, frac))
+            events.append((t0 + dur, len(events), "storm_off", zs, 0.0))
+    for t0, dur, az in market.outages:
+        if t0 + dur > 0 and t0 < n * 60.0 and az in z_of:
+            events.append((max(0.0, t0), len(events), "down", (z_of[az],), 0.0))
+            events.append((t0 + dur, len(events), "az_up", (z_of[az],), 0.0))
+    events.sort(key=lambda e: (e[0], e[1]))
+    nz = len(c.azs)
+    spot_up = np.array([market.available0.get(az, True) for az in c.azs])
+    storm = np.zeros(nz, dtype=np.int64)
+    down = np.zeros(nz, dtype=np.int64)
+    reclaim_at = np.zeros((n, nz, MAX_RECLAIMS_PER_MINUTE))
+    reclaim_share = np.full((n, nz, MAX_RECLAIMS_PER_MINUTE), -1.0)
+    outage_at = np.full((n, nz), np.nan)
+    times = [-1.0]
+    states = [(spot_up & (storm == 0), down == 0)]
+    for t, _, kind, zs, frac in events:
+        if t >= n * 60.0:
+            break
+        m = int(t // 60.0)
+        for z in zs:
+            if kind in ("drop", "storm_on"):
+                if kind == "drop":
+                    spot_up[z] = False
+                else:
+                    storm[z] += 1
+                r = int(np.count_nonzero(reclaim_share[m, z] >= 0))
+                if r == MAX_RECLAIMS_PER_MINUTE:
+                    raise ValueError(
+                        f"more than {MAX_RECLAIMS_PER_MINUTE} reclaims of {c.azs[z]} "
+                        f"in minute {m} of the window"
+                    )
+                reclaim_at[m, z, r] = t - 60.0 * m
+                reclaim_share[m, z, r] = market.reclaim_fraction if kind == "drop" else frac
+            elif kind == "up":
+                spot_up[z] = True
+            elif kind == "storm_off":
+                storm[z] -= 1
+            elif kind == "down":
+                down[z] += 1
+                if np.isnan(outage_at[m, z]):
+                    outage_at[m, z] = t - 60.0 * m
+            else:
+                down[z] -= 1
+        times.append(t)
+        states.append((spot_up & (storm == 0), down == 0))
+    ticks = np.arange(n + 1) * 60.0
+    which = np.searchsorted(np.array(times), ticks, side="left") - 1
+    offer = np.array([s[0] for s in states])[which]
+    az_up = np.array([s[1] for s in states])[which]
+    launchable = az_up[:, c.slot_az] & (~c.is_spot | offer[:, c.slot_az])
+    return offer, launchable, reclaim_at, reclaim_share, outage_at
+
+
+def _one(market: Market, c: MarketConstants) -> dict[str, np.ndarray]:
+    n = c.n_minutes
+    if market.n_minutes != n:
+        raise ValueError(f"market window of {market.n_minutes} minutes, expected {n}")
+    offered = np.asarray(market.offered_rps, dtype=np.float64)
+    gaps = np.asarray(market.gaps, dtype=bool)
+    hist = np.asarray(market.history_rps, dtype=np.float64)
+    gap = np.concatenate(([True], gaps))
+    seen = np.where(gaps, np.nan, offered)
+    # the feature tracker's last load (from the history on) and its load deque
+    last = _forward_fill(seen, float(hist[-1]) if hist.size else math.nan)
+    loads_full = np.concatenate((hist, last[1:][~np.isnan(last[1:])]))
+    appended = np.concatenate(([0], np.cumsum(~np.isnan(last[1:]))))
+    end = hist.size + appended
+    lo = end - (DAY_MIN + 1)
+    valid = lo >= 0
+    base = loads_full[np.where(valid, lo, 0)]
+    ahead = loads_full[np.where(valid, lo + FORECAST_AHEAD_MIN, 0)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        forecast = np.where(valid & (base > 0), _clip01(ahead / base / 2.0), 0.5)
+    load_feature = _clip01(np.nan_to_num(last, nan=0.0) / c.cap_rps)
+    # the planner's window (its own last load starts unset, not from the history)
+    planner = _forward_fill(seen, math.nan)
+    padded = np.concatenate((np.full(PLAN_WINDOW_MIN - 1, -np.inf), planner))
+    padded = np.where(np.isnan(padded), -np.inf, padded)
+    window_max = sliding_window_view(padded, PLAN_WINDOW_MIN).max(axis=1)
+    with np.errstate(invalid="ignore"):
+        plan = np.ceil(window_max * (1.0 + PLAN_MARGIN) / c.pod_rate_rps - 1e-9)
+    plan[~np.isfinite(window_max)] = np.nan
+    plan[0] = np.nan  # the planner observes nothing at t = 0
+    start = market.start
+    day_s0 = start.hour * 3600.0 + start.minute * 60.0 + start.second
+    angle = 2.0 * math.pi * ((day_s0 + np.arange(n + 1) * 60.0) % 86400.0) / 86400.0
+    offer, launchable, reclaim_at, reclaim_share, outage_at = _market_events(market, c)
+    price = np.asarray(market.prices, dtype=np.float64).T  # (n + 1, K)
+    return {
+        "offered": offered,
+        "price": price,
+        "gap": gap,
+        "avail": offer,
+        "launchable": launchable,
+        "reclaim_at": reclaim_at,
+        "reclaim_share": reclaim_share,
+        "outage_at": outage_at,
+        "failure_p": np.array(market.failure_rate_per_node_day / 86400.0 * 60.0),
+        "load_feature": load_feature,
+        "forecast": forecast,
+        "day_sin": np.sin(angle),
+        "day_cos": np.cos(angle),
+        "plan": plan,
+    }
+
+
+def market_arrays(markets: list[Market], c: MarketConstants) -> MarketArrays:
+    """The arrays of ``markets`` (one per fleet, each ``c.n_minutes`` long)."""
+    parts = [_one(m, c) for m in markets]
+    stacked = {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+    avail_spot = stacked["avail"][:, :, c.slot_az[c.spot]]  # (E, n + 1, S)
+    unavailable = np.empty(avail_spot.shape)
+    u = np.zeros(avail_spot[:, 0].shape)
+    down = (~avail_spot).astype(np.float64)
+    for i in range(avail_spot.shape[1]):
+        u = u + (down[:, i] - u) / EWMA_MIN
+        unavailable[:, i] = u
+    drops = np.zeros(avail_spot.shape, dtype=np.int64)
+    drops[:, 1:] = avail_spot[:, :-1] & ~avail_spot[:, 1:]
+    window = int(DROP_WINDOW_S // 60.0)
+    total = np.cumsum(drops, axis=1)
+    recent = total.copy()
+    recent[:, window + 1 :] -= total[:, : -window - 1]
+    price_ratio = _clip01(stacked["price"][:, :, c.spot] / c.od_price_spot)
+    spot_features = np.stack(
+        (price_ratio, avail_spot.astype(np.float64), _clip01(unavailable), _clip01(recent / 6.0)),
+        axis=-1,
+    )
+    return MarketArrays(**stacked, spot_features=spot_features)
