@@ -3,7 +3,9 @@
 Build it with::
 
     import agents, gymnasium as gym
-    envs = gym.make_vec("opsbench/SpotFleet-v0", num_envs=64, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec(
+        "opsbench/SpotFleet-v0", num_envs=64, vectorization_mode="vector_entry_point"
+    )
 
 Each sub-environment is :class:`~agents.cost.env.SpotFleetEnv`: the same single
 observation and action spaces and meaning, the same episodes (``mode="train"`` samples
@@ -39,7 +41,7 @@ from gymnasium.vector.utils import batch_space
 
 from agents.cost.env import SLO_PENALTY, SpotFleetEnv
 from agents.cost.fleet import market_from_world
-from agents.cost.vector_fleet import FleetBatch, FleetConstants
+from agents.cost.vector_fleet import FleetBatch, FleetConstants, MinuteBatch
 from agents.cost.vector_market import MarketArrays, MarketConstants, market_arrays
 from agents.cost.vector_plan import PlanLayout, decode_actions, execute_batch
 from agents.cost.view import SLO_TARGET
@@ -178,10 +180,11 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         i = np.minimum(fleet.minute, self.episode_minutes)
         launchable = market.launchable[rows, i]
         plan = self.plan
+        pending = fleet.pending()
         desired = execute_batch(
             self.plan_layout,
-            fleet.active(),
-            fleet.pending(),
+            fleet.run + pending,
+            pending,
             market.price[rows, i],
             launchable,
             decode_actions(actions, self.n_spot),
@@ -198,7 +201,8 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         t["od_ref_usd"] += od_ref
         t["violations"] += violation
         t["interruptions"] += minute.interruptions
-        self._see(minute)
+        active = fleet.active()
+        self._see(minute, active)
         truncated = fleet.minute >= self.episode_minutes
         terminated = np.zeros(self.num_envs, dtype=bool)
         infos: dict[str, Any] = {
@@ -207,7 +211,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             "_cost_usd": np.ones(self.num_envs, dtype=bool),
             "_slo_ok": np.ones(self.num_envs, dtype=bool),
         }
-        observations = self._observe()
+        observations = self._observe(active)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             if truncated.any():
                 infos["totals"] = self._totals()
@@ -245,7 +249,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         t["slo_attainment"] = 1.0 - t["violations"] / minutes
         return t
 
-    def _see(self, minute: Any) -> None:
+    def _see(self, minute: MinuteBatch, active: np.ndarray) -> None:
         """The controller's tick: planner and feature tracker move on."""
         market, fleet = self.market, self.fleet
         assert market is not None
@@ -260,16 +264,16 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.p95 = np.where(seen, minute.p95_ms, self.p95)
         self.last_interruptions = minute.interruptions
         planned = market.plan[self.rows, i]
-        active_pods = (fleet.active() * self.fc.ppn).sum(axis=1)
+        active_pods = active @ self.fc.ppn_f
         self.plan = np.where(np.isnan(planned), active_pods, planned)
 
-    def _observe(self) -> np.ndarray:
+    def _observe(self, active: np.ndarray | None = None) -> np.ndarray:
         """The observation of every sub-environment (as :class:`FeatureTracker`)."""
         market, fleet, rows = self.market, self.fleet, self.rows
         assert market is not None
         i = np.minimum(fleet.minute, self.episode_minutes)
         plan = np.maximum(1.0, self.plan)
-        pods = fleet.active() * self.fc.ppn
+        pods = (fleet.active() if active is None else active) * self.fc.ppn
         allowed = (1.0 - SLO_TARGET) * self.minutes + 1.0
         od_pods = pods[:, self.plan_layout.od].sum(axis=1)
         spot_pods = pods[:, self.plan_layout.spot]

@@ -69,7 +69,9 @@ class FleetConstants:
     """The scenario's rules as arrays."""
 
     ppn: np.ndarray  # (K,) pods per node
+    ppn_f: np.ndarray  # (K,) the same, float64
     is_spot: np.ndarray  # (K,) bool
+    spot_f: np.ndarray  # (K,) 1.0 for spot slots
     pool_slots: tuple[np.ndarray, ...]
     pool_min: tuple[int, ...]
     pool_max: tuple[int, ...]
@@ -109,7 +111,7 @@ class FleetConstants:
         counts = np.bincount(age, minlength=ages).astype(np.float64)
         at_least = counts[::-1].cumsum()[::-1]
         hazard = np.divide(counts, at_least, out=np.zeros(ages), where=at_least > 0)
-        span = int(math.ceil((60.0 + pod_start_delay_s) / 60.0)) + 1
+        span = math.ceil((60.0 + pod_start_delay_s) / 60.0) + 1
         serve_at = delays - 60.0 * age + pod_start_delay_s  # from the start of the ready minute
         lost = np.minimum(owed_seconds(serve_at, span), 60.0)
         unserved = np.zeros((ages, span))
@@ -127,7 +129,9 @@ class FleetConstants:
         full_queue_ms = 1000.0 * service.queue_limit_per_pod / service.pod_rate_rps
         return cls(
             ppn=np.array([s.pods_per_node for s in layout.slots], dtype=np.int64),
+            ppn_f=np.array([s.pods_per_node for s in layout.slots], dtype=np.float64),
             is_spot=np.array([s.spot for s in layout.slots], dtype=bool),
+            spot_f=np.array([s.spot for s in layout.slots], dtype=np.float64),
             pool_slots=tuple(np.array(ks, dtype=np.int64) for ks in layout.pool_slots),
             pool_min=tuple(p.min_nodes for p in layout.pools),
             pool_max=tuple(p.max_nodes for p in layout.pools),
@@ -137,7 +141,7 @@ class FleetConstants:
             unserved=unserved,
             drain_s=drain_s,
             notice_s=notice_s,
-            ring=int(math.ceil((60.0 + max(notice_s, drain_s, MIN_BILLED_S)) / 60.0)) + 1,
+            ring=math.ceil((60.0 + max(notice_s, drain_s, MIN_BILLED_S)) / 60.0) + 1,
             pod_rate_rps=service.pod_rate_rps,
             plan_rate_rps=mc.pod_rate_rps,
             queue_limit_per_pod=float(service.queue_limit_per_pod),
@@ -171,15 +175,17 @@ class FleetBatch:
     def __init__(self, fc: FleetConstants, n_envs: int) -> None:
         self.fc = fc
         k, ages, ring = fc.ppn.size, fc.hazard.size, fc.ring
-        self.pend = np.zeros((n_envs, k, ages), dtype=np.int64)
+        # age- and minute-major: sums over ages and shifts move whole (E, K) blocks
+        self.pend = np.zeros((ages, n_envs, k), dtype=np.int64)
         self.run = np.zeros((n_envs, k), dtype=np.int64)
-        self.unserved = np.zeros((n_envs, k, fc.unserved.shape[1]))
-        self.owed_bill = np.zeros((n_envs, k, ring))  # node-seconds
-        self.owed_serve = np.zeros((n_envs, k, ring))  # node-seconds serving
+        self.unserved = np.zeros((fc.unserved.shape[1], n_envs, k))  # node-seconds
+        self.owed_bill = np.zeros((ring, n_envs, k))  # node-seconds
+        self.owed_serve = np.zeros((ring, n_envs, k))  # node-seconds serving
         self.backlog = np.zeros(n_envs)
         self.minute = np.zeros(n_envs, dtype=np.int64)
         self.interruptions = np.zeros(n_envs, dtype=np.int64)
         self.rows = np.arange(n_envs)
+        self._drain_owed = owed_seconds(fc.drain_s, fc.ring)
 
     # ------------------------------------------------------------------ episodes
     def reset(self, rows: np.ndarray, market: MarketArrays) -> None:
@@ -187,8 +193,9 @@ class FleetBatch:
         minimums plus minute 0's load on the pool with the cheapest launchable pod slot,
         each pool's nodes spread evenly (lowest slot first) over its launchable slots."""
         fc = self.fc
-        for a in (self.pend, self.run, self.unserved, self.owed_bill, self.owed_serve):
-            a[rows] = 0
+        self.run[rows] = 0
+        for a in (self.pend, self.unserved, self.owed_bill, self.owed_serve):
+            a[:, rows] = 0
         self.backlog[rows] = 0.0
         self.minute[rows] = 0
         self.interruptions[rows] = 0
@@ -203,7 +210,9 @@ class FleetBatch:
             axis=1,
         )
         cheapest = np.argmin(per_pod, axis=1)  # first of equals: the lowest pool index
-        mins = np.array([lo * fc.ppn[ks[0]] for ks, lo in zip(fc.pool_slots, fc.pool_min)])
+        mins = np.array(
+            [lo * fc.ppn[ks[0]] for ks, lo in zip(fc.pool_slots, fc.pool_min, strict=True)]
+        )
         for i, ks in enumerate(fc.pool_slots):
             covered = mins.sum() - mins[i]
             extra = np.ceil(np.maximum(0.0, need - covered) / fc.ppn[ks[0]]).astype(np.int64)
@@ -223,59 +232,57 @@ class FleetBatch:
     # ------------------------------------------------------------------ what a tick shows
     def active(self) -> np.ndarray:
         """Pending + running nodes ``(E, K)``."""
-        return self.run + self.pend.sum(axis=2)
+        return self.run + self.pend.sum(axis=0)
 
     def pending(self) -> np.ndarray:
-        return self.pend.sum(axis=2)
+        """Pending nodes ``(E, K)``."""
+        return self.pend.sum(axis=0)
 
     # ------------------------------------------------------------------ decisions
     def apply(self, desired: np.ndarray, launchable: np.ndarray) -> None:
-        """Reconcile every slot to ``desired`` (``FleetModel.apply``): per pool, scale in
-        towards the pool minimum, then launch up to the pool maximum."""
+        """Reconcile every slot to ``desired`` (``FleetModel.apply``): per pool, slot by
+        slot, scale in while the pool is above its minimum, then launch (where
+        launchable) while it is below its maximum; the slot-by-slot greedy is a cumsum."""
         fc = self.fc
         active = self.active()
         want = np.maximum(0, desired)
+        cut = np.zeros_like(active)
+        grow = np.zeros_like(active)
         for ks, lo, hi in zip(fc.pool_slots, fc.pool_min, fc.pool_max, strict=True):
-            pool_active = active[:, ks].sum(axis=1)
-            for k in ks:
-                have = active[:, k]
-                cut = np.where(
-                    (want[:, k] < have) & (pool_active > lo),
-                    np.minimum(have - want[:, k], pool_active - lo),
-                    0,
-                )
-                if cut.any():
-                    self._scale_in(int(k), cut)
-                    active[:, k] -= cut
-                    pool_active = pool_active - cut
-            for k in ks:
-                grow = np.minimum(want[:, k] - active[:, k], hi - pool_active)
-                grow = np.where((grow > 0) & launchable[:, k], grow, 0)
-                self.pend[:, k, 0] += grow
-                active[:, k] += grow
-                pool_active = pool_active + grow
+            have = active[:, ks]
+            pool_active = have.sum(axis=1)
+            over = np.maximum(0, have - want[:, ks])
+            room = np.maximum(0, pool_active - lo)[:, None]
+            c = np.clip(room - (np.cumsum(over, axis=1) - over), 0, over)
+            under = np.where(launchable[:, ks], np.maximum(0, want[:, ks] - (have - c)), 0)
+            space = (hi - pool_active + c.sum(axis=1))[:, None]
+            cut[:, ks] = c
+            grow[:, ks] = np.clip(space - (np.cumsum(under, axis=1) - under), 0, under)
+        if cut.any():
+            self._scale_in(cut)
+        self.pend[0] += grow
 
-    def _scale_in(self, k: int, cut: np.ndarray) -> None:
-        pend = self.pend[:, k, :]
-        before = np.cumsum(pend, axis=1) - pend
-        cancel = np.clip(cut[:, None] - before, 0, pend)
-        self.pend[:, k, :] = pend - cancel
-        drain = np.minimum(cut - cancel.sum(axis=1), self.run[:, k])
-        self.run[:, k] -= drain
-        self.owed_bill[:, k, :] += drain[:, None] * owed_seconds(self.fc.drain_s, self.fc.ring)
+    def _scale_in(self, cut: np.ndarray) -> None:
+        """``cut`` nodes per slot: pending ones newest first, then running ones drain."""
+        pend = self.pend
+        cancel = np.clip(cut[None] - (np.cumsum(pend, axis=0) - pend), 0, pend)
+        self.pend -= cancel
+        drain = np.minimum(cut - cancel.sum(axis=0), self.run)
+        self.run -= drain
+        self.owed_bill += drain[None] * self._drain_owed[:, None, None]
 
     # ------------------------------------------------------------------ time
     def _ready(self, rng: np.random.Generator) -> None:
         fc = self.fc
-        live = (self.pend > 0) & (fc.hazard > 0)
-        if not live.any():
+        live = (self.pend > 0) & (fc.hazard > 0)[:, None, None]
+        a, e, k = np.nonzero(live)
+        if a.size == 0:
             return
-        e, k, a = np.nonzero(live)
         ready = np.zeros_like(self.pend)
-        ready[e, k, a] = rng.binomial(self.pend[e, k, a], fc.hazard[a])
+        ready[a, e, k] = rng.binomial(self.pend[a, e, k], fc.hazard[a])
         self.pend -= ready
-        self.run += ready.sum(axis=2)
-        self.unserved += ready @ fc.unserved
+        self.run += ready.sum(axis=0)
+        self.unserved += np.tensordot(fc.unserved, ready, axes=(0, 0))
 
     def _reclaim(
         self,
@@ -293,7 +300,9 @@ class FleetBatch:
         safe = np.where(real, slots, 0)
         ee = e[:, None]
         counts = (
-            np.concatenate((self.pend[ee, safe], self.run[ee, safe][..., None]), axis=2)
+            np.concatenate(
+                (np.moveaxis(self.pend[:, ee, safe], 0, -1), self.run[ee, safe][..., None]), axis=2
+            )
             * real[..., None]
         )  # (V, P, A + 1)
         flat = counts.reshape(len(e), -1)
@@ -311,14 +320,14 @@ class FleetBatch:
             left -= good
         hit = hit.reshape(counts.shape)
         owed = owed_seconds(at_s + fc.notice_s, fc.ring)  # (V, ring)
-        for p in range(slots.shape[1]):
+        for p in range(slots.shape[1]):  # (fleet, slot) pairs are distinct within a round
             ok = real[:, p]
             ev, kk = e[ok], slots[ok, p]
             h = hit[ok, p]
-            np.subtract.at(self.pend, (ev, kk), h[:, :-1])
-            np.subtract.at(self.run, (ev, kk), h[:, -1])
-            np.add.at(self.owed_bill, (ev, kk), h.sum(axis=1)[:, None] * owed[ok])
-            np.add.at(self.owed_serve, (ev, kk), h[:, -1][:, None] * owed[ok])
+            self.pend[:, ev, kk] -= h[:, :-1].T
+            self.run[ev, kk] -= h[:, -1]
+            self.owed_bill[:, ev, kk] += (h.sum(axis=1)[:, None] * owed[ok]).T
+            self.owed_serve[:, ev, kk] += (h[:, -1][:, None] * owed[ok]).T
         np.add.at(self.interruptions, e, hit.sum(axis=(1, 2)))
 
     def _outage(self, e: np.ndarray, z: np.ndarray, at_s: np.ndarray) -> None:
@@ -327,17 +336,18 @@ class FleetBatch:
         ring = fc.ring
         for ev, zz, x in zip(e.tolist(), z.tolist(), at_s.tolist(), strict=True):
             ks = np.nonzero(fc.az_slots[zz])[0]
-            young = self.pend[ev, ks, 0]  # launched at this minute's start: 60 s minimum
-            older = self.pend[ev, ks, 1:].sum(axis=1) + self.run[ev, ks]
-            self.owed_bill[ev, ks, 1:] = 0.0
-            self.owed_serve[ev, ks, 1:] = 0.0
-            self.owed_bill[ev, ks] += young[:, None] * owed_seconds(
-                max(x, MIN_BILLED_S), ring
-            ) + older[:, None] * owed_seconds(x, ring)
-            self.owed_serve[ev, ks] += self.run[ev, ks][:, None] * owed_seconds(x, ring)
-            self.pend[ev, ks] = 0
+            young = self.pend[0, ev, ks]  # launched at this minute's start: 60 s minimum
+            older = self.pend[1:, ev, ks].sum(axis=0) + self.run[ev, ks]
+            self.owed_bill[1:, ev, ks] = 0.0
+            self.owed_serve[1:, ev, ks] = 0.0
+            self.owed_bill[:, ev, ks] += (
+                young[:, None] * owed_seconds(max(x, MIN_BILLED_S), ring)
+                + older[:, None] * owed_seconds(x, ring)
+            ).T
+            self.owed_serve[:, ev, ks] += (self.run[ev, ks][:, None] * owed_seconds(x, ring)).T
+            self.pend[:, ev, ks] = 0
             self.run[ev, ks] = 0
-            self.unserved[ev, ks] = 0.0
+            self.unserved[:, ev, ks] = 0.0
 
     def advance(self, market: MarketArrays, rng: np.random.Generator) -> MinuteBatch:
         """Simulate the next minute of every fleet."""
@@ -345,36 +355,34 @@ class FleetBatch:
         m = np.minimum(self.minute, market.offered.shape[1] - 1)  # a finished fleet idles
         self.interruptions[:] = 0
         self._ready(rng)
-        shares = market.reclaim_share[rows, m]  # (E, Z, R)
-        if (shares >= 0).any():
-            at = market.reclaim_at[rows, m]
+        eventful = np.flatnonzero(market.eventful[rows, m])
+        if eventful.size:
+            me = m[eventful]
+            shares = market.reclaim_share[eventful, me]  # (V, Z, R)
+            at = market.reclaim_at[eventful, me]
             for r in range(shares.shape[2]):
-                e, z = np.nonzero(shares[:, :, r] >= 0)
-                if e.size:
-                    self._reclaim(e, z, at[e, z, r], shares[e, z, r], rng)
-        outages = market.outage_at[rows, m]
-        if not np.isnan(outages).all():
-            e, z = np.nonzero(~np.isnan(outages))
-            self._outage(e, z, outages[e, z])
+                v, z = np.nonzero(shares[:, :, r] >= 0)
+                if v.size:
+                    self._reclaim(eventful[v], z, at[v, z, r], shares[v, z, r], rng)
+            outages = market.outage_at[eventful, me]
+            v, z = np.nonzero(~np.isnan(outages))
+            if v.size:
+                self._outage(eventful[v], z, outages[v, z])
         # serving pod-seconds and billed node-seconds of the minute
-        node_s = 60.0 * self.run - self.unserved[:, :, 0] + self.owed_serve[:, :, 0]
-        pods = np.maximum(0.0, (node_s * fc.ppn).sum(axis=1)) / 60.0
-        billed = 60.0 * (self.run + self.pend.sum(axis=2)) + self.owed_bill[:, :, 0]
+        node_s = 60.0 * self.run - self.unserved[0] + self.owed_serve[0]
+        pods = np.maximum(0.0, node_s @ fc.ppn_f) / 60.0
+        billed = 60.0 * (self.run + self.pend.sum(axis=0)) + self.owed_bill[0]
         usd = billed * market.price[rows, m] / 3600.0
         cost = usd.sum(axis=1)
-        spot_cost = usd[:, fc.is_spot].sum(axis=1)
-        p = market.failure_p
-        if (p > 0).any():
-            fails = rng.poisson(p[:, None] * self.run)
-            if fails.any():
-                self.run -= np.minimum(fails, self.run)
+        spot_cost = usd @ fc.spot_f
+        self._failures(market.failure_p, rng)
         out = self._traffic(market.offered[rows, m], pods)
         # the next minute
-        self.pend[:, :, 1:] = self.pend[:, :, :-1]
-        self.pend[:, :, 0] = 0
+        self.pend[1:] = self.pend[:-1]
+        self.pend[0] = 0
         for owed in (self.unserved, self.owed_bill, self.owed_serve):
-            owed[:, :, :-1] = owed[:, :, 1:]
-            owed[:, :, -1] = 0.0
+            owed[:-1] = owed[1:]
+            owed[-1] = 0.0
         self.minute += 1
         return MinuteBatch(
             cost_usd=cost,
@@ -386,6 +394,19 @@ class FleetBatch:
             cpu=out[4],
             interruptions=self.interruptions.copy(),
         )
+
+    def _failures(self, p: np.ndarray, rng: np.random.Generator) -> None:
+        """Random node failures at the end of the minute: at most one per fleet and
+        minute, with probability ``1 - exp(-p n)`` over its ``n`` running nodes (``p`` per
+        node-minute), in a slot drawn by running nodes (two or more in one minute have a
+        probability of ~1e-7 at the scenarios' rates)."""
+        if not (p > 0).any():
+            return
+        running = self.run.sum(axis=1)
+        hit = np.flatnonzero(rng.random(p.size) < -np.expm1(-p * running))
+        for e in hit.tolist():
+            k = rng.choice(self.run.shape[1], p=self.run[e] / running[e])
+            self.run[e, k] -= 1
 
     def _traffic(
         self, offered_rps: np.ndarray, pods: np.ndarray

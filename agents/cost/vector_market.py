@@ -79,6 +79,7 @@ class MarketArrays:
     reclaim_at: np.ndarray  # (E, n, Z, R) seconds into the minute
     reclaim_share: np.ndarray  # (E, n, Z, R) share of the AZ's spot nodes; -1: none
     outage_at: np.ndarray  # (E, n, Z) seconds into the minute an outage starts; nan: none
+    eventful: np.ndarray  # (E, n) bool: the minute has a reclaim or an outage
     failure_p: np.ndarray  # (E,) failure probability per node-minute
     load_feature: np.ndarray  # (E, n + 1) feature 0
     forecast: np.ndarray  # (E, n + 1) feature 2
@@ -247,4 +248,7 @@ def market_arrays(markets: list[Market], c: MarketConstants) -> MarketArrays:
         (price_ratio, avail_spot.astype(np.float64), _clip01(unavailable), _clip01(recent / 6.0)),
         axis=-1,
     )
-    return MarketArrays(**stacked, spot_features=spot_features)
+    eventful = (stacked["reclaim_share"] >= 0).any(axis=(2, 3)) | ~np.isnan(
+        stacked["outage_at"]
+    ).all(axis=2)
+    return MarketArrays(**stacked, eventful=eventful, spot_features=spot_features)

@@ -46,38 +46,49 @@ def decode_actions(actions: np.ndarray, n_spot: int) -> MixBatch:
     )
 
 
-def top_n_items(values: np.ndarray, mask: np.ndarray, n: np.ndarray) -> np.ndarray:
+def top_n_items(
+    values: np.ndarray, mask: np.ndarray, n: np.ndarray, *, integer: bool = False
+) -> np.ndarray:
     """How many of the ``n`` best items each slot holds, per row.
 
     Slot ``k`` (where ``mask``) offers items worth ``values[k], values[k] - 1, ...``; items
     rank by worth (highest first), ties to the lower slot index: the outcome of ``n``
     steps of "one more to ``argmax(values - taken)``". Shapes ``(E, K)``, ``(E, K)``,
-    ``(E,)``; returns int64 ``(E, K)``.
+    ``(E,)``; returns int64 ``(E, K)``. ``integer``: ``values`` are whole numbers.
+    Only the rows with ``n > 0`` are computed.
     """
-    n = np.asarray(n, dtype=np.int64)
-    level = np.floor(values)
-    frac = np.round((values - level) * _TIE).astype(np.int64)
-    carry = frac >= int(_TIE)
-    level = np.where(carry, level + 1.0, level)
-    frac = np.where(carry, 0, frac)
-    a = np.where(mask, level, _NONE).astype(np.int64)
+    out = np.zeros(values.shape, dtype=np.int64)
+    rows = np.flatnonzero(n > 0)
+    if rows.size == 0:
+        return out
+    if rows.size != out.shape[0]:
+        values, mask, n = values[rows], mask[rows], n[rows]
+    k = np.arange(values.shape[1])
+    if integer:
+        a = np.where(mask, values, _NONE).astype(np.int64)
+    else:
+        level = np.floor(values)
+        frac = np.round((values - level) * _TIE).astype(np.int64)
+        carry = frac >= int(_TIE)
+        a = np.where(mask, np.where(carry, level + 1.0, level), _NONE).astype(np.int64)
+        frac = np.where(carry, 0, frac)
     srt = -np.sort(-a, axis=1)
     sums = np.cumsum(srt, axis=1)
-    m = np.arange(1, a.shape[1] + 1, dtype=np.int64)
-    safe_n = np.maximum(n, 1)[:, None]
-    cutoff = np.max(np.floor_divide(sums - safe_n, m) + 1, axis=1)  # level of the n-th item
+    cutoff = np.max(np.floor_divide(sums - n[:, None], k + 1) + 1, axis=1)  # the n-th item's level
     base = np.maximum(0, a - cutoff[:, None])
     rest = n - base.sum(axis=1)
-    part = a >= cutoff[:, None]
-    k = np.arange(a.shape[1])
-    ahead = part[:, None, :] & (
-        (frac[:, None, :] > frac[:, :, None])
-        | ((frac[:, None, :] == frac[:, :, None]) & (k[None, None, :] < k[None, :, None]))
-    )
-    rank = ahead.sum(axis=2)
-    take = base + (part & (rank < rest[:, None]))
-    ok = (n > 0) & mask.any(axis=1)
-    return np.where(ok[:, None], take, 0)
+    part = mask & (a >= cutoff[:, None])
+    if integer:  # equal worth at the cut-off level: the lower slot index first
+        rank = np.cumsum(part, axis=1) - part
+    else:
+        ahead = part[:, None, :] & (
+            (frac[:, None, :] > frac[:, :, None])
+            | ((frac[:, None, :] == frac[:, :, None]) & (k[None, None, :] < k[None, :, None]))
+        )
+        rank = ahead.sum(axis=2)
+    take = np.where(part & (rank < rest[:, None]), base + 1, base)
+    out[rows] = np.where(mask.any(axis=1)[:, None], take, 0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +136,6 @@ def execute_batch(
 
     ``active``/``pending`` int64 ``(E, K)`` nodes, ``price`` USD/hour ``(E, K)``,
     ``launchable`` bool ``(E, K)``, ``plan`` pods ``(E,)``."""
-    rows = np.arange(active.shape[0])
     sp, ppn = lay.spot, lay.ppn
     ppn_s = ppn[sp]
     od_base = np.maximum(mix.od_floor * plan, lay.od_min_pods)
@@ -136,28 +146,47 @@ def execute_batch(
     held = (act_s * ppn_s * ~launch_s).sum(axis=1).astype(np.float64)
     releasing = held > spot_goal
 
-    # held > goal: release the unkept surplus of stranded spot, most expensive first
-    rel = act_s.copy()
-    release = (1.0 - mix.keep) * (held - spot_goal)
-    order = np.argsort(-price[:, sp] / ppn_s, axis=1, kind="stable")
-    for r in range(sp.size):
-        j = order[:, r]
-        p = ppn_s[j]
-        cut = np.minimum(rel[rows, j], np.floor(release / p + 1e-9).astype(np.int64))
-        cut = np.where(launch_s[rows, j], 0, np.maximum(cut, 0))
-        rel[rows, j] -= cut
-        release = release - cut * p
-    rel[launch_s] = 0
-
     spread = _spread_spot(act_s, launch_s, ppn_s, mix.weights, spot_goal - held)
+    if releasing.any():
+        rel = np.flatnonzero(releasing)
+        spread[rel] = _release_stranded(
+            act_s[rel],
+            launch_s[rel],
+            price[rel][:, sp] / ppn_s,
+            ppn_s,
+            (1.0 - mix.keep[rel]) * (held[rel] - spot_goal[rel]),
+        )
     desired = active.copy()
-    desired[:, sp] = np.where(releasing[:, None], rel, spread)
+    desired[:, sp] = spread
     _clamp_pools(lay, desired, spot=True)
     placed = (desired[:, sp] * ppn_s).sum(axis=1)
     shortfall = np.maximum(0.0, spot_part - placed / (1.0 + mix.spot_buffer))
     _spread_on_demand(lay, desired, launchable, od_base + mix.od_fill * shortfall)
     _clamp_pools(lay, desired, spot=False)
     return _make_before_break(lay, active, pending, price, desired, plan)
+
+
+def _release_stranded(
+    act_s: np.ndarray,
+    launch_s: np.ndarray,
+    price_per_pod: np.ndarray,
+    ppn_s: np.ndarray,
+    release: np.ndarray,
+) -> np.ndarray:
+    """Spot held in AZs that cannot launch exceeds the goal: release ``release`` pods of
+    it, most expensive pod slot first; launchable spot slots go to zero."""
+    rows = np.arange(act_s.shape[0])
+    d = act_s.copy()
+    order = np.argsort(-price_per_pod, axis=1, kind="stable")
+    for r in range(ppn_s.size):
+        j = order[:, r]
+        p = ppn_s[j]
+        cut = np.minimum(d[rows, j], np.floor(release / p + 1e-9).astype(np.int64))
+        cut = np.where(launch_s[rows, j], 0, np.maximum(cut, 0))
+        d[rows, j] -= cut
+        release = release - cut * p
+    d[launch_s] = 0
+    return d
 
 
 def _spread_spot(
@@ -200,8 +229,8 @@ def _spread_on_demand(
     goal = _ceil_nodes(np.maximum(0.0, pods), ppn_max)
     goal = np.maximum(0, goal - (d * ~usable).sum(axis=1))
     need = goal - (d * usable).sum(axis=1)
-    d = d + top_n_items(-d.astype(np.float64), usable, np.maximum(need, 0))
-    d = d - top_n_items(d.astype(np.float64), usable, np.maximum(-need, 0))
+    d = d + top_n_items(-d, usable, np.maximum(need, 0), integer=True)
+    d = d - top_n_items(d, usable, np.maximum(-need, 0), integer=True)
     desired[:, od] = d
 
 
@@ -215,8 +244,8 @@ def _clamp_pools(lay: PlanLayout, desired: np.ndarray, *, spot: bool) -> None:
         d = desired[:, ks]
         total = d.sum(axis=1)
         everything = np.ones_like(d, dtype=bool)
-        d = d - top_n_items(d.astype(np.float64), everything, np.maximum(total - hi, 0))
-        d = d + top_n_items(-d.astype(np.float64), everything, np.maximum(lo - total, 0))
+        d = d - top_n_items(d, everything, np.maximum(total - hi, 0), integer=True)
+        d = d + top_n_items(-d, everything, np.maximum(lo - total, 0), integer=True)
         desired[:, ks] = d
 
 
@@ -232,10 +261,21 @@ def _make_before_break(
     only out of the surplus of running pods over ``pods_now``, dearest pod slot first."""
     if not (desired < active).any():
         return desired
-    rows = np.arange(active.shape[0])
     ppn = lay.ppn
     surplus = ((active - pending) * ppn).sum(axis=1) - pods_now
     order = np.argsort(-price / ppn, axis=1, kind="stable")
+    if (ppn == ppn[0]).all():  # one pod size: the allowance is whole nodes, used in order
+        p = int(ppn[0])
+        cut = np.take_along_axis(active - desired, order, axis=1)
+        cancel = np.clip(cut, 0, np.take_along_axis(pending, order, axis=1))
+        wanted = np.maximum(cut - cancel, 0)
+        allowed = np.where(surplus > 0, np.maximum(0.0, np.floor(surplus / p)), 0.0)
+        removed = np.clip(allowed[:, None] - (np.cumsum(wanted, axis=1) - wanted), 0, wanted)
+        out = np.empty_like(desired)
+        kept = np.take_along_axis(active, order, axis=1) - cancel - removed.astype(np.int64)
+        np.put_along_axis(out, order, np.where(cut > 0, kept, 0), axis=1)
+        return np.where(active > desired, out, desired)
+    rows = np.arange(active.shape[0])
     out = desired.copy()
     for r in range(ppn.size):
         k = order[:, r]
