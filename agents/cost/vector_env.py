@@ -33,6 +33,7 @@ step's info carries ``totals`` (cost, SLO attainment, ...) as the single environ
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Literal
 
 import numpy as np
@@ -131,9 +132,11 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             one = self._replay_market
             return MarketArrays(
                 **{
-                    name: np.repeat(getattr(one, name), rows.size, axis=0)
-                    for name in one.__dataclass_fields__
-                }
+                    f.name: np.repeat(getattr(one, f.name), rows.size, axis=0)
+                    for f in fields(one)
+                    if f.init and f.name != "events"
+                },
+                events=one.events * rows.size,
             )
         markets = []
         for i in rows.tolist():

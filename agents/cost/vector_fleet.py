@@ -355,19 +355,18 @@ class FleetBatch:
         m = np.minimum(self.minute, market.offered.shape[1] - 1)  # a finished fleet idles
         self.interruptions[:] = 0
         self._ready(rng)
-        eventful = np.flatnonzero(market.eventful[rows, m])
-        if eventful.size:
-            me = m[eventful]
-            shares = market.reclaim_share[eventful, me]  # (V, Z, R)
-            at = market.reclaim_at[eventful, me]
-            for r in range(shares.shape[2]):
-                v, z = np.nonzero(shares[:, :, r] >= 0)
-                if v.size:
-                    self._reclaim(eventful[v], z, at[v, z, r], shares[v, z, r], rng)
-            outages = market.outage_at[eventful, me]
-            v, z = np.nonzero(~np.isnan(outages))
-            if v.size:
-                self._outage(eventful[v], z, outages[v, z])
+        first = market.event_first[rows, m]
+        count = market.event_first[rows, m + 1] - first
+        for r in range(int(count.max())):  # one event per fleet and round, in time order
+            e = np.flatnonzero(count > r)
+            at, z = market.event_at[first[e] + r], market.event_az[first[e] + r]
+            share = market.event_share[first[e] + r]
+            outage = np.isnan(share)
+            if not outage.all():
+                keep = ~outage
+                self._reclaim(e[keep], z[keep], at[keep], share[keep], rng)
+            if outage.any():
+                self._outage(e[outage], z[outage], at[outage])
         # serving pod-seconds and billed node-seconds of the minute
         node_s = 60.0 * self.run - self.unserved[0] + self.owed_serve[0]
         pods = np.maximum(0.0, node_s @ fc.ppn_f) / 60.0

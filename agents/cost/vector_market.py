@@ -2,9 +2,9 @@
 everything about an episode that does not depend on the fleet, computed once per reset.
 
 The market's timed events (availability changes, spot storms, AZ outages) become, per
-fleet, minute and AZ: the reclaims that happen in the minute (offset in seconds, share
-of spot nodes), the outage that starts in it, and whether spot is on offer and each
-slot launchable at every control tick. The observation features that depend only on
+fleet, whether spot is on offer in each AZ and each slot is launchable at every control
+tick, and a time-ordered table of the reclaims (minute, second, AZ, share of its spot
+nodes) and outage starts, indexed by fleet and minute. The observation features that depend only on
 the market and the load (:mod:`agents.cost.view`: load now, the seasonal forecast,
 time of day, each spot AZ's price ratio, availability, unavailable share of the last
 hour and recent drops) and the shared load plan (:class:`~agents.cost.plan.LoadPlanner`
@@ -12,14 +12,14 @@ with the controller's window and margin) are computed here for every tick, exact
 :class:`~agents.cost.view.FeatureTracker` and the planner compute them tick by tick.
 
 Shapes: ``E`` fleets, ``n`` minutes (``n + 1`` ticks, tick ``i`` at ``60 i`` s), ``K``
-slots, ``S`` spot slots, ``Z`` AZs, ``R`` reclaims per minute and AZ at most. Times are
+slots, ``S`` spot slots, ``Z`` AZs, ``N`` events. Times are
 seconds, prices USD/hour, loads requests/s.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -29,9 +29,6 @@ from agents.cost.fleet import Market
 from agents.cost.plan import Layout
 from agents.cost.view import DAY_MIN, DROP_WINDOW_S, FORECAST_AHEAD_MIN
 
-MAX_RECLAIMS_PER_MINUTE = 4
-"""Reclaims of one AZ within one minute (the dev traces change state at most every
-32 s; storms add one)."""
 EWMA_MIN = 60.0
 
 
@@ -76,22 +73,46 @@ class MarketArrays:
     gap: np.ndarray  # (E, n + 1) bool: the tick shows no metrics
     avail: np.ndarray  # (E, n + 1, Z) bool: spot on offer at the tick
     launchable: np.ndarray  # (E, n + 1, K) bool: a launch would succeed at the tick
-    reclaim_at: np.ndarray  # (E, n, Z, R) seconds into the minute
-    reclaim_share: np.ndarray  # (E, n, Z, R) share of the AZ's spot nodes; -1: none
-    outage_at: np.ndarray  # (E, n, Z) seconds into the minute an outage starts; nan: none
-    eventful: np.ndarray  # (E, n) bool: the minute has a reclaim or an outage
     failure_p: np.ndarray  # (E,) failure probability per node-minute
     load_feature: np.ndarray  # (E, n + 1) feature 0
     forecast: np.ndarray  # (E, n + 1) feature 2
     day_sin: np.ndarray  # (E, n + 1) feature 8
     day_cos: np.ndarray  # (E, n + 1) feature 9
     plan: np.ndarray  # (E, n + 1) planned pods; nan before any load was seen
-    spot_features: np.ndarray  # (E, n + 1, S, 4): price ratio, on offer, unavailable, drops
+    spot_features: np.ndarray  # (E, n + 1, S, 4) float32: price ratio, on offer, unavailable, drops
+    events: list[np.ndarray]  # per fleet (N, 4): minute, seconds into it, AZ, share (nan: outage)
+    event_first: np.ndarray = field(init=False)  # (E, n + 1) index of a minute's first event
+    event_at: np.ndarray = field(init=False)  # (N,) all fleets' events, fleet by fleet
+    event_az: np.ndarray = field(init=False)
+    event_share: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._index()
+
+    def _index(self) -> None:
+        """The events of all fleets in one table; fleet ``e``'s events of minute ``m``
+        are rows ``event_first[e, m]`` to ``event_first[e, m + 1]``."""
+        ticks = np.arange(self.gap.shape[1])
+        sizes = np.array([len(ev) for ev in self.events])
+        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        self.event_first = np.stack(
+            [
+                off + np.searchsorted(ev[:, 0], ticks)
+                for ev, off in zip(self.events, offsets, strict=True)
+            ]
+        )
+        table = np.concatenate(self.events) if sizes.sum() else np.zeros((0, 4))
+        self.event_at, self.event_az = table[:, 1], table[:, 2].astype(np.int64)
+        self.event_share = table[:, 3]
 
     def assign(self, rows: np.ndarray, other: MarketArrays) -> None:
         """Replace fleets ``rows`` with ``other``'s (same ``n``)."""
         for f in fields(self):
-            getattr(self, f.name)[rows] = getattr(other, f.name)
+            if f.init and f.name != "events":
+                getattr(self, f.name)[rows] = getattr(other, f.name)
+        for row, ev in zip(rows.tolist(), other.events, strict=True):
+            self.events[row] = ev
+        self._index()
 
 
 def _clip01(x: np.ndarray) -> np.ndarray:
@@ -107,10 +128,9 @@ def _forward_fill(values: np.ndarray, first: float) -> np.ndarray:
     return seq[idx]
 
 
-def _market_events(
-    market: Market, c: MarketConstants
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Availability at every tick and the reclaims and outages of every minute, as
+def _market_events(market: Market, c: MarketConstants) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Availability at every tick, and the reclaims and outages in time order (rows:
+    minute, seconds into it, AZ, share of the AZ's spot nodes or nan for an outage), as
     :meth:`agents.cost.fleet.FleetModel._run_until` processes the market's events."""
     n, z_of = c.n_minutes, {az: i for i, az in enumerate(c.azs)}
     events: list[tuple[float, int, str, tuple[int, ...], float]] = []
@@ -130,9 +150,7 @@ def _market_events(
     spot_up = np.array([market.available0.get(az, True) for az in c.azs])
     storm = np.zeros(nz, dtype=np.int64)
     down = np.zeros(nz, dtype=np.int64)
-    reclaim_at = np.zeros((n, nz, MAX_RECLAIMS_PER_MINUTE))
-    reclaim_share = np.full((n, nz, MAX_RECLAIMS_PER_MINUTE), -1.0)
-    outage_at = np.full((n, nz), np.nan)
+    hits: list[tuple[float, float, float, float]] = []
     times = [-1.0]
     states = [(spot_up & (storm == 0), down == 0)]
     for t, _, kind, zs, frac in events:
@@ -145,22 +163,15 @@ def _market_events(
                     spot_up[z] = False
                 else:
                     storm[z] += 1
-                r = int(np.count_nonzero(reclaim_share[m, z] >= 0))
-                if r == MAX_RECLAIMS_PER_MINUTE:
-                    raise ValueError(
-                        f"more than {MAX_RECLAIMS_PER_MINUTE} reclaims of {c.azs[z]} "
-                        f"in minute {m} of the window"
-                    )
-                reclaim_at[m, z, r] = t - 60.0 * m
-                reclaim_share[m, z, r] = market.reclaim_fraction if kind == "drop" else frac
+                share = market.reclaim_fraction if kind == "drop" else frac
+                hits.append((m, t - 60.0 * m, z, share))
             elif kind == "up":
                 spot_up[z] = True
             elif kind == "storm_off":
                 storm[z] -= 1
             elif kind == "down":
                 down[z] += 1
-                if np.isnan(outage_at[m, z]):
-                    outage_at[m, z] = t - 60.0 * m
+                hits.append((m, t - 60.0 * m, z, math.nan))
             else:
                 down[z] -= 1
         times.append(t)
@@ -170,7 +181,7 @@ def _market_events(
     offer = np.array([s[0] for s in states])[which]
     az_up = np.array([s[1] for s in states])[which]
     launchable = az_up[:, c.slot_az] & (~c.is_spot | offer[:, c.slot_az])
-    return offer, launchable, reclaim_at, reclaim_share, outage_at
+    return offer, launchable, np.array(hits, dtype=np.float64).reshape(-1, 4)
 
 
 def _one(market: Market, c: MarketConstants) -> dict[str, np.ndarray]:
@@ -206,7 +217,7 @@ def _one(market: Market, c: MarketConstants) -> dict[str, np.ndarray]:
     start = market.start
     day_s0 = start.hour * 3600.0 + start.minute * 60.0 + start.second
     angle = 2.0 * math.pi * ((day_s0 + np.arange(n + 1) * 60.0) % 86400.0) / 86400.0
-    offer, launchable, reclaim_at, reclaim_share, outage_at = _market_events(market, c)
+    offer, launchable, events = _market_events(market, c)
     price = np.asarray(market.prices, dtype=np.float64).T  # (n + 1, K)
     return {
         "offered": offered,
@@ -214,21 +225,20 @@ def _one(market: Market, c: MarketConstants) -> dict[str, np.ndarray]:
         "gap": gap,
         "avail": offer,
         "launchable": launchable,
-        "reclaim_at": reclaim_at,
-        "reclaim_share": reclaim_share,
-        "outage_at": outage_at,
         "failure_p": np.array(market.failure_rate_per_node_day / 86400.0 * 60.0),
         "load_feature": load_feature,
         "forecast": forecast,
         "day_sin": np.sin(angle),
         "day_cos": np.cos(angle),
         "plan": plan,
+        "events": events,
     }
 
 
 def market_arrays(markets: list[Market], c: MarketConstants) -> MarketArrays:
     """The arrays of ``markets`` (one per fleet, each ``c.n_minutes`` long)."""
     parts = [_one(m, c) for m in markets]
+    events = [p.pop("events") for p in parts]
     stacked = {key: np.stack([p[key] for p in parts]) for key in parts[0]}
     avail_spot = stacked["avail"][:, :, c.slot_az[c.spot]]  # (E, n + 1, S)
     unavailable = np.empty(avail_spot.shape)
@@ -247,8 +257,5 @@ def market_arrays(markets: list[Market], c: MarketConstants) -> MarketArrays:
     spot_features = np.stack(
         (price_ratio, avail_spot.astype(np.float64), _clip01(unavailable), _clip01(recent / 6.0)),
         axis=-1,
-    )
-    eventful = (stacked["reclaim_share"] >= 0).any(axis=(2, 3)) | ~np.isnan(
-        stacked["outage_at"]
-    ).all(axis=2)
-    return MarketArrays(**stacked, eventful=eventful, spot_features=spot_features)
+    ).astype(np.float32)
+    return MarketArrays(**stacked, spot_features=spot_features, events=events)
