@@ -312,11 +312,13 @@ class FleetBatch:
         hit = np.zeros_like(flat)
         left = total.copy()
         need = take.copy()
-        for c in range(flat.shape[1]):
+        for c in range(flat.shape[1]):  # multivariate hypergeometric, one state at a time
             good = flat[:, c]
-            draw = rng.hypergeometric(good, left - good, need) if need.any() else 0 * good
-            hit[:, c] = draw
-            need -= draw
+            live = np.nonzero((need > 0) & (good > 0))[0]
+            if live.size:
+                draw = rng.hypergeometric(good[live], left[live] - good[live], need[live])
+                hit[live, c] = draw
+                need[live] -= draw
             left -= good
         hit = hit.reshape(counts.shape)
         owed = owed_seconds(at_s + fc.notice_s, fc.ring)  # (V, ring)

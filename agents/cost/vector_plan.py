@@ -206,8 +206,8 @@ def _spread_spot(
     share = goal[:, None] * weights / np.where(ok, total_w, 1.0)[:, None]
     d = np.where(launch_s & ~wmask, 0, act_s)
     need = goal - (d * wmask).sum(axis=1)
-    d = d + top_n_items(share - d, wmask, np.maximum(need, 0))
-    d = d - top_n_items(d - share, wmask, np.maximum(-need, 0))
+    sign = np.where(need < 0, -1, 1)[:, None]  # add to the most short, or take from the most over
+    d = d + sign * top_n_items(sign * (share - d), wmask, np.abs(need))
     tolerance = np.maximum(2.0, REBALANCE_SHARE * goal)[:, None]
     excess = d - share
     over = wmask & (excess >= tolerance)
@@ -229,8 +229,8 @@ def _spread_on_demand(
     goal = _ceil_nodes(np.maximum(0.0, pods), ppn_max)
     goal = np.maximum(0, goal - (d * ~usable).sum(axis=1))
     need = goal - (d * usable).sum(axis=1)
-    d = d + top_n_items(-d, usable, np.maximum(need, 0), integer=True)
-    d = d - top_n_items(d, usable, np.maximum(-need, 0), integer=True)
+    sign = np.where(need < 0, -1, 1)[:, None]  # add to the fewest, or take from the most
+    d = d + sign * top_n_items(-sign * d, usable, np.abs(need), integer=True)
     desired[:, od] = d
 
 
@@ -244,8 +244,9 @@ def _clamp_pools(lay: PlanLayout, desired: np.ndarray, *, spot: bool) -> None:
         d = desired[:, ks]
         total = d.sum(axis=1)
         everything = np.ones_like(d, dtype=bool)
-        d = d - top_n_items(d, everything, np.maximum(total - hi, 0), integer=True)
-        d = d + top_n_items(-d, everything, np.maximum(lo - total, 0), integer=True)
+        sign = np.where(total > hi, -1, 1)[:, None]  # take from the most, or add to the fewest
+        n = np.maximum(total - hi, 0) + np.maximum(lo - total, 0)
+        d = d + sign * top_n_items(-sign * d, everything, n, integer=True)
         desired[:, ks] = d
 
 
