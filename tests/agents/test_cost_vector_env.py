@@ -15,9 +15,12 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from agents.cost.env import ENV_ID, SpotFleetEnv
+from agents.cost.fleet import FleetModel, market_from_world
 from agents.cost.plan import Layout, Tick, decode_action, execute
 from agents.cost.policies import ActionReplayPolicy
 from agents.cost.vector_env import SpotFleetVectorEnv
+from agents.cost.vector_fleet import FleetBatch
+from agents.cost.vector_market import market_arrays
 from agents.cost.vector_plan import PlanLayout, decode_actions, execute_batch, top_n_items
 from bench import runner
 from sim.engine import Replay
@@ -260,3 +263,25 @@ def test_one_sub_env_agrees_with_the_single_env(
     assert one["cost_usd"][0] == pytest.approx(info["totals"]["cost_usd"], rel=0.005)
     assert one["slo_attainment"][0] == pytest.approx(info["totals"]["slo_attainment"], abs=0.002)
     assert one["interruptions"][0] == pytest.approx(info["totals"]["interruptions"], abs=3)
+
+
+def test_an_az_outage_bills_and_blocks_as_the_fleet_model(world_2d: Any) -> None:
+    """An AZ outage (none of the shipped spot scenarios has one) injected into the replay
+    market: with the warm fleet alone, the count model's cost equals
+    :class:`~agents.cost.fleet.FleetModel`'s minute by minute (the AZ's node billed to
+    the outage's second), its nodes are gone, and it cannot launch until the outage
+    ends."""
+    env = SpotFleetVectorEnv(1, world_2d, mode="replay")
+    market = market_from_world(world_2d, env.layout)
+    market.outages = [(630.0, 1800.0, "us-east-1d")]  # minute 10, second 30, for 30 min
+    arrays = market_arrays([market], env.mc)
+    fleet = FleetBatch(env.fc, 1)
+    fleet.reset(np.arange(1), arrays)
+    model = FleetModel.for_world(world_2d, env.layout, market)
+    d = [k for k, s in enumerate(env.layout.slots) if s.az == "us-east-1d"]
+    assert fleet.active()[0, d].sum() > 0
+    rng = np.random.default_rng(0)
+    for _ in range(45):
+        assert fleet.advance(arrays, rng).cost_usd[0] == pytest.approx(model.advance().cost_usd)
+    assert fleet.active()[0, d].sum() == 0 and fleet.active()[0].tolist() == model.act
+    assert not arrays.launchable[0, 11:41, d].any() and arrays.launchable[0, 41, d[0]]
