@@ -296,14 +296,14 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             ),
             axis=1,
         )
-        np.clip(glob, 0.0, 1.0, out=glob)
-        glob[:, 5] = np.clip((allowed - self.violations) / allowed, -1.0, 1.0)
+        np.minimum(np.maximum(glob, 0.0, out=glob), 1.0, out=glob)
+        glob[:, 5] = np.maximum(np.minimum((allowed - self.violations) / allowed, 1.0), -1.0)
         glob[:, 8] = market.day_sin[rows, i]
         glob[:, 9] = market.day_cos[rows, i]
         per_slot = np.concatenate(
             (
                 market.spot_features[rows, i],
-                np.clip(spot_pods / plan[:, None] / 2.0, 0.0, 1.0)[:, :, None],
+                np.minimum(spot_pods / plan[:, None] / 2.0, 1.0)[:, :, None],
             ),
             axis=2,
         )

@@ -253,11 +253,13 @@ class FleetBatch:
             pool_active = have.sum(axis=1)
             over = np.maximum(0, have - want[:, ks])
             room = np.maximum(0, pool_active - lo)[:, None]
-            c = np.clip(room - (np.cumsum(over, axis=1) - over), 0, over)
+            c = np.minimum(np.maximum(room - (np.cumsum(over, axis=1) - over), 0), over)
             under = np.where(launchable[:, ks], np.maximum(0, want[:, ks] - (have - c)), 0)
             space = (hi - pool_active + c.sum(axis=1))[:, None]
             cut[:, ks] = c
-            grow[:, ks] = np.clip(space - (np.cumsum(under, axis=1) - under), 0, under)
+            grow[:, ks] = np.minimum(
+                np.maximum(space - (np.cumsum(under, axis=1) - under), 0), under
+            )
         if cut.any():
             self._scale_in(cut)
         self.pend[0] += grow
@@ -265,7 +267,7 @@ class FleetBatch:
     def _scale_in(self, cut: np.ndarray) -> None:
         """``cut`` nodes per slot: pending ones newest first, then running ones drain."""
         pend = self.pend
-        cancel = np.clip(cut[None] - (np.cumsum(pend, axis=0) - pend), 0, pend)
+        cancel = np.minimum(np.maximum(cut[None] - (np.cumsum(pend, axis=0) - pend), 0), pend)
         self.pend -= cancel
         drain = np.minimum(cut - cancel.sum(axis=0), self.run)
         self.run -= drain

@@ -19,6 +19,7 @@ import numpy as np
 from agents.cost.plan import OD_FILL_MIN, REBALANCE_SHARE, SPOT_BUFFER_MAX, Layout
 
 _TIE = 1e9  # keys are compared on a 1e-9 grid
+_TIE_INT = 10**9
 _NONE = -(10**12)  # the level of a slot that takes no part
 
 
@@ -36,7 +37,7 @@ class MixBatch:
 
 def decode_actions(actions: np.ndarray, n_spot: int) -> MixBatch:
     """:func:`agents.cost.plan.decode_action` of every row of ``actions`` ``(E, 4 + n_spot)``."""
-    a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+    a = np.minimum(np.maximum(np.asarray(actions, dtype=np.float64), -1.0), 1.0)
     return MixBatch(
         od_floor=np.maximum(0.0, a[:, 0]),
         od_fill=1.0 - (1.0 - OD_FILL_MIN) * np.maximum(0.0, a[:, 1]),
@@ -66,12 +67,11 @@ def top_n_items(
     k = np.arange(values.shape[1])
     if integer:
         a = np.where(mask, values, _NONE).astype(np.int64)
-    else:
-        level = np.floor(values)
-        frac = np.round((values - level) * _TIE).astype(np.int64)
-        carry = frac >= int(_TIE)
-        a = np.where(mask, np.where(carry, level + 1.0, level), _NONE).astype(np.int64)
-        frac = np.where(carry, 0, frac)
+    else:  # worth on a 1e-9 grid: whole level and fraction
+        grid = np.rint(values * _TIE).astype(np.int64)
+        level = grid // _TIE_INT
+        frac = grid - level * _TIE_INT
+        a = np.where(mask, level, _NONE)
     srt = -np.sort(-a, axis=1)
     sums = np.cumsum(srt, axis=1)
     cutoff = np.max(np.floor_divide(sums - n[:, None], k + 1) + 1, axis=1)  # the n-th item's level
@@ -267,14 +267,16 @@ def _make_before_break(
     order = np.argsort(-price / ppn, axis=1, kind="stable")
     if (ppn == ppn[0]).all():  # one pod size: the allowance is whole nodes, used in order
         p = int(ppn[0])
-        cut = np.take_along_axis(active - desired, order, axis=1)
-        cancel = np.clip(cut, 0, np.take_along_axis(pending, order, axis=1))
+        rows = np.arange(active.shape[0])[:, None]
+        cut = (active - desired)[rows, order]
+        cancel = np.minimum(np.maximum(cut, 0), pending[rows, order])
         wanted = np.maximum(cut - cancel, 0)
         allowed = np.where(surplus > 0, np.maximum(0.0, np.floor(surplus / p)), 0.0)
-        removed = np.clip(allowed[:, None] - (np.cumsum(wanted, axis=1) - wanted), 0, wanted)
+        removed = np.minimum(
+            np.maximum(allowed[:, None] - (np.cumsum(wanted, axis=1) - wanted), 0), wanted
+        ).astype(np.int64)
         out = np.empty_like(desired)
-        kept = np.take_along_axis(active, order, axis=1) - cancel - removed.astype(np.int64)
-        np.put_along_axis(out, order, np.where(cut > 0, kept, 0), axis=1)
+        out[rows, order] = active[rows, order] - cancel - removed
         return np.where(active > desired, out, desired)
     rows = np.arange(active.shape[0])
     out = desired.copy()
