@@ -167,6 +167,7 @@ class MinuteBatch:
     offered_rps: np.ndarray
     cpu: np.ndarray
     interruptions: np.ndarray
+    serving_pods: np.ndarray  # time-weighted over the minute
 
 
 class FleetBatch:
@@ -396,6 +397,7 @@ class FleetBatch:
             offered_rps=out[3],
             cpu=out[4],
             interruptions=self.interruptions.copy(),
+            serving_pods=pods,
         )
 
     def _failures(self, p: np.ndarray, rng: np.random.Generator) -> None:
