@@ -285,7 +285,9 @@ class FleetBatch:
         ready[a, e, k] = rng.binomial(self.pend[a, e, k], fc.hazard[a])
         self.pend -= ready
         self.run += ready.sum(axis=0)
-        self.unserved += np.tensordot(fc.unserved, ready, axes=(0, 0))
+        self.unserved += (fc.unserved.T @ ready.reshape(ready.shape[0], -1)).reshape(
+            self.unserved.shape
+        )
 
     def _reclaim(
         self,
@@ -315,7 +317,11 @@ class FleetBatch:
         hit = np.zeros_like(flat)
         left = total.copy()
         need = take.copy()
-        for c in range(flat.shape[1]):  # multivariate hypergeometric, one state at a time
+        partial = take < total
+        hit[~partial] = flat[~partial]  # the whole AZ: no draw
+        need[~partial] = 0
+        for c in np.nonzero(flat[partial].any(axis=0))[0].tolist():
+            # multivariate hypergeometric, one state at a time
             good = flat[:, c]
             live = np.nonzero((need > 0) & (good > 0))[0]
             if live.size:
@@ -333,7 +339,7 @@ class FleetBatch:
             self.run[ev, kk] -= h[:, -1]
             self.owed_bill[:, ev, kk] += (h.sum(axis=1)[:, None] * owed[ok]).T
             self.owed_serve[:, ev, kk] += (h[:, -1][:, None] * owed[ok]).T
-        np.add.at(self.interruptions, e, hit.sum(axis=(1, 2)))
+        self.interruptions[e] += hit.sum(axis=(1, 2))  # one event per fleet and round
 
     def _outage(self, e: np.ndarray, z: np.ndarray, at_s: np.ndarray) -> None:
         """Every node of AZ ``z`` in fleet ``e`` terminates at ``at_s`` into the minute."""
