@@ -116,7 +116,7 @@ class MarketArrays:
 
 
 def _clip01(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, 0.0, 1.0)
+    return np.minimum(np.maximum(x, 0.0), 1.0)
 
 
 def _forward_fill(values: np.ndarray, first: float) -> np.ndarray:
