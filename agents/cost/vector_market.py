@@ -119,13 +119,13 @@ def _clip01(x: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(x, 0.0), 1.0)
 
 
-def _forward_fill(values: np.ndarray, first: float) -> np.ndarray:
-    """``values`` with every nan replaced by the last number before it (``first`` at
-    the start)."""
-    seq = np.concatenate(([first], values))
-    idx = np.where(np.isnan(seq), 0, np.arange(seq.size))
-    np.maximum.accumulate(idx, out=idx)
-    return seq[idx]
+def _forward_fill(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Each row of ``values`` ``(E, n)`` prefixed with ``first`` ``(E,)``, every nan
+    replaced by the last number before it in its row: ``(E, n + 1)``."""
+    seq = np.concatenate((first[:, None], values), axis=1)
+    idx = np.where(np.isnan(seq), 0, np.arange(seq.shape[1]))
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return np.take_along_axis(seq, idx, axis=1)
 
 
 def _market_events(market: Market, c: MarketConstants) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,62 +184,69 @@ def _market_events(market: Market, c: MarketConstants) -> tuple[np.ndarray, np.n
     return offer, launchable, np.array(hits, dtype=np.float64).reshape(-1, 4)
 
 
-def _one(market: Market, c: MarketConstants) -> dict[str, np.ndarray]:
-    n = c.n_minutes
-    if market.n_minutes != n:
-        raise ValueError(f"market window of {market.n_minutes} minutes, expected {n}")
-    offered = np.asarray(market.offered_rps, dtype=np.float64)
-    gaps = np.asarray(market.gaps, dtype=bool)
-    hist = np.asarray(market.history_rps, dtype=np.float64)
-    gap = np.concatenate(([True], gaps))
+def _load_arrays(markets: list[Market], c: MarketConstants) -> dict[str, np.ndarray]:
+    """Everything that depends on the load alone, for all fleets at once."""
+    n, deque_len = c.n_minutes, DAY_MIN + 1
+    offered = np.array([m.offered_rps for m in markets], dtype=np.float64).reshape(-1, n)
+    gaps = np.array([m.gaps for m in markets], dtype=bool).reshape(-1, n)
+    hist_len = np.array([m.history_rps.size for m in markets])
+    tail = np.full((len(markets), deque_len), np.nan)  # the history's last day, nan-padded
+    for row, m in enumerate(markets):
+        if m.history_rps.size:
+            part = np.asarray(m.history_rps[-deque_len:], dtype=np.float64)
+            tail[row, deque_len - part.size :] = part
     seen = np.where(gaps, np.nan, offered)
-    # the feature tracker's last load (from the history on) and its load deque
-    last = _forward_fill(seen, float(hist[-1]) if hist.size else math.nan)
-    loads_full = np.concatenate((hist, last[1:][~np.isnan(last[1:])]))
-    appended = np.concatenate(([0], np.cumsum(~np.isnan(last[1:]))))
-    end = hist.size + appended
-    lo = end - (DAY_MIN + 1)
-    valid = lo >= 0
-    base = loads_full[np.where(valid, lo, 0)]
-    ahead = loads_full[np.where(valid, lo + FORECAST_AHEAD_MIN, 0)]
+    # the feature tracker's last load (from the history on) and its load deque: the
+    # history's tail, then the last load of every tick once one is known
+    last = _forward_fill(seen, tail[:, -1])
+    known = ~np.isnan(last[:, 1:])
+    appended = np.concatenate(
+        (np.zeros((len(markets), 1), dtype=np.int64), known.cumsum(axis=1)), 1
+    )
+    unknown = n - known.sum(axis=1)  # ticks before any load was known (a prefix)
+    pick = np.minimum(1 + unknown[:, None] + np.arange(n), n)
+    loads = np.concatenate((tail, np.take_along_axis(last, pick, axis=1)), axis=1)
+    valid = (hist_len[:, None] + appended) >= deque_len
+    base = np.take_along_axis(loads, appended, axis=1)  # the deque's oldest: 1 day ago
+    ahead = np.take_along_axis(loads, appended + FORECAST_AHEAD_MIN, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         forecast = np.where(valid & (base > 0), _clip01(ahead / base / 2.0), 0.5)
-    load_feature = _clip01(np.nan_to_num(last, nan=0.0) / c.cap_rps)
     # the planner's window (its own last load starts unset, not from the history)
-    planner = _forward_fill(seen, math.nan)
-    padded = np.concatenate((np.full(PLAN_WINDOW_MIN - 1, -np.inf), planner))
-    padded = np.where(np.isnan(padded), -np.inf, padded)
-    window_max = sliding_window_view(padded, PLAN_WINDOW_MIN).max(axis=1)
+    planner = _forward_fill(seen, np.full(len(markets), np.nan))
+    planner = np.where(np.isnan(planner), -np.inf, planner)
+    padded = np.concatenate((np.full((len(markets), PLAN_WINDOW_MIN - 1), -np.inf), planner), 1)
+    window_max = sliding_window_view(padded, PLAN_WINDOW_MIN, axis=1).max(axis=2)
     with np.errstate(invalid="ignore"):
         plan = np.ceil(window_max * (1.0 + PLAN_MARGIN) / c.pod_rate_rps - 1e-9)
     plan[~np.isfinite(window_max)] = np.nan
-    plan[0] = np.nan  # the planner observes nothing at t = 0
-    start = market.start
-    day_s0 = start.hour * 3600.0 + start.minute * 60.0 + start.second
-    angle = 2.0 * math.pi * ((day_s0 + np.arange(n + 1) * 60.0) % 86400.0) / 86400.0
-    offer, launchable, events = _market_events(market, c)
-    price = np.asarray(market.prices, dtype=np.float64).T  # (n + 1, K)
+    plan[:, 0] = np.nan  # the planner observes nothing at t = 0
+    day_s0 = np.array(
+        [m.start.hour * 3600.0 + m.start.minute * 60.0 + m.start.second for m in markets]
+    )
+    angle = 2.0 * math.pi * ((day_s0[:, None] + np.arange(n + 1) * 60.0) % 86400.0) / 86400.0
     return {
         "offered": offered,
-        "price": price,
-        "gap": gap,
-        "avail": offer,
-        "launchable": launchable,
-        "failure_p": np.array(market.failure_rate_per_node_day / 86400.0 * 60.0),
-        "load_feature": load_feature,
+        "gap": np.concatenate((np.ones((len(markets), 1), dtype=bool), gaps), axis=1),
+        "load_feature": _clip01(np.nan_to_num(last, nan=0.0) / c.cap_rps),
         "forecast": forecast,
         "day_sin": np.sin(angle),
         "day_cos": np.cos(angle),
         "plan": plan,
-        "events": events,
     }
 
 
 def market_arrays(markets: list[Market], c: MarketConstants) -> MarketArrays:
     """The arrays of ``markets`` (one per fleet, each ``c.n_minutes`` long)."""
-    parts = [_one(m, c) for m in markets]
-    events = [p.pop("events") for p in parts]
-    stacked = {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+    for m in markets:
+        if m.n_minutes != c.n_minutes:
+            raise ValueError(f"market window of {m.n_minutes} minutes, expected {c.n_minutes}")
+    stacked = _load_arrays(markets, c)
+    timed = [_market_events(m, c) for m in markets]
+    stacked["avail"] = np.stack([t[0] for t in timed])
+    stacked["launchable"] = np.stack([t[1] for t in timed])
+    events = [t[2] for t in timed]
+    stacked["price"] = np.array([m.prices for m in markets], dtype=np.float64).transpose(0, 2, 1)
+    stacked["failure_p"] = np.array([m.failure_rate_per_node_day / 86400.0 * 60.0 for m in markets])
     avail_spot = stacked["avail"][:, :, c.slot_az[c.spot]]  # (E, n + 1, S)
     unavailable = np.empty(avail_spot.shape)
     u = np.zeros(avail_spot[:, 0].shape)

@@ -14,6 +14,7 @@ from fresh_python import run_script
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from agents.cost.controller import Controller
 from agents.cost.env import ENV_ID, SpotFleetEnv
 from agents.cost.fleet import FleetModel, market_from_world
 from agents.cost.plan import Layout, Tick, decode_action, execute
@@ -361,3 +362,34 @@ def test_scale_in_and_launches_bill_as_the_fleet_model(world_2d: Any) -> None:
             cost = fleet.advance(arrays, rng).cost_usd[0]
             assert cost == pytest.approx(model.advance().cost_usd, rel=1e-9)
         assert fleet.active()[0].tolist() == model.act
+
+
+@pytest.mark.parametrize("history", [0, 1000, 3000], ids=["no-history", "short", "long"])
+def test_load_features_are_the_trackers_with_gaps(world_2d: Any, history: int) -> None:
+    """Load, forecast and plan (what depends on the load alone) against
+    :class:`FeatureTracker` and :class:`LoadPlanner` fed tick by tick, on a window with
+    telemetry gaps (the first 40 minutes and 3 in every 97) and 0, 1,000 or 3,000 minutes
+    of history (the forecast starts once a day of loads is known)."""
+    env = SpotFleetVectorEnv(1, world_2d, episode_minutes=600)
+    market = env.single._sample_market(np.random.default_rng(history))
+    market.history_rps = market.history_rps[len(market.history_rps) - history :]
+    market.gaps = [i < 40 or i % 97 < 3 for i in range(600)]
+    arrays = market_arrays([market], env.mc)
+    ctrl = Controller(
+        env.layout,
+        pod_rate_rps=env.single.pod_rate,
+        slo_p95_ms=env.slo_p95_ms,
+        start=market.start,
+        history_rps=market.history_rps,
+    )
+    for i in range(601):
+        gap = i == 0 or market.gaps[i - 1]
+        load = None if gap else market.offered_rps[i - 1]
+        tick = Tick(60.0 * i, load, None, None, None, [1] * 6, [0] * 6, [0.1] * 6, [True] * 6,
+                    [True] * 6)  # fmt: skip
+        ctrl.observe(tick)
+        features = ctrl.features()
+        assert arrays.load_feature[0, i] == pytest.approx(features[0], abs=1e-6)
+        assert arrays.forecast[0, i] == pytest.approx(features[2], abs=1e-6)
+        planned = arrays.plan[0, i]
+        assert (np.isnan(planned) and not ctrl.planner.loads) or planned == ctrl.plan_pods
