@@ -5,6 +5,7 @@ fidelity to the SimPy replay and to the single environment."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -182,9 +183,22 @@ def test_top_n_items_is_the_greedy_loop() -> None:
         assert got[e].tolist() == taken
 
 
-def test_execute_batch_is_the_plan_rule(world_2d: Any) -> None:
+def _mixed_pools(world: Any) -> tuple[Any, ...]:
+    """The scenario's pools, spot at 4 pods per node, plus a 16-pod spot pool in two of
+    its AZs (pod sizes differ: the general paths of the plan rule)."""
+    od, spot = world.pools
+    small = dataclasses.replace(spot, pods_per_node=4)
+    big = dataclasses.replace(
+        spot, name="spot-big", azs=spot.azs[:2], pods_per_node=16, max_nodes=9
+    )
+    return (od, small, big)
+
+
+@pytest.mark.parametrize("pools", ["scenario", "mixed"])
+def test_execute_batch_is_the_plan_rule(world_2d: Any, pools: str) -> None:
     """:func:`execute_batch` equals :func:`agents.cost.plan.execute` on random ticks."""
-    layout = Layout.of(world_2d.pools)
+    layout = Layout.of(world_2d.pools if pools == "scenario" else _mixed_pools(world_2d))
+    n_spot = len(layout.spot_slots)
     rng = np.random.default_rng(1)
     e, k = 1500, len(layout.slots)
     active = rng.integers(0, 25, (e, k))
@@ -192,8 +206,8 @@ def test_execute_batch_is_the_plan_rule(world_2d: Any) -> None:
     price = rng.choice([0.1, 0.15, 0.3, 0.31], (e, k))
     launchable = rng.random((e, k)) < 0.75
     plan = rng.integers(0, 400, e).astype(float)
-    actions = rng.uniform(-1, 1, (e, 7))
-    actions[rng.random((e, 7)) < 0.2] = 0.0
+    actions = rng.uniform(-1, 1, (e, 4 + n_spot))
+    actions[rng.random(actions.shape) < 0.2] = 0.0
     actions[:100, 4:] = 0.3  # equal weights: ties
     got = execute_batch(
         PlanLayout.of(layout),
@@ -201,7 +215,7 @@ def test_execute_batch_is_the_plan_rule(world_2d: Any) -> None:
         pending,
         price,
         launchable,
-        decode_actions(actions, 3),
+        decode_actions(actions, n_spot),
         plan,
     )
     for i in range(e):
@@ -209,7 +223,8 @@ def test_execute_batch_is_the_plan_rule(world_2d: Any) -> None:
             0.0, None, None, None, None, active[i].tolist(), pending[i].tolist(),
             price[i].tolist(), [True] * k, launchable[i].tolist(),
         )  # fmt: skip
-        want = execute(layout, tick, decode_action(actions[i].tolist(), 3), plan[i], plan[i])
+        mix = decode_action(actions[i].tolist(), n_spot)
+        want = execute(layout, tick, mix, plan[i], plan[i])
         assert got[i].tolist() == want, i
 
 
