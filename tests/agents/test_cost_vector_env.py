@@ -17,12 +17,12 @@ from gymnasium.vector.utils import batch_space
 
 from agents.cost.controller import Controller
 from agents.cost.env import ENV_ID, SpotFleetEnv
-from agents.cost.fleet import FleetModel, market_from_world
+from agents.cost.fleet import FleetModel, Market, market_from_world
 from agents.cost.plan import Layout, Tick, decode_action, execute
 from agents.cost.policies import ActionReplayPolicy
 from agents.cost.vector_env import SpotFleetVectorEnv
-from agents.cost.vector_fleet import FleetBatch
-from agents.cost.vector_market import market_arrays
+from agents.cost.vector_fleet import FleetBatch, FleetConstants
+from agents.cost.vector_market import MarketConstants, market_arrays
 from agents.cost.vector_plan import PlanLayout, decode_actions, execute_batch, top_n_items
 from bench import runner
 from sim.engine import Replay
@@ -408,3 +408,54 @@ def test_load_features_are_the_trackers_with_gaps(world_2d: Any, history: int) -
         assert arrays.forecast[0, i] == pytest.approx(features[2], abs=1e-6)
         planned = arrays.plan[0, i]
         assert (np.isnan(planned) and not ctrl.planner.loads) or planned == ctrl.plan_pods
+
+
+def test_a_reclaim_notices_its_share_over_both_spot_pools_of_the_az(world_2d: Any) -> None:
+    """Two spot pools in one AZ (8- and 16-pod nodes): an availability drop at 30 s
+    into minute 1 notices ``ceil(0.5 n)`` of the AZ's pending and running spot nodes,
+    drawn without replacement across both pools (the split's mean is proportional to
+    the counts); the noticed nodes are billed 120 s more and the others are not
+    touched."""
+    layout = Layout.of(_mixed_pools(world_2d))
+    env = SpotFleetVectorEnv(1, world_2d)
+    mc = MarketConstants.of(layout, env.single.pod_rate, 5)
+    sc = world_2d.scenario
+    fc = FleetConstants.of(
+        layout,
+        mc,
+        service=env.single.service,
+        slo_p95_ms=env.slo_p95_ms,
+        delay=sc.control.provisioning_delay,
+        pod_start_delay_s=sc.control.pod_start_delay_s,
+        drain_s=sc.control.drain_s,
+        notice_s=sc.pricing.interruption_notice_s,
+    )
+    market = Market(
+        start=world_2d.workload.start,
+        offered_rps=[0.0] * 5,
+        gaps=[False] * 5,
+        prices=[[3.6] * 6 for _ in layout.slots],  # 0.001 USD per node-second
+        available0={},
+        transitions=[(90.0, "us-east-1c", False)],
+        history_rps=np.zeros(0),
+        reclaim_fraction=0.5,
+    )
+    e = 4000
+    arrays = market_arrays([market] * e, mc)
+    fleet = FleetBatch(fc, e)
+    fleet.reset(np.arange(e), arrays)
+    small, big = (k for k in layout.spot_slots if layout.slots[k].az == "us-east-1c")
+    rng = np.random.default_rng(0)
+    assert (fleet.advance(arrays, rng).interruptions == 0).all()  # minute 0: no event
+    fleet.run[:] = 0
+    fleet.run[:, small], fleet.run[:, big] = 10, 5
+    fleet.pend[1, :, big] = 2  # launched a minute ago, pending or ready in minute 1
+    minutes = [fleet.advance(arrays, rng) for _ in range(3)]  # the drop is in minute 1
+    noticed = minutes[0].interruptions
+    assert (noticed == 9).all()  # ceil(0.5 x (10 + 5 + 2))
+    left = fleet.active()[:, [small, big]]
+    assert (left.sum(axis=1) == 17 - 9).all()
+    share_small = (10 - left[:, 0]).mean() / 9
+    assert share_small == pytest.approx(10 / 17, abs=0.02)
+    # minute 3: the survivors' full minute plus 30 s of every noticed node
+    np.testing.assert_allclose(minutes[2].cost_usd, 0.06 * (17 - 9) + 0.03 * 9)
