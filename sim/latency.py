@@ -151,6 +151,11 @@ class LatencyModel:
                 hi = mid
         return hi
 
+    def p95_table_ms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The table :meth:`p95_ms` interpolates: pod utilisations and the p95 response
+        time (ms, base latency included) at each, for callers that vectorise it."""
+        return np.asarray(self._grid), self.base_latency_ms + np.asarray(self._p95_ms)
+
     def p95_ms(self, rho: float) -> float:
         """p95 response time (ms) at pod utilisation ``rho`` (clipped below 1)."""
         return self.base_latency_ms + self._lookup(self._p95_ms, rho)

@@ -195,7 +195,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(-1.0, 1.0, (n_features(self.layout),), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (4 + n_spot,), np.float32)
         self._od_slot = self.layout.od_slots[0]
-        self._od_price_per_pod = (
+        self.od_price_per_pod = (
             self.layout.slots[self._od_slot].on_demand_usd_per_hour
             / self.layout.slots[self._od_slot].pods_per_node
         )
@@ -204,7 +204,10 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         self.steps = 0
 
     # ------------------------------------------------------------------ episodes
-    def _sample_market(self, rng: np.random.Generator) -> Market:
+    def sample_market(self, rng: np.random.Generator) -> Market:
+        """A training window drawn with ``rng`` (see the class docstring: load from the
+        history, each spot AZ's availability and price from a random dev series at a
+        random offset); the vectorised env draws its sub-environments' windows here too."""
         world, layout = self.world, self.layout
         n = self.episode_minutes
         hist = world.workload.history_rps
@@ -256,7 +259,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
             market = market_from_world(self.world, self.layout)
             self.model = FleetModel.for_world(self.world, self.layout, market)
         else:
-            market = self._sample_market(rng)
+            market = self.sample_market(rng)
             seeds = rng.integers(0, 2**63 - 1, size=3)
             rngs = (
                 np.random.default_rng(int(seeds[0])),
@@ -286,7 +289,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         model.apply(ctrl.desired(mix))
         result = model.advance()
         ctrl.observe(model.tick())
-        od_ref = max(plan, 1.0) * self._od_price_per_pod / 60.0
+        od_ref = max(plan, 1.0) * self.od_price_per_pod / 60.0
         violation = 0 if result.ok else 1
         reward = -result.cost_usd / od_ref - self.slo_penalty * violation
         t = self.totals

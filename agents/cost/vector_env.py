@@ -106,7 +106,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.n_spot = len(self.layout.spot_slots)
         od = next(p for p in self.layout.pools if p.capacity_type == "on-demand")
         self.cap_pods = max(1.0, float(od.max_nodes * od.pods_per_node))
-        self.od_price_per_pod = single._od_price_per_pod
+        self.od_price_per_pod = single.od_price_per_pod
         self.rows = np.arange(num_envs)
         self.fleet = FleetBatch(self.fc, num_envs)
         self.market: MarketArrays | None = None
@@ -141,7 +141,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         markets = []
         for i in rows.tolist():
             seq = np.random.SeedSequence(self._root, spawn_key=(0, i, int(self._episodes[i])))
-            markets.append(self.single._sample_market(np.random.default_rng(seq)))
+            markets.append(self.single.sample_market(np.random.default_rng(seq)))
         return market_arrays(markets, self.mc)
 
     def _start(self, rows: np.ndarray) -> None:

@@ -159,9 +159,9 @@ class FleetConstants:
             timeout_ms=service.request_timeout_ms,
             service_p95_ms=service_p95,
             saturated_p95_ms=min(latency.p95_ms(1.0), service_p95 + full_queue_ms),
-            # the model's own interpolation table (LatencyModel._lookup interpolates it)
-            rho_grid=np.asarray(latency._grid),
-            p95_table_ms=latency.base_latency_ms + np.asarray(latency._p95_ms),
+            # the model's own interpolation table
+            rho_grid=latency.p95_table_ms()[0],
+            p95_table_ms=latency.p95_table_ms()[1],
             slo_p95_ms=slo_p95_ms,
         )
 

@@ -83,7 +83,7 @@ def test_replayed_actions_cost_and_slo_match_the_simulator(world_2d: Any) -> Non
         actions.append(action.tolist())
         plan = env.ctrl.plan_pods if env.ctrl else 0.0
         _, reward, term, trunc, info = env.step(action)
-        od_ref = max(plan, 1.0) * env._od_price_per_pod / 60.0
+        od_ref = max(plan, 1.0) * env.od_price_per_pod / 60.0
         assert reward == pytest.approx(
             -info["cost_usd"] / od_ref - SLO_PENALTY * (0 if info["slo_ok"] else 1)
         )

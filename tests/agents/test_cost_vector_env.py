@@ -319,9 +319,9 @@ def test_train_windows_cost_as_in_the_single_env(world_2d: Any) -> None:
     totals = info["final_info"]["totals"]
     for i in range(4):
         seq = np.random.SeedSequence(env._root, spawn_key=(0, i, 0))
-        market = env.single._sample_market(np.random.default_rng(seq))
+        market = env.single.sample_market(np.random.default_rng(seq))
         single = SpotFleetEnv(world_2d, episode_minutes=720)
-        single._sample_market = lambda _rng, m=market: m  # type: ignore[method-assign]
+        single.sample_market = lambda _rng, m=market: m  # type: ignore[method-assign]
         single.reset(seed=i)
         for step in range(720):
             _, _, _, _, single_info = single.step(mixes[step // 180])
@@ -386,7 +386,7 @@ def test_load_features_are_the_trackers_with_gaps(world_2d: Any, history: int) -
     telemetry gaps (the first 40 minutes and 3 in every 97) and 0, 1,000 or 3,000 minutes
     of history (the forecast starts once a day of loads is known)."""
     env = SpotFleetVectorEnv(1, world_2d, episode_minutes=600)
-    market = env.single._sample_market(np.random.default_rng(history))
+    market = env.single.sample_market(np.random.default_rng(history))
     market.history_rps = market.history_rps[len(market.history_rps) - history :]
     market.gaps = [i < 40 or i % 97 < 3 for i in range(600)]
     arrays = market_arrays([market], env.mc)
