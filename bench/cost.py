@@ -94,6 +94,19 @@ SAVINGS_TARGET, SLO_TARGET, HINDSIGHT_GAP = 0.70, 0.999, 0.05
 OPTIMUM_GAP = 0.10
 
 
+def on_trace_set(prepared: runner.PreparedRun, name: str) -> Any:
+    """Give ``prepared``'s spot AZs (in name order) the availability of trace set ``name``
+    (its files in order); returns the new world."""
+    world = prepared.world
+    spot_azs = sorted({az for p in world.pools if p.capacity_type == "spot" for az in p.azs})
+    availability = {
+        az: load_availability_trace(TRACES / f, offset_s=0.0, duration_s=world.duration_s)
+        for az, f in zip(spot_azs, TRACE_SETS[name], strict=True)
+    }
+    prepared.world = dataclasses.replace(world, availability=availability)
+    return prepared.world
+
+
 def run_set(
     name: str,
     *,
@@ -112,13 +125,7 @@ def run_set(
         params = {"foresee_load": False} if policy == MIX_LIMIT else None
         prepared = runner.prepare_run(scenario, policy=policy.split(":")[0], params=params,
                                       days=days)  # fmt: skip
-        world = prepared.world
-        spot_azs = sorted({az for p in world.pools if p.capacity_type == "spot" for az in p.azs})
-        availability = {
-            az: load_availability_trace(TRACES / f, offset_s=0.0, duration_s=world.duration_s)
-            for az, f in zip(spot_azs, files, strict=True)
-        }
-        prepared.world = world = dataclasses.replace(world, availability=availability)
+        world = on_trace_set(prepared, name)
         if not market:
             market = market_figures(world)
             optimum = _optimum(world)

@@ -61,11 +61,19 @@ def prepare_world(scenario: str = "default", days: float | None = None) -> World
     return prepare(load_scenario_file(path), source=path, days=days)
 
 
-@lru_cache(maxsize=1)
-def training_traces() -> tuple[AvailabilitySeries, ...]:
-    """Every dev availability and preemption trace (``scenarios/data/spot/traces``), whole."""
+@lru_cache(maxsize=8)
+def training_traces(exclude: frozenset[str] = frozenset()) -> tuple[AvailabilitySeries, ...]:
+    """Every dev availability and preemption trace (``scenarios/data/spot/traces``), whole,
+    but those named in ``exclude`` (paths relative to that folder, e.g. held out for
+    evaluation). Raises ValueError if an excluded name is not a trace or none is left."""
+    paths = sorted((DATA / "traces").rglob("*.json"))
+    names = {p.relative_to(DATA / "traces").as_posix() for p in paths}
+    if unknown := sorted(exclude - names):
+        raise ValueError(f"not dev traces: {', '.join(unknown)}")
     out = []
-    for path in sorted((DATA / "traces").rglob("*.json")):
+    for path in paths:
+        if path.relative_to(DATA / "traces").as_posix() in exclude:
+            continue
         doc = json.loads(path.read_text())
         length_s = float(doc["metadata"]["gap_seconds"]) * len(doc["data"])
         out.append(load_availability_trace(path, offset_s=0.0, duration_s=length_s))
@@ -155,7 +163,9 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     scenario file, default ``"default"``) and ``days`` (default: the scenario's
     duration) to prepare one (:func:`prepare_world`). ``mode``: ``"train"`` (default)
     or ``"replay"``. ``episode_minutes``: window length in train mode (default 1,440).
-    ``slo_penalty``: lambda.
+    ``slo_penalty``: lambda. ``held_out_traces``: dev availability traces (paths under
+    ``scenarios/data/spot/traces``) that train-mode episodes never draw, so a policy can
+    be scored on them (:mod:`bench.cost_rl_cv`).
 
     ``reset(seed=...)`` makes the episode (window, generators) a function of the seed.
     Registered without ``max_episode_steps``: the environment truncates its episodes
@@ -173,10 +183,12 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         mode: Literal["train", "replay"] = "train",
         episode_minutes: int = 1440,
         slo_penalty: float = SLO_PENALTY,
+        held_out_traces: frozenset[str] = frozenset(),
     ) -> None:
         if world is None:
             world = prepare_world(scenario, days)
         self.world = world
+        self.availability_traces = training_traces(held_out_traces)
         self.mode = mode
         self.layout = Layout.of(world.pools, source=world.source)
         sc = world.scenario
@@ -216,7 +228,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         start = int(rng.integers(first, max(first + 1, load_source.size - n + 1)))
         offered = load_source[start : start + n]
         history = load_source[:start]
-        traces, price_series = training_traces(), training_prices()
+        traces, price_series = self.availability_traces, training_prices()
         available0: dict[str, bool] = {}
         transitions: list[tuple[float, str, bool]] = []
         for az in sorted({layout.slots[k].az for k in layout.spot_slots}):

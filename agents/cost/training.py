@@ -77,13 +77,15 @@ def train(
     eval_every_rollouts: int = EVAL_EVERY_ROLLOUTS,
     tensorboard: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    held_out_traces: frozenset[str] = frozenset(),
 ) -> CostModel:
     """Train PPO on ``world``'s scenario and publish the best evaluated policy in
     ``folder`` with its training logs (see the module). ``episode_minutes``: the
     training and evaluation episodes' length; ``eval_every_rollouts``: rollouts between
     evaluations during training; ``tensorboard``: a folder for TensorBoard event files
-    (needs the ``tensorboard`` package). ``progress(done, total)`` is called as
-    timesteps complete."""
+    (needs the ``tensorboard`` package); ``held_out_traces``: dev availability traces
+    (paths under ``scenarios/data/spot/traces``) no training or evaluation episode
+    draws. ``progress(done, total)`` is called as timesteps complete."""
     check_timesteps(timesteps)
     import torch
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -99,8 +101,9 @@ def train(
     def make(name: str) -> Callable[[], Monitor]:
         def build() -> Monitor:
             env = SpotFleetEnv(
-                world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty
-            )
+                world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty,
+                held_out_traces=held_out_traces,
+            )  # fmt: skip
             return Monitor(env, filename=str(logs / name))
 
         return build

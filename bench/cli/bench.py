@@ -387,6 +387,85 @@ def _sizing_table(result: dict[str, Any]) -> Table:
     return table
 
 
+@bench.command("cost-rl-cv")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="PPO seeds per held-out trace set")  # fmt: skip
+@click.option("--timesteps", type=click.IntRange(min=1), default=300_000, show_default=True,
+              help="PPO steps per training")  # fmt: skip
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="simulated days per replay (default 6)")  # fmt: skip
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    help="hold out only these trace sets (repeatable; default: all five)",
+)
+@executor_options("trainings and replays")
+@json_option
+def bench_cost_rl_cv(
+    seeds: int,
+    timesteps: int,
+    days: float | None,
+    sets: tuple[str, ...],
+    executor_name: str,
+    address: str | None,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """cost-rl trained with each dev trace set held out, replayed on it beside the
+    heuristics: its saving against the best heuristic, mean and sd over seeds."""
+    import os
+
+    from agents.cost.model import MIN_TIMESTEPS
+    from bench.cost import DAYS, TRACE_SETS
+    from bench.cost_rl_cv import cost_rl_cv, tasks
+    from bench.executors import executor
+
+    for name in sets:
+        if name not in TRACE_SETS:
+            raise InputError("--set", "", f"unknown trace set {name!r}", ", ".join(TRACE_SETS))
+    if timesteps < MIN_TIMESTEPS:
+        raise InputError("--timesteps", "", f"{timesteps:,}", f"at least {MIN_TIMESTEPS:,}")
+    chosen = sets or tuple(TRACE_SETS)
+    days = DAYS if days is None else days
+    total = len(tasks(chosen, seeds, timesteps, days))
+    with (
+        executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,
+        progress_bar(
+            "jobs", "{task.completed:.0f}/{task.total:.0f}", total, stderr.is_terminal
+        ) as update,
+    ):
+        done = [0]
+
+        def one_done(_index: int, _row: object) -> None:
+            done[0] += 1
+            update(done[0])
+
+        result = cost_rl_cv(sets=chosen, seeds=seeds, timesteps=timesteps, days=days,
+                            executor=ex, on_done=one_done)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    table = Table(title=f"cost-rl with the trace set held out ({seeds} seeds) vs best heuristic")
+    for column in ("held-out set", "best heuristic", "$ / SLO", "cost-rl $ (mean)",
+                   "saving mean ± sd", "cost-rl min SLO"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "held-out set" else "right")
+    for row in result["sets"]:
+        costs = row["cost_rl_usd"]
+        table.add_row(
+            row["trace_set"], row["best_heuristic"],
+            f"{row['best_heuristic_usd']:,.2f} / {row['best_heuristic_slo']:.3%}",
+            f"{sum(costs) / len(costs):,.2f}",
+            f"{row['saving_mean']:+.2%} ± {row['saving_sd']:.2%}", f"{row['min_slo']:.3%}",
+        )  # fmt: skip
+    stdout.print(table)
+    stdout.print(
+        f"over all sets and seeds: saving {result['saving_mean']:+.2%} ± "
+        f"{result['saving_sd']:.2%} (target >= {result['target']:.0%} at SLO >= 99.9%): "
+        + ("met" if result["met"] else "not met")
+    )
+
+
 COST_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cost_usd", "cost $", "{:,.2f}"),
     ("savings_vs_on_demand", "saving", "{:.1%}"),

@@ -1,0 +1,94 @@
+"""``opsbench bench cost-rl-cv``: held-out traces never reach training, the summary's
+arithmetic, and one small training + replay end to end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from opsbench_testing import run_main
+
+from agents.cost.env import SpotFleetEnv, training_traces
+from agents.cost.model import MIN_TIMESTEPS
+from bench import cost_rl_cv
+from bench.cost import TRACE_SETS
+from bench.cost_rl_cv import FoldTask, best_heuristic, run_task, summarise, tasks
+
+HELD = frozenset(TRACE_SETS["preempt-p3"])
+
+
+def test_held_out_traces_are_never_drawn() -> None:
+    every, kept = training_traces(), training_traces(HELD)
+    assert len(kept) == len(every) - 3
+    held = [s for s in every if not any(s is k for k in kept)]
+    env = SpotFleetEnv(scenario="default", days=1, held_out_traces=HELD)
+    assert env.availability_traces == kept
+    for series in held:  # none of the held-out series is among those sampled
+        assert all(series is not k for k in env.availability_traces)
+    with pytest.raises(ValueError, match=r"not dev traces: nope\.json"):
+        training_traces(frozenset({"nope.json"}))
+
+
+def _row(trace_set: str, policy: str, cost: float, slo: float, seed: int | None = None) -> Any:
+    return {"trace_set": trace_set, "policy": policy, "seed": seed, "cost_usd": cost,
+            "slo_attainment": slo}  # fmt: skip
+
+
+def test_the_best_heuristic_is_the_cheapest_on_the_line_and_savings_are_against_it() -> None:
+    rows = [
+        _row("s", "spot-greedy", 100.0, 0.9995),
+        _row("s", "price-capacity", 90.0, 0.998),  # cheaper but under the line
+        _row("s", "uniform-progress", 110.0, 1.0),
+        _row("s", "cost-rl", 95.0, 0.9999, 0),
+        _row("s", "cost-rl", 99.0, 0.9993, 1),
+    ]
+    assert best_heuristic(rows[:3])["policy"] == "spot-greedy"
+    assert best_heuristic(rows[1:2])["policy"] == "price-capacity"  # none on it: best SLO
+    result = summarise(rows, ["s"])
+    (row,) = result["sets"]
+    assert row["best_heuristic"] == "spot-greedy" and row["cost_rl_usd"] == [95.0, 99.0]
+    assert row["saving_mean"] == pytest.approx(0.03) and row["saving_sd"] == pytest.approx(0.02)
+    assert result["met"]  # 3% at SLO >= 99.9% on every seed
+    rows[-1] = _row("s", "cost-rl", 99.0, 0.998, 1)
+    assert not summarise(rows, ["s"])["met"]  # one seed under the line
+
+
+def test_training_jobs_come_first_one_per_set_and_seed() -> None:
+    todo = tasks(["avail-us-east-1", "preempt-p3"], 2, MIN_TIMESTEPS, 1.0)
+    learned = [(t.trace_set, t.seed) for t in todo if t.policy == "cost-rl"]
+    assert learned == [("avail-us-east-1", 0), ("avail-us-east-1", 1), ("preempt-p3", 0),
+                       ("preempt-p3", 1)]  # fmt: skip
+    assert [t.policy for t in todo[4:]] == [*cost_rl_cv.HEURISTICS] * 2
+
+
+def test_a_fold_trains_without_its_traces_and_replays_on_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[frozenset[str]] = []
+    original = SpotFleetEnv.__init__
+
+    def spy(self: SpotFleetEnv, *args: Any, **kwargs: Any) -> None:
+        seen.append(kwargs.get("held_out_traces", frozenset()))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SpotFleetEnv, "__init__", spy)
+    task = FoldTask(trace_set="preempt-p3", policy="cost-rl", seed=0, timesteps=MIN_TIMESTEPS,
+                    days=0.05)  # fmt: skip
+    row = run_task(task)
+    assert seen and all(held == HELD for held in seen)  # training and evaluation envs
+    assert row["policy"] == "cost-rl" and row["trace_set"] == "preempt-p3"
+    assert row["cost_usd"] > 0 and 0.0 <= row["slo_attainment"] <= 1.0
+    assert np.isfinite(row["eval_mean_reward"])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--set", "nope"], "'nope'"), (["--timesteps", "10"], "--timesteps"),
+     (["--days", "0"], "--days"), (["--seeds", "0"], "--seeds")],
+)  # fmt: skip
+def test_bad_options_are_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    code, out, err = run_main(capsys, ["bench", "cost-rl-cv", *args])
+    assert code != 0 and out == "" and needle in err and len(err.strip().splitlines()) == 1
