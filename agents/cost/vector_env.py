@@ -56,7 +56,7 @@ _TOTALS = ("cost_usd", "spot_cost_usd", "od_ref_usd", "violations", "interruptio
 class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` :class:`~agents.cost.env.SpotFleetEnv` episodes at once (see the
     module docstring). Arguments as :class:`~agents.cost.env.SpotFleetEnv`'s, plus
-    ``num_envs`` and ``autoreset_mode``."""
+    ``num_envs`` and ``autoreset_mode``; ``held_out_traces`` as the single env's."""
 
     def __init__(
         self,
@@ -69,6 +69,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         episode_minutes: int = 1440,
         slo_penalty: float = SLO_PENALTY,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        held_out_traces: frozenset[str] = frozenset(),
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs(={num_envs}) must be >= 1")
@@ -78,8 +79,9 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.metadata = {"render_modes": [], "autoreset_mode": autoreset_mode}
         self.autoreset_mode = autoreset_mode
         single = SpotFleetEnv(
-            world, scenario=scenario, days=days, mode=mode, episode_minutes=episode_minutes
-        )
+            world, scenario=scenario, days=days, mode=mode, episode_minutes=episode_minutes,
+            held_out_traces=held_out_traces,
+        )  # fmt: skip
         self.single = single
         self.world, self.layout, self.mode = single.world, single.layout, mode
         self.num_envs = num_envs

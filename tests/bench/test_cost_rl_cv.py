@@ -26,6 +26,10 @@ def test_held_out_traces_are_never_drawn() -> None:
     assert env.availability_traces == kept
     for series in held:  # none of the held-out series is among those sampled
         assert all(series is not k for k in env.availability_traces)
+    from agents.cost.vector_env import SpotFleetVectorEnv
+
+    vector = SpotFleetVectorEnv(2, env.world, held_out_traces=HELD)
+    assert vector.single.availability_traces == kept
     with pytest.raises(ValueError, match=r"not dev traces: nope\.json"):
         training_traces(frozenset({"nope.json"}))
 
