@@ -49,6 +49,11 @@ class CandidateTask(BaseModel):
     scenario: str
     seed: int = Field(ge=0)
     timesteps: int = Field(ge=1)
+    vector_envs: int | None = Field(
+        default=None,
+        ge=1,
+        description="sub-environments of the vectorised env (None: 4 scalar envs)",
+    )
 
 
 class Candidate(BaseModel):
@@ -83,7 +88,9 @@ def train_candidate(task: CandidateTask) -> Candidate:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="opsbench-candidate-") as scratch:
         folder = Path(scratch) / "model"
-        model = train(world, folder, timesteps=task.timesteps, seed=task.seed)
+        model = train(
+            world, folder, timesteps=task.timesteps, seed=task.seed, vector_envs=task.vector_envs
+        )
         train_seconds = time.perf_counter() - started
         reward = validation_reward(world, model.act)
         files = {
@@ -118,8 +125,12 @@ def search(
     workers: int,
     address: str | None = None,
     on_done: Callable[[int, Candidate], None] = lambda _index, _candidate: None,
+    vector_envs: int | None = None,
 ) -> list[Candidate]:
     """Train one candidate per seed on the executor; candidates in the seeds' order."""
-    tasks = [CandidateTask(scenario=scenario, seed=s, timesteps=timesteps) for s in seeds]
+    tasks = [
+        CandidateTask(scenario=scenario, seed=s, timesteps=timesteps, vector_envs=vector_envs)
+        for s in seeds
+    ]
     with executor(executor_name, workers=workers, address=address) as ex:
         return ex.map(train_candidate, tasks, on_done)

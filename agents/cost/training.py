@@ -33,6 +33,7 @@ evaluations draw no random numbers from the training environments or the policy)
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -78,6 +79,7 @@ def train(
     tensorboard: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     held_out_traces: frozenset[str] = frozenset(),
+    vector_envs: int | None = None,
 ) -> CostModel:
     """Train PPO on ``world``'s scenario and publish the best evaluated policy in
     ``folder`` with its training logs (see the module). ``episode_minutes``: the
@@ -85,8 +87,16 @@ def train(
     evaluations during training; ``tensorboard``: a folder for TensorBoard event files
     (needs the ``tensorboard`` package); ``held_out_traces``: dev availability traces
     (paths under ``scenarios/data/spot/traces``) no training or evaluation episode
-    draws. ``progress(done, total)`` is called as timesteps complete."""
+    draws. ``progress(done, total)`` is called as timesteps complete. ``vector_envs``: step
+    that many sub-environments of the vectorised environment
+    (:class:`~agents.cost.vector_env.SpotFleetVectorEnv`) instead of :data:`N_ENVS`
+    copies of the scalar one; the rollout stays :data:`MIN_TIMESTEPS` steps (so
+    ``MIN_TIMESTEPS / vector_envs`` per sub-environment, which must divide it)."""
     check_timesteps(timesteps)
+    n_envs = N_ENVS if vector_envs is None else vector_envs
+    if n_envs < 1 or MIN_TIMESTEPS % n_envs:
+        raise ValueError(f"vector_envs {n_envs} must divide {MIN_TIMESTEPS:,} (e.g. 16, 32, 64)")
+    n_steps = MIN_TIMESTEPS // n_envs
     import torch
     from stable_baselines3.common.callbacks import BaseCallback, CallbackList
     from stable_baselines3.common.monitor import Monitor
@@ -110,30 +120,39 @@ def train(
 
     class Progress(BaseCallback):
         def _on_step(self) -> bool:
-            if progress is not None and self.num_timesteps % 2048 < N_ENVS:
+            if progress is not None and self.num_timesteps % 2048 < n_envs:
                 progress(min(self.num_timesteps, timesteps), timesteps)
             return True
 
     try:
-        venv = DummyVecEnv([make(f"train-{i}") for i in range(N_ENVS)])
+        if vector_envs is None:
+            venv = DummyVecEnv([make(f"train-{i}") for i in range(N_ENVS)])
+            layout = cast(SpotFleetEnv, venv.envs[0].unwrapped).layout
+        else:
+            venv, layout = _vector(world, logs, vector_envs, episode_minutes, slo_penalty,
+                                   held_out_traces)  # fmt: skip
         venv.seed(seed)
         evaluation = _evaluation(
             DummyVecEnv([make("eval")]),
             seed=seed + EVAL_SEED_OFFSET,
-            every=N_STEPS * eval_every_rollouts,
+            every=n_steps * eval_every_rollouts,
             log_path=logs,
         )
-        ppo = _ppo(venv, seed=seed, tensorboard=tensorboard)
+        ppo = _ppo(venv, seed=seed, tensorboard=tensorboard, n_steps=n_steps)
         if tensorboard is None:  # else SB3 makes an empty /tmp/SB3-<time> folder per run
             from stable_baselines3.common.logger import configure
 
             ppo.set_logger(configure(str(logs), ["csv"]))  # training/progress.csv
         started = time.perf_counter()
-        ppo.learn(
-            total_timesteps=timesteps,
-            callback=CallbackList([Progress(), evaluation]),
-            tb_log_name=f"cost-rl-{world.scenario.id}",
-        )
+        with warnings.catch_warnings():
+            # the vectorised route trains on a VecMonitor and evaluates on the scalar env
+            # (a DummyVecEnv): the same environment in distribution, another wrapper type
+            warnings.filterwarnings("ignore", "Training and eval env are not of the same type")
+            ppo.learn(
+                total_timesteps=timesteps,
+                callback=CallbackList([Progress(), evaluation]),
+                tb_log_name=f"cost-rl-{world.scenario.id}",
+            )
         train_seconds = time.perf_counter() - started
         final_is_best = evaluation.evaluate_now()  # the final policy is a candidate too
         best = evaluation.keep_best
@@ -141,7 +160,6 @@ def train(
             ppo.policy.load_state_dict(best.state)
         if progress is not None:
             progress(timesteps, timesteps)
-        layout = cast(SpotFleetEnv, venv.envs[0].unwrapped).layout
         meta: dict[str, Any] = {
             "obs_dim": n_features(layout),
             "n_spot": len(layout.spot_slots),
@@ -160,8 +178,32 @@ def train(
         atomic.discard(staging)  # published by then, unless training failed
 
 
-def _ppo(venv: Any, *, seed: int, tensorboard: Path | None) -> Any:
-    """The PPO learner with this module's hyper-parameters."""
+def _vector(
+    world: World,
+    logs: Path,
+    n_envs: int,
+    episode_minutes: int,
+    slo_penalty: float,
+    held_out_traces: frozenset[str],
+) -> tuple[Any, Any]:
+    """The vectorised training environment as one stable-baselines3 ``VecEnv`` (episode
+    returns to ``training/train-vector.monitor.csv``) and its layout."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from agents.cost.sb3_vector import SB3VectorEnv
+    from agents.cost.vector_env import SpotFleetVectorEnv
+
+    vector = SpotFleetVectorEnv(
+        n_envs, world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty,
+        autoreset_mode="SameStep", held_out_traces=held_out_traces,
+    )  # fmt: skip
+    venv = VecMonitor(SB3VectorEnv(vector), filename=str(logs / "train-vector"))
+    return venv, vector.layout
+
+
+def _ppo(venv: Any, *, seed: int, tensorboard: Path | None, n_steps: int = N_STEPS) -> Any:
+    """The PPO learner with this module's hyper-parameters (``n_steps`` per environment
+    per rollout)."""
     import torch
     from stable_baselines3 import PPO
 
@@ -169,7 +211,7 @@ def _ppo(venv: Any, *, seed: int, tensorboard: Path | None) -> Any:
         "MlpPolicy",
         venv,
         learning_rate=3e-4,
-        n_steps=N_STEPS,
+        n_steps=n_steps,
         batch_size=256,
         n_epochs=5,
         gamma=0.99,

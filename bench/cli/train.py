@@ -116,6 +116,7 @@ def _search_cost(
     executor_name: str,
     address: str | None,
     workers: int,
+    vector_envs: int | None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train a candidate per seed on the executor (:mod:`bench.cost_search`), lay the best
     one's files out in ``folder`` and load it; returns it and what the search did."""
@@ -139,6 +140,7 @@ def _search_cost(
         candidates = search(
             scenario, seeds=seeds, timesteps=timesteps, executor_name=executor_name,  # type: ignore[arg-type]
             workers=min(workers, len(seeds)), address=address, on_done=one_done,
+            vector_envs=vector_envs,
         )  # fmt: skip
     best = best_of(candidates)
     write_files(best, folder)
@@ -184,6 +186,13 @@ def _check_tensorboard(folder: Path) -> None:
     help="train this many policies (seeds SEED, SEED+1, ...) in parallel and keep the one "
     "with the best reward on validation episodes (never the scenario's replay)",
 )
+@click.option(
+    "--vector-envs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="step this many sub-environments of the vectorised environment (a divisor of "
+    f"{MIN_TIMESTEPS:,}, e.g. 32: about 2.7x faster) instead of 4 scalar ones",
+)
 @executor_options("candidates")
 @models_option
 @promote_option
@@ -198,6 +207,7 @@ def train_cost(
     timesteps: int | None,
     seed: int,
     candidates: int,
+    vector_envs: int | None,
     executor_name: str,
     address: str | None,
     workers: int | None,
@@ -220,6 +230,11 @@ def train_cost(
     if tensorboard is not None:
         _check_tensorboard(tensorboard)
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
+    if vector_envs is not None and MIN_TIMESTEPS % vector_envs:
+        raise InputError(
+            "--vector-envs", "", f"{vector_envs} does not divide one rollout ({MIN_TIMESTEPS:,})",
+            "a power of two up to 4,096, e.g. 32",
+        )  # fmt: skip
     world = runner.prepare_run(scenario, policy="on-demand").world
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
@@ -240,12 +255,13 @@ def train_cost(
                     seed=seed,
                     tensorboard=tensorboard,
                     progress=lambda done, _total: update(done),
+                    vector_envs=vector_envs,
                 )
         else:
             model, search_card = _search_cost(
                 scenario, world, folder, seeds=list(range(seed, seed + candidates)),
                 timesteps=steps, executor_name=executor_name, address=address,
-                workers=workers or os.cpu_count() or 1,
+                workers=workers or os.cpu_count() or 1, vector_envs=vector_envs,
             )  # fmt: skip
             seed = search_card["chosen_seed"]
         check = evaluate_in_env(world, model.act)

@@ -67,3 +67,27 @@ def test_timesteps_outside_the_bounds_are_refused_before_anything_is_written(
         with pytest.raises(ValueError, match="at least one PPO rollout"):
             train(world, tmp_path / "m", timesteps=steps)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_vectorised_route_trains_deterministically_with_its_monitor_log(
+    world: Any, tmp_path: Path
+) -> None:
+    """``vector_envs``: the same rollout of 4,096 steps over 16 sub-environments of the
+    vectorised env (256 steps each), episode returns in ``train-vector.monitor.csv``."""
+
+    def once(folder: Path) -> CostModel:
+        return train(world, folder, timesteps=MIN_TIMESTEPS, seed=5, episode_minutes=120,
+                     eval_every_rollouts=1, vector_envs=16)  # fmt: skip
+
+    a, b = once(tmp_path / "a"), once(tmp_path / "b")
+    for (wa, ba), (wb, bb) in zip((*a.layers, a.head), (*b.layers, b.head), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(ba, bb)
+    assert a.metadata.timesteps == MIN_TIMESTEPS
+    monitor = (tmp_path / "a" / "training" / "train-vector.monitor.csv").read_text()
+    episodes = monitor.strip().splitlines()[2:]  # a JSON comment line and the header first
+    assert len(episodes) == 16 * (256 // 120)  # every sub-environment ended 2 episodes
+    scalar = _train(world, tmp_path / "s", seed=5)
+    assert not np.array_equal(scalar.head[0], a.head[0])  # another route, other weights
+    with pytest.raises(ValueError, match="must divide 4,096"):
+        train(world, tmp_path / "m", timesteps=MIN_TIMESTEPS, vector_envs=3)

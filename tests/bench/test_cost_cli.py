@@ -48,6 +48,10 @@ def one_line_error(code: int, out: str, err: str, *needles: str) -> None:
         (["replay", "nasa-diurnal", "--policy", "cost-rl", *SHORT], ("cluster.pools", "spot")),
         (["train", "cost", "--scenario", "nasa-diurnal"], ("cluster.pools", "on-demand")),
         (["train", "cost", "--scenario", "default", "--timesteps", "-1"], ("--timesteps",)),
+        (
+            ["train", "cost", "--scenario", "default", "--vector-envs", "3"],
+            ("--vector-envs", "does not divide"),
+        ),
         (["bench", "cost", "--set", "nope"], ("--set", "'nope'", "avail-us-east-1")),
         (["bench", "sizing-cv", "--days", "0"], ("--days",)),
         (["bench", "sizing-cv", "--workers", "0"], ("--workers",)),
