@@ -49,6 +49,7 @@ class FoldTask(BaseModel):
     seed: int | None = Field(default=None, ge=0)
     timesteps: int = Field(default=300_000, ge=1)
     days: float = Field(default=DAYS, gt=0)
+    vector_envs: int | None = Field(default=None, ge=1)
 
 
 def replay(task: FoldTask, model: CostModel | None = None) -> dict[str, Any]:
@@ -86,15 +87,29 @@ def run_task(task: FoldTask) -> dict[str, Any]:
             timesteps=task.timesteps,
             seed=task.seed,
             held_out_traces=frozenset(TRACE_SETS[task.trace_set]),
+            vector_envs=task.vector_envs,
         )
         row = replay(task, model)
     return row | {"eval_mean_reward": model.metadata.eval_mean_reward}
 
 
-def tasks(sets: Sequence[str], seeds: int, timesteps: int, days: float) -> list[FoldTask]:
+def tasks(
+    sets: Sequence[str],
+    seeds: int,
+    timesteps: int,
+    days: float,
+    vector_envs: int | None = None,
+) -> list[FoldTask]:
     """The training jobs first (longest), then the heuristics' replays."""
     learned = [
-        FoldTask(trace_set=s, policy="cost-rl", seed=seed, timesteps=timesteps, days=days)
+        FoldTask(
+            trace_set=s,
+            policy="cost-rl",
+            seed=seed,
+            timesteps=timesteps,
+            days=days,
+            vector_envs=vector_envs,
+        )
         for s in sets
         for seed in range(seeds)
     ]
@@ -150,11 +165,13 @@ def cost_rl_cv(
     seeds: int = SEEDS,
     timesteps: int = 300_000,
     days: float = DAYS,
+    vector_envs: int | None = None,
     executor: Executor | None = None,
     on_done: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every training and replay (see the module), then :func:`summarise`."""
-    todo = tasks(sets, seeds, timesteps, days)
+    """Every training and replay (see the module), then :func:`summarise`
+    (``vector_envs``: train on the vectorised env, see :func:`agents.cost.training.train`)."""
+    todo = tasks(sets, seeds, timesteps, days, vector_envs)
     ex = executor or SerialExecutor()
     rows = ex.map(run_task, todo, on_done or (lambda i, r: None))
     return {
@@ -162,6 +179,7 @@ def cost_rl_cv(
         "days": days,
         "seeds": seeds,
         "timesteps": timesteps,
+        "vector_envs": vector_envs,
         "rows": rows,
         **summarise(rows, sets),
     }

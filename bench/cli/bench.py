@@ -400,6 +400,9 @@ def _sizing_table(result: dict[str, Any]) -> Table:
     multiple=True,
     help="hold out only these trace sets (repeatable; default: all five)",
 )
+@click.option("--vector-envs", type=click.IntRange(min=1), default=None,
+              help="train on this many sub-environments of the vectorised env (a divisor "
+              "of 4,096, e.g. 32)")  # fmt: skip
 @executor_options("trainings and replays")
 @json_option
 def bench_cost_rl_cv(
@@ -407,6 +410,7 @@ def bench_cost_rl_cv(
     timesteps: int,
     days: float | None,
     sets: tuple[str, ...],
+    vector_envs: int | None,
     executor_name: str,
     address: str | None,
     workers: int | None,
@@ -426,9 +430,12 @@ def bench_cost_rl_cv(
             raise InputError("--set", "", f"unknown trace set {name!r}", ", ".join(TRACE_SETS))
     if timesteps < MIN_TIMESTEPS:
         raise InputError("--timesteps", "", f"{timesteps:,}", f"at least {MIN_TIMESTEPS:,}")
+    if vector_envs is not None and MIN_TIMESTEPS % vector_envs:
+        raise InputError("--vector-envs", "", f"{vector_envs} does not divide {MIN_TIMESTEPS:,}",
+                         "a power of two up to 4,096, e.g. 32")  # fmt: skip
     chosen = sets or tuple(TRACE_SETS)
     days = DAYS if days is None else days
-    total = len(tasks(chosen, seeds, timesteps, days))
+    total = len(tasks(chosen, seeds, timesteps, days, vector_envs))
     with (
         executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,
         progress_bar(
@@ -442,7 +449,7 @@ def bench_cost_rl_cv(
             update(done[0])
 
         result = cost_rl_cv(sets=chosen, seeds=seeds, timesteps=timesteps, days=days,
-                            executor=ex, on_done=one_done)  # fmt: skip
+                            vector_envs=vector_envs, executor=ex, on_done=one_done)  # fmt: skip
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -64,6 +64,9 @@ def test_training_jobs_come_first_one_per_set_and_seed() -> None:
     assert learned == [("avail-us-east-1", 0), ("avail-us-east-1", 1), ("preempt-p3", 0),
                        ("preempt-p3", 1)]  # fmt: skip
     assert [t.policy for t in todo[4:]] == [*cost_rl_cv.HEURISTICS] * 2
+    vector = tasks(["preempt-p3"], 1, MIN_TIMESTEPS, 1.0, 32)
+    assert [(t.policy, t.vector_envs) for t in vector][:2] == [("cost-rl", 32),
+                                                             ("spot-greedy", None)]  # fmt: skip
 
 
 def test_a_fold_trains_without_its_traces_and_replays_on_them(
@@ -89,7 +92,8 @@ def test_a_fold_trains_without_its_traces_and_replays_on_them(
 @pytest.mark.parametrize(
     ("args", "needle"),
     [(["--set", "nope"], "'nope'"), (["--timesteps", "10"], "--timesteps"),
-     (["--days", "0"], "--days"), (["--seeds", "0"], "--seeds")],
+     (["--days", "0"], "--days"), (["--seeds", "0"], "--seeds"),
+     (["--vector-envs", "3"], "does not divide")],
 )  # fmt: skip
 def test_bad_options_are_one_line(
     capsys: pytest.CaptureFixture[str], args: list[str], needle: str
