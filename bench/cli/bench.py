@@ -10,7 +10,9 @@ import click
 from rich.table import Table
 
 from bench.cli.common import (
+    check_vector_envs,
     executor_options,
+    fanned_out,
     command_group,
     json_option,
     models_option,
@@ -339,24 +341,10 @@ def bench_sizing_cv(
     """The composed controller's sizing (quantile, budget quantile) chosen
     leave-one-trace-out, each load trace scored at the setting chosen on the other three,
     against reactive."""
-    import os
-
-    from bench.executors import executor
     from bench.sizing_cv import SETTINGS, TRACES, sizing_cv, specs
 
     total = len(specs(tuple(TRACES), SETTINGS, days, models_dir, str(store)))
-    with (
-        executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,
-        progress_bar(
-            "replays", "{task.completed:.0f}/{task.total:.0f} runs", total, stderr.is_terminal
-        ) as update,
-    ):
-        done = [0]
-
-        def one_done(_index: int, _cell: object) -> None:
-            done[0] += 1
-            update(done[0])
-
+    with fanned_out(executor_name, workers, address, "replays", total) as (ex, one_done):
         result = sizing_cv(
             days=days, executor=ex, models_dir=models_dir, store=str(store), progress=status,
             on_cell=one_done,
@@ -418,36 +406,20 @@ def bench_cost_rl_cv(
 ) -> None:
     """cost-rl trained with each dev trace set held out, replayed on it beside the
     heuristics: its saving against the best heuristic, mean and sd over seeds."""
-    import os
-
     from agents.cost.model import MIN_TIMESTEPS
     from bench.cost import DAYS, TRACE_SETS
     from bench.cost_rl_cv import cost_rl_cv, tasks
-    from bench.executors import executor
 
     for name in sets:
         if name not in TRACE_SETS:
             raise InputError("--set", "", f"unknown trace set {name!r}", ", ".join(TRACE_SETS))
     if timesteps < MIN_TIMESTEPS:
         raise InputError("--timesteps", "", f"{timesteps:,}", f"at least {MIN_TIMESTEPS:,}")
-    if vector_envs is not None and MIN_TIMESTEPS % vector_envs:
-        raise InputError("--vector-envs", "", f"{vector_envs} does not divide {MIN_TIMESTEPS:,}",
-                         "a power of two up to 4,096, e.g. 32")  # fmt: skip
+    check_vector_envs(vector_envs)
     chosen = sets or tuple(TRACE_SETS)
     days = DAYS if days is None else days
     total = len(tasks(chosen, seeds, timesteps, days, vector_envs))
-    with (
-        executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,
-        progress_bar(
-            "jobs", "{task.completed:.0f}/{task.total:.0f}", total, stderr.is_terminal
-        ) as update,
-    ):
-        done = [0]
-
-        def one_done(_index: int, _row: object) -> None:
-            done[0] += 1
-            update(done[0])
-
+    with fanned_out(executor_name, workers, address, "jobs", total) as (ex, one_done):
         result = cost_rl_cv(sets=chosen, seeds=seeds, timesteps=timesteps, days=days,
                             vector_envs=vector_envs, executor=ex, on_done=one_done)  # fmt: skip
     if as_json:

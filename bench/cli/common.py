@@ -153,3 +153,40 @@ def comparison_table(title: str, summaries: list[dict[str, Any]]) -> Table:
     for key, label, fmt in SUMMARY_COLUMNS:
         table.add_row(label, *(fmt.format(s[key]) for s in summaries))
     return table
+
+
+@contextmanager
+def fanned_out(
+    executor_name: str, workers: int | None, address: str | None, what: str, total: int
+) -> Iterator[tuple[Any, Callable[[int, object], None]]]:
+    """The executor named by ``--executor`` (``workers`` default: the CPU count) and an
+    ``on_done(index, result)`` that advances a progress bar over ``total`` ``what``."""
+    import os
+
+    from bench.executors import executor
+
+    with (
+        executor(executor_name, workers=workers or os.cpu_count() or 1, address=address) as ex,  # type: ignore[arg-type]
+        progress_bar(
+            what, "{task.completed:.0f}/{task.total:.0f}", total, stderr.is_terminal
+        ) as update,
+    ):
+        done = [0]
+
+        def one_done(_index: int, _result: object) -> None:
+            done[0] += 1
+            update(done[0])
+
+        yield ex, one_done
+
+
+def check_vector_envs(vector_envs: int | None) -> None:
+    """``--vector-envs`` must divide one PPO rollout (InputError naming the option)."""
+    from agents.cost.model import MIN_TIMESTEPS
+    from sim.errors import InputError
+
+    if vector_envs is not None and MIN_TIMESTEPS % vector_envs:
+        raise InputError(
+            "--vector-envs", "", f"{vector_envs} does not divide one rollout ({MIN_TIMESTEPS:,})",
+            "a power of two up to 4,096, e.g. 32",
+        )  # fmt: skip

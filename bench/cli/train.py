@@ -18,6 +18,7 @@ from agents.lifecycle.registry import ModelVersion
 from bench import runner
 from bench.cli.models import version_record
 from bench.cli.common import (
+    check_vector_envs,
     executor_options,
     check_registry_location,
     path_option,
@@ -230,11 +231,7 @@ def train_cost(
     if tensorboard is not None:
         _check_tensorboard(tensorboard)
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
-    if vector_envs is not None and MIN_TIMESTEPS % vector_envs:
-        raise InputError(
-            "--vector-envs", "", f"{vector_envs} does not divide one rollout ({MIN_TIMESTEPS:,})",
-            "a power of two up to 4,096, e.g. 32",
-        )  # fmt: skip
+    check_vector_envs(vector_envs)
     world = runner.prepare_run(scenario, policy="on-demand").world
     SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
