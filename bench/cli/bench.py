@@ -360,17 +360,20 @@ def bench_sizing_cv(
 
 
 def _sizing_table(result: dict[str, Any]) -> Table:
-    table = Table(title=f"{result['policy']}: sizing chosen on the other traces")
-    for column in ("held-out trace", "sizing", "cost $", "SLO", "reactive $", "reactive SLO",
-                   "vs reactive", "oracle $ / SLO", "met"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "held-out trace" else "right")
+    """Held-out traces in rows, fitting 80 columns (costs in whole dollars)."""
+    table = Table(title=f"{result['policy']}: sizing chosen on the other traces",
+                  box=None, pad_edge=False, collapse_padding=True)  # fmt: skip
+    names = max(len(f["held_out"]) for f in result["folds"])
+    table.add_column("held out", no_wrap=True, min_width=names)
+    for column in ("sizing", "$", "SLO", "react $", "SLO", "Δ $", "oracle", "SLO", "met"):
+        width = 7 if column == "SLO" else None  # 100.00%
+        table.add_column(column, justify="right", no_wrap=True, min_width=width)
     for f in result["folds"]:
         table.add_row(
-            f["held_out"], f["sizing"], f"{f['cost_usd']:,.2f}",
-            f"{f['slo_attainment']:.3%}", f"{f['reactive_usd']:,.2f}",
-            f"{f['reactive_slo_attainment']:.3%}", f"{f['cost_vs_reactive']:+.1%}",
-            f"{f['foresight_usd']:,.2f} / {f['foresight_slo_attainment']:.3%}",
-            "yes" if f["met"] else "no",
+            f["held_out"], f["sizing"], f"{f['cost_usd']:,.0f}", f"{f['slo_attainment']:.2%}",
+            f"{f['reactive_usd']:,.0f}", f"{f['reactive_slo_attainment']:.2%}",
+            f"{f['cost_vs_reactive']:+.1%}", f"{f['foresight_usd']:,.0f}",
+            f"{f['foresight_slo_attainment']:.2%}", "yes" if f["met"] else "no",
         )  # fmt: skip
     return table
 
