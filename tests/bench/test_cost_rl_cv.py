@@ -100,3 +100,28 @@ def test_bad_options_are_one_line(
 ) -> None:
     code, out, err = run_main(capsys, ["bench", "cost-rl-cv", *args])
     assert code != 0 and out == "" and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_command_prints_each_held_out_set_and_the_verdict(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        _row("preempt-p3", "spot-greedy", 380.8, 0.99977),
+        _row("preempt-p3", "price-capacity", 398.4, 0.99977),
+        _row("preempt-p3", "uniform-progress", 457.9, 0.99965),
+        _row("preempt-p3", "cost-rl", 378.5, 0.99977, 0),
+        _row("preempt-p3", "cost-rl", 379.4, 0.99965, 1),
+    ]
+    calls: list[dict[str, Any]] = []
+
+    def fake(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return {"rows": rows, **summarise(rows, ["preempt-p3"])}
+
+    monkeypatch.setattr(cost_rl_cv, "cost_rl_cv", fake)
+    args = ["bench", "cost-rl-cv", "--executor", "serial", "--set", "preempt-p3", "--seeds", "2"]
+    code, out, err = run_main(capsys, args)
+    assert code == 0, err
+    assert calls[0]["sets"] == ("preempt-p3",) and calls[0]["seeds"] == 2
+    assert "preempt-p3" in out and "spot-greedy" in out and "378.95" in out  # mean of 2
+    assert "(target >= 3% at SLO >= 99.9%): not met" in " ".join(out.split())
