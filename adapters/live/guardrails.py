@@ -156,6 +156,18 @@ def guard(
     return verdicts
 
 
+def _nodes_within(left_usd_per_hour: float, price_usd_per_hour: float, target: int) -> int:
+    """How many nodes at ``price_usd_per_hour`` fit in what the budget has left (``target``
+    when the price is 0 or so small that the count overflows, e.g. a denormal price: any
+    target fits then; a negative count when the rest of the fleet is already over)."""
+    if price_usd_per_hour <= 0:
+        return target
+    ratio = left_usd_per_hour / price_usd_per_hour
+    if not math.isfinite(ratio):
+        return target if ratio > 0 else -1
+    return math.floor(ratio + 1e-9)
+
+
 def _one(
     p: GroupProposal,
     rails: Guardrails,
@@ -180,7 +192,7 @@ def _one(
                 None,
                 f"no price for the fleet's nodes: not grown under a budget of ${budget:g}/h",
             )
-        fits = math.floor((budget - rest) / price + 1e-9) if price > 0 else target
+        fits = _nodes_within(budget - rest, price, target)
         if fits < target:
             # the bounds come first: a group below its minimum still rises to it
             low = max(p.info.min_size, current - rails.max_step_nodes)

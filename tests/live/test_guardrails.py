@@ -91,6 +91,16 @@ def test_the_budget_counts_the_whole_fleet_in_order() -> None:
     assert [v.write for v in verdicts] == [6, None]
 
 
+def test_a_denormal_price_fits_any_target_without_overflow() -> None:
+    """Found by the property below in CI: $1/h over a price of 2.2e-311 is infinity
+    nodes, which ``math.floor`` refused (OverflowError) instead of letting the step pass."""
+    rails = RAILS.model_copy(update={"budget_usd_per_hour": 1.0})
+    assert one(group("a", 4), 6, rails, price=2.225073858507e-311)[0] == 6
+    over = RAILS.model_copy(update={"budget_usd_per_hour": 1e-300})
+    write, reason = one(group("a", 4), 6, over, price=1e300)  # 4 nodes already far over
+    assert write is None and "would exceed the budget" in reason
+
+
 def test_an_unpriced_group_is_not_grown_under_a_budget() -> None:
     rails = RAILS.model_copy(update={"budget_usd_per_hour": 100.0})
     write, reason = one(group("a", 4), 6, rails, price=None)
