@@ -61,23 +61,30 @@ def prepare_world(scenario: str = "default", days: float | None = None) -> World
     return prepare(load_scenario_file(path), source=path, days=days)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1)
+def _dev_traces() -> dict[str, AvailabilitySeries]:
+    """Every dev availability and preemption trace, whole, by path relative to
+    ``scenarios/data/spot/traces`` (read once per process)."""
+    out = {}
+    for path in sorted((DATA / "traces").rglob("*.json")):
+        doc = json.loads(path.read_text())
+        length_s = float(doc["metadata"]["gap_seconds"]) * len(doc["data"])
+        name = path.relative_to(DATA / "traces").as_posix()
+        out[name] = load_availability_trace(path, offset_s=0.0, duration_s=length_s)
+    return out
+
+
 def training_traces(exclude: frozenset[str] = frozenset()) -> tuple[AvailabilitySeries, ...]:
     """Every dev availability and preemption trace (``scenarios/data/spot/traces``), whole,
     but those named in ``exclude`` (paths relative to that folder, e.g. held out for
     evaluation). Raises ValueError if an excluded name is not a trace or none is left."""
-    paths = sorted((DATA / "traces").rglob("*.json"))
-    names = {p.relative_to(DATA / "traces").as_posix() for p in paths}
-    if unknown := sorted(exclude - names):
+    every = _dev_traces()
+    if unknown := sorted(exclude - every.keys()):
         raise ValueError(f"not dev traces: {', '.join(unknown)}")
-    out = []
-    for path in paths:
-        if path.relative_to(DATA / "traces").as_posix() in exclude:
-            continue
-        doc = json.loads(path.read_text())
-        length_s = float(doc["metadata"]["gap_seconds"]) * len(doc["data"])
-        out.append(load_availability_trace(path, offset_s=0.0, duration_s=length_s))
-    return tuple(out)
+    kept = tuple(series for name, series in every.items() if name not in exclude)
+    if not kept:
+        raise ValueError("every dev trace is held out: none is left to train on")
+    return kept
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,10 @@ def test_held_out_traces_are_never_drawn() -> None:
     assert vector.single.availability_traces == kept
     with pytest.raises(ValueError, match=r"not dev traces: nope\.json"):
         training_traces(frozenset({"nope.json"}))
+    from agents.cost.env import _dev_traces
+
+    with pytest.raises(ValueError, match="none is left"):
+        training_traces(frozenset(_dev_traces()))
 
 
 def _row(trace_set: str, policy: str, cost: float, slo: float, seed: int | None = None) -> Any:
