@@ -195,17 +195,19 @@ class PredictivePolicy:
 
     def _spend_budget(self, metrics: Mapping[str, PoolMetrics]) -> None:
         """Count the minute against the error budget; with ``budget_quantile``, plan at it
-        while the violation minutes exceed the budget's share of the minutes so far."""
+        while the violation minutes exceed the budget's share of the minutes so far
+        (nothing to count without a budget quantile)."""
+        if self.budget_index is None:
+            return
         self.minutes_seen += 1
         serving = [m for m in metrics.values() if m.pod_count > 0]
         p95 = max((m.response_time_p95_ms for m in serving), default=0.0)
         errors = max((m.error_rate for m in metrics.values()), default=0.0)
         if p95 > self.ctx.slo_p95_latency_ms or errors > 0.0:
             self.violation_minutes += 1
-        if self.budget_index is not None:
-            allowed = (1.0 - self.params.slo_target) * self.minutes_seen
-            behind = self.violation_minutes > allowed
-            self.q_index = self.budget_index if behind else self.base_index
+        allowed = (1.0 - self.params.slo_target) * self.minutes_seen
+        behind = self.violation_minutes > allowed
+        self.q_index = self.budget_index if behind else self.base_index
 
     def plan(self, observation: Observation) -> Decision:
         """The decision for the current forecasts (the part timed by the latency bench)."""

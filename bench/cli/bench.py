@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from agents.cost.model import MAX_TIMESTEPS, MIN_TIMESTEPS
 from bench.cli.common import (
     check_vector_envs,
     executor_options,
@@ -381,8 +382,8 @@ def _sizing_table(result: dict[str, Any]) -> Table:
 @bench.command("cost-rl-cv")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
               help="PPO seeds per held-out trace set")  # fmt: skip
-@click.option("--timesteps", type=click.IntRange(min=1), default=300_000, show_default=True,
-              help="PPO steps per training")  # fmt: skip
+@click.option("--timesteps", type=click.IntRange(MIN_TIMESTEPS, MAX_TIMESTEPS), default=300_000,
+              show_default=True, help="PPO steps per training")  # fmt: skip
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
               help="simulated days per replay (default 6)")  # fmt: skip
 @click.option(
@@ -409,15 +410,12 @@ def bench_cost_rl_cv(
 ) -> None:
     """cost-rl trained with each dev trace set held out, replayed on it beside the
     heuristics: its saving against the best heuristic, mean and sd over seeds."""
-    from agents.cost.model import MIN_TIMESTEPS
     from bench.cost import DAYS, TRACE_SETS
     from bench.cost_rl_cv import cost_rl_cv, tasks
 
     for name in sets:
         if name not in TRACE_SETS:
             raise InputError("--set", "", f"unknown trace set {name!r}", ", ".join(TRACE_SETS))
-    if timesteps < MIN_TIMESTEPS:
-        raise InputError("--timesteps", "", f"{timesteps:,}", f"at least {MIN_TIMESTEPS:,}")
     check_vector_envs(vector_envs)
     chosen = sets or tuple(TRACE_SETS)
     days = DAYS if days is None else days
