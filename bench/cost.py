@@ -53,6 +53,7 @@ from agents.cost.episode_optimum import world_optimum
 from bench import runner
 from scenarios import data_path
 from sim.market.availability import load_availability_trace
+from sim.world import World
 
 DAYS = 6.0
 SCENARIO = "default"
@@ -94,7 +95,7 @@ SAVINGS_TARGET, SLO_TARGET, HINDSIGHT_GAP = 0.70, 0.999, 0.05
 OPTIMUM_GAP = 0.10
 
 
-def on_trace_set(prepared: runner.PreparedRun, name: str) -> Any:
+def on_trace_set(prepared: runner.PreparedRun, name: str) -> World:
     """Give ``prepared``'s spot AZs (in name order) the availability of trace set ``name``
     (its files in order); returns the new world."""
     world = prepared.world
