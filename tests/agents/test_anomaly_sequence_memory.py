@@ -158,3 +158,18 @@ def test_a_non_finite_timestamp_is_rejected_with_the_time_of_day() -> None:
     det = SequenceMemory(day_buckets=24)
     with pytest.raises(ValueError, match="timestamp"):
         det.learn_one({"value": 1.0, "timestamp": float("inf")})
+
+
+def test_the_time_of_day_is_read_from_the_timestamp_modulo_a_day() -> None:
+    """Timestamps moved by whole days score the same. With 5 hours of rows missing on day 3,
+    the timestamps keep the clock (the rises stay at 08:00) where row counting would not."""
+    xs = square_days(6, high_from_h=8.0, last_high_from_h=8.0)
+
+    def scores(rows: list[dict[str, float]]) -> list[float]:
+        det = SequenceMemory(day_buckets=24, step_s=STEP_S, refractory_rows=0)
+        return [det.score_learn_one(x) for x in rows]
+
+    moved = [{**x, "timestamp": x["timestamp"] + 3 * 86_400.0} for x in xs]
+    assert scores(moved) == scores(xs)
+    gap = xs[: 2 * 288] + xs[2 * 288 + 60 :]
+    assert scores(gap) != scores([{"value": x["value"]} for x in gap])
