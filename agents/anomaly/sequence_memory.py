@@ -201,12 +201,23 @@ class SequenceMemory(OnePassDetector):
         """Contexts of 1, 2 or 3 values; 65 or 130 buckets per warm-up range (Numenta's
         NAB setting: 130); every follower or those of at least 2% predicted; suppression
         over 6 or 12 hours of 5-minute rows (24 combinations), declared before any
-        cross-validated score was seen."""
+        cross-validated score was seen.
+
+        Times 3 for the time of day (72 combinations): none (0, the detector before the
+        option), 6 buckets of 4 hours, or 24 of 1 hour. Numenta's NAB detector encodes the
+        time of day in 21 bits with a radius of 9.49 hours, so two times share about
+        ``1 - gap / 9.49 h`` of their bits: 6 buckets is the coarsest equal split of the day
+        within which any two times share more than half of them (4 h < 4.75 h; 5 buckets of
+        4.8 h would not), 24 buckets the hourly split within which they share about 90% (each
+        hourly context still seen 12 times a day at 5-minute rows). This ``day_buckets`` list
+        was declared from that published description alone, before any score (cross-
+        validated or NAB) of the time-of-day option was seen."""
         return {
             "order": [1, 2, 3],
             "buckets": [65, 130],
             "min_share": [0.0, 0.02],
             "refractory_rows": [72, 144],
+            "day_buckets": [0, 6, 24],
         }
 
     def _bucket(self, u: float) -> int:
