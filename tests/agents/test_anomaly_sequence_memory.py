@@ -65,13 +65,14 @@ def square_days(days: int, high_from_h: float, last_high_from_h: float) -> list[
 
 def test_a_daily_step_at_the_wrong_time_of_day_stands_out_only_with_the_time_of_day() -> None:
     """Days low, high from 08:00 to 20:00; on the last day the rise comes at 03:00. The same
-    rise after the same values was learnt, so without the time of day nothing is new; with
-    hourly buckets the 03:00 context never saw a rise."""
+    rise after the same values was learnt (and every follower is predicted: min_share 0), so
+    without the time of day nothing is new; with hourly buckets the 03:00 context never saw a
+    rise."""
     xs = square_days(20, high_from_h=8.0, last_high_from_h=3.0)
     last_day = slice(19 * 288, 20 * 288)
 
     def scores(day_buckets: int) -> list[float]:
-        det = SequenceMemory(day_buckets=day_buckets, refractory_rows=0)
+        det = SequenceMemory(day_buckets=day_buckets, min_share=0.0, refractory_rows=0)
         return [det.score_learn_one(x) for x in xs]
 
     without, with_day = scores(0), scores(24)
@@ -88,12 +89,16 @@ def nab_rows(key: str) -> list[dict[str, float]]:
     ]
 
 
+BEFORE_THE_OPTION = {"buckets": 130, "min_share": 0.0, "refractory_rows": 144}
+"""The defaults before the time-of-day option (commit b3a29fa)."""
+
+
 def test_without_the_time_of_day_scores_are_those_of_the_detector_before_the_option() -> None:
-    """On a NAB file, ``day_buckets=0`` reproduces what the detector printed before the option
-    existed (commit b3a29fa: 54 non-zero rows, their sum, the rows above 0.1), and ignores the
-    timestamps."""
+    """On a NAB file, ``day_buckets=0`` with the defaults of then reproduces what the detector
+    printed before the option existed (commit b3a29fa: 54 non-zero rows, their sum, the rows
+    above 0.1), and ignores the timestamps."""
     xs = nab_rows("realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv")
-    det = SequenceMemory(day_buckets=0)
+    det = SequenceMemory(day_buckets=0, **BEFORE_THE_OPTION)
     scores = [det.score_learn_one(x) for x in xs]
     assert sum(1 for s in scores if s > 0) == 54
     assert math.fsum(scores) == pytest.approx(5.485076259512554, abs=1e-9)
@@ -108,7 +113,7 @@ def test_without_the_time_of_day_scores_are_those_of_the_detector_before_the_opt
         2733,
         2734,
     ]
-    shifted = SequenceMemory(day_buckets=0)
+    shifted = SequenceMemory(day_buckets=0, **BEFORE_THE_OPTION)
     assert [shifted.score_learn_one({**x, "timestamp": x["timestamp"] + 7 * 3600}) for x in xs] == (
         scores
     )
@@ -135,7 +140,7 @@ def test_params_round_trip_through_get_params() -> None:
     assert params["day_buckets"] == 6 and params["step_s"] == 60.0
     assert SequenceMemory(**params).get_params() == params
     assert det.clone().get_params() == params
-    assert SequenceMemory().get_params()["day_buckets"] == 0
+    assert SequenceMemory().get_params()["day_buckets"] == 24  # the whole-split pick
 
 
 @pytest.mark.parametrize(
