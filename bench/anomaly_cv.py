@@ -195,8 +195,9 @@ def check_folds_scorable(corpus: Sequence[NabSeries], fold_keys: Sequence[Sequen
 
 
 def epoch_seconds(series: NabSeries) -> FloatArray:
-    """Each row's timestamp in seconds since the epoch, as ``opsbench anomaly nab`` feeds it."""
-    return np.asarray([t.timestamp() for t in series.timestamps], dtype=np.float64)
+    """Each row's timestamp in seconds since the epoch (UTC), as ``opsbench anomaly nab``
+    feeds it."""
+    return series.epoch_s
 
 
 def prequential_scores(

@@ -32,8 +32,8 @@ def dev_streams() -> list[Stream]:
     corpus, _ = load_corpus(NAB / "data", NAB / "labels" / "combined_windows.json")
     return [
         [
-            {"value": v, "timestamp": t.timestamp()}
-            for v, t in zip(s.values.tolist(), s.timestamps, strict=True)
+            {"value": v, "timestamp": t}
+            for v, t in zip(s.values.tolist(), s.epoch_s.tolist(), strict=True)
         ]
         for s in corpus
     ]

@@ -16,7 +16,7 @@ import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,15 @@ class NabSeries:
     @property
     def category(self) -> str:
         return self.key.split("/", 1)[0]
+
+    @property
+    def epoch_s(self) -> FloatArray:
+        """Each row's timestamp in seconds since the epoch, read as UTC (NAB's timestamps
+        carry no zone; reading them in the machine's zone would make a detector that uses
+        the time of day score differently on another machine)."""
+        return np.asarray(
+            [t.replace(tzinfo=UTC).timestamp() for t in self.timestamps], dtype=np.float64
+        )
 
     @property
     def file_name(self) -> str:

@@ -29,8 +29,9 @@ def run_detector(name: str, series: NabSeries) -> np.ndarray[Any, np.dtype[np.fl
     det = make_detector(name)
     step = det.score_learn_one
     out = np.empty(len(series.values), dtype=np.float64)
-    for i, (t, v) in enumerate(zip(series.timestamps, series.values.tolist(), strict=True)):
-        out[i] = step({"value": v, "timestamp": t.timestamp()})
+    stamps = series.epoch_s.tolist()
+    for i, (t, v) in enumerate(zip(stamps, series.values.tolist(), strict=True)):
+        out[i] = step({"value": v, "timestamp": t})
     if out.size and not (np.all(out >= 0.0) and np.all(out <= 1.0)):
         raise AssertionError(f"{name}: scores outside [0, 1] on {series.key}")
     return out

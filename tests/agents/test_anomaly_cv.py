@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +230,7 @@ def fresh_scores(name: str, params: Mapping[str, Any], s: NabSeries) -> np.ndarr
     det = DETECTORS.make(name, params)
     return np.array(
         [
-            det.score_learn_one({"value": v, "timestamp": t.timestamp()})
+            det.score_learn_one({"value": v, "timestamp": t.replace(tzinfo=UTC).timestamp()})
             for t, v in zip(s.timestamps, s.values.tolist(), strict=True)
         ]
     )

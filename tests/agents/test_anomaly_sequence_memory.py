@@ -4,6 +4,8 @@ fail, and its time-of-day option."""
 from __future__ import annotations
 
 import math
+import time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -178,3 +180,22 @@ def test_the_time_of_day_is_read_from_the_timestamp_modulo_a_day() -> None:
     assert scores(moved) == scores(xs)
     gap = xs[: 2 * 288] + xs[2 * 288 + 60 :]
     assert scores(gap) != scores([{"value": x["value"]} for x in gap])
+
+
+def test_nab_timestamps_are_read_as_utc_whatever_the_machine_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NAB's timestamps carry no zone: the detector's time of day must not depend on TZ."""
+    key = "realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv"
+    series = read_series(data_path("nab", "data", key), key, [])
+    utc = epoch_seconds(series)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        shifted = epoch_seconds(series)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert np.array_equal(utc, shifted)
+    first = series.timestamps[0]
+    assert utc[0] == (first - datetime(1970, 1, 1)).total_seconds()
