@@ -153,19 +153,25 @@ def _optimum(world: Any) -> dict[str, Any]:
 def market_figures(world: Any) -> dict[str, float]:
     """What the market allowed over ``world``'s replay: the share of minutes with spot on
     offer in some AZ, and the saving against on-demand of running at the cheapest spot
-    price on offer (on-demand where none is), per minute, averaged."""
+    price per pod on offer (on-demand where none is), per minute, averaged (prices per
+    pod, so that several instance types compare: against the cheapest on-demand pod)."""
     n = world.n_minutes
     t = np.arange(n) * 60.0
     any_up = np.zeros(n, dtype=bool)
     for series in world.availability.values():
         idx = np.maximum(np.searchsorted(series.times_s, t, side="right") - 1, 0)
         any_up |= series.available[idx]
-    od = next(p.on_demand_usd_per_hour for p in world.pools if p.capacity_type == "on-demand")
+    od = min(
+        p.on_demand_usd_per_hour / p.pods_per_node
+        for p in world.pools
+        if p.capacity_type == "on-demand"
+    )  # USD per pod-hour, the cheapest on-demand type
     cheapest = np.full(n, np.inf)
     for (i, _az), series in world.prices.items():
-        if world.pools[i].capacity_type == "spot":
+        pool = world.pools[i]
+        if pool.capacity_type == "spot":
             idx = np.maximum(np.searchsorted(series.times_s, t, side="right") - 1, 0)
-            cheapest = np.minimum(cheapest, series.prices_usd_per_hour[idx])
+            cheapest = np.minimum(cheapest, series.prices_usd_per_hour[idx] / pool.pods_per_node)
     on_offer = np.where(any_up, cheapest, od)
     cheapest_spot_saving = round(float(1.0 - (on_offer / od).mean()), 4)
     return {

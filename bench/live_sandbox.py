@@ -671,7 +671,7 @@ def prepare(
         )  # fmt: skip
     world = prepare_run("default", lifecycle="off").world
     rng = np.random.default_rng(seed)
-    pool = world.scenario.cluster.pools[0]
+    pool = world.pools[0]
     instance_type, azs = pool.instance_type, tuple(pool.azs)
     end = minute_floor(now or utc_now())
     account = aws("sts").get_caller_identity()["Account"]

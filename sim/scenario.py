@@ -27,6 +27,7 @@ MAX_NODES_PER_POOL = 5_000
 """Kubernetes' documented limit is 5,000 nodes per cluster; no pool may ask for more."""
 MAX_NODES_PER_CLUSTER = 5_000
 MAX_POOLS = 20
+MAX_INSTANCE_TYPES_PER_POOL = 20
 MAX_AZS = 10
 MAX_FAULT_WINDOWS = 1_000
 """Per fault list (outages, storms, telemetry gaps): far more than a replay of a year needs."""
@@ -43,17 +44,56 @@ class Model(BaseModel):
 # --------------------------------------------------------------------------- cluster
 
 
+class InstanceRequirements(Model):
+    """Instance types a pool may launch, as a Karpenter NodePool's requirements:
+    every catalogue type of the region whose family (``c5a`` of ``c5a.2xlarge``) is in
+    ``families``, whose size (``2xlarge``) is in ``sizes`` (any size when omitted) and
+    whose vCPUs lie in [``min_vcpus``, ``max_vcpus``], among those that fit a pod."""
+
+    families: list[Text] = Field(min_length=1, max_length=MAX_INSTANCE_TYPES_PER_POOL)
+    sizes: list[Text] | None = Field(default=None, min_length=1, max_length=32)
+    min_vcpus: int = Field(default=1, ge=1)
+    max_vcpus: int = Field(default=1024, ge=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> InstanceRequirements:
+        if self.min_vcpus > self.max_vcpus:
+            raise ValueError(
+                f"min_vcpus(={self.min_vcpus}) must be <= max_vcpus(={self.max_vcpus})"
+            )
+        return self
+
+
 class NodePool(Model):
-    """A group of identical EC2 nodes (an EKS managed node group / Karpenter pool)."""
+    """A group of EC2 nodes (an EKS managed node group, or a Karpenter NodePool when it
+    allows several instance types: ``instance_types`` or ``requirements``).
+
+    Each allowed type is simulated as its own pool (named ``<name>/<type>``): a mix
+    policy chooses type x AZ x capacity type by price per pod. ``max_nodes`` bounds each
+    type's nodes; ``min_nodes`` are held on the type with the cheapest on-demand node.
+    """
 
     name: Name
-    instance_type: Text = Field(description="EC2 instance type from the on-demand catalogue")
+    instance_type: Text | None = Field(
+        default=None, description="EC2 instance type from the on-demand catalogue"
+    )
+    instance_types: list[Text] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INSTANCE_TYPES_PER_POOL,
+        description="several allowed instance types (right-sizing); instead of instance_type",
+    )
+    requirements: InstanceRequirements | None = Field(
+        default=None, description="allowed types by family, size and vCPUs; instead of a list"
+    )
     capacity_type: Literal["on-demand", "spot"]
     azs: list[Text] = Field(
         min_length=1, max_length=MAX_AZS, description="availability zones the pool spans"
     )
     min_nodes: int = Field(ge=0, le=MAX_NODES_PER_POOL)
-    max_nodes: int = Field(ge=1, le=MAX_NODES_PER_POOL)
+    max_nodes: int = Field(
+        ge=1, le=MAX_NODES_PER_POOL, description="nodes of the pool (of each of its types)"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> NodePool:
@@ -63,6 +103,20 @@ class NodePool(Model):
             )
         if len(set(self.azs)) != len(self.azs):
             raise ValueError(f"azs {self.azs} contains duplicates")
+        given = [
+            k
+            for k in ("instance_type", "instance_types", "requirements")
+            if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"pool {self.name!r} gives {given or 'none'}: give exactly one of "
+                "instance_type, instance_types or requirements"
+            )
+        if self.instance_types is not None and len(set(self.instance_types)) != len(
+            self.instance_types
+        ):
+            raise ValueError(f"instance_types {self.instance_types} contains duplicates")
         return self
 
 
@@ -238,6 +292,21 @@ class ReplayedSpotPrices(Model):
     shift: SpotPriceShift | None = Field(
         default=None, description="another series of the same file takes over mid-replay"
     )
+    type_ratio: Literal["none", "cross-section"] = Field(
+        default="none",
+        description=(
+            "with instance_type: a pool of another type replays that series as is (none) or "
+            "times the two types' price ratio in a data source both have (cross-section)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ratio_needs_type(self) -> ReplayedSpotPrices:
+        if self.type_ratio != "none" and self.instance_type is None:
+            raise ValueError(
+                "type_ratio scales instance_type's series to other types: set instance_type"
+            )
+        return self
 
 
 class ModelledSpotPrices(Model):
@@ -366,9 +435,7 @@ class Faults(Model):
     node_failure_rate_per_node_day: float = Field(default=0.0, ge=0)
     az_outages: list[AzOutage] = Field(default_factory=list, max_length=MAX_FAULT_WINDOWS)
     spot_storms: list[SpotStorm] = Field(default_factory=list, max_length=MAX_FAULT_WINDOWS)
-    telemetry_gaps: list[TelemetryGap] = Field(
-        default_factory=list, max_length=MAX_FAULT_WINDOWS
-    )
+    telemetry_gaps: list[TelemetryGap] = Field(default_factory=list, max_length=MAX_FAULT_WINDOWS)
 
 
 # --------------------------------------------------------------------------- detection

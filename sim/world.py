@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from sim.audit.feed import AuditPlan, prepare_audit
-from sim.catalog import InstanceType, load_catalogue, lookup
+from sim.catalog import load_catalogue
 from sim.control import PoolSpec
 from sim.errors import InputError
 from sim.latency import LatencyModel
 from sim.market.availability import AvailabilitySeries, availability_from_path, replay_availability
 from sim.market.price_model import modelled_spot_prices
 from sim.market.prices import PriceSeries, constant_price, replay_spot_prices
+from sim.node_pools import simulated_pools
 from sim.scenario import (
     LognormalDelay,
     ModelledSpotPrices,
@@ -87,20 +88,6 @@ class World:
         return digest.hexdigest()
 
 
-def pods_per_node(instance: InstanceType, scenario: Scenario) -> int:
-    """Pods of the scenario's size that fit on one node after its overheads."""
-    c = scenario.cluster
-    by_cpu = math.floor((instance.vcpus - c.node_overhead_vcpu) / c.pod_vcpu)
-    by_memory = math.floor((instance.memory_gib - c.node_overhead_memory_gib) / c.pod_memory_gib)
-    return max(0, min(by_cpu, by_memory))
-
-
-def pod_rps_at_target(scenario: Scenario, latency: LatencyModel) -> float:
-    """Requests/s one pod of the scenario's size serves at its target utilisation."""
-    c = scenario.cluster
-    return c.pod_vcpu * latency.service_rate_rps * c.target_utilization
-
-
 def prepare(
     scenario: Scenario,
     *,
@@ -160,39 +147,7 @@ def prepare(
         base_latency_ms=c.base_latency_ms,
     )
     catalogue = load_catalogue(_resolve(base_dir, scenario.pricing.catalogue), region=c.region)
-    pools = []
-    for i, pool in enumerate(c.pools):
-        instance = lookup(
-            catalogue,
-            pool.instance_type,
-            source=str(source),
-            field=f"cluster.pools[{i}].instance_type",
-        )
-        fit = pods_per_node(instance, scenario)
-        if fit < 1:
-            raise InputError(
-                source,
-                f"cluster.pools[{i}].instance_type",
-                f"{pool.instance_type} ({instance.vcpus} vCPU, {instance.memory_gib} GiB) fits no "
-                f"pod of {c.pod_vcpu} vCPU / {c.pod_memory_gib} GiB after node overheads",
-                "a larger instance type or smaller pods",
-            )
-        pod_rate_rps = pod_rps_at_target(scenario, latency)
-        pools.append(
-            PoolSpec(
-                name=pool.name,
-                instance_type=pool.instance_type,
-                capacity_type=pool.capacity_type,
-                azs=tuple(pool.azs),
-                min_nodes=pool.min_nodes,
-                max_nodes=pool.max_nodes,
-                vcpus=instance.vcpus,
-                memory_gib=instance.memory_gib,
-                pods_per_node=fit,
-                on_demand_usd_per_hour=instance.on_demand_usd_per_hour,
-                rps_per_node_at_target=fit * pod_rate_rps,
-            )
-        )
+    pools = simulated_pools(scenario, catalogue, latency, source=source)
     workload = workload_rps_per_minute(
         scenario.workload,
         base_dir=base_dir,

@@ -32,7 +32,8 @@ from adapters.protocols import LoadHistory, MetricsHistory, NodeGroupInfo, Offer
 from sim.catalog import InstanceType, load_catalogue, lookup
 from sim.control import ControlContext, PoolSpec
 from sim.errors import InputError
-from sim.world import World, pod_rps_at_target, pods_per_node, service_context_fields
+from sim.node_pools import pod_rps_at_target, pods_per_node
+from sim.world import World, service_context_fields
 
 HISTORY_DAYS = 14.0
 """How much load history a live context asks a :class:`MetricsHistory` for (days)."""

@@ -95,7 +95,8 @@ class PriceCapacityRule(MixRule):
         if scores:
             best = max(scores.values())
             top = [j for j, s in scores.items() if s >= best - self.capacity_band]
-            choice = min(top, key=lambda j: (tick.price[spot[j]], j))
+            slots = ctrl.layout.slots
+            choice = min(top, key=lambda j: (tick.price[spot[j]] / slots[spot[j]].pods_per_node, j))
             weights[choice] = 1.0
         return Mix(0.0, 1.0, self.buffer, 0.0, tuple(weights))
 
@@ -166,7 +167,7 @@ class HindsightRule(MixRule):
                 open_now,
                 key=lambda j: (
                     not fs.spot_available_throughout(layout.slots[spot[j]].az, now, horizon),
-                    tick.price[spot[j]],
+                    tick.price[spot[j]] / layout.slots[spot[j]].pods_per_node,
                     j,
                 ),
             )

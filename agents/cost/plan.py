@@ -61,6 +61,10 @@ class Layout:
     od_slots: tuple[int, ...]
     spot_slots: tuple[int, ...]
     pool_slots: tuple[tuple[int, ...], ...]  # slot indices of each pool
+    several_types: bool = False
+    """Some AZ has several slots of one capacity type, or the slots of one capacity type
+    differ in pods per node: the mix is then held at the least cost per AZ
+    (right-sizing, :func:`cheapest_cover`) instead of node counts spread by weight."""
 
     @property
     def od_min_pods(self) -> float:
@@ -102,7 +106,16 @@ class Layout:
             od_slots=tuple(k for k, s in enumerate(slots) if not s.spot),
             spot_slots=tuple(k for k, s in enumerate(slots) if s.spot),
             pool_slots=tuple(pool_slots),
+            several_types=_several_types(slots),
         )
+
+
+def _several_types(slots: Sequence[Slot]) -> bool:
+    """See :attr:`Layout.several_types`."""
+    places = {(s.spot, s.az) for s in slots}
+    sizes = {(s.spot, s.pods_per_node) for s in slots}
+    kinds = {s.spot for s in slots}
+    return len(places) < len(slots) or len(sizes) > len(kinds)
 
 
 @dataclass(slots=True)
@@ -201,6 +214,11 @@ class LoadPlanner:
         return self.last_load / self.pod_rate_rps
 
 
+CONSOLIDATE_SHARE = 0.1
+"""With several instance types, nodes are replaced by the cheapest cover of their pods
+once they cost this share more than it (set before any right-sizing figure was seen
+with it; Karpenter consolidates at any saving, which churns on price noise)."""
+
 REBALANCE_SHARE = 0.25
 """Spot nodes move between launchable AZs only when a slot holds this share of the spot
 target (and at least two nodes) more than its weight asks for: no churn on small
@@ -263,6 +281,8 @@ def _spread_spot(
         for k in launch_slots:
             desired[k] = 0
         return 0.0
+    if layout.several_types:
+        return _cover_spot(layout, tick, weights, launch_slots, pods, desired)
     ppn = max(slots[k].pods_per_node for k in weights)
     goal_nodes = math.ceil(pods / ppn - 1e-9)
     share = {k: goal_nodes * w / total_w for k, w in weights.items()}
@@ -289,11 +309,120 @@ def _spread_spot(
     return float(sum(desired[k] * slots[k].pods_per_node for k in weights))
 
 
+def _cover_spot(
+    layout: Layout,
+    tick: Tick,
+    weights: dict[int, float],
+    launch_slots: list[int],
+    pods: float,
+    desired: list[int],
+) -> float:
+    """Several instance types: split ``pods`` over the AZs by their slots' summed weight,
+    and hold each AZ's share on its weighted slots (:func:`adjust_cover`)."""
+    total_w = sum(weights.values())
+    by_az: dict[str, list[int]] = {}
+    for k in weights:
+        by_az.setdefault(layout.slots[k].az, []).append(k)
+    for k in launch_slots:
+        if k not in weights:
+            desired[k] = 0
+    placed = 0.0
+    for ks in by_az.values():
+        share = pods * sum(weights[k] for k in ks) / total_w
+        adjust_cover(share, ks, tick.price, layout.slots, desired)
+        placed += sum(desired[k] * layout.slots[k].pods_per_node for k in ks)
+    return placed
+
+
+def adjust_cover(
+    pods: float,
+    candidates: Sequence[int],
+    price: Sequence[float],
+    slots: Sequence[Slot],
+    desired: list[int],
+) -> None:
+    """Change ``desired`` on ``candidates`` as little as it takes to hold ``pods``, and
+    consolidate when that leaves the nodes dear.
+
+    A shortfall is bought at the least cost (:func:`cheapest_cover`); a surplus releases
+    whole nodes, dearest pod first, while the rest still holds ``pods``. Then, as
+    Karpenter's consolidation, when the nodes cost more than ``1 + CONSOLIDATE_SHARE``
+    times the cheapest cover of ``pods`` they are replaced by it (make-before-break in
+    :func:`execute` keeps the old ones until the new ones run). Small load changes move
+    no node between types.
+    """
+    have = sum(desired[k] * slots[k].pods_per_node for k in candidates)
+    if have + 1e-9 < pods:
+        for k, nodes in cheapest_cover(pods - have, candidates, price, slots).items():
+            desired[k] += nodes
+    else:
+        for k in sorted(candidates, key=lambda k: (-price[k] / slots[k].pods_per_node, k)):
+            ppn = slots[k].pods_per_node
+            cut = min(desired[k], math.floor((have - pods) / ppn + 1e-9))
+            desired[k] -= cut
+            have -= cut * ppn
+    ideal = cheapest_cover(pods, candidates, price, slots)
+    cost_now = sum(desired[k] * price[k] for k in candidates)
+    if cost_now > (1.0 + CONSOLIDATE_SHARE) * sum(n * price[k] for k, n in ideal.items()):
+        for k, nodes in ideal.items():
+            desired[k] = nodes
+
+
+def cheapest_cover(
+    pods: float, candidates: Sequence[int], price: Sequence[float], slots: Sequence[Slot]
+) -> dict[int, int]:
+    """Nodes per candidate slot holding ``pods`` at the least cost (``price`` in USD/hour
+    per slot): the exact minimum-cost cover (:func:`min_cost_cover`), ties to fewer pods
+    then to the earlier candidate."""
+    out = dict.fromkeys(candidates, 0)
+    need = math.ceil(pods - 1e-9)
+    if need <= 0 or not candidates:
+        return out
+    counts = min_cost_cover(
+        need,
+        tuple(float(price[k]) for k in candidates),
+        tuple(slots[k].pods_per_node for k in candidates),
+    )
+    for k, n in zip(candidates, counts, strict=True):
+        out[k] = n
+    return out
+
+
+@lru_cache(maxsize=8192)
+def min_cost_cover(
+    pods: int, prices: tuple[float, ...], pods_per_node: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Nodes of each type (price in USD/hour, pods per node) holding at least ``pods``
+    at the least total price: a dynamic programme over the pods held (unbounded
+    covering knapsack), O(pods x types); cached, as prices change rarely."""
+    n = len(prices)
+    cost = [0.0] * (pods + 1)
+    choice = [-1] * (pods + 1)
+    for q in range(1, pods + 1):
+        best, pick = math.inf, -1
+        for j in range(n):
+            c = cost[max(0, q - pods_per_node[j])] + prices[j]
+            if c < best - 1e-12:
+                best, pick = c, j
+        cost[q], choice[q] = best, pick
+    counts = [0] * n
+    q = pods
+    while q > 0:
+        j = choice[q]
+        counts[j] += 1
+        q = max(0, q - pods_per_node[j])
+    return tuple(counts)
+
+
 def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int]) -> None:
     """On-demand pods spread evenly over launchable on-demand slots (fewest nodes first,
-    so nothing moves between AZs just to rebalance)."""
+    so nothing moves between AZs just to rebalance); with several instance types, evenly
+    over the AZs and held at the least cost in each (:func:`cheapest_cover`)."""
     slots = layout.slots
     usable = [k for k in layout.od_slots if tick.launchable[k]] or list(layout.od_slots)
+    if layout.several_types:
+        _cover_on_demand(layout, tick, usable, pods, desired)
+        return
     ppn = max(slots[k].pods_per_node for k in usable)
     goal = math.ceil(max(0.0, pods) / ppn - 1e-9)
     for k in layout.od_slots:
@@ -310,6 +439,25 @@ def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int
         k = max(usable, key=lambda k: (desired[k], -k))
         desired[k] -= 1
         current -= 1
+
+
+def _cover_on_demand(
+    layout: Layout, tick: Tick, usable: list[int], pods: float, desired: list[int]
+) -> None:
+    """Several instance types: on-demand pods split evenly over the AZs with a usable
+    slot, each AZ's share held at the least cost; unusable slots keep what runs."""
+    slots = layout.slots
+    held = 0.0
+    for k in layout.od_slots:
+        if k not in usable:
+            desired[k] = tick.active[k]
+            held += tick.active[k] * slots[k].pods_per_node
+    by_az: dict[str, list[int]] = {}
+    for k in usable:
+        by_az.setdefault(slots[k].az, []).append(k)
+    share = max(0.0, pods - held) / len(by_az)
+    for ks in by_az.values():
+        adjust_cover(share, ks, tick.price, slots, desired)
 
 
 def _clamp_pools(layout: Layout, desired: list[int], *, spot: bool) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.errors import InputError
 from agents.cost.plan import OD_FILL_MIN, REBALANCE_SHARE, SPOT_BUFFER_MAX, Layout
 
 _TIE = 1e9  # keys are compared on a 1e-9 grid
@@ -106,6 +107,17 @@ class PlanLayout:
 
     @classmethod
     def of(cls, layout: Layout) -> PlanLayout:
+        """The arrays of ``layout``; a layout with several instance types per capacity
+        type is refused (its right-sizing cover, :func:`agents.cost.plan.adjust_cover`,
+        runs in the scalar environment only)."""
+        if layout.several_types:
+            raise InputError(
+                "scenario",
+                "cluster.pools",
+                "several instance types per capacity type: the vectorised environment "
+                "holds one type per capacity type and AZ",
+                "one instance type per pool kind, or the scalar SpotFleet-v0",
+            )
         return cls(
             ppn=np.array([s.pods_per_node for s in layout.slots], dtype=np.int64),
             spot=np.array(layout.spot_slots, dtype=np.int64),

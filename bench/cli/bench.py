@@ -360,6 +360,69 @@ def bench_sizing_cv(
     )
 
 
+@bench.command("right-sizing")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="simulated days per replay (default: the scenarios' whole week)",
+)
+@executor_options("replays")
+@models_option
+@store_option
+@json_option
+def bench_right_sizing(
+    days: float | None,
+    executor_name: str,
+    address: str | None,
+    workers: int | None,
+    models_dir: str,
+    store: Path,
+    as_json: bool,
+) -> None:
+    """What choosing among instance types saves: every cost policy on the default week
+    with c5a.2xlarge only and with the right-sizing scenario's seven c5a/c5 types, beside
+    each world's episode optimum."""
+    from bench.right_sizing import right_sizing, specs
+
+    total = len(specs(days, models_dir, str(store)))
+    with fanned_out(executor_name, workers, address, "cells", total) as (ex, one_done):
+        result = right_sizing(
+            days=days, executor=ex, models_dir=models_dir, store=str(store), progress=status,
+            on_cell=one_done,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    stdout.print(_right_sizing_table(result))
+    one, many = result["scenarios"]
+    for name in (one, many):
+        o = result["optimum"][name]
+        stdout.print(
+            f"{name}: episode optimum ${o['cost_usd']:,.2f} ({o['kind']}, {o['solve_s']:.0f} s); "
+            f"spot on offer {o['spot_on_offer_share']:.1%} of minutes, cheapest spot pod "
+            f"{o['cheapest_spot_saving']:.1%} below the cheapest on-demand pod"
+        )
+
+
+def _right_sizing_table(result: dict[str, Any]) -> Table:
+    """Policies in rows, fitting 80 columns (costs in whole dollars)."""
+    one, many = result["scenarios"]
+    table = Table(title=f"{one} (c5a.2xlarge) vs {many} (7 types)", box=None,
+                  pad_edge=False, collapse_padding=True)  # fmt: skip
+    table.add_column("policy", no_wrap=True)
+    for column in ("1 type $", "SLO", "7 types $", "SLO", "saving", "gap", "gap"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in result["policies"]:
+        table.add_row(
+            r["policy"], f"{r['one_type_usd']:,.0f}", f"{r['one_type_slo']:.2%}",
+            f"{r['right_sized_usd']:,.0f}", f"{r['right_sized_slo']:.2%}",
+            f"{r['saving']:+.1%}", f"{r['one_type_gap_to_optimum']:+.0%}",
+            f"{r['right_sized_gap_to_optimum']:+.0%}",
+        )  # fmt: skip
+    return table
+
+
 def _sizing_table(result: dict[str, Any]) -> Table:
     """Held-out traces in rows, fitting 80 columns (costs in whole dollars)."""
     table = Table(title=f"{result['policy']}: sizing chosen on the other traces",

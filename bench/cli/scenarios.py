@@ -12,6 +12,7 @@ from rich.table import Table
 
 from bench import runner
 from bench.cli.common import command_group, json_option, stdout
+from sim.node_pools import allowed_types_text
 from sim.scenario import Scenario
 from sim.scenario_files import list_scenarios, load_scenario_file
 
@@ -48,7 +49,7 @@ def describe(sid: str, path: Path) -> dict[str, Any]:
         "pools": [
             {
                 "name": p.name,
-                "instance_type": p.instance_type,
+                "instance_type": allowed_types_text(p),
                 "capacity_type": p.capacity_type,
                 "min_nodes": p.min_nodes,
                 "max_nodes": p.max_nodes,

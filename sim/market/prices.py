@@ -370,8 +370,50 @@ def replay_spot_prices(
             replayed = spliced_prices(
                 replayed, _replayed_steps(new_series, new_origin, duration_s), at_s
             )
+        if cfg.type_ratio == "cross-section" and pool_type != src_type:
+            replayed = scaled_prices(replayed, type_price_ratio(history, pool_type, src_type))
         out[(pool_type, az)] = replayed
     return out
+
+
+def type_price_ratio(history: PriceHistory, instance_type: str, reference: str) -> float:
+    """How much ``instance_type``'s spot price is of ``reference``'s (> 0).
+
+    For every AZ (name or ID) where both types have records of a common data source, the
+    ratio of their median record prices; the median of those ratios (the shipped history:
+    its cross-section of 2022-05-31 over AZ IDs of us-east-1 and us-west-2; the long
+    series of the reference comes from another source and does not count).
+
+    Raises
+    ------
+    InputError
+        ``instance_type`` has no rows, or no AZ holds both types in a common source.
+    """
+    field = "pricing.spot_prices.type_ratio"
+    own = {az: s for (t, az), s in history.series.items() if t == instance_type}
+    ref = {az: s for (t, az), s in history.series.items() if t == reference}
+    if not own:
+        raise InputError(
+            history.path, field, f"no spot price history for {instance_type}",
+            "a type with rows in the history, or type_ratio: none",
+        )  # fmt: skip
+    ratios = [
+        float(np.median(s.prices_usd_per_hour) / np.median(ref[az].prices_usd_per_hour))
+        for az, s in sorted(own.items())
+        if az in ref and s.sources & ref[az].sources
+    ]
+    if not ratios:
+        raise InputError(
+            history.path, field,
+            f"no AZ has records of both {instance_type} and {reference} from one source",
+            "types recorded side by side in some AZ",
+        )  # fmt: skip
+    return float(np.median(ratios))
+
+
+def scaled_prices(series: PriceSeries, factor: float) -> PriceSeries:
+    """``series`` with every price times ``factor`` (> 0)."""
+    return PriceSeries(series.times_s, series.prices_usd_per_hour * factor)
 
 
 def _origin(

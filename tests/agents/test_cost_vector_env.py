@@ -28,6 +28,7 @@ from bench import runner
 from sim.engine import Replay
 from sim.summary import summarise
 from sim.telemetry import MemorySink
+from sim.errors import InputError
 from sim.world import draw_delay
 
 
@@ -184,14 +185,22 @@ def test_top_n_items_is_the_greedy_loop() -> None:
 
 
 def _mixed_pools(world: Any) -> tuple[Any, ...]:
-    """The scenario's pools, spot at 4 pods per node, plus a 16-pod spot pool in two of
-    its AZs (pod sizes differ: the general paths of the plan rule)."""
+    """The scenario's pools, spot at 4 pods per node (pod sizes differ between on-demand
+    and spot: the general paths of the plan rule)."""
     od, spot = world.pools
-    small = dataclasses.replace(spot, pods_per_node=4)
+    return (od, dataclasses.replace(spot, pods_per_node=4))
+
+
+def test_several_types_per_capacity_type_are_refused(world_2d: Any) -> None:
+    """A right-sizing layout (a 16-pod spot pool beside a 4-pod one in two AZs): the
+    vectorised plan rule does not hold the scalar one's cover, so it says so."""
+    od, spot = world_2d.pools
     big = dataclasses.replace(
         spot, name="spot-big", azs=spot.azs[:2], pods_per_node=16, max_nodes=9
     )
-    return (od, small, big)
+    layout = Layout.of((od, dataclasses.replace(spot, pods_per_node=4), big))
+    with pytest.raises(InputError, match="several instance types"):
+        PlanLayout.of(layout)
 
 
 @pytest.mark.parametrize("pools", ["scenario", "mixed"])
