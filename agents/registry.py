@@ -30,7 +30,11 @@ MIX_RULES: Registry[MixRule] = Registry("mix rule")
 DETECTORS: Registry[AnomalyDetector] = Registry("detector")
 FORECASTERS: Registry[Forecaster] = Registry("forecaster")
 
-DEFAULT_DETECTOR = "novelty-ensemble"
+DEFAULT_DETECTOR = "sequence-memory"
+"""The detector ``opsbench anomaly nab``/``cv``, ``opsbench train anomaly``, the ``nab`` and
+``latency`` evaluations and the serving benchmark use when none is named: the detector
+with the highest cross-validated NAB score on the dev split (``opsbench anomaly cv``,
+threshold optimised on the scored fold and chosen on the training folds alike; issue 17)."""
 DEFAULT_FORECASTER = "gbm-quantile"
 
 # --------------------------------------------------------------------------- policies
@@ -166,8 +170,8 @@ DETECTORS.register(
 DETECTORS.register(
     "sequence-memory",
     entry_point="agents.anomaly.sequence_memory:SequenceMemory",
-    summary="HTM-like: share of a value's encoding its context did not predict, through "
-    "Numenta's anomaly likelihood; one alert per episode",
+    summary="the default: HTM-like, share of a value's encoding its context (and time of "
+    "day) did not predict, through Numenta's anomaly likelihood; one alert per episode",
 )
 DETECTORS.register(
     "rank-ensemble",

@@ -15,6 +15,7 @@ import click
 from agents.cost.model import FIND_RULE, MAX_TIMESTEPS, MIN_TIMESTEPS
 from agents.lifecycle.open import open_registry
 from agents.lifecycle.registry import ModelVersion
+from agents.registry import DEFAULT_DETECTOR, DETECTORS
 from bench import runner
 from bench.cli.models import version_record
 from bench.cli.common import (
@@ -325,7 +326,8 @@ def train_cost(
 @click.option(
     "--detector",
     default=None,
-    help="a streaming detector (opsbench policies lists them; default: novelty-ensemble)",
+    help=f"a streaming detector (one of: {', '.join(sorted(DETECTORS))}; "
+    f"default: {DEFAULT_DETECTOR})",
 )
 @click.option(
     "--threshold",
@@ -353,7 +355,6 @@ def train_anomaly(
     the standard profile on that corpus and the version records the three NAB scores there
     (score it on files it was not chosen on with `opsbench anomaly nab`)."""
     from agents.anomaly.artefact import DetectorArtefact, save_detector
-    from agents.registry import DEFAULT_DETECTOR, DETECTORS
     from bench import registered_models as rm
 
     name = detector or DEFAULT_DETECTOR

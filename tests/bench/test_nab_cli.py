@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.registry import DEFAULT_DETECTOR
 from bench.nab_run import run_detector
 from bench.nab import score_corpus
 from bench.nab_data import load_corpus, read_results, result_path
@@ -31,7 +32,9 @@ def make_corpus(root: Path, keys: list[str] = KEYS) -> tuple[Path, Path]:
 nab = run_nab
 
 
-@pytest.mark.parametrize("detector", ["novelty-ensemble", "windowed-gaussian"])
+@pytest.mark.parametrize(
+    "detector", sorted({DEFAULT_DETECTOR, "novelty-ensemble", "windowed-gaussian"})
+)
 def test_results_round_trip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: str
 ) -> None:
@@ -73,13 +76,14 @@ def test_table_output_and_rerun_replaces(
 ) -> None:
     data, wfile = make_corpus(tmp_path, KEYS[:1])
     out = tmp_path / "out"
-    (out / "novelty-ensemble" / "stale").mkdir(parents=True)
-    code, stdout, _ = nab(capsys, data, wfile, out)
+    (out / DEFAULT_DETECTOR / "stale").mkdir(parents=True)
+    code, stdout, _ = nab(capsys, data, wfile, out)  # no --detector: the default
     assert code == 0
+    assert f"NAB: {DEFAULT_DETECTOR} on 1 files" in stdout
     assert (
         "standard" in stdout and "reward_low_FP_rate" in stdout and "reward_low_FN_rate" in stdout
     )
-    assert not (out / "novelty-ensemble" / "stale").exists()
+    assert not (out / DEFAULT_DETECTOR / "stale").exists()
 
 
 def bad(capsys: pytest.CaptureFixture[str], data: Path, wfile: Path, out: Path, *extra: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 from agents.anomaly.artefact import DETECTOR_FILE, load_detector
 from agents.lifecycle.open import open_registry
 from agents.lifecycle.registry import ModelRef
+from agents.registry import DEFAULT_DETECTOR
 from opsbench_testing import assert_one_line_error, make_nab_corpus, run_main
 
 KEYS = [
@@ -46,6 +47,19 @@ def test_threshold_chosen_on_a_corpus_is_registered_with_its_scores(
     assert code == 0, err
     second = json.loads(out)
     assert second["aliases"] == ["challenger"] and second["parent"] == record["ref"]
+
+
+def test_without_detector_or_data_the_default_detector_is_registered_at_0_5(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    reg = tmp_path / "reg"
+    code, out, err = run_main(capsys, ["train", "anomaly", "--registry", str(reg), "--json"])
+    assert code == 0, err
+    assert json.loads(out)["ref"] == f"anomaly-{DEFAULT_DETECTOR}/1"
+    version = open_registry(reg).resolve(ModelRef.parse(f"anomaly-{DEFAULT_DETECTOR}"))
+    artefact, _ = load_detector(open_registry(reg).fetch(version, tmp_path / "fetched"))
+    assert (artefact.detector, artefact.threshold) == (DEFAULT_DETECTOR, 0.5)
+    assert version.card.params["threshold_chosen"] == "default"
 
 
 def test_a_registered_detector_file_that_names_no_detector_is_one_line(tmp_path: Path) -> None:
