@@ -362,7 +362,8 @@ def _cluster(
 
 def _service(world: Any, instance_type: str) -> Service:
     from sim.catalog import load_catalogue, lookup
-    from sim.world import pods_per_node, service_context_fields
+    from sim.node_pools import pods_per_node
+    from sim.world import service_context_fields
 
     scenario = world.scenario
     catalogue = load_catalogue(

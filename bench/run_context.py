@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import InputError
 from sim.scenario import ReplayedSpotPrices, TraceWorkload
-from sim.world import World, pod_rps_at_target
+from sim.node_pools import pod_rps_at_target
+from sim.world import World
 
 FILE_NAME = "run_context.json"
 
