@@ -327,9 +327,21 @@ def _draw_dropped(ax: Axes, t: np.ndarray, m: pd.DataFrame, per: str) -> None:
     _legend(ax, handles=[Patch(color=DROPPED, label=f"dropped\n({total:,.0f} in all)")])
 
 
+def pool_colours(n: int) -> list[str]:
+    """``n`` distinct colours: the house six, or matplotlib's tab20 for more pools (a pool
+    that allows several instance types is one simulated pool per type)."""
+    if n <= len(POOL_COLOURS):
+        return list(POOL_COLOURS[:n])
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["tab20"]
+    return [mpl.colors.to_hex(cmap(i % 20)) for i in range(n)]
+
+
 def _draw_nodes(ax: Axes, t: np.ndarray, nodes: pd.DataFrame, per: str) -> None:
-    columns = list(nodes.columns)
-    colours = [POOL_COLOURS[i % len(POOL_COLOURS)] for i in range(len(columns))]
+    used = [c for c in nodes.columns if (nodes[c].to_numpy(dtype=float) > 0).any()]
+    columns = used or list(nodes.columns)  # pools that never ran a node are left out
+    colours = pool_colours(len(columns))
     values = [nodes[c].to_numpy(dtype=float) for c in columns]
     ax.stackplot(t, *values, labels=[f"{c} pool" for c in columns], colors=colours, alpha=0.85)
     ax.set_ylabel(f"running nodes\n(mean per {per})")

@@ -246,3 +246,21 @@ def test_a_bad_run_context_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as bad:
         read_run_context(tmp_path)
     assert "faults.0.kind" in bad.value.one_line()
+
+
+def test_many_pools_get_distinct_colours_and_idle_ones_no_legend_entry() -> None:
+    """A right-sizing fleet is one simulated pool per instance type: fourteen pools must
+    not share colours, and a type that never ran a node is not drawn."""
+    from bench.plots import POOL_COLOURS, _draw_nodes, pool_colours
+
+    assert pool_colours(3) == list(POOL_COLOURS[:3])
+    assert len(set(pool_colours(14))) == 14
+    t = np.arange(10.0)
+    nodes = pd.DataFrame({"a": np.ones(10), "idle": np.zeros(10), "b": np.full(10, 2.0)})
+    fig, ax = plt.subplots()
+    try:
+        _draw_nodes(ax, t, nodes, "1 min")
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    finally:
+        plt.close(fig)
+    assert labels == ["a pool", "b pool"]
