@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -319,17 +320,22 @@ def bench_cost(sets: tuple[str, ...], days: float | None, as_json: bool) -> None
         stdout.print(_cost_table(result))
 
 
+def replay_study_options(days_help: str) -> Callable[[Any], Any]:
+    """``--days`` (with ``days_help``), the executor options for replays, ``--models``,
+    ``--store`` and ``--json``: the options of a study made of many replays."""
+
+    def apply(command: Any) -> Any:
+        for option in (json_option, store_option, models_option, executor_options("replays")):
+            command = option(command)
+        return click.option(
+            "--days", type=click.FloatRange(min=0, min_open=True), default=None, help=days_help
+        )(command)
+
+    return apply
+
+
 @bench.command("sizing-cv")
-@click.option(
-    "--days",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="simulated days per replay (default: each trace's whole held-back 30%)",
-)
-@executor_options("replays")
-@models_option
-@store_option
-@json_option
+@replay_study_options("simulated days per replay (default: each trace's whole held-back 30%)")
 def bench_sizing_cv(
     days: float | None,
     executor_name: str,
@@ -361,16 +367,7 @@ def bench_sizing_cv(
 
 
 @bench.command("right-sizing")
-@click.option(
-    "--days",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="simulated days per replay (default: the scenarios' whole week)",
-)
-@executor_options("replays")
-@models_option
-@store_option
-@json_option
+@replay_study_options("simulated days per replay (default: the scenarios' whole week)")
 def bench_right_sizing(
     days: float | None,
     executor_name: str,
