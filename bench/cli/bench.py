@@ -334,6 +334,26 @@ def replay_study_options(days_help: str) -> Callable[[Any], Any]:
     return apply
 
 
+def _run_study(
+    study: Callable[..., dict[str, Any]],
+    total: int,
+    what: str,
+    days: float | None,
+    executor_name: str,
+    workers: int | None,
+    address: str | None,
+    models_dir: str,
+    store: Path,
+) -> dict[str, Any]:
+    """``study(...)`` fanned out on the chosen executor, with a bar over its ``total``
+    ``what`` and status lines."""
+    with fanned_out(executor_name, workers, address, what, total) as (ex, one_done):
+        return study(
+            days=days, executor=ex, models_dir=models_dir, store=str(store), progress=status,
+            on_cell=one_done,
+        )  # fmt: skip
+
+
 @bench.command("sizing-cv")
 @replay_study_options("simulated days per replay (default: each trace's whole held-back 30%)")
 def bench_sizing_cv(
@@ -351,11 +371,8 @@ def bench_sizing_cv(
     from bench.sizing_cv import SETTINGS, TRACES, sizing_cv, specs
 
     total = len(specs(tuple(TRACES), SETTINGS, days, models_dir, str(store)))
-    with fanned_out(executor_name, workers, address, "replays", total) as (ex, one_done):
-        result = sizing_cv(
-            days=days, executor=ex, models_dir=models_dir, store=str(store), progress=status,
-            on_cell=one_done,
-        )  # fmt: skip
+    result = _run_study(sizing_cv, total, "replays", days, executor_name, workers, address,
+                        models_dir, store)  # fmt: skip
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -383,11 +400,8 @@ def bench_right_sizing(
     from bench.right_sizing import right_sizing, specs
 
     total = len(specs(days, models_dir, str(store)))
-    with fanned_out(executor_name, workers, address, "cells", total) as (ex, one_done):
-        result = right_sizing(
-            days=days, executor=ex, models_dir=models_dir, store=str(store), progress=status,
-            on_cell=one_done,
-        )  # fmt: skip
+    result = _run_study(right_sizing, total, "cells", days, executor_name, workers, address,
+                        models_dir, store)  # fmt: skip
     if as_json:
         click.echo(json.dumps(result))
         return
