@@ -191,14 +191,21 @@ def _mixed_pools(world: Any) -> tuple[Any, ...]:
     return (od, dataclasses.replace(spot, pods_per_node=4))
 
 
-def test_several_types_per_capacity_type_are_refused(world_2d: Any) -> None:
-    """A right-sizing layout (a 16-pod spot pool beside a 4-pod one in two AZs): the
-    vectorised plan rule does not hold the scalar one's cover, so it says so."""
-    od, spot = world_2d.pools
+def _two_spot_pools(world: Any) -> tuple[Any, ...]:
+    """The scenario's pools, spot at 4 pods per node, plus a 16-pod spot pool in two of
+    its AZs (two spot pools share an AZ: a right-sizing layout)."""
+    od, spot = world.pools
+    small = dataclasses.replace(spot, pods_per_node=4)
     big = dataclasses.replace(
         spot, name="spot-big", azs=spot.azs[:2], pods_per_node=16, max_nodes=9
     )
-    layout = Layout.of((od, dataclasses.replace(spot, pods_per_node=4), big))
+    return (od, small, big)
+
+
+def test_several_types_per_capacity_type_are_refused(world_2d: Any) -> None:
+    """A right-sizing layout: the vectorised plan rule does not hold the scalar one's
+    cover (:func:`agents.cost.plan.adjust_cover`), so it says so."""
+    layout = Layout.of(_two_spot_pools(world_2d))
     with pytest.raises(InputError, match="several instance types"):
         PlanLayout.of(layout)
 
@@ -425,7 +432,7 @@ def test_a_reclaim_notices_its_share_over_both_spot_pools_of_the_az(world_2d: An
     drawn without replacement across both pools (the split's mean is proportional to
     the counts); the noticed nodes are billed 120 s more and the others are not
     touched."""
-    layout = Layout.of(_mixed_pools(world_2d))
+    layout = Layout.of(_two_spot_pools(world_2d))
     env = SpotFleetVectorEnv(1, world_2d)
     mc = MarketConstants.of(layout, env.single.pod_rate, 5)
     sc = world_2d.scenario
