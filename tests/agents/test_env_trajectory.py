@@ -1,0 +1,136 @@
+"""Bit-for-bit regression of ``opsbench/SpotFleet-v0`` trajectories.
+
+Every rollout below hashes (sha256) each reset observation and every step's
+(observation bytes, reward, terminated, truncated, info) with floats written exactly
+(``float.hex``), so any change to a single float, flag or info entry changes the digest.
+The digests were recorded from the environment before its speed work; an optimisation
+of :mod:`agents.cost.env`, :mod:`agents.cost.fleet`, :mod:`agents.cost.plan` or
+:mod:`agents.cost.view` must leave them unchanged. Never update them to make a change
+pass: a different digest means the environment behaves differently.
+
+Run this file as a script to print the digests of the current code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agents.cost.env import SpotFleetEnv, prepare_world
+from sim.scenario import AzOutage, Faults
+from sim.scenario_files import find_scenario, load_scenario_file
+from sim.world import World, prepare
+
+TRAIN_STEPS = 3000
+"""Steps per train-mode rollout: two full 1,440-minute episodes and part of a third."""
+ACTION_SCALE = {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0, 4: 1.5}
+"""Seed 4 scales its actions past [-1, 1] so the decoder's clipping is covered."""
+
+TRAIN_DIGESTS = {
+    0: "0a3d1644dcde3133bb66c3803ea8f427d27b56cf156151f0e027bf610a595606",
+    1: "d25cf68e69824bde7e29be71b09db24458464d7cd1f1973a146b5f60bb6b0b08",
+    2: "a8c294c298ee81acd1a9683cb3d59d985a6c351493744320999dd2a63c0fa28d",
+    3: "6c0e40d548fc3fbce425509dbd1bbbc18555acf39d898cf5be72356b517b02c3",
+    4: "e456334b346ff3fcffdcbbb5d2f799606ad8a07a1efc52f9af9cce6851c9dca7",
+}
+REPLAY_CASES = {
+    # scenario, days, seed: spot storms and a telemetry gap; the default scenario with an
+    # AZ outage and frequent node failures added (:func:`_outage_world`)
+    "spot-storm": (4.0, 7),
+    "default+outage": (1.0, 8),
+}
+REPLAY_DIGESTS = {
+    "spot-storm": "f935a09dd0ca7a7995556e684e237a2117262ffd06e433b1babb0a1b3adece91",
+    "default+outage": "1a3644d4921a5f252584ba9b6c4b189f901d1a67e7b1cd9f44f7086b770ac39e",
+}
+
+
+def _canonical(value: Any) -> str:
+    """An exact, order-independent text of an info value (floats as ``float.hex``)."""
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ",".join(f"{k!r}:{_canonical(v)}" for k, v in items) + "}"
+    if isinstance(value, bool | np.bool_):
+        return repr(bool(value))
+    if isinstance(value, int | np.integer):
+        return f"int:{int(value)}"
+    if isinstance(value, float | np.floating):
+        return float(value).hex()
+    raise TypeError(f"unexpected info value {value!r} ({type(value).__name__})")
+
+
+def _feed_obs(digest: Any, obs: np.ndarray) -> None:
+    assert obs.dtype == np.float32
+    digest.update(obs.tobytes())
+
+
+def rollout_digest(env: SpotFleetEnv, seed: int, steps: int, scale: float = 1.0) -> str:
+    """sha256 of ``steps`` steps from ``reset(seed=seed)`` with actions drawn from the
+    env's action space seeded with ``seed`` (times ``scale``), resetting at episode ends."""
+    digest = hashlib.sha256()
+    obs, info = env.reset(seed=seed)
+    _feed_obs(digest, obs)
+    digest.update(_canonical(info).encode())
+    env.action_space.seed(seed)
+    for _ in range(steps):
+        action = env.action_space.sample() * np.float32(scale)
+        obs, reward, terminated, truncated, info = env.step(action)
+        _feed_obs(digest, obs)
+        assert type(reward) is float
+        digest.update(f"|{reward.hex()}|{terminated!r}|{truncated!r}|{_canonical(info)}".encode())
+        if terminated or truncated:
+            obs, info = env.reset()
+            _feed_obs(digest, obs)
+            digest.update(_canonical(info).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _world(scenario: str, days: float) -> World:
+    if scenario == "default+outage":
+        return _outage_world(days)
+    return prepare_world(scenario, days)
+
+
+def _outage_world(days: float) -> World:
+    """The default scenario with a 2-hour outage of us-east-1d from hour 10 and 20 node
+    failures per node-day (no shipped scenario has an outage and spot pools)."""
+    path = find_scenario("default")
+    scenario = load_scenario_file(path)
+    faults = Faults(
+        node_failure_rate_per_node_day=20.0,
+        az_outages=[AzOutage(az="us-east-1d", start_h=10.0, duration_h=2.0)],
+    )
+    return prepare(scenario.model_copy(update={"faults": faults}), source=path, days=days)
+
+
+def train_digest(seed: int) -> str:
+    env = SpotFleetEnv(_world("default", 2.0), mode="train")
+    return rollout_digest(env, seed, TRAIN_STEPS, ACTION_SCALE[seed])
+
+
+def replay_digest(scenario: str) -> str:
+    days, seed = REPLAY_CASES[scenario]
+    env = SpotFleetEnv(_world(scenario, days), mode="replay")
+    return rollout_digest(env, seed, env.episode_minutes)
+
+
+@pytest.mark.parametrize("seed", sorted(TRAIN_DIGESTS))
+def test_train_mode_trajectory_is_unchanged(seed: int) -> None:
+    assert train_digest(seed) == TRAIN_DIGESTS[seed]
+
+
+@pytest.mark.parametrize("scenario", sorted(REPLAY_DIGESTS))
+def test_replay_mode_trajectory_is_unchanged(scenario: str) -> None:
+    assert replay_digest(scenario) == REPLAY_DIGESTS[scenario]
+
+
+if __name__ == "__main__":
+    for s in sorted(TRAIN_DIGESTS):
+        print(f"    {s}: {train_digest(s)!r},")
+    for name in REPLAY_DIGESTS:
+        print(f"    {name!r}: {replay_digest(name)!r},")
