@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from agents.cost.env import SpotFleetEnv, prepare_world
+from agents.cost.plan import Layout, Mix, Tick, decode_action, execute
+from sim.control import PoolSpec
 from sim.scenario import AzOutage, Faults
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.world import World, prepare
@@ -119,6 +121,73 @@ def replay_digest(scenario: str) -> str:
     return rollout_digest(env, seed, env.episode_minutes)
 
 
+def _pool(name: str, kind: str, azs: tuple[str, ...], lo: int, hi: int, ppn: int) -> PoolSpec:
+    return PoolSpec(name, "c5a.2xlarge", kind, azs, lo, hi, 8, 16.0, ppn, 0.3 * ppn / 8, 100.0)
+
+
+LAYOUTS = {
+    "default": (
+        _pool("od", "on-demand", ("a", "b", "c"), 3, 60, 8),
+        _pool("spot", "spot", ("a", "b", "c"), 0, 60, 8),
+    ),
+    "mixed": (  # pod sizes differ, a small on-demand pool, two spot pools, tight maxima
+        _pool("od", "on-demand", ("a", "b"), 1, 12, 4),
+        _pool("spot-big", "spot", ("a", "b", "c"), 0, 9, 16),
+        _pool("od-2", "on-demand", ("c",), 0, 5, 8),
+        _pool("spot-small", "spot", ("b", "c"), 2, 20, 4),
+    ),
+}
+PLAN_CALLS = 4000
+PLAN_DIGESTS = {
+    "default": "a4b4857b316eba849c189051517e52beccfd64cbb2848eb7cc8db7dd9f4da963",
+    "mixed": "55b196c27969d684a521eb4b4f47c434428e43676fc322a38e972eaf99cc1f71",
+}
+
+
+def plan_digest(name: str) -> str:
+    """sha256 of :func:`execute`'s desired nodes for ``PLAN_CALLS`` random (tick, action,
+    plan) draws on layout ``name`` (fleets of 0-30 nodes per slot, random prices,
+    launchability, pending nodes and plans of 0-400 pods)."""
+    layout = Layout.of(LAYOUTS[name])
+    rng = np.random.default_rng(2024)
+    n, n_spot = len(layout.slots), len(layout.spot_slots)
+    digest = hashlib.sha256()
+    for _ in range(PLAN_CALLS):
+        active = rng.integers(0, 31, n).tolist()
+        pending = [int(rng.integers(0, a + 1)) for a in active]
+        launchable = (rng.random(n) < 0.7).tolist()
+        tick = Tick(
+            t_s=60.0,
+            load_rps=None,
+            cpu=None,
+            p95_ms=None,
+            error_rate=None,
+            active=active,
+            pending=pending,
+            price=rng.choice([0.1, 0.12, 0.15, 0.3], n).tolist(),
+            available=launchable,
+            launchable=launchable,
+        )
+        mix = decode_action((rng.uniform(-1.3, 1.3, 4 + n_spot)).tolist(), n_spot)
+        plan = float(rng.choice([0.0, rng.uniform(0, 400), float(rng.integers(0, 400))]))
+        pods_now = plan if rng.random() < 0.5 else float(rng.uniform(0, 400))
+        desired = execute(layout, tick, mix, plan, pods_now)
+        assert all(type(d) is int for d in desired)
+        digest.update(repr((desired, astuple_mix(mix))).encode())
+    return digest.hexdigest()
+
+
+def astuple_mix(mix: Mix) -> tuple[str, ...]:
+    """The mix's values, exactly."""
+    values = (mix.od_floor, mix.od_fill, mix.spot_buffer, mix.keep, *mix.weights)
+    return tuple(float(v).hex() for v in values)
+
+
+@pytest.mark.parametrize("name", sorted(PLAN_DIGESTS))
+def test_plan_execution_is_unchanged(name: str) -> None:
+    assert plan_digest(name) == PLAN_DIGESTS[name]
+
+
 @pytest.mark.parametrize("seed", sorted(TRAIN_DIGESTS))
 def test_train_mode_trajectory_is_unchanged(seed: int) -> None:
     assert train_digest(seed) == TRAIN_DIGESTS[seed]
@@ -130,6 +199,8 @@ def test_replay_mode_trajectory_is_unchanged(scenario: str) -> None:
 
 
 if __name__ == "__main__":
+    for layout_name in PLAN_DIGESTS:
+        print(f"    {layout_name!r}: {plan_digest(layout_name)!r},")
     for s in sorted(TRAIN_DIGESTS):
         print(f"    {s}: {train_digest(s)!r},")
     for name in REPLAY_DIGESTS:
