@@ -209,6 +209,7 @@ class FleetModel:
         self.ppn = [s.pods_per_node for s in slots]
         self.is_spot = [s.spot for s in slots]
         self.slot_az = [s.az for s in slots]
+        self.slot_pool = [s.pool for s in slots]
         self.counts = [[0] * 5 for _ in range(n)]
         self.act = [0] * n  # pending + starting + serving, per slot
         self._market_version = 0
@@ -320,7 +321,6 @@ class FleetModel:
 
     def tick(self) -> Tick:
         """What a policy sees now (after the last minute)."""
-        n = len(self.ppn)
         last = self.last
         gap = self.minute == 0 or self.market.gaps[self.minute - 1]
         interruptions = self.interruptions - self.interruptions_seen
@@ -335,7 +335,7 @@ class FleetModel:
             if gap or last is None
             else (last.dropped / (last.offered_rps * 60.0) if last.offered_rps > 0 else 0.0),
             active=list(self.act),
-            pending=[self.counts[k][PENDING] for k in range(n)],
+            pending=[c[PENDING] for c in self.counts],
             price=list(self.price_now),
             available=available,
             launchable=launchable,
@@ -351,6 +351,26 @@ class FleetModel:
             if self.is_spot[k]:
                 self.minute_spot_cost += c
         self.cost_last[k] = self.now
+
+    def _acc_all_slots(self) -> None:
+        """:meth:`_acc_slot` of every slot, in slot order."""
+        now = self.now
+        cost_last, billed, price_now, is_spot = (
+            self.cost_last,
+            self.billed,
+            self.price_now,
+            self.is_spot,
+        )
+        minute_cost, minute_spot_cost = self.minute_cost, self.minute_spot_cost
+        for k, last in enumerate(cost_last):
+            dt = now - last
+            if dt > 0 and billed[k]:
+                c = billed[k] * dt * price_now[k] / 3600.0
+                minute_cost += c
+                if is_spot[k]:
+                    minute_spot_cost += c
+            cost_last[k] = now
+        self.minute_cost, self.minute_spot_cost = minute_cost, minute_spot_cost
 
     def _acc_serving(self) -> None:
         self.serve_acc += self.serving_pods * (self.now - self.serve_last)
@@ -416,6 +436,22 @@ class FleetModel:
         else:
             self._push(self.now + draw_delay(self.delay, self.prov_rng), _READY, node)
 
+    def _launch_many(self, k: int, count: int) -> None:
+        """Launch ``count`` nodes in slot ``k`` now, each with its own provisioning delay
+        (drawn in launch order), as ``count`` calls of :meth:`_launch` would."""
+        self._acc_slot(k)  # later launches at the same time accrue nothing more
+        now, delay, rng = self.now, self.delay, self.prov_rng
+        pool = self.pool_nodes[self.slot_pool[k]]
+        events = self.events
+        for _ in range(count):
+            node = _Node(k, now)
+            pool.append(node)
+            self.seq += 1
+            heapq.heappush(events, (now + draw_delay(delay, rng), self.seq, _READY, node))
+        self.counts[k][PENDING] += count
+        self.act[k] += count
+        self.billed[k] += count
+
     def _terminate(self, node: _Node) -> None:
         if node.state == TERMINATED:
             return
@@ -456,36 +492,38 @@ class FleetModel:
             self._notice(nodes[i])
 
     def apply(self, desired: list[int]) -> None:
-        """Reconcile every slot to ``desired`` (as the simulator's ``desired_by_az``)."""
+        """Reconcile every slot to ``desired`` (as the simulator's ``desired_by_az``):
+        per pool, scale in slot by slot down to the pool minimum, then launch slot by slot
+        (where launchable) up to the pool maximum."""
         layout = self.layout
         act = self.act
-        for i, spec in enumerate(layout.pools):
-            ks = layout.pool_slots[i]
-            if all(desired[k] == act[k] for k in ks):
+        launchable = self._market_lists()[1]
+        for i, (spec, ks) in enumerate(zip(layout.pools, layout.pool_slots, strict=True)):
+            if [desired[k] for k in ks] == [act[k] for k in ks]:
                 continue
-            pool_active = sum(act[k] for k in ks)
-            for k in ks:
-                want = max(0, desired[k])
-                have = self.active(k)
+            pool_active = sum([act[k] for k in ks])
+            wants = [desired[k] if desired[k] > 0 else 0 for k in ks]  # max(0, desired)
+            for k, want in zip(ks, wants, strict=True):
+                have = act[k]
                 if want < have and pool_active > spec.min_nodes:
                     cut = min(have - want, pool_active - spec.min_nodes)
                     self._scale_in(i, k, cut)
                     pool_active -= cut
-            for k in ks:
-                want = max(0, desired[k])
-                grow = min(want - self.active(k), spec.max_nodes - pool_active)
-                if grow <= 0 or not self.launchable(k):
+            for k, want in zip(ks, wants, strict=True):
+                grow = min(want - act[k], spec.max_nodes - pool_active)
+                if grow <= 0 or not launchable[k]:
                     continue
-                for _ in range(grow):
-                    self._launch(k)
+                self._launch_many(k, grow)
                 pool_active += grow
 
     def _scale_in(self, pool: int, k: int, count: int) -> None:
+        """Stop ``count`` nodes of slot ``k``: the newest pending ones first, then the
+        newest running ones (drained)."""
         nodes = [n for n in self._live(pool) if n.slot == k]
         victims = [n for n in reversed(nodes) if n.state == PENDING][:count]
-        running = [n for n in nodes if n.state in (STARTING, SERVING)]
-        while len(victims) < count and running:
-            victims.append(running.pop())
+        if len(victims) < count:
+            running = [n for n in reversed(nodes) if n.state == STARTING or n.state == SERVING]
+            victims.extend(running[: count - len(victims)])
         for v in victims:
             if v.state == PENDING:
                 self._terminate(v)
@@ -537,11 +575,9 @@ class FleetModel:
         self.now = t_end
 
     def _random_failures(self) -> None:
-        for i in range(len(self.layout.pools)):
-            n = sum(
-                self.counts[k][STARTING] + self.counts[k][SERVING]
-                for k in self.layout.pool_slots[i]
-            )
+        counts = self.counts
+        for i, ks in enumerate(self.layout.pool_slots):
+            n = sum([counts[k][STARTING] + counts[k][SERVING] for k in ks])
             if n == 0:
                 continue
             fails = int(self.fault_rng.poisson(self.failure_p * n))
@@ -559,8 +595,7 @@ class FleetModel:
         m = self.minute
         t_end = (m + 1) * 60.0
         self._run_until(t_end)
-        for k in range(len(self.ppn)):
-            self._acc_slot(k)
+        self._acc_all_slots()
         self._acc_serving()
         pods = self.serve_acc / 60.0
         self.serve_acc = 0.0
@@ -584,8 +619,6 @@ class FleetModel:
         self.minute_cost = 0.0
         self.minute_spot_cost = 0.0
         self.minute = m + 1
-        prices = self.market.prices
-        for k in range(len(self.ppn)):
-            self.price_now[k] = prices[k][m + 1]
+        self.price_now[:] = [slot_prices[m + 1] for slot_prices in self.market.prices]
         self.last = out
         return out
