@@ -283,11 +283,6 @@ def _release_stranded(layout: Layout, tick: Tick, release: float, desired: list[
         release -= cut * ppn[k]
 
 
-def _first_max(values: list[float]) -> int:
-    """Position of the largest value, the first one on ties (the lowest slot index)."""
-    return values.index(max(values))
-
-
 def _spread_spot(
     layout: Layout,
     tick: Tick,
@@ -299,42 +294,61 @@ def _spread_spot(
     """Split ``pods`` of spot over the launchable slots by weight; returns pods placed.
 
     One node at a time, to the slot furthest below its share (ties to the lowest slot
-    index; ``launch_slots`` is in slot order), then from the slot furthest above it;
-    then nodes move from the most over to the most under share while the most over
-    exceeds it by the rebalancing tolerance."""
-    ppn = layout.ppn
-    position = layout.spot_position
-    ks = [k for k in launch_slots if mix.weights[position[k]] > 0.05]
-    weights = [mix.weights[position[k]] for k in ks]
+    index; ``launch_slots`` is in slot order), or from the slot furthest above it; then
+    nodes move from the most over to the most under share while the most over exceeds
+    its share by the rebalancing tolerance. Slots weighted 0.05 or less get no node."""
+    ppn, position = layout.ppn, layout.spot_position
+    ks: list[int] = []  # the weighted launchable slots, in slot order
+    weights: list[float] = []
+    for k in launch_slots:
+        w = mix.weights[position[k]]
+        if w > 0.05:
+            ks.append(k)
+            weights.append(w)
+        else:
+            desired[k] = 0
     total_w = sum(weights)
     if total_w <= 0 or pods <= 0:
-        for k in launch_slots:
+        for k in ks:
             desired[k] = 0
         return 0.0
     goal_nodes = math.ceil(pods / max([ppn[k] for k in ks]) - 1e-9)
     share = [goal_nodes * w / total_w for w in weights]
-    for k in launch_slots:
-        if k not in ks:
-            desired[k] = 0
-    nodes = [desired[k] for k in ks]  # by position in ks
-    current = sum(nodes)
-    while current < goal_nodes:
-        nodes[_first_max([s - d for s, d in zip(share, nodes, strict=True)])] += 1
-        current += 1
-    while current > goal_nodes:
-        nodes[_first_max([d - s for s, d in zip(share, nodes, strict=True)])] -= 1
-        current -= 1
-    tolerance = max(2.0, REBALANCE_SHARE * goal_nodes)
-    for _ in range(goal_nodes):
-        over = _first_max([d - s for s, d in zip(share, nodes, strict=True)])
-        under = _first_max([s - d for s, d in zip(share, nodes, strict=True)])
-        if nodes[over] - share[over] < tolerance or over == under:
-            break
-        nodes[over] -= 1
-        nodes[under] += 1
+    nodes = _spread_by_share(share, [desired[k] for k in ks], goal_nodes)
     for k, d in zip(ks, nodes, strict=True):
         desired[k] = d
     return float(sum([d * ppn[k] for k, d in zip(ks, nodes, strict=True)]))
+
+
+def _spread_by_share(share: list[float], nodes: list[int], goal_nodes: int) -> list[int]:
+    """``nodes`` (in place, and returned) brought to ``goal_nodes`` in all, near
+    ``share`` (see :func:`_spread_spot`). ``below[i]`` is ``share[i] - nodes[i]`` and
+    ``above[i]`` is ``nodes[i] - share[i]``, kept up to date as nodes move; every pick is
+    the first largest of them (the lowest slot index on ties)."""
+    below = [s - d for s, d in zip(share, nodes, strict=True)]
+    above = [d - s for s, d in zip(share, nodes, strict=True)]
+    current = sum(nodes)
+    while current < goal_nodes:
+        i = below.index(max(below))
+        nodes[i] += 1
+        below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
+        current += 1
+    while current > goal_nodes:
+        i = above.index(max(above))
+        nodes[i] -= 1
+        below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
+        current -= 1
+    tolerance = max(2.0, REBALANCE_SHARE * goal_nodes)
+    for _ in range(goal_nodes):
+        over = above.index(max(above))
+        under = below.index(max(below))
+        if above[over] < tolerance or over == under:
+            break
+        nodes[over] -= 1
+        nodes[under] += 1
+        for i in (over, under):
+            below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
+    return nodes
 
 
 def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int]) -> None:
