@@ -24,7 +24,7 @@ import heapq
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -214,7 +214,10 @@ class FleetModel:
         self.act = [0] * n  # pending + starting + serving, per slot
         self._market_version = 0
         self._market_cache: tuple[int, list[bool], list[bool]] | None = None
+        # every node of each pool and of each slot, in launch order; stopped nodes are
+        # dropped lazily (whoever reads a list skips them)
         self.pool_nodes: list[list[_Node]] = [[] for _ in layout.pools]
+        self.slot_nodes: list[list[_Node]] = [[] for _ in slots]
         self.billed = [0] * n
         self.cost_last = [0.0] * n
         self.price_now = [market.prices[k][0] for k in range(n)]
@@ -225,7 +228,7 @@ class FleetModel:
         self.spot_cost = 0.0
         self.minute_cost = 0.0
         self.minute_spot_cost = 0.0
-        self.events: list[tuple[float, int, int, object]] = []
+        self.events: list[tuple[float, int, int, Any]] = []  # (t_s, seq, kind, payload)
         self.seq = 0
         self.now = 0.0
         self.minute = 0
@@ -427,6 +430,7 @@ class FleetModel:
         self._acc_slot(k)
         node = _Node(k, self.now)
         self.pool_nodes[self.layout.slots[k].pool].append(node)
+        self.slot_nodes[k].append(node)
         self.counts[k][PENDING] += 1
         self.act[k] += 1
         self.billed[k] += 1
@@ -441,11 +445,12 @@ class FleetModel:
         (drawn in launch order), as ``count`` calls of :meth:`_launch` would."""
         self._acc_slot(k)  # later launches at the same time accrue nothing more
         now, delay, rng = self.now, self.delay, self.prov_rng
-        pool = self.pool_nodes[self.slot_pool[k]]
+        pool, slot = self.pool_nodes[self.slot_pool[k]], self.slot_nodes[k]
         events = self.events
         for _ in range(count):
             node = _Node(k, now)
             pool.append(node)
+            slot.append(node)
             self.seq += 1
             heapq.heappush(events, (now + draw_delay(delay, rng), self.seq, _READY, node))
         self.counts[k][PENDING] += count
@@ -519,7 +524,8 @@ class FleetModel:
     def _scale_in(self, pool: int, k: int, count: int) -> None:
         """Stop ``count`` nodes of slot ``k``: the newest pending ones first, then the
         newest running ones (drained)."""
-        nodes = [n for n in self._live(pool) if n.slot == k]
+        nodes = [n for n in self.slot_nodes[k] if n.state != TERMINATED]
+        self.slot_nodes[k] = nodes
         victims = [n for n in reversed(nodes) if n.state == PENDING][:count]
         if len(victims) < count:
             running = [n for n in reversed(nodes) if n.state == STARTING or n.state == SERVING]
@@ -533,46 +539,49 @@ class FleetModel:
 
     # ------------------------------------------------------------------ time
     def _run_until(self, t_end: float) -> None:
+        """Process every event before ``t_end`` in time order; ``now`` ends at ``t_end``."""
         events = self.events
         while events and events[0][0] < t_end:
             t, _, kind, payload = heapq.heappop(events)
             self.now = t
-            if kind >= _AVAIL:
-                self._market_version += 1
             if kind == _READY:
-                node = cast(_Node, payload)
-                if node.state == PENDING:
-                    self._move(node, STARTING)
-                    self._push(t + self.pod_start_s, _SERVE, node)
+                if payload.state == PENDING:
+                    self._move(payload, STARTING)
+                    self._push(t + self.pod_start_s, _SERVE, payload)
             elif kind == _SERVE:
-                node = cast(_Node, payload)
-                if node.state == STARTING:
-                    self._move(node, SERVING)
+                if payload.state == STARTING:
+                    self._move(payload, SERVING)
             elif kind == _END:
-                self._terminate(cast(_Node, payload))
-            elif kind == _AVAIL:
-                az, up = cast(tuple[str, bool], payload)
-                self.spot_up[az] = up
-                if not up:
-                    self._reclaim(az, self.market.reclaim_fraction)
-            elif kind == _STORM_ON:
-                azs, frac = cast(tuple[tuple[str, ...], float], payload)
-                for az in azs:
-                    self.storm[az] = self.storm.get(az, 0) + 1
-                    self._reclaim(az, frac)
-            elif kind == _STORM_OFF:
-                for az in cast(tuple[str, ...], payload):
-                    self.storm[az] -= 1
-            elif kind == _DOWN:
-                down = cast(str, payload)
-                self.az_down[down] = self.az_down.get(down, 0) + 1
-                for i in range(len(self.layout.pools)):
-                    for n in self._live(i):
-                        if self.slot_az[n.slot] == down:
-                            self._terminate(n)
-            elif kind == _UP:
-                self.az_down[cast(str, payload)] -= 1
+                self._terminate(payload)
+            else:
+                self._market_version += 1
+                self._market_event(kind, payload)
         self.now = t_end
+
+    def _market_event(self, kind: int, payload: object) -> None:
+        """An availability change, spot storm or AZ outage starting or ending now."""
+        if kind == _AVAIL:
+            az, up = cast(tuple[str, bool], payload)
+            self.spot_up[az] = up
+            if not up:
+                self._reclaim(az, self.market.reclaim_fraction)
+        elif kind == _STORM_ON:
+            azs, frac = cast(tuple[tuple[str, ...], float], payload)
+            for az in azs:
+                self.storm[az] = self.storm.get(az, 0) + 1
+                self._reclaim(az, frac)
+        elif kind == _STORM_OFF:
+            for az in cast(tuple[str, ...], payload):
+                self.storm[az] -= 1
+        elif kind == _DOWN:
+            down = cast(str, payload)
+            self.az_down[down] = self.az_down.get(down, 0) + 1
+            for i in range(len(self.layout.pools)):
+                for n in self._live(i):
+                    if self.slot_az[n.slot] == down:
+                        self._terminate(n)
+        elif kind == _UP:
+            self.az_down[cast(str, payload)] -= 1
 
     def _random_failures(self) -> None:
         counts = self.counts
