@@ -503,19 +503,20 @@ class FleetModel:
         layout = self.layout
         act = self.act
         launchable = self._market_lists()[1]
-        for i, (spec, ks) in enumerate(zip(layout.pools, layout.pool_slots, strict=True)):
-            if [desired[k] for k in ks] == [act[k] for k in ks]:
+        for i, pool in enumerate(layout.pool_limits):
+            lo, hi = pool.start, pool.stop
+            if desired[lo:hi] == act[lo:hi]:
                 continue
-            pool_active = sum([act[k] for k in ks])
-            wants = [desired[k] if desired[k] > 0 else 0 for k in ks]  # max(0, desired)
-            for k, want in zip(ks, wants, strict=True):
+            pool_active = sum(act[lo:hi])
+            wants = [d if d > 0 else 0 for d in desired[lo:hi]]  # max(0, desired)
+            for k, want in zip(range(lo, hi), wants, strict=True):
                 have = act[k]
-                if want < have and pool_active > spec.min_nodes:
-                    cut = min(have - want, pool_active - spec.min_nodes)
+                if want < have and pool_active > pool.min_nodes:
+                    cut = min(have - want, pool_active - pool.min_nodes)
                     self._scale_in(i, k, cut)
                     pool_active -= cut
-            for k, want in zip(ks, wants, strict=True):
-                grow = min(want - act[k], spec.max_nodes - pool_active)
+            for k, want in zip(range(lo, hi), wants, strict=True):
+                grow = min(want - act[k], pool.max_nodes - pool_active)
                 if grow <= 0 or not launchable[k]:
                     continue
                 self._launch_many(k, grow)
@@ -584,9 +585,10 @@ class FleetModel:
             self.az_down[cast(str, payload)] -= 1
 
     def _random_failures(self) -> None:
-        counts = self.counts
-        for i, ks in enumerate(self.layout.pool_slots):
-            n = sum([counts[k][STARTING] + counts[k][SERVING] for k in ks])
+        for i, pool in enumerate(self.layout.pool_limits):
+            n = 0
+            for c in self.counts[pool.start : pool.stop]:
+                n += c[STARTING] + c[SERVING]
             if n == 0:
                 continue
             fails = int(self.fault_rng.poisson(self.failure_p * n))

@@ -55,9 +55,11 @@ class Slot:
 
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
-    """One pool's slots and node limits, as :func:`execute` clamps them."""
+    """One pool's slots and node limits. The slots are ``range(start, stop)``: a pool's
+    slots are consecutive, so per-pool lists are slices."""
 
-    slots: tuple[int, ...]  # slot indices of the pool
+    start: int
+    stop: int
     min_nodes: int
     max_nodes: int
 
@@ -76,20 +78,24 @@ class Layout:
     pool_slots: tuple[tuple[int, ...], ...]  # slot indices of each pool
     ppn: tuple[int, ...] = field(init=False, repr=False, compare=False)  # pods per node
     spot_position: dict[int, int] = field(init=False, repr=False, compare=False)
+    pool_limits: tuple[PoolLimits, ...] = field(init=False, repr=False, compare=False)
     spot_pools: tuple[PoolLimits, ...] = field(init=False, repr=False, compare=False)
     od_pools: tuple[PoolLimits, ...] = field(init=False, repr=False, compare=False)
     od_min_pods: float = field(init=False, repr=False, compare=False)
     """Pods the on-demand pools' minimum nodes hold (part of any plan)."""
 
     def __post_init__(self) -> None:
-        limits = [
-            PoolLimits(ks, p.min_nodes, p.max_nodes)
-            for p, ks in zip(self.pools, self.pool_slots, strict=True)
-        ]
+        limits: list[PoolLimits] = []
+        for p, ks in zip(self.pools, self.pool_slots, strict=True):
+            start = ks[0] if ks else 0
+            if ks != tuple(range(start, start + len(ks))):
+                raise ValueError(f"pool {p.name}: slots {ks} are not consecutive")
+            limits.append(PoolLimits(start, start + len(ks), p.min_nodes, p.max_nodes))
         spot = [p.capacity_type == "spot" for p in self.pools]
         derived = {
             "ppn": tuple(s.pods_per_node for s in self.slots),
             "spot_position": {k: j for j, k in enumerate(self.spot_slots)},
+            "pool_limits": tuple(limits),
             "spot_pools": tuple(lim for lim, is_spot in zip(limits, spot, strict=True) if is_spot),
             "od_pools": tuple(
                 lim for lim, is_spot in zip(limits, spot, strict=True) if not is_spot
@@ -262,7 +268,9 @@ def execute(layout: Layout, tick: Tick, mix: Mix, plan_pods: float, pods_now: fl
     else:
         _spread_spot(layout, tick, mix, launch_slots, spot_goal - held_pods, desired)
     _clamp_pools(layout, desired, spot=True)
-    placed = sum([desired[k] * ppn[k] for k in layout.spot_slots])
+    placed = 0
+    for k in layout.spot_slots:
+        placed += desired[k] * ppn[k]
     shortfall = max(0.0, spot_part - placed / (1.0 + mix.spot_buffer))
     od_pods = od_base + mix.od_fill * shortfall
     _spread_on_demand(layout, tick, od_pods, desired)
@@ -300,11 +308,16 @@ def _spread_spot(
     ppn, position = layout.ppn, layout.spot_position
     ks: list[int] = []  # the weighted launchable slots, in slot order
     weights: list[float] = []
+    nodes: list[int] = []
+    ppn_max = 0
     for k in launch_slots:
         w = mix.weights[position[k]]
         if w > 0.05:
             ks.append(k)
             weights.append(w)
+            nodes.append(desired[k])
+            if ppn[k] > ppn_max:
+                ppn_max = ppn[k]
         else:
             desired[k] = 0
     total_w = sum(weights)
@@ -312,12 +325,13 @@ def _spread_spot(
         for k in ks:
             desired[k] = 0
         return 0.0
-    goal_nodes = math.ceil(pods / max([ppn[k] for k in ks]) - 1e-9)
+    goal_nodes = math.ceil(pods / ppn_max - 1e-9)
     share = [goal_nodes * w / total_w for w in weights]
-    nodes = _spread_by_share(share, [desired[k] for k in ks], goal_nodes)
-    for k, d in zip(ks, nodes, strict=True):
+    placed = 0
+    for k, d in zip(ks, _spread_by_share(share, nodes, goal_nodes), strict=True):
         desired[k] = d
-    return float(sum([d * ppn[k] for k, d in zip(ks, nodes, strict=True)]))
+        placed += d * ppn[k]
+    return float(placed)
 
 
 def _spread_by_share(share: list[float], nodes: list[int], goal_nodes: int) -> list[int]:
@@ -357,7 +371,11 @@ def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int
     ppn, active, launchable = layout.ppn, tick.active, tick.launchable
     od_slots = layout.od_slots
     usable = [k for k in od_slots if launchable[k]] or list(od_slots)
-    goal = math.ceil(max(0.0, pods) / max([ppn[k] for k in usable]) - 1e-9)
+    ppn_max = 0
+    for k in usable:
+        if ppn[k] > ppn_max:
+            ppn_max = ppn[k]
+    goal = math.ceil(max(0.0, pods) / ppn_max - 1e-9)
     held = 0
     for k in od_slots:
         if k not in usable:
@@ -381,8 +399,7 @@ def _clamp_pools(layout: Layout, desired: list[int], *, spot: bool) -> None:
     from the slot with the most nodes, or to the one with the fewest (ties to the lowest
     slot index)."""
     for pool in layout.spot_pools if spot else layout.od_pools:
-        ks = pool.slots
-        nodes = [desired[k] for k in ks]
+        nodes = desired[pool.start : pool.stop]
         total = sum(nodes)
         if pool.min_nodes <= total <= pool.max_nodes:
             continue
@@ -392,8 +409,7 @@ def _clamp_pools(layout: Layout, desired: list[int], *, spot: bool) -> None:
         while total < pool.min_nodes:
             nodes[nodes.index(min(nodes))] += 1
             total += 1
-        for k, d in zip(ks, nodes, strict=True):
-            desired[k] = d
+        desired[pool.start : pool.stop] = nodes
 
 
 @lru_cache(maxsize=64)
@@ -411,7 +427,9 @@ def _make_before_break(
     active, pending = tick.active, tick.pending
     if not any(map(operator.lt, desired, active)):
         return desired  # nothing to release
-    running = sum([(a - p) * n for a, p, n in zip(active, pending, ppn, strict=True)])
+    running = 0
+    for a, p, n in zip(active, pending, ppn, strict=True):
+        running += (a - p) * n
     surplus = running - pods_now
     out = list(desired)
     for k in _dearest_first(tuple(tick.price), ppn):
