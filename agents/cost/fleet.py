@@ -221,6 +221,8 @@ class FleetModel:
         self.billed = [0] * n
         self.cost_last = [0.0] * n
         self.price_now = [market.prices[k][0] for k in range(n)]
+        # every slot's price at each minute mark
+        self.minute_prices = list(zip(*market.prices, strict=True))
         self.serving_pods = 0
         self.serve_acc = 0.0
         self.serve_last = 0.0
@@ -325,18 +327,22 @@ class FleetModel:
     def tick(self) -> Tick:
         """What a policy sees now (after the last minute)."""
         last = self.last
-        gap = self.minute == 0 or self.market.gaps[self.minute - 1]
+        load: float | None = None
+        cpu: float | None = None
+        p95: float | None = None
+        error_rate: float | None = None
+        if not (self.minute == 0 or self.market.gaps[self.minute - 1] or last is None):
+            load, cpu, p95 = last.offered_rps, last.cpu, last.p95_ms
+            error_rate = last.dropped / (load * 60.0) if load > 0 else 0.0
         interruptions = self.interruptions - self.interruptions_seen
         self.interruptions_seen = self.interruptions
         available, launchable = self._market_lists()
         return Tick(
             t_s=self.now,
-            load_rps=None if gap or last is None else last.offered_rps,
-            cpu=None if gap or last is None else last.cpu,
-            p95_ms=None if gap or last is None else last.p95_ms,
-            error_rate=None
-            if gap or last is None
-            else (last.dropped / (last.offered_rps * 60.0) if last.offered_rps > 0 else 0.0),
+            load_rps=load,
+            cpu=cpu,
+            p95_ms=p95,
+            error_rate=error_rate,
             active=list(self.act),
             pending=[c[PENDING] for c in self.counts],
             price=list(self.price_now),
@@ -630,6 +636,6 @@ class FleetModel:
         self.minute_cost = 0.0
         self.minute_spot_cost = 0.0
         self.minute = m + 1
-        self.price_now[:] = [slot_prices[m + 1] for slot_prices in self.market.prices]
+        self.price_now[:] = self.minute_prices[m + 1]
         self.last = out
         return out
