@@ -531,8 +531,10 @@ class FleetModel:
     def _scale_in(self, pool: int, k: int, count: int) -> None:
         """Stop ``count`` nodes of slot ``k``: the newest pending ones first, then the
         newest running ones (drained)."""
-        nodes = [n for n in self.slot_nodes[k] if n.state != TERMINATED]
-        self.slot_nodes[k] = nodes
+        nodes = self.slot_nodes[k]
+        if len(nodes) > 2 * sum(self.counts[k]) + 16:  # mostly stopped nodes: drop them
+            nodes = [n for n in nodes if n.state != TERMINATED]
+            self.slot_nodes[k] = nodes
         victims = [n for n in reversed(nodes) if n.state == PENDING][:count]
         if len(victims) < count:
             running = [n for n in reversed(nodes) if n.state == STARTING or n.state == SERVING]
