@@ -186,12 +186,12 @@ def decode_action(action: Sequence[float], n_spot: int) -> Mix:
     """
     # min(1, max(-1, x)) written out (NaN gives -1 as that does), without two calls a value
     a = [(x if x < 1.0 else 1.0) if x > -1.0 else -1.0 for x in map(float, action)]
-    return Mix(
-        od_floor=max(0.0, a[0]),
-        od_fill=1.0 - (1.0 - OD_FILL_MIN) * max(0.0, a[1]),
-        spot_buffer=SPOT_BUFFER_MAX * max(0.0, a[2]),
-        keep=max(0.0, a[3]),
-        weights=tuple([(x + 1.0) / 2.0 for x in a[4 : 4 + n_spot]]),
+    return Mix(  # positional (faster): od_floor, od_fill, spot_buffer, keep, weights
+        max(0.0, a[0]),
+        1.0 - (1.0 - OD_FILL_MIN) * max(0.0, a[1]),
+        SPOT_BUFFER_MAX * max(0.0, a[2]),
+        max(0.0, a[3]),
+        tuple([(x + 1.0) / 2.0 for x in a[4 : 4 + n_spot]]),
     )
 
 
