@@ -514,19 +514,21 @@ class FleetModel:
             if desired[lo:hi] == act[lo:hi]:
                 continue
             pool_active = sum(act[lo:hi])
-            wants = [d if d > 0 else 0 for d in desired[lo:hi]]  # max(0, desired)
-            for k, want in zip(range(lo, hi), wants, strict=True):
+            for k in range(lo, hi):
+                want = desired[k] if desired[k] > 0 else 0  # max(0, desired[k])
                 have = act[k]
                 if want < have and pool_active > pool.min_nodes:
                     cut = min(have - want, pool_active - pool.min_nodes)
                     self._scale_in(i, k, cut)
                     pool_active -= cut
-            for k, want in zip(range(lo, hi), wants, strict=True):
-                grow = min(want - act[k], pool.max_nodes - pool_active)
-                if grow <= 0 or not launchable[k]:
+            for k in range(lo, hi):
+                want = desired[k]
+                if want <= act[k] or not launchable[k]:  # (nothing to launch)
                     continue
-                self._launch_many(k, grow)
-                pool_active += grow
+                grow = min(want - act[k], pool.max_nodes - pool_active)
+                if grow > 0:
+                    self._launch_many(k, grow)
+                    pool_active += grow
 
     def _scale_in(self, pool: int, k: int, count: int) -> None:
         """Stop ``count`` nodes of slot ``k``: the newest pending ones first, then the
