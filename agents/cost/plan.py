@@ -339,30 +339,43 @@ def _spread_by_share(share: list[float], nodes: list[int], goal_nodes: int) -> l
     ``share`` (see :func:`_spread_spot`). ``below[i]`` is ``share[i] - nodes[i]`` and
     ``above[i]`` is ``nodes[i] - share[i]``, kept up to date as nodes move; every pick is
     the first largest of them (the lowest slot index on ties)."""
-    below = [s - d for s, d in zip(share, nodes, strict=True)]
-    above = [d - s for s, d in zip(share, nodes, strict=True)]
     current = sum(nodes)
-    while current < goal_nodes:
-        i = below.index(max(below))
-        nodes[i] += 1
-        below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
-        current += 1
-    while current > goal_nodes:
-        i = above.index(max(above))
-        nodes[i] -= 1
-        below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
-        current -= 1
-    tolerance = max(2.0, REBALANCE_SHARE * goal_nodes)
-    for _ in range(goal_nodes):
-        over = above.index(max(above))
-        under = below.index(max(below))
-        if above[over] < tolerance or over == under:
+    if current < goal_nodes:
+        below = [s - d for s, d in zip(share, nodes, strict=True)]
+        while current < goal_nodes:
+            i = below.index(max(below))
+            nodes[i] += 1
+            below[i] = share[i] - nodes[i]
+            current += 1
+    elif current > goal_nodes:
+        above = [d - s for s, d in zip(share, nodes, strict=True)]
+        while current > goal_nodes:
+            i = above.index(max(above))
+            nodes[i] -= 1
+            above[i] = nodes[i] - share[i]
+            current -= 1
+    _rebalance(share, nodes, max(2.0, REBALANCE_SHARE * goal_nodes), goal_nodes)
+    return nodes
+
+
+def _rebalance(share: list[float], nodes: list[int], tolerance: float, moves: int) -> None:
+    """Move up to ``moves`` nodes, one at a time, from the slot most above its share to
+    the one most below it, while the first exceeds its share by ``tolerance`` or more."""
+    above = [d - s for s, d in zip(share, nodes, strict=True)]
+    below: list[float] = []
+    for _ in range(moves):
+        top = max(above)
+        if top < tolerance:
+            break
+        if not below:
+            below = [s - d for s, d in zip(share, nodes, strict=True)]
+        over, under = above.index(top), below.index(max(below))
+        if over == under:
             break
         nodes[over] -= 1
         nodes[under] += 1
         for i in (over, under):
             below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
-    return nodes
 
 
 def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int]) -> None:
@@ -377,10 +390,11 @@ def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int
             ppn_max = ppn[k]
     goal = math.ceil(max(0.0, pods) / ppn_max - 1e-9)
     held = 0
-    for k in od_slots:
-        if k not in usable:
-            desired[k] = active[k]
-            held += active[k]
+    if len(usable) < len(od_slots):  # the slots that cannot launch keep their nodes
+        for k in od_slots:
+            if k not in usable:
+                desired[k] = active[k]
+                held += active[k]
     goal = max(0, goal - held)
     nodes = [desired[k] for k in usable]  # by position in usable
     current = sum(nodes)
