@@ -24,6 +24,7 @@ import heapq
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, cast
 
 import numpy as np
@@ -509,7 +510,7 @@ class FleetModel:
         layout = self.layout
         act = self.act
         launchable = self._market_lists()[1]
-        for i, pool in enumerate(layout.pool_limits):
+        for pool in layout.pool_limits:
             lo, hi = pool.start, pool.stop
             if desired[lo:hi] == act[lo:hi]:
                 continue
@@ -519,7 +520,7 @@ class FleetModel:
                 have = act[k]
                 if want < have and pool_active > pool.min_nodes:
                     cut = min(have - want, pool_active - pool.min_nodes)
-                    self._scale_in(i, k, cut)
+                    self._scale_in(k, cut)
                     pool_active -= cut
             for k in range(lo, hi):
                 want = desired[k]
@@ -530,17 +531,20 @@ class FleetModel:
                     self._launch_many(k, grow)
                     pool_active += grow
 
-    def _scale_in(self, pool: int, k: int, count: int) -> None:
-        """Stop ``count`` nodes of slot ``k``: the newest pending ones first, then the
-        newest running ones (drained)."""
+    def _scale_in(self, k: int, count: int) -> None:
+        """Stop ``count`` (at least one) nodes of slot ``k``: the newest pending ones
+        first, then the newest running ones (drained)."""
         nodes = self.slot_nodes[k]
         if len(nodes) > 2 * sum(self.counts[k]) + 16:  # mostly stopped nodes: drop them
             nodes = [n for n in nodes if n.state != TERMINATED]
             self.slot_nodes[k] = nodes
-        victims = [n for n in reversed(nodes) if n.state == PENDING][:count]
+        victims: list[_Node] = []
+        if self.counts[k][PENDING]:  # newest first: the scan stops at the count-th
+            pending = (n for n in reversed(nodes) if n.state == PENDING)
+            victims.extend(islice(pending, count))
         if len(victims) < count:
-            running = [n for n in reversed(nodes) if n.state == STARTING or n.state == SERVING]
-            victims.extend(running[: count - len(victims)])
+            running = (n for n in reversed(nodes) if n.state == STARTING or n.state == SERVING)
+            victims.extend(islice(running, count - len(victims)))
         for v in victims:
             if v.state == PENDING:
                 self._terminate(v)
