@@ -20,7 +20,7 @@ Times are seconds from the window's start; prices USD/hour; costs USD.
 
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -298,7 +298,7 @@ class FleetModel:
     # ------------------------------------------------------------------ state
     def _push(self, t: float, kind: int, payload: object) -> None:
         self.seq += 1
-        heapq.heappush(self.events, (t, self.seq, kind, payload))
+        heappush(self.events, (t, self.seq, kind, payload))
 
     def spot_available(self, az: str) -> bool:
         return self.spot_up.get(az, True) and not self.storm.get(az, 0)
@@ -459,7 +459,7 @@ class FleetModel:
             pool.append(node)
             slot.append(node)
             self.seq += 1
-            heapq.heappush(events, (now + draw_delay(delay, rng), self.seq, _READY, node))
+            heappush(events, (now + draw_delay(delay, rng), self.seq, _READY, node))
         self.counts[k][PENDING] += count
         self.act[k] += count
         self.billed[k] += count
@@ -557,7 +557,7 @@ class FleetModel:
         """Process every event before ``t_end`` in time order; ``now`` ends at ``t_end``."""
         events = self.events
         while events and events[0][0] < t_end:
-            t, _, kind, payload = heapq.heappop(events)
+            t, _, kind, payload = heappop(events)
             self.now = t
             if kind == _READY:
                 if payload.state == PENDING:

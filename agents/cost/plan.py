@@ -184,13 +184,14 @@ def decode_action(action: Sequence[float], n_spot: int) -> Mix:
     no buffer, on-demand filling every shortfall, no stranded spot kept; learning starts
     from the strongest simple rule and moves away from it only where that pays.
     """
-    # min(1, max(-1, x)) written out (NaN gives -1 as that does), without two calls a value
+    # min(1, max(-1, x)) and max(0, x) written out (NaN gives -1 and 0 as they do)
     a = [(x if x < 1.0 else 1.0) if x > -1.0 else -1.0 for x in map(float, action)]
+    floor, fill, buffer, keep = a[0], a[1], a[2], a[3]
     return Mix(  # positional (faster): od_floor, od_fill, spot_buffer, keep, weights
-        max(0.0, a[0]),
-        1.0 - (1.0 - OD_FILL_MIN) * max(0.0, a[1]),
-        SPOT_BUFFER_MAX * max(0.0, a[2]),
-        max(0.0, a[3]),
+        floor if floor > 0.0 else 0.0,
+        1.0 - (1.0 - OD_FILL_MIN) * (fill if fill > 0.0 else 0.0),
+        SPOT_BUFFER_MAX * (buffer if buffer > 0.0 else 0.0),
+        keep if keep > 0.0 else 0.0,
         tuple([(x + 1.0) / 2.0 for x in a[4 : 4 + n_spot]]),
     )
 
