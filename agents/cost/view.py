@@ -86,9 +86,8 @@ class FeatureTracker:
         self.cap_pods = max(1.0, float(od.max_nodes * od.pods_per_node))
         self.cap_rps = self.cap_pods * pod_rate_rps
         self.day_s0 = start.hour * 3600.0 + start.minute * 60.0 + start.second
-        self.loads: deque[float] = deque(
-            (float(x) for x in history_rps[-(DAY_MIN + 1) :]), maxlen=DAY_MIN + 1
-        )
+        recent = np.asarray(history_rps[-(DAY_MIN + 1) :], dtype=np.float64).tolist()
+        self.loads: deque[float] = deque(recent, maxlen=DAY_MIN + 1)
         self.last_load = self.loads[-1] if self.loads else None
         self.cpu = 0.0
         self.p95 = 0.0
