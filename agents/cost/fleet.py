@@ -560,9 +560,13 @@ class FleetModel:
             t, _, kind, payload = heappop(events)
             self.now = t
             if kind == _READY:
-                if payload.state == PENDING:
-                    self._move(payload, STARTING)
-                    self._push(t + self.pod_start_s, _SERVE, payload)
+                if payload.state == PENDING:  # what _move(payload, STARTING) does here:
+                    counts = self.counts[payload.slot]  # neither state serves, both are active
+                    counts[PENDING] -= 1
+                    counts[STARTING] += 1
+                    payload.state = STARTING
+                    self.seq += 1
+                    heappush(events, (t + self.pod_start_s, self.seq, _SERVE, payload))
             elif kind == _SERVE:
                 if payload.state == STARTING:
                     self._move(payload, SERVING)
