@@ -568,8 +568,14 @@ class FleetModel:
                     self.seq += 1
                     heappush(events, (t + self.pod_start_s, self.seq, _SERVE, payload))
             elif kind == _SERVE:
-                if payload.state == STARTING:
-                    self._move(payload, SERVING)
+                if payload.state == STARTING:  # what _move(payload, SERVING) does here:
+                    self._acc_serving()  # it starts serving, and stays active
+                    k = payload.slot
+                    self.serving_pods += self.ppn[k]
+                    counts = self.counts[k]
+                    counts[STARTING] -= 1
+                    counts[SERVING] += 1
+                    payload.state = SERVING
             elif kind == _END:
                 self._terminate(payload)
             else:
