@@ -71,9 +71,10 @@ class Controller:
         self.tracker.update(tick)
         if tick.t_s > 0:
             self.planner.observe(tick.load_rps)
-        active_pods = float(
-            sum(a * s.pods_per_node for a, s in zip(tick.active, self.layout.slots, strict=True))
-        )
+        pods = 0
+        for a, n in zip(tick.active, self.layout.ppn, strict=True):
+            pods += a * n
+        active_pods = float(pods)
         self.plan_pods = self.planner.pods(active_pods)
         self.pods_now = self.planner.pods_now(active_pods)
 

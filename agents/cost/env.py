@@ -210,7 +210,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         self.episode_minutes = (
             world.n_minutes if mode == "replay" else min(episode_minutes, world.n_minutes)
         )
-        n_spot = len(self.layout.spot_slots)
+        n_spot = self._n_spot = len(self.layout.spot_slots)
         self.observation_space = spaces.Box(-1.0, 1.0, (n_features(self.layout),), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (4 + n_spot,), np.float32)
         self._od_slot = self.layout.od_slots[0]
@@ -303,7 +303,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         model, ctrl = self.model, self.ctrl
         assert model is not None and ctrl is not None, "call reset() first"
-        mix = decode_action(action.tolist(), len(self.layout.spot_slots))
+        mix = decode_action(action.tolist(), self._n_spot)
         plan = ctrl.plan_pods
         model.apply(ctrl.desired(mix))
         result = model.advance()

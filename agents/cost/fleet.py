@@ -20,11 +20,12 @@ Times are seconds from the window's start; prices USD/hour; costs USD.
 
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from itertools import islice
+from typing import Any, cast
 
 import numpy as np
 
@@ -209,14 +210,20 @@ class FleetModel:
         self.ppn = [s.pods_per_node for s in slots]
         self.is_spot = [s.spot for s in slots]
         self.slot_az = [s.az for s in slots]
+        self.slot_pool = [s.pool for s in slots]
         self.counts = [[0] * 5 for _ in range(n)]
         self.act = [0] * n  # pending + starting + serving, per slot
         self._market_version = 0
         self._market_cache: tuple[int, list[bool], list[bool]] | None = None
+        # every node of each pool and of each slot, in launch order; stopped nodes are
+        # dropped lazily (whoever reads a list skips them)
         self.pool_nodes: list[list[_Node]] = [[] for _ in layout.pools]
+        self.slot_nodes: list[list[_Node]] = [[] for _ in slots]
         self.billed = [0] * n
         self.cost_last = [0.0] * n
         self.price_now = [market.prices[k][0] for k in range(n)]
+        # every slot's price at each minute mark
+        self.minute_prices = list(zip(*market.prices, strict=True))
         self.serving_pods = 0
         self.serve_acc = 0.0
         self.serve_last = 0.0
@@ -224,7 +231,7 @@ class FleetModel:
         self.spot_cost = 0.0
         self.minute_cost = 0.0
         self.minute_spot_cost = 0.0
-        self.events: list[tuple[float, int, int, object]] = []
+        self.events: list[tuple[float, int, int, Any]] = []  # (t_s, seq, kind, payload)
         self.seq = 0
         self.now = 0.0
         self.minute = 0
@@ -291,7 +298,7 @@ class FleetModel:
     # ------------------------------------------------------------------ state
     def _push(self, t: float, kind: int, payload: object) -> None:
         self.seq += 1
-        heapq.heappush(self.events, (t, self.seq, kind, payload))
+        heappush(self.events, (t, self.seq, kind, payload))
 
     def spot_available(self, az: str) -> bool:
         return self.spot_up.get(az, True) and not self.storm.get(az, 0)
@@ -320,26 +327,29 @@ class FleetModel:
 
     def tick(self) -> Tick:
         """What a policy sees now (after the last minute)."""
-        n = len(self.ppn)
         last = self.last
-        gap = self.minute == 0 or self.market.gaps[self.minute - 1]
+        load: float | None = None
+        cpu: float | None = None
+        p95: float | None = None
+        error_rate: float | None = None
+        if not (self.minute == 0 or self.market.gaps[self.minute - 1] or last is None):
+            load, cpu, p95 = last.offered_rps, last.cpu, last.p95_ms
+            error_rate = last.dropped / (load * 60.0) if load > 0 else 0.0
         interruptions = self.interruptions - self.interruptions_seen
         self.interruptions_seen = self.interruptions
         available, launchable = self._market_lists()
-        return Tick(
-            t_s=self.now,
-            load_rps=None if gap or last is None else last.offered_rps,
-            cpu=None if gap or last is None else last.cpu,
-            p95_ms=None if gap or last is None else last.p95_ms,
-            error_rate=None
-            if gap or last is None
-            else (last.dropped / (last.offered_rps * 60.0) if last.offered_rps > 0 else 0.0),
-            active=list(self.act),
-            pending=[self.counts[k][PENDING] for k in range(n)],
-            price=list(self.price_now),
-            available=available,
-            launchable=launchable,
-            interruptions=interruptions,
+        return Tick(  # positional (faster), in Tick's field order
+            self.now,
+            load,
+            cpu,
+            p95,
+            error_rate,
+            list(self.act),
+            [c[PENDING] for c in self.counts],
+            list(self.price_now),
+            available,
+            launchable,
+            interruptions,
         )
 
     # ------------------------------------------------------------------ integrals
@@ -351,6 +361,26 @@ class FleetModel:
             if self.is_spot[k]:
                 self.minute_spot_cost += c
         self.cost_last[k] = self.now
+
+    def _acc_all_slots(self) -> None:
+        """:meth:`_acc_slot` of every slot, in slot order."""
+        now = self.now
+        cost_last, billed, price_now, is_spot = (
+            self.cost_last,
+            self.billed,
+            self.price_now,
+            self.is_spot,
+        )
+        minute_cost, minute_spot_cost = self.minute_cost, self.minute_spot_cost
+        for k, last in enumerate(cost_last):
+            dt = now - last
+            if dt > 0 and billed[k]:
+                c = billed[k] * dt * price_now[k] / 3600.0
+                minute_cost += c
+                if is_spot[k]:
+                    minute_spot_cost += c
+            cost_last[k] = now
+        self.minute_cost, self.minute_spot_cost = minute_cost, minute_spot_cost
 
     def _acc_serving(self) -> None:
         self.serve_acc += self.serving_pods * (self.now - self.serve_last)
@@ -407,6 +437,7 @@ class FleetModel:
         self._acc_slot(k)
         node = _Node(k, self.now)
         self.pool_nodes[self.layout.slots[k].pool].append(node)
+        self.slot_nodes[k].append(node)
         self.counts[k][PENDING] += 1
         self.act[k] += 1
         self.billed[k] += 1
@@ -415,6 +446,23 @@ class FleetModel:
             self._move(node, SERVING)
         else:
             self._push(self.now + draw_delay(self.delay, self.prov_rng), _READY, node)
+
+    def _launch_many(self, k: int, count: int) -> None:
+        """Launch ``count`` nodes in slot ``k`` now, each with its own provisioning delay
+        (drawn in launch order), as ``count`` calls of :meth:`_launch` would."""
+        self._acc_slot(k)  # later launches at the same time accrue nothing more
+        now, delay, rng = self.now, self.delay, self.prov_rng
+        pool, slot = self.pool_nodes[self.slot_pool[k]], self.slot_nodes[k]
+        events = self.events
+        for _ in range(count):
+            node = _Node(k, now)
+            pool.append(node)
+            slot.append(node)
+            self.seq += 1
+            heappush(events, (now + draw_delay(delay, rng), self.seq, _READY, node))
+        self.counts[k][PENDING] += count
+        self.act[k] += count
+        self.billed[k] += count
 
     def _terminate(self, node: _Node) -> None:
         if node.state == TERMINATED:
@@ -456,36 +504,47 @@ class FleetModel:
             self._notice(nodes[i])
 
     def apply(self, desired: list[int]) -> None:
-        """Reconcile every slot to ``desired`` (as the simulator's ``desired_by_az``)."""
+        """Reconcile every slot to ``desired`` (as the simulator's ``desired_by_az``):
+        per pool, scale in slot by slot down to the pool minimum, then launch slot by slot
+        (where launchable) up to the pool maximum."""
         layout = self.layout
         act = self.act
-        for i, spec in enumerate(layout.pools):
-            ks = layout.pool_slots[i]
-            if all(desired[k] == act[k] for k in ks):
+        launchable = self._market_lists()[1]
+        for pool in layout.pool_limits:
+            lo, hi = pool.start, pool.stop
+            if desired[lo:hi] == act[lo:hi]:
                 continue
-            pool_active = sum(act[k] for k in ks)
-            for k in ks:
-                want = max(0, desired[k])
-                have = self.active(k)
-                if want < have and pool_active > spec.min_nodes:
-                    cut = min(have - want, pool_active - spec.min_nodes)
-                    self._scale_in(i, k, cut)
+            pool_active = sum(act[lo:hi])
+            for k in range(lo, hi):
+                want = desired[k] if desired[k] > 0 else 0  # max(0, desired[k])
+                have = act[k]
+                if want < have and pool_active > pool.min_nodes:
+                    cut = min(have - want, pool_active - pool.min_nodes)
+                    self._scale_in(k, cut)
                     pool_active -= cut
-            for k in ks:
-                want = max(0, desired[k])
-                grow = min(want - self.active(k), spec.max_nodes - pool_active)
-                if grow <= 0 or not self.launchable(k):
+            for k in range(lo, hi):
+                want = desired[k]
+                if want <= act[k] or not launchable[k]:  # (nothing to launch)
                     continue
-                for _ in range(grow):
-                    self._launch(k)
-                pool_active += grow
+                grow = min(want - act[k], pool.max_nodes - pool_active)
+                if grow > 0:
+                    self._launch_many(k, grow)
+                    pool_active += grow
 
-    def _scale_in(self, pool: int, k: int, count: int) -> None:
-        nodes = [n for n in self._live(pool) if n.slot == k]
-        victims = [n for n in reversed(nodes) if n.state == PENDING][:count]
-        running = [n for n in nodes if n.state in (STARTING, SERVING)]
-        while len(victims) < count and running:
-            victims.append(running.pop())
+    def _scale_in(self, k: int, count: int) -> None:
+        """Stop ``count`` (at least one) nodes of slot ``k``: the newest pending ones
+        first, then the newest running ones (drained)."""
+        nodes = self.slot_nodes[k]
+        if len(nodes) > 2 * sum(self.counts[k]) + 16:  # mostly stopped nodes: drop them
+            nodes = [n for n in nodes if n.state != TERMINATED]
+            self.slot_nodes[k] = nodes
+        victims: list[_Node] = []
+        if self.counts[k][PENDING]:  # newest first: the scan stops at the count-th
+            pending = (n for n in reversed(nodes) if n.state == PENDING)
+            victims.extend(islice(pending, count))
+        if len(victims) < count:
+            running = (n for n in reversed(nodes) if n.state == STARTING or n.state == SERVING)
+            victims.extend(islice(running, count - len(victims)))
         for v in victims:
             if v.state == PENDING:
                 self._terminate(v)
@@ -495,53 +554,65 @@ class FleetModel:
 
     # ------------------------------------------------------------------ time
     def _run_until(self, t_end: float) -> None:
+        """Process every event before ``t_end`` in time order; ``now`` ends at ``t_end``."""
         events = self.events
         while events and events[0][0] < t_end:
-            t, _, kind, payload = heapq.heappop(events)
+            t, _, kind, payload = heappop(events)
             self.now = t
-            if kind >= _AVAIL:
-                self._market_version += 1
             if kind == _READY:
-                node = cast(_Node, payload)
-                if node.state == PENDING:
-                    self._move(node, STARTING)
-                    self._push(t + self.pod_start_s, _SERVE, node)
+                if payload.state == PENDING:  # what _move(payload, STARTING) does here:
+                    counts = self.counts[payload.slot]  # neither state serves, both are active
+                    counts[PENDING] -= 1
+                    counts[STARTING] += 1
+                    payload.state = STARTING
+                    self.seq += 1
+                    heappush(events, (t + self.pod_start_s, self.seq, _SERVE, payload))
             elif kind == _SERVE:
-                node = cast(_Node, payload)
-                if node.state == STARTING:
-                    self._move(node, SERVING)
+                if payload.state == STARTING:  # what _move(payload, SERVING) does here:
+                    self._acc_serving()  # it starts serving, and stays active
+                    k = payload.slot
+                    self.serving_pods += self.ppn[k]
+                    counts = self.counts[k]
+                    counts[STARTING] -= 1
+                    counts[SERVING] += 1
+                    payload.state = SERVING
             elif kind == _END:
-                self._terminate(cast(_Node, payload))
-            elif kind == _AVAIL:
-                az, up = cast(tuple[str, bool], payload)
-                self.spot_up[az] = up
-                if not up:
-                    self._reclaim(az, self.market.reclaim_fraction)
-            elif kind == _STORM_ON:
-                azs, frac = cast(tuple[tuple[str, ...], float], payload)
-                for az in azs:
-                    self.storm[az] = self.storm.get(az, 0) + 1
-                    self._reclaim(az, frac)
-            elif kind == _STORM_OFF:
-                for az in cast(tuple[str, ...], payload):
-                    self.storm[az] -= 1
-            elif kind == _DOWN:
-                down = cast(str, payload)
-                self.az_down[down] = self.az_down.get(down, 0) + 1
-                for i in range(len(self.layout.pools)):
-                    for n in self._live(i):
-                        if self.slot_az[n.slot] == down:
-                            self._terminate(n)
-            elif kind == _UP:
-                self.az_down[cast(str, payload)] -= 1
+                self._terminate(payload)
+            else:
+                self._market_version += 1
+                self._market_event(kind, payload)
         self.now = t_end
 
+    def _market_event(self, kind: int, payload: object) -> None:
+        """An availability change, spot storm or AZ outage starting or ending now."""
+        if kind == _AVAIL:
+            az, up = cast(tuple[str, bool], payload)
+            self.spot_up[az] = up
+            if not up:
+                self._reclaim(az, self.market.reclaim_fraction)
+        elif kind == _STORM_ON:
+            azs, frac = cast(tuple[tuple[str, ...], float], payload)
+            for az in azs:
+                self.storm[az] = self.storm.get(az, 0) + 1
+                self._reclaim(az, frac)
+        elif kind == _STORM_OFF:
+            for az in cast(tuple[str, ...], payload):
+                self.storm[az] -= 1
+        elif kind == _DOWN:
+            down = cast(str, payload)
+            self.az_down[down] = self.az_down.get(down, 0) + 1
+            for i in range(len(self.layout.pools)):
+                for n in self._live(i):
+                    if self.slot_az[n.slot] == down:
+                        self._terminate(n)
+        elif kind == _UP:
+            self.az_down[cast(str, payload)] -= 1
+
     def _random_failures(self) -> None:
-        for i in range(len(self.layout.pools)):
-            n = sum(
-                self.counts[k][STARTING] + self.counts[k][SERVING]
-                for k in self.layout.pool_slots[i]
-            )
+        for i, pool in enumerate(self.layout.pool_limits):
+            n = 0
+            for c in self.counts[pool.start : pool.stop]:
+                n += c[STARTING] + c[SERVING]
             if n == 0:
                 continue
             fails = int(self.fault_rng.poisson(self.failure_p * n))
@@ -559,8 +630,7 @@ class FleetModel:
         m = self.minute
         t_end = (m + 1) * 60.0
         self._run_until(t_end)
-        for k in range(len(self.ppn)):
-            self._acc_slot(k)
+        self._acc_all_slots()
         self._acc_serving()
         pods = self.serve_acc / 60.0
         self.serve_acc = 0.0
@@ -570,22 +640,20 @@ class FleetModel:
         result = self.service.step(offered, pods, self.backlog)
         self.backlog = result.backlog_requests
         ok = result.p95_ms <= self.slo_p95_ms and result.dropped_requests < 0.5
-        out = MinuteResult(
-            cost_usd=self.minute_cost,
-            spot_cost_usd=self.minute_spot_cost,
-            ok=ok,
-            p95_ms=result.p95_ms,
-            dropped=result.dropped_requests,
-            offered_rps=result.offered_requests / 60.0,
-            cpu=result.utilization,
+        out = MinuteResult(  # positional (faster): cost, spot cost, ok, p95, dropped, rps, cpu
+            self.minute_cost,
+            self.minute_spot_cost,
+            ok,
+            result.p95_ms,
+            result.dropped_requests,
+            result.offered_requests / 60.0,
+            result.utilization,
         )
         self.cost += self.minute_cost
         self.spot_cost += self.minute_spot_cost
         self.minute_cost = 0.0
         self.minute_spot_cost = 0.0
         self.minute = m + 1
-        prices = self.market.prices
-        for k in range(len(self.ppn)):
-            self.price_now[k] = prices[k][m + 1]
+        self.price_now[:] = self.minute_prices[m + 1]
         self.last = out
         return out

@@ -31,6 +31,7 @@ nodes they replace stop.
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,25 +54,63 @@ class Slot:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """One pool's slots and node limits. The slots are ``range(start, stop)``: a pool's
+    slots are consecutive, so per-pool lists are slices."""
+
+    start: int
+    stop: int
+    min_nodes: int
+    max_nodes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
-    """The slots of a fleet: every pool x AZ, on-demand and spot indices apart."""
+    """The slots of a fleet: every pool x AZ, on-demand and spot indices apart.
+
+    The fields after ``pool_slots`` are derived from the others when the layout is built
+    (constants the per-step code reads instead of walking the slots)."""
 
     pools: tuple[PoolSpec, ...]
     slots: tuple[Slot, ...]
     od_slots: tuple[int, ...]
     spot_slots: tuple[int, ...]
     pool_slots: tuple[tuple[int, ...], ...]  # slot indices of each pool
-    several_types: bool = False
+    ppn: tuple[int, ...] = field(init=False, repr=False, compare=False)  # pods per node
+    spot_position: dict[int, int] = field(init=False, repr=False, compare=False)
+    pool_limits: tuple[PoolLimits, ...] = field(init=False, repr=False, compare=False)
+    spot_pools: tuple[PoolLimits, ...] = field(init=False, repr=False, compare=False)
+    od_pools: tuple[PoolLimits, ...] = field(init=False, repr=False, compare=False)
+    od_min_pods: float = field(init=False, repr=False, compare=False)
+    """Pods the on-demand pools' minimum nodes hold (part of any plan)."""
+    several_types: bool = field(init=False, repr=False, compare=False)
     """Some AZ has several slots of one capacity type, or the slots of one capacity type
     differ in pods per node: the mix is then held at the least cost per AZ
     (right-sizing, :func:`cheapest_cover`) instead of node counts spread by weight."""
 
-    @property
-    def od_min_pods(self) -> float:
-        """Pods the on-demand pools' minimum nodes hold (part of any plan)."""
-        return float(
-            sum(p.min_nodes * p.pods_per_node for p in self.pools if p.capacity_type != "spot")
-        )
+    def __post_init__(self) -> None:
+        limits: list[PoolLimits] = []
+        for p, ks in zip(self.pools, self.pool_slots, strict=True):
+            start = ks[0] if ks else 0
+            if ks != tuple(range(start, start + len(ks))):
+                raise ValueError(f"pool {p.name}: slots {ks} are not consecutive")
+            limits.append(PoolLimits(start, start + len(ks), p.min_nodes, p.max_nodes))
+        spot = [p.capacity_type == "spot" for p in self.pools]
+        derived = {
+            "ppn": tuple(s.pods_per_node for s in self.slots),
+            "spot_position": {k: j for j, k in enumerate(self.spot_slots)},
+            "pool_limits": tuple(limits),
+            "spot_pools": tuple(lim for lim, is_spot in zip(limits, spot, strict=True) if is_spot),
+            "od_pools": tuple(
+                lim for lim, is_spot in zip(limits, spot, strict=True) if not is_spot
+            ),
+            "od_min_pods": float(
+                sum(p.min_nodes * p.pods_per_node for p in self.pools if p.capacity_type != "spot")
+            ),
+            "several_types": _several_types(self.slots),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def of(cls, pools: Sequence[PoolSpec], *, source: str = "scenario") -> Layout:
@@ -106,7 +145,6 @@ class Layout:
             od_slots=tuple(k for k, s in enumerate(slots) if not s.spot),
             spot_slots=tuple(k for k, s in enumerate(slots) if s.spot),
             pool_slots=tuple(pool_slots),
-            several_types=_several_types(slots),
         )
 
 
@@ -159,13 +197,15 @@ def decode_action(action: Sequence[float], n_spot: int) -> Mix:
     no buffer, on-demand filling every shortfall, no stranded spot kept; learning starts
     from the strongest simple rule and moves away from it only where that pays.
     """
-    a = [min(1.0, max(-1.0, float(x))) for x in action]
-    return Mix(
-        od_floor=max(0.0, a[0]),
-        od_fill=1.0 - (1.0 - OD_FILL_MIN) * max(0.0, a[1]),
-        spot_buffer=SPOT_BUFFER_MAX * max(0.0, a[2]),
-        keep=max(0.0, a[3]),
-        weights=tuple((x + 1.0) / 2.0 for x in a[4 : 4 + n_spot]),
+    # min(1, max(-1, x)) and max(0, x) written out (NaN gives -1 and 0 as they do)
+    a = [(x if x < 1.0 else 1.0) if x > -1.0 else -1.0 for x in map(float, action)]
+    floor, fill, buffer, keep = a[0], a[1], a[2], a[3]
+    return Mix(  # positional (faster): od_floor, od_fill, spot_buffer, keep, weights
+        floor if floor > 0.0 else 0.0,
+        1.0 - (1.0 - OD_FILL_MIN) * (fill if fill > 0.0 else 0.0),
+        SPOT_BUFFER_MAX * (buffer if buffer > 0.0 else 0.0),
+        keep if keep > 0.0 else 0.0,
+        tuple([(x + 1.0) / 2.0 for x in a[4 : 4 + n_spot]]),
     )
 
 
@@ -227,41 +267,47 @@ weight changes."""
 
 def execute(layout: Layout, tick: Tick, mix: Mix, plan_pods: float, pods_now: float) -> list[int]:
     """Desired nodes per slot holding ``plan_pods`` as ``mix`` says (see the module)."""
-    slots = layout.slots
-    desired = list(tick.active)
+    ppn = layout.ppn
+    active, launchable = tick.active, tick.launchable
+    desired = list(active)
     od_base = max(mix.od_floor * plan_pods, layout.od_min_pods)  # on-demand pods regardless
     spot_part = max(0.0, plan_pods - od_base)
     spot_goal = spot_part * (1.0 + mix.spot_buffer)
     held_pods = 0.0
     launch_slots: list[int] = []
     for k in layout.spot_slots:
-        if tick.launchable[k]:
+        if launchable[k]:
             launch_slots.append(k)
         else:
-            held_pods += tick.active[k] * slots[k].pods_per_node
-    placed = held_pods
+            held_pods += active[k] * ppn[k]
     if held_pods > spot_goal:  # release the unkept surplus, most expensive first
-        release = (1.0 - mix.keep) * (held_pods - spot_goal)
-        for k in sorted(
-            (k for k in layout.spot_slots if not tick.launchable[k]),
-            key=lambda k: -tick.price[k] / slots[k].pods_per_node,
-        ):
-            ppn = slots[k].pods_per_node
-            cut = min(desired[k], math.floor(release / ppn + 1e-9))
-            desired[k] -= cut
-            release -= cut * ppn
-            placed -= cut * ppn
+        _release_stranded(layout, tick, (1.0 - mix.keep) * (held_pods - spot_goal), desired)
         for k in launch_slots:
             desired[k] = 0
     else:
-        placed += _spread_spot(layout, tick, mix, launch_slots, spot_goal - held_pods, desired)
+        _spread_spot(layout, tick, mix, launch_slots, spot_goal - held_pods, desired)
     _clamp_pools(layout, desired, spot=True)
-    placed = sum(desired[k] * slots[k].pods_per_node for k in layout.spot_slots)
+    placed = 0
+    for k in layout.spot_slots:
+        placed += desired[k] * ppn[k]
     shortfall = max(0.0, spot_part - placed / (1.0 + mix.spot_buffer))
     od_pods = od_base + mix.od_fill * shortfall
     _spread_on_demand(layout, tick, od_pods, desired)
     _clamp_pools(layout, desired, spot=False)
     return _make_before_break(layout, tick, desired, pods_now)
+
+
+def _release_stranded(layout: Layout, tick: Tick, release: float, desired: list[int]) -> None:
+    """Release ``release`` pods of spot nodes in slots where spot cannot be launched now,
+    whole nodes only, the most expensive pod slot first."""
+    ppn, price = layout.ppn, tick.price
+    for k in sorted(
+        (k for k in layout.spot_slots if not tick.launchable[k]),
+        key=lambda k: -price[k] / ppn[k],
+    ):
+        cut = min(desired[k], math.floor(release / ppn[k] + 1e-9))
+        desired[k] -= cut
+        release -= cut * ppn[k]
 
 
 def _spread_spot(
@@ -272,41 +318,86 @@ def _spread_spot(
     pods: float,
     desired: list[int],
 ) -> float:
-    """Split ``pods`` of spot over the launchable slots by weight; returns pods placed."""
-    slots = layout.slots
-    index = {k: j for j, k in enumerate(layout.spot_slots)}
-    weights = {k: mix.weights[index[k]] for k in launch_slots if mix.weights[index[k]] > 0.05}
-    total_w = sum(weights.values())
+    """Split ``pods`` of spot over the launchable slots by weight; returns pods placed.
+
+    One node at a time, to the slot furthest below its share (ties to the lowest slot
+    index; ``launch_slots`` is in slot order), or from the slot furthest above it; then
+    nodes move from the most over to the most under share while the most over exceeds
+    its share by the rebalancing tolerance. Slots weighted 0.05 or less get no node."""
+    ppn, position = layout.ppn, layout.spot_position
+    ks: list[int] = []  # the weighted launchable slots, in slot order
+    weights: list[float] = []
+    nodes: list[int] = []
+    ppn_max = 0
+    for k in launch_slots:
+        w = mix.weights[position[k]]
+        if w > 0.05:
+            ks.append(k)
+            weights.append(w)
+            nodes.append(desired[k])
+            if ppn[k] > ppn_max:
+                ppn_max = ppn[k]
+        else:
+            desired[k] = 0
+    total_w = sum(weights)
     if total_w <= 0 or pods <= 0:
-        for k in launch_slots:
+        for k in ks:
             desired[k] = 0
         return 0.0
     if layout.several_types:
-        return _cover_spot(layout, tick, weights, launch_slots, pods, desired)
-    ppn = max(slots[k].pods_per_node for k in weights)
-    goal_nodes = math.ceil(pods / ppn - 1e-9)
-    share = {k: goal_nodes * w / total_w for k, w in weights.items()}
-    for k in launch_slots:
-        if k not in weights:
-            desired[k] = 0
-    current = sum(desired[k] for k in weights)
-    while current < goal_nodes:
-        k = max(weights, key=lambda k: (share[k] - desired[k], -k))
-        desired[k] += 1
-        current += 1
-    while current > goal_nodes:
-        k = max(weights, key=lambda k: (desired[k] - share[k], -k))
-        desired[k] -= 1
-        current -= 1
-    tolerance = max(2.0, REBALANCE_SHARE * goal_nodes)
-    for _ in range(goal_nodes):
-        over = max(weights, key=lambda k: (desired[k] - share[k], -k))
-        under = max(weights, key=lambda k: (share[k] - desired[k], -k))
-        if desired[over] - share[over] < tolerance or over == under:
+        return _cover_spot(layout, tick, dict(zip(ks, weights, strict=True)), launch_slots,
+                           pods, desired)  # fmt: skip
+    goal_nodes = math.ceil(pods / ppn_max - 1e-9)
+    share = [goal_nodes * w / total_w for w in weights]
+    placed = 0
+    for k, d in zip(ks, _spread_by_share(share, nodes, goal_nodes), strict=True):
+        desired[k] = d
+        placed += d * ppn[k]
+    return float(placed)
+
+
+def _spread_by_share(share: list[float], nodes: list[int], goal_nodes: int) -> list[int]:
+    """``nodes`` (in place, and returned) brought to ``goal_nodes`` in all, near
+    ``share`` (see :func:`_spread_spot`). ``below[i]`` is ``share[i] - nodes[i]`` and
+    ``above[i]`` is ``nodes[i] - share[i]``, kept up to date as nodes move; every pick is
+    the first largest of them (the lowest slot index on ties)."""
+    current = sum(nodes)
+    if current < goal_nodes:
+        below = [s - d for s, d in zip(share, nodes, strict=True)]
+        while current < goal_nodes:
+            i = below.index(max(below))
+            nodes[i] += 1
+            below[i] = share[i] - nodes[i]
+            current += 1
+    elif current > goal_nodes:
+        above = [d - s for s, d in zip(share, nodes, strict=True)]
+        while current > goal_nodes:
+            i = above.index(max(above))
+            nodes[i] -= 1
+            above[i] = nodes[i] - share[i]
+            current -= 1
+    _rebalance(share, nodes, max(2.0, REBALANCE_SHARE * goal_nodes), goal_nodes)
+    return nodes
+
+
+def _rebalance(share: list[float], nodes: list[int], tolerance: float, moves: int) -> None:
+    """Move up to ``moves`` nodes, one at a time, from the slot most above its share to
+    the one most below it, while the first exceeds its share by ``tolerance`` or more."""
+    above = [d - s for s, d in zip(share, nodes, strict=True)]
+    below: list[float] = []
+    for _ in range(moves):
+        top = max(above)
+        if top < tolerance:
             break
-        desired[over] -= 1
-        desired[under] += 1
-    return float(sum(desired[k] * slots[k].pods_per_node for k in weights))
+        if not below:
+            below = [s - d for s, d in zip(share, nodes, strict=True)]
+        over, under = above.index(top), below.index(max(below))
+        if over == under:
+            break
+        nodes[over] -= 1
+        nodes[under] += 1
+        for i in (over, under):
+            below[i], above[i] = share[i] - nodes[i], nodes[i] - share[i]
 
 
 def _cover_spot(
@@ -416,29 +507,37 @@ def min_cost_cover(
 
 def _spread_on_demand(layout: Layout, tick: Tick, pods: float, desired: list[int]) -> None:
     """On-demand pods spread evenly over launchable on-demand slots (fewest nodes first,
-    so nothing moves between AZs just to rebalance); with several instance types, evenly
-    over the AZs and held at the least cost in each (:func:`cheapest_cover`)."""
-    slots = layout.slots
-    usable = [k for k in layout.od_slots if tick.launchable[k]] or list(layout.od_slots)
+    so nothing moves between AZs just to rebalance; ties to the lowest slot index); with
+    several instance types, evenly over the AZs and held at the least cost in each
+    (:func:`adjust_cover`)."""
+    ppn, active, launchable = layout.ppn, tick.active, tick.launchable
+    od_slots = layout.od_slots
+    usable = [k for k in od_slots if launchable[k]] or list(od_slots)
     if layout.several_types:
         _cover_on_demand(layout, tick, usable, pods, desired)
         return
-    ppn = max(slots[k].pods_per_node for k in usable)
-    goal = math.ceil(max(0.0, pods) / ppn - 1e-9)
-    for k in layout.od_slots:
-        if k not in usable:
-            desired[k] = tick.active[k]
-    held = sum(desired[k] for k in layout.od_slots if k not in usable)
+    ppn_max = 0
+    for k in usable:
+        if ppn[k] > ppn_max:
+            ppn_max = ppn[k]
+    goal = math.ceil(max(0.0, pods) / ppn_max - 1e-9)
+    held = 0
+    if len(usable) < len(od_slots):  # the slots that cannot launch keep their nodes
+        for k in od_slots:
+            if k not in usable:
+                desired[k] = active[k]
+                held += active[k]
     goal = max(0, goal - held)
-    current = sum(desired[k] for k in usable)
+    nodes = [desired[k] for k in usable]  # by position in usable
+    current = sum(nodes)
     while current < goal:
-        k = min(usable, key=lambda k: (desired[k], k))
-        desired[k] += 1
+        nodes[nodes.index(min(nodes))] += 1
         current += 1
     while current > goal:
-        k = max(usable, key=lambda k: (desired[k], -k))
-        desired[k] -= 1
+        nodes[nodes.index(max(nodes))] -= 1
         current -= 1
+    for k, d in zip(usable, nodes, strict=True):
+        desired[k] = d
 
 
 def _cover_on_demand(
@@ -461,20 +560,21 @@ def _cover_on_demand(
 
 
 def _clamp_pools(layout: Layout, desired: list[int], *, spot: bool) -> None:
-    """Keep every pool of the kind within [min_nodes, max_nodes]."""
-    for i, spec in enumerate(layout.pools):
-        if (spec.capacity_type == "spot") != spot:
+    """Keep every pool of the kind within [min_nodes, max_nodes]: one node at a time
+    from the slot with the most nodes, or to the one with the fewest (ties to the lowest
+    slot index)."""
+    for pool in layout.spot_pools if spot else layout.od_pools:
+        nodes = desired[pool.start : pool.stop]
+        total = sum(nodes)
+        if pool.min_nodes <= total <= pool.max_nodes:
             continue
-        ks = layout.pool_slots[i]
-        total = sum([desired[k] for k in ks])
-        while total > spec.max_nodes:
-            k = max(ks, key=lambda k: (desired[k], -k))
-            desired[k] -= 1
+        while total > pool.max_nodes:
+            nodes[nodes.index(max(nodes))] -= 1
             total -= 1
-        while total < spec.min_nodes:
-            k = min(ks, key=lambda k: (desired[k], k))
-            desired[k] += 1
+        while total < pool.min_nodes:
+            nodes[nodes.index(min(nodes))] += 1
             total += 1
+        desired[pool.start : pool.stop] = nodes
 
 
 @lru_cache(maxsize=64)
@@ -488,22 +588,22 @@ def _make_before_break(
 ) -> list[int]:
     """Cancel pending nodes freely; release running ones only out of the surplus of
     running pods over ``pods_now``, most expensive pod slot first."""
-    slots = layout.slots
+    ppn = layout.ppn
     active, pending = tick.active, tick.pending
-    if all(d >= a for d, a in zip(desired, active, strict=True)):
+    if not any(map(operator.lt, desired, active)):
         return desired  # nothing to release
-    running = sum([(active[k] - pending[k]) * slots[k].pods_per_node for k in range(len(slots))])
+    running = 0
+    for a, p, n in zip(active, pending, ppn, strict=True):
+        running += (a - p) * n
     surplus = running - pods_now
     out = list(desired)
-    order = _dearest_first(tuple(tick.price), tuple(s.pods_per_node for s in slots))
-    for k in order:
-        cut = tick.active[k] - desired[k]
+    for k in _dearest_first(tuple(tick.price), ppn):
+        cut = active[k] - desired[k]
         if cut <= 0:
             continue
-        cancel = min(cut, tick.pending[k])
-        ppn = slots[k].pods_per_node
-        allowed = max(0, math.floor(surplus / ppn)) if surplus > 0 else 0
+        cancel = min(cut, pending[k])
+        allowed = max(0, math.floor(surplus / ppn[k])) if surplus > 0 else 0
         removed = min(cut - cancel, allowed)
-        surplus -= removed * ppn
-        out[k] = tick.active[k] - cancel - removed
+        surplus -= removed * ppn[k]
+        out[k] = active[k] - cancel - removed
     return out

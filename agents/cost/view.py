@@ -86,9 +86,8 @@ class FeatureTracker:
         self.cap_pods = max(1.0, float(od.max_nodes * od.pods_per_node))
         self.cap_rps = self.cap_pods * pod_rate_rps
         self.day_s0 = start.hour * 3600.0 + start.minute * 60.0 + start.second
-        self.loads: deque[float] = deque(
-            (float(x) for x in history_rps[-(DAY_MIN + 1) :]), maxlen=DAY_MIN + 1
-        )
+        recent = np.asarray(history_rps[-(DAY_MIN + 1) :], dtype=np.float64).tolist()
+        self.loads: deque[float] = deque(recent, maxlen=DAY_MIN + 1)
         self.last_load = self.loads[-1] if self.loads else None
         self.cpu = 0.0
         self.p95 = 0.0
@@ -116,14 +115,21 @@ class FeatureTracker:
             self.p95 = tick.p95_ms
         if self.last_load is not None and tick.t_s > 0:
             self.loads.append(self.last_load)
+        t_s, available, unavail, prev_avail = (
+            tick.t_s,
+            tick.available,
+            self.unavail,
+            self.prev_avail,
+        )
+        oldest_s = t_s - DROP_WINDOW_S
         for j, k in enumerate(self.layout.spot_slots):
-            up = tick.available[k]
-            self.unavail[j] += ((0.0 if up else 1.0) - self.unavail[j]) / 60.0
-            if self.prev_avail[j] is True and not up:
-                self.drops[j].append(tick.t_s)
-            self.prev_avail[j] = up
+            up = available[k]
+            unavail[j] += ((0.0 if up else 1.0) - unavail[j]) / 60.0
             q = self.drops[j]
-            while q and q[0] < tick.t_s - DROP_WINDOW_S:
+            if prev_avail[j] is True and not up:
+                q.append(t_s)
+            prev_avail[j] = up
+            while q and q[0] < oldest_s:
                 q.popleft()
 
     def vector(self, tick: Tick, plan_pods: float) -> np.ndarray:
@@ -137,9 +143,12 @@ class FeatureTracker:
                 forecast = _clip01(self.loads[-DAY_MIN - 1 + FORECAST_AHEAD_MIN] / base / 2.0)
         allowed = (1.0 - SLO_TARGET) * self.minutes + 1.0
         headroom = max(-1.0, min(1.0, (allowed - self.violations) / allowed))
-        active = tick.active
-        od_pods = sum([active[k] * self.ppn[k] for k in self.layout.od_slots])
-        spot_pods = sum([active[k] * self.ppn[k] for k in self.layout.spot_slots])
+        active, ppn = tick.active, self.ppn
+        od_pods = spot_pods = 0
+        for k in self.layout.od_slots:
+            od_pods += active[k] * ppn[k]
+        for k in self.layout.spot_slots:
+            spot_pods += active[k] * ppn[k]
         angle = 2.0 * math.pi * ((self.day_s0 + tick.t_s) % 86400.0) / 86400.0
         out = [
             _clip01(load / self.cap_rps),
@@ -161,7 +170,7 @@ class FeatureTracker:
                     1.0 if tick.available[k] else 0.0,
                     _clip01(self.unavail[j]),
                     _clip01(len(self.drops[j]) / 6.0),
-                    _clip01(active[k] * self.ppn[k] / plan / 2.0),
+                    _clip01(active[k] * ppn[k] / plan / 2.0),
                 )
             )
         return np.array(out, dtype=np.float32)
