@@ -1,8 +1,9 @@
 """Training ``cost-rl`` offline: PPO (stable-baselines3) on ``opsbench/SpotFleet-v0``.
 
 Episodes are one-day windows sampled as :class:`~agents.cost.env.SpotFleetEnv` describes
-(the scenario's history load; random dev availability traces and price series at random
-offsets), four environments per rollout. Torch runs on one thread: the network is tiny,
+(the scenario's history load; random dev availability traces, or with
+``availability="generated"`` series from the generator fitted on them, and price series at
+random offsets), four environments per rollout. Torch runs on one thread: the network is tiny,
 the environment is the cost, and the machine's cores are shared.
 
 Hyper-parameters (fixed; chosen on the default scenario's history): a 64x64 tanh MLP for
