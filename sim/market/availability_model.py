@@ -22,9 +22,9 @@ trace's **regime**:
    lasted at least that long (their mass goes to the longer spells; mass left beyond the
    longest spell stays on it, a lower bound). A lognormal fit was rejected: on the
    195-s traces the spells sit on the ~10.5-minute probing lattice (3, 6-7, 10, 13... ticks;
-   Kolmogorov-Smirnov distance 0.11-0.22 on 93-343 spells), and on the 04-19 preemption
-   traces its mean overshoots the observed mean by up to 75%, which would bias the share
-   of time available.
+   Kolmogorov-Smirnov distance 0.11-0.22 on 93-343 spells), and on the 6-7-day preemption
+   traces the fitted mean overshoots the observed mean by up to 77% (04-19 us-east-1d's up
+   spells), which would bias the share of time available.
 3. Each drawn length is multiplied by ``exp(h z - h^2 / 2)``, ``z ~ N(0, 1)``: a
    log-normal kernel (a smoothed bootstrap) that makes new lengths between the observed
    ones while keeping the mean spell length, hence the share of time available and the
