@@ -6,7 +6,10 @@ Each dev trace set of ``bench cost`` (:data:`bench.cost.TRACE_SETS`: three avail
 or preemption traces on the scenario's three spot AZs) is held out in turn: ``cost-rl``
 is trained (PPO, :func:`agents.cost.training.train`, the shipped settings) with
 ``seeds`` seeds on the ``default`` scenario's training distribution *without* the set's
-three traces (no training or evaluation episode draws them), then replayed in the
+three traces (no training or evaluation episode draws them; with ``availability=
+"generated"`` the episodes' availability comes from the generator fitted on the other
+traces, :mod:`sim.market.availability_model`, so the set takes no part in its fit
+either), then replayed in the
 simulator on the ``default`` workload for :data:`bench.cost.DAYS` days with the held-out
 set as its spot availability, beside the heuristics ``spot-greedy``, ``price-capacity``
 and ``uniform-progress`` on the same replay. The best heuristic of a set is the cheapest
@@ -24,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import fmean, pstdev
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +53,7 @@ class FoldTask(BaseModel):
     timesteps: int = Field(default=300_000, ge=1)
     days: float = Field(default=DAYS, gt=0)
     vector_envs: int | None = Field(default=None, ge=1)
+    availability: Literal["traces", "generated"] = "traces"
 
 
 def replay(task: FoldTask, model: CostModel | None = None) -> dict[str, Any]:
@@ -88,6 +92,7 @@ def run_task(task: FoldTask) -> dict[str, Any]:
             seed=task.seed,
             held_out_traces=frozenset(TRACE_SETS[task.trace_set]),
             vector_envs=task.vector_envs,
+            availability=task.availability,
         )
         row = replay(task, model)
     return row | {"eval_mean_reward": model.metadata.eval_mean_reward}
@@ -99,6 +104,7 @@ def tasks(
     timesteps: int,
     days: float,
     vector_envs: int | None = None,
+    availability: Literal["traces", "generated"] = "traces",
 ) -> list[FoldTask]:
     """The training jobs first (longest), then the heuristics' replays."""
     learned = [
@@ -109,6 +115,7 @@ def tasks(
             timesteps=timesteps,
             days=days,
             vector_envs=vector_envs,
+            availability=availability,
         )
         for s in sets
         for seed in range(seeds)
@@ -166,12 +173,15 @@ def cost_rl_cv(
     timesteps: int = 300_000,
     days: float = DAYS,
     vector_envs: int | None = None,
+    availability: Literal["traces", "generated"] = "traces",
     executor: Executor | None = None,
     on_done: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Every training and replay (see the module), then :func:`summarise`
-    (``vector_envs``: train on the vectorised env, see :func:`agents.cost.training.train`)."""
-    todo = tasks(sets, seeds, timesteps, days, vector_envs)
+    (``vector_envs``: train on the vectorised env, see :func:`agents.cost.training.train`;
+    ``availability``: train on windows of the dev traces or on series from the generator
+    fitted on them, without the held-out set either way)."""
+    todo = tasks(sets, seeds, timesteps, days, vector_envs, availability)
     ex = executor or SerialExecutor()
     rows = ex.map(run_task, todo, on_done or (lambda i, r: None))
     return {
@@ -180,6 +190,7 @@ def cost_rl_cv(
         "seeds": seeds,
         "timesteps": timesteps,
         "vector_envs": vector_envs,
+        "availability": availability,
         "rows": rows,
         **summarise(rows, sets),
     }

@@ -34,6 +34,7 @@ from agents.cost.plan import Layout, decode_action
 from agents.cost.view import n_features
 from scenarios import data_path
 from sim.market.availability import AvailabilitySeries, load_availability_trace
+from sim.market.availability_model import AvailabilityModel, fit_availability
 from sim.market.prices import PriceSeries, replay_spot_prices
 from sim.scenario import ReplayedSpotPrices
 from sim.scenario_files import find_scenario, load_scenario_file
@@ -62,16 +63,25 @@ def prepare_world(scenario: str = "default", days: float | None = None) -> World
 
 
 @lru_cache(maxsize=1)
-def _dev_traces() -> dict[str, AvailabilitySeries]:
-    """Every dev availability and preemption trace, whole, by path relative to
+def _dev_trace_lengths() -> dict[str, float]:
+    """Seconds each dev availability and preemption trace covers, by path relative to
     ``scenarios/data/spot/traces`` (read once per process)."""
     out = {}
     for path in sorted((DATA / "traces").rglob("*.json")):
         doc = json.loads(path.read_text())
-        length_s = float(doc["metadata"]["gap_seconds"]) * len(doc["data"])
         name = path.relative_to(DATA / "traces").as_posix()
-        out[name] = load_availability_trace(path, offset_s=0.0, duration_s=length_s)
+        out[name] = float(doc["metadata"]["gap_seconds"]) * len(doc["data"])
     return out
+
+
+@lru_cache(maxsize=1)
+def _dev_traces() -> dict[str, AvailabilitySeries]:
+    """Every dev availability and preemption trace, whole, by path relative to
+    ``scenarios/data/spot/traces`` (read once per process)."""
+    return {
+        name: load_availability_trace(DATA / "traces" / name, offset_s=0.0, duration_s=length_s)
+        for name, length_s in _dev_trace_lengths().items()
+    }
 
 
 def training_traces(exclude: frozenset[str] = frozenset()) -> tuple[AvailabilitySeries, ...]:
@@ -85,6 +95,17 @@ def training_traces(exclude: frozenset[str] = frozenset()) -> tuple[Availability
     if not kept:
         raise ValueError("every dev trace is held out: none is left to train on")
     return kept
+
+
+@lru_cache(maxsize=8)
+def training_availability_model(exclude: frozenset[str] = frozenset()) -> AvailabilityModel:
+    """The availability generator (:mod:`sim.market.availability_model`) fitted on
+    :func:`training_traces` ``(exclude)``, each trace whole (its last spell cut at the
+    trace's end), so the traces named in ``exclude`` take no part in it."""
+    kept = training_traces(exclude)
+    lengths = _dev_trace_lengths()
+    names = [name for name in _dev_traces() if name not in exclude]
+    return fit_availability(kept, [lengths[name] for name in names])
 
 
 @lru_cache(maxsize=1)
@@ -119,10 +140,12 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     In ``mode="train"`` each episode samples a window: the load from the scenario's
     history (the load before its replay; its replay window if the history is too
     short), each spot AZ's availability from a random dev trace (Can't-Be-Late
-    availability and preemption traces) at a random offset, and each AZ's spot price
-    from a random c5a.2xlarge series at a random offset. In ``mode="replay"`` the one
-    episode is the scenario's replay itself, with the simulator's generators, so its
-    actions can be replayed in the simulator (the fidelity test).
+    availability and preemption traces) at a random offset (or, with
+    ``availability="generated"``, a series drawn from the generator fitted on those
+    traces), and each AZ's spot price from a random c5a.2xlarge series at a random
+    offset. In ``mode="replay"`` the one episode is the scenario's replay itself, with
+    the simulator's generators, so its actions can be replayed in the simulator (the
+    fidelity test).
 
     ## Action Space
 
@@ -172,7 +195,10 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     or ``"replay"``. ``episode_minutes``: window length in train mode (default 1,440).
     ``slo_penalty``: lambda. ``held_out_traces``: dev availability traces (paths under
     ``scenarios/data/spot/traces``) that train-mode episodes never draw, so a policy can
-    be scored on them (:mod:`bench.cost_rl_cv`).
+    be scored on them (:mod:`bench.cost_rl_cv`). ``availability``: ``"traces"`` (default)
+    replays windows of the dev traces; ``"generated"`` draws each AZ's availability from
+    :func:`training_availability_model` (fitted on the same traces, so without the
+    held-out ones; :mod:`sim.market.availability_model`).
 
     ``reset(seed=...)`` makes the episode (window, generators) a function of the seed.
     Registered without ``max_episode_steps``: the environment truncates its episodes
@@ -191,11 +217,18 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         episode_minutes: int = 1440,
         slo_penalty: float = SLO_PENALTY,
         held_out_traces: frozenset[str] = frozenset(),
+        availability: Literal["traces", "generated"] = "traces",
     ) -> None:
+        if availability not in ("traces", "generated"):
+            raise ValueError(f"availability {availability!r}: 'traces' or 'generated'")
         if world is None:
             world = prepare_world(scenario, days)
         self.world = world
         self.availability_traces = training_traces(held_out_traces)
+        self.availability = availability
+        self.availability_model = (
+            training_availability_model(held_out_traces) if availability == "generated" else None
+        )
         self.mode = mode
         self.layout = Layout.of(world.pools, source=world.source)
         sc = world.scenario
@@ -226,7 +259,8 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     def sample_market(self, rng: np.random.Generator) -> Market:
         """A training window drawn with ``rng`` (see the class docstring: load from the
         history, each spot AZ's availability and price from a random dev series at a
-        random offset); the vectorised env draws its sub-environments' windows here too."""
+        random offset, or the availability from the generator); the vectorised env draws
+        its sub-environments' windows here too."""
         world, layout = self.world, self.layout
         n = self.episode_minutes
         hist = world.workload.history_rps
@@ -239,9 +273,12 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         available0: dict[str, bool] = {}
         transitions: list[tuple[float, str, bool]] = []
         for az in sorted({layout.slots[k].az for k in layout.spot_slots}):
-            series = traces[int(rng.integers(len(traces)))]
-            length = float(series.times_s[-1]) if series.times_s.size > 1 else 0.0
-            offset = float(rng.uniform(0.0, max(0.0, length - n * 60.0)))
+            if self.availability_model is not None:
+                series, offset = self.availability_model.sample(n * 60.0, rng), 0.0
+            else:
+                series = traces[int(rng.integers(len(traces)))]
+                length = float(series.times_s[-1]) if series.times_s.size > 1 else 0.0
+                offset = float(rng.uniform(0.0, max(0.0, length - n * 60.0)))
             up, changes = window_transitions(series, offset, n * 60.0)
             available0[az] = up
             transitions.extend((t, az, a) for t, a in changes)

@@ -1,8 +1,9 @@
 """Training ``cost-rl`` offline: PPO (stable-baselines3) on ``opsbench/SpotFleet-v0``.
 
 Episodes are one-day windows sampled as :class:`~agents.cost.env.SpotFleetEnv` describes
-(the scenario's history load; random dev availability traces and price series at random
-offsets), four environments per rollout. Torch runs on one thread: the network is tiny,
+(the scenario's history load; random dev availability traces, or with
+``availability="generated"`` series from the generator fitted on them, and price series at
+random offsets), four environments per rollout. Torch runs on one thread: the network is tiny,
 the environment is the cost, and the machine's cores are shared.
 
 Hyper-parameters (fixed; chosen on the default scenario's history): a 64x64 tanh MLP for
@@ -36,7 +37,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -80,6 +81,7 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     held_out_traces: frozenset[str] = frozenset(),
     vector_envs: int | None = None,
+    availability: Literal["traces", "generated"] = "traces",
 ) -> CostModel:
     """Train PPO on ``world``'s scenario and publish the best evaluated policy in
     ``folder`` with its training logs (see the module). ``episode_minutes``: the
@@ -91,7 +93,10 @@ def train(
     that many sub-environments of the vectorised environment
     (:class:`~agents.cost.vector_env.SpotFleetVectorEnv`) instead of :data:`N_ENVS`
     copies of the scalar one; the rollout stays :data:`MIN_TIMESTEPS` steps (so
-    ``MIN_TIMESTEPS / vector_envs`` per sub-environment, which must divide it)."""
+    ``MIN_TIMESTEPS / vector_envs`` per sub-environment, which must divide it).
+    ``availability``: the training and evaluation episodes' spot availability, windows of
+    the dev traces (``"traces"``) or series from the generator fitted on them
+    (``"generated"``; :class:`~agents.cost.env.SpotFleetEnv`)."""
     check_timesteps(timesteps)
     n_envs = N_ENVS if vector_envs is None else vector_envs
     if n_envs < 1 or MIN_TIMESTEPS % n_envs:
@@ -112,7 +117,7 @@ def train(
         def build() -> Monitor:
             env = SpotFleetEnv(
                 world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty,
-                held_out_traces=held_out_traces,
+                held_out_traces=held_out_traces, availability=availability,
             )  # fmt: skip
             return Monitor(env, filename=str(logs / name))
 
@@ -130,7 +135,7 @@ def train(
             layout = cast(SpotFleetEnv, venv.envs[0].unwrapped).layout
         else:
             venv, layout = _vector(world, logs, vector_envs, episode_minutes, slo_penalty,
-                                   held_out_traces)  # fmt: skip
+                                   held_out_traces, availability)  # fmt: skip
         venv.seed(seed)
         evaluation = _evaluation(
             DummyVecEnv([make("eval")]),
@@ -185,9 +190,13 @@ def _vector(
     episode_minutes: int,
     slo_penalty: float,
     held_out_traces: frozenset[str],
+    availability: Literal["traces", "generated"] = "traces",
 ) -> tuple[Any, Any]:
     """The vectorised training environment as one stable-baselines3 ``VecEnv`` (episode
-    returns to ``training/train-vector.monitor.csv``) and its layout."""
+    returns to ``training/train-vector.monitor.csv``) and its layout. The vectorised env
+    draws its windows with its single env's ``sample_market``; for ``"generated"``
+    availability that single env is swapped for one built with it (the same world,
+    episode length and held-out traces, so the same layout and constants)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     from agents.cost.sb3_vector import SB3VectorEnv
@@ -197,6 +206,11 @@ def _vector(
         n_envs, world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty,
         autoreset_mode="SameStep", held_out_traces=held_out_traces,
     )  # fmt: skip
+    if availability != "traces":
+        vector.single = SpotFleetEnv(
+            world, mode="train", episode_minutes=episode_minutes,
+            held_out_traces=held_out_traces, availability=availability,
+        )  # fmt: skip
     venv = VecMonitor(SB3VectorEnv(vector), filename=str(logs / "train-vector"))
     return venv, vector.layout
 

@@ -8,7 +8,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -195,6 +195,14 @@ def _check_tensorboard(folder: Path) -> None:
     help="step this many sub-environments of the vectorised environment (a divisor of "
     f"{MIN_TIMESTEPS:,}, e.g. 32: about 2.7x faster) instead of 4 scalar ones",
 )
+@click.option(
+    "--availability",
+    type=click.Choice(["traces", "generated"]),
+    default="traces",
+    show_default=True,
+    help="the training episodes' spot availability: windows of the dev traces, or series "
+    "from the generator fitted on them (sim.market.availability_model)",
+)
 @executor_options("candidates")
 @models_option
 @promote_option
@@ -210,6 +218,7 @@ def train_cost(
     seed: int,
     candidates: int,
     vector_envs: int | None,
+    availability: Literal["traces", "generated"],
     executor_name: str,
     address: str | None,
     workers: int | None,
@@ -228,6 +237,10 @@ def train_cost(
     check_executor(executor_name, address)  # type: ignore[arg-type]
     if candidates > 1 and tensorboard is not None:
         raise InputError("--tensorboard", "", "given with --candidates > 1", "one candidate")
+    if candidates > 1 and availability != "traces":
+        raise InputError(
+            "--availability", "", f"{availability} given with --candidates > 1", "one candidate"
+        )
     registry = open_registry(models_dir)
     if tensorboard is not None:
         _check_tensorboard(tensorboard)
@@ -254,6 +267,7 @@ def train_cost(
                     tensorboard=tensorboard,
                     progress=lambda done, _total: update(done),
                     vector_envs=vector_envs,
+                    availability=availability,
                 )
         else:
             model, search_card = _search_cost(
