@@ -5,8 +5,8 @@ seeds).
 Each dev trace set of ``bench cost`` (:data:`bench.cost.TRACE_SETS`: three availability
 or preemption traces on the scenario's three spot AZs) is held out in turn: ``cost-rl``
 is trained (PPO, :func:`agents.cost.training.train`, the shipped settings) with
-``seeds`` seeds on the ``default`` scenario's training distribution *without* the set's
-three traces (no training or evaluation episode draws them; with ``availability=
+``seeds`` seeds on the scenario's (``default``, or ``--scenario``) training distribution
+*without* the set's three traces (no training or evaluation episode draws them; with ``availability=
 "generated"`` the episodes' availability comes from the generator fitted on the other
 traces, :mod:`sim.market.availability_model`, so the set takes no part in its fit
 either), then replayed in the
@@ -54,11 +54,12 @@ class FoldTask(BaseModel):
     days: float = Field(default=DAYS, gt=0)
     vector_envs: int | None = Field(default=None, ge=1)
     availability: Literal["traces", "generated"] = "traces"
+    scenario: str = SCENARIO
 
 
 def replay(task: FoldTask, model: CostModel | None = None) -> dict[str, Any]:
     """Replay ``task.policy`` on the held-out set (with ``model`` for ``cost-rl``)."""
-    prepared = runner.prepare_run(SCENARIO, policy=task.policy, days=task.days)
+    prepared = runner.prepare_run(task.scenario, policy=task.policy, days=task.days)
     on_trace_set(prepared, task.trace_set)
     if model is not None:
         prepared.policy.use_model(model)  # type: ignore[attr-defined]
@@ -83,7 +84,7 @@ def run_task(task: FoldTask) -> dict[str, Any]:
     from agents.cost.training import train
 
     assert task.seed is not None
-    world = prepare_world(SCENARIO)
+    world = prepare_world(task.scenario)
     with tempfile.TemporaryDirectory() as tmp:
         model = train(
             world,
@@ -105,8 +106,9 @@ def tasks(
     days: float,
     vector_envs: int | None = None,
     availability: Literal["traces", "generated"] = "traces",
+    scenario: str = SCENARIO,
 ) -> list[FoldTask]:
-    """The training jobs first (longest), then the heuristics' replays."""
+    """The training jobs first (longest), then the heuristics' replays, on ``scenario``."""
     learned = [
         FoldTask(
             trace_set=s,
@@ -116,11 +118,16 @@ def tasks(
             days=days,
             vector_envs=vector_envs,
             availability=availability,
+            scenario=scenario,
         )
         for s in sets
         for seed in range(seeds)
     ]
-    fixed = [FoldTask(trace_set=s, policy=p, days=days) for s in sets for p in HEURISTICS]
+    fixed = [
+        FoldTask(trace_set=s, policy=p, days=days, scenario=scenario)
+        for s in sets
+        for p in HEURISTICS
+    ]
     return learned + fixed
 
 
@@ -174,6 +181,7 @@ def cost_rl_cv(
     days: float = DAYS,
     vector_envs: int | None = None,
     availability: Literal["traces", "generated"] = "traces",
+    scenario: str = SCENARIO,
     executor: Executor | None = None,
     on_done: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -181,11 +189,11 @@ def cost_rl_cv(
     (``vector_envs``: train on the vectorised env, see :func:`agents.cost.training.train`;
     ``availability``: train on windows of the dev traces or on series from the generator
     fitted on them, without the held-out set either way)."""
-    todo = tasks(sets, seeds, timesteps, days, vector_envs, availability)
+    todo = tasks(sets, seeds, timesteps, days, vector_envs, availability, scenario)
     ex = executor or SerialExecutor()
     rows = ex.map(run_task, todo, on_done or (lambda i, r: None))
     return {
-        "scenario": SCENARIO,
+        "scenario": scenario,
         "days": days,
         "seeds": seeds,
         "timesteps": timesteps,

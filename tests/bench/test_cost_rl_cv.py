@@ -129,3 +129,18 @@ def test_the_command_prints_each_held_out_set_and_the_verdict(
     assert calls[0]["sets"] == ("preempt-p3",) and calls[0]["seeds"] == 2
     assert "preempt-p3" in out and "spot-greedy" in out and "378.95" in out  # mean of 2
     assert "(target >= 3% at SLO >= 99.9%): not met" in " ".join(out.split())
+
+
+def test_another_scenario_is_carried_by_every_task_and_replayed() -> None:
+    todo = tasks(["preempt-r5"], 2, MIN_TIMESTEPS, 0.1, scenario="right-sizing")
+    assert {t.scenario for t in todo} == {"right-sizing"}
+    row = run_task(FoldTask(trace_set="preempt-r5", policy="spot-greedy", days=0.1,
+                            scenario="right-sizing"))  # fmt: skip
+    default = run_task(FoldTask(trace_set="preempt-r5", policy="spot-greedy", days=0.1))
+    assert row["cost_usd"] != default["cost_usd"]  # seven instance types, not one
+
+
+def test_a_scenario_without_three_spot_azs_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(capsys, ["bench", "cost-rl-cv", "--scenario", "nasa-diurnal"])
+    assert code == 2 and out == ""
+    assert "--scenario" in err and "three spot AZs" in err
