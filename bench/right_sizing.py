@@ -28,7 +28,6 @@ from agents.cost.episode_optimum import world_optimum
 from bench import runner
 from bench.cost import SLO_TARGET, market_figures
 from bench.executors import Executor, SerialExecutor
-from features import DEFAULT_STORE
 
 SCENARIOS: tuple[str, str] = ("default", "right-sizing")
 POLICIES: tuple[str, ...] = (
@@ -143,7 +142,7 @@ def right_sizing(
     days: float | None = None,
     executor: Executor | None = None,
     models_dir: str = str(runner.MODELS_DIR),
-    store: str = str(DEFAULT_STORE),
+    store: str = str(runner.DEFAULT_STORE),
     policies: Sequence[str] = POLICIES,
     progress: Callable[[str], None] | None = None,
     on_cell: Callable[[int, object], None] | None = None,

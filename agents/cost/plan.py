@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -275,13 +275,16 @@ def execute(layout: Layout, tick: Tick, mix: Mix, plan_pods: float, pods_now: fl
     spot_goal = spot_part * (1.0 + mix.spot_buffer)
     held_pods = 0.0
     launch_slots: list[int] = []
+    stranded: list[int] = []  # spot slots that cannot launch now
     for k in layout.spot_slots:
         if launchable[k]:
             launch_slots.append(k)
         else:
+            stranded.append(k)
             held_pods += active[k] * ppn[k]
     if held_pods > spot_goal:  # release the unkept surplus, most expensive first
-        _release_stranded(layout, tick, (1.0 - mix.keep) * (held_pods - spot_goal), desired)
+        surplus = (1.0 - mix.keep) * (held_pods - spot_goal)
+        release_dearest(surplus, stranded, tick.price, ppn, desired)
         for k in launch_slots:
             desired[k] = 0
     else:
@@ -297,17 +300,20 @@ def execute(layout: Layout, tick: Tick, mix: Mix, plan_pods: float, pods_now: fl
     return _make_before_break(layout, tick, desired, pods_now)
 
 
-def _release_stranded(layout: Layout, tick: Tick, release: float, desired: list[int]) -> None:
-    """Release ``release`` pods of spot nodes in slots where spot cannot be launched now,
-    whole nodes only, the most expensive pod slot first."""
-    ppn, price = layout.ppn, tick.price
-    for k in sorted(
-        (k for k in layout.spot_slots if not tick.launchable[k]),
-        key=lambda k: -price[k] / ppn[k],
-    ):
-        cut = min(desired[k], math.floor(release / ppn[k] + 1e-9))
+def release_dearest(
+    pods: float,
+    candidates: Sequence[int],
+    price: Sequence[float],
+    ppn: Sequence[int],
+    desired: list[int],
+) -> None:
+    """Take up to ``pods`` pods off ``desired`` on ``candidates``, whole nodes only, the
+    dearest pod first (``price`` USD/hour and ``ppn`` pods per node, by slot; ties to the
+    lowest slot index)."""
+    for k in sorted(candidates, key=lambda k: (-price[k] / ppn[k], k)):
+        cut = min(desired[k], math.floor(pods / ppn[k] + 1e-9))
         desired[k] -= cut
-        release -= cut * ppn[k]
+        pods -= cut * ppn[k]
 
 
 def _spread_spot(
@@ -345,8 +351,7 @@ def _spread_spot(
             desired[k] = 0
         return 0.0
     if layout.several_types:
-        return _cover_spot(layout, tick, dict(zip(ks, weights, strict=True)), launch_slots,
-                           pods, desired)  # fmt: skip
+        return _cover_spot(layout, tick, dict(zip(ks, weights, strict=True)), pods, desired)
     goal_nodes = math.ceil(pods / ppn_max - 1e-9)
     share = [goal_nodes * w / total_w for w in weights]
     placed = 0
@@ -401,35 +406,34 @@ def _rebalance(share: list[float], nodes: list[int], tolerance: float, moves: in
 
 
 def _cover_spot(
-    layout: Layout,
-    tick: Tick,
-    weights: dict[int, float],
-    launch_slots: list[int],
-    pods: float,
-    desired: list[int],
+    layout: Layout, tick: Tick, weights: dict[int, float], pods: float, desired: list[int]
 ) -> float:
-    """Several instance types: split ``pods`` over the AZs by their slots' summed weight,
-    and hold each AZ's share on its weighted slots (:func:`adjust_cover`)."""
+    """Several instance types: split ``pods`` over the AZs by their weighted slots'
+    summed weight (``weights``, in slot order; the unweighted launchable slots are
+    already at 0), and hold each AZ's share on those slots (:func:`adjust_cover`)."""
     total_w = sum(weights.values())
-    by_az: dict[str, list[int]] = {}
-    for k in weights:
-        by_az.setdefault(layout.slots[k].az, []).append(k)
-    for k in launch_slots:
-        if k not in weights:
-            desired[k] = 0
+    ppn = layout.ppn
     placed = 0.0
-    for ks in by_az.values():
+    for ks in _by_az(layout, weights).values():
         share = pods * sum(weights[k] for k in ks) / total_w
-        adjust_cover(share, ks, tick.price, layout.slots, desired)
-        placed += sum(desired[k] * layout.slots[k].pods_per_node for k in ks)
+        adjust_cover(share, ks, tick.price, ppn, desired)
+        placed += sum(desired[k] * ppn[k] for k in ks)
     return placed
+
+
+def _by_az(layout: Layout, slots: Iterable[int]) -> dict[str, list[int]]:
+    """``slots`` grouped by AZ, each group in the given order."""
+    out: dict[str, list[int]] = {}
+    for k in slots:
+        out.setdefault(layout.slots[k].az, []).append(k)
+    return out
 
 
 def adjust_cover(
     pods: float,
     candidates: Sequence[int],
     price: Sequence[float],
-    slots: Sequence[Slot],
+    ppn: Sequence[int],
     desired: list[int],
 ) -> None:
     """Change ``desired`` on ``candidates`` as little as it takes to hold ``pods``, and
@@ -442,17 +446,13 @@ def adjust_cover(
     :func:`execute` keeps the old ones until the new ones run). Small load changes move
     no node between types.
     """
-    have = sum(desired[k] * slots[k].pods_per_node for k in candidates)
+    have = sum(desired[k] * ppn[k] for k in candidates)
     if have + 1e-9 < pods:
-        for k, nodes in cheapest_cover(pods - have, candidates, price, slots).items():
+        for k, nodes in cheapest_cover(pods - have, candidates, price, ppn).items():
             desired[k] += nodes
     else:
-        for k in sorted(candidates, key=lambda k: (-price[k] / slots[k].pods_per_node, k)):
-            ppn = slots[k].pods_per_node
-            cut = min(desired[k], math.floor((have - pods) / ppn + 1e-9))
-            desired[k] -= cut
-            have -= cut * ppn
-    ideal = cheapest_cover(pods, candidates, price, slots)
+        release_dearest(have - pods, candidates, price, ppn, desired)
+    ideal = cheapest_cover(pods, candidates, price, ppn)
     cost_now = sum(desired[k] * price[k] for k in candidates)
     if cost_now > (1.0 + CONSOLIDATE_SHARE) * sum(n * price[k] for k, n in ideal.items()):
         for k, nodes in ideal.items():
@@ -460,11 +460,11 @@ def adjust_cover(
 
 
 def cheapest_cover(
-    pods: float, candidates: Sequence[int], price: Sequence[float], slots: Sequence[Slot]
+    pods: float, candidates: Sequence[int], price: Sequence[float], ppn: Sequence[int]
 ) -> dict[int, int]:
     """Nodes per candidate slot holding ``pods`` at the least cost (``price`` in USD/hour
-    per slot): the exact minimum-cost cover (:func:`min_cost_cover`), ties to fewer pods
-    then to the earlier candidate."""
+    and ``ppn`` pods per node, by slot): the exact minimum-cost cover
+    (:func:`min_cost_cover`; of equal-cost covers, the one its programme meets first)."""
     out = dict.fromkeys(candidates, 0)
     need = math.ceil(pods - 1e-9)
     if need <= 0 or not candidates:
@@ -472,7 +472,7 @@ def cheapest_cover(
     counts = min_cost_cover(
         need,
         tuple(float(price[k]) for k in candidates),
-        tuple(slots[k].pods_per_node for k in candidates),
+        tuple(ppn[k] for k in candidates),
     )
     for k, n in zip(candidates, counts, strict=True):
         out[k] = n
@@ -545,18 +545,16 @@ def _cover_on_demand(
 ) -> None:
     """Several instance types: on-demand pods split evenly over the AZs with a usable
     slot, each AZ's share held at the least cost; unusable slots keep what runs."""
-    slots = layout.slots
+    ppn = layout.ppn
     held = 0.0
     for k in layout.od_slots:
         if k not in usable:
             desired[k] = tick.active[k]
-            held += tick.active[k] * slots[k].pods_per_node
-    by_az: dict[str, list[int]] = {}
-    for k in usable:
-        by_az.setdefault(slots[k].az, []).append(k)
+            held += tick.active[k] * ppn[k]
+    by_az = _by_az(layout, usable)
     share = max(0.0, pods - held) / len(by_az)
     for ks in by_az.values():
-        adjust_cover(share, ks, tick.price, slots, desired)
+        adjust_cover(share, ks, tick.price, ppn, desired)
 
 
 def _clamp_pools(layout: Layout, desired: list[int], *, spot: bool) -> None:

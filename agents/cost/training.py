@@ -194,9 +194,7 @@ def _vector(
 ) -> tuple[Any, Any]:
     """The vectorised training environment as one stable-baselines3 ``VecEnv`` (episode
     returns to ``training/train-vector.monitor.csv``) and its layout. The vectorised env
-    draws its windows with its single env's ``sample_market``; for ``"generated"``
-    availability that single env is swapped for one built with it (the same world,
-    episode length and held-out traces, so the same layout and constants)."""
+    draws its windows with its single env's ``sample_market`` (with ``availability``)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     from agents.cost.sb3_vector import SB3VectorEnv
@@ -204,13 +202,8 @@ def _vector(
 
     vector = SpotFleetVectorEnv(
         n_envs, world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty,
-        autoreset_mode="SameStep", held_out_traces=held_out_traces,
+        autoreset_mode="SameStep", held_out_traces=held_out_traces, availability=availability,
     )  # fmt: skip
-    if availability != "traces":
-        vector.single = SpotFleetEnv(
-            world, mode="train", episode_minutes=episode_minutes,
-            held_out_traces=held_out_traces, availability=availability,
-        )  # fmt: skip
     venv = VecMonitor(SB3VectorEnv(vector), filename=str(logs / "train-vector"))
     return venv, vector.layout
 

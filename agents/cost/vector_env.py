@@ -56,7 +56,8 @@ _TOTALS = ("cost_usd", "spot_cost_usd", "od_ref_usd", "violations", "interruptio
 class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` :class:`~agents.cost.env.SpotFleetEnv` episodes at once (see the
     module docstring). Arguments as :class:`~agents.cost.env.SpotFleetEnv`'s, plus
-    ``num_envs`` and ``autoreset_mode``; ``held_out_traces`` as the single env's."""
+    ``num_envs`` and ``autoreset_mode``; ``held_out_traces`` and ``availability`` as the
+    single env's."""
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         slo_penalty: float = SLO_PENALTY,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         held_out_traces: frozenset[str] = frozenset(),
+        availability: Literal["traces", "generated"] = "traces",
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs(={num_envs}) must be >= 1")
@@ -80,7 +82,7 @@ class SpotFleetVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.autoreset_mode = autoreset_mode
         single = SpotFleetEnv(
             world, scenario=scenario, days=days, mode=mode, episode_minutes=episode_minutes,
-            held_out_traces=held_out_traces,
+            held_out_traces=held_out_traces, availability=availability,
         )  # fmt: skip
         self.single = single
         self.world, self.layout, self.mode = single.world, single.layout, mode

@@ -349,6 +349,7 @@ def replay_spot_prices(
     check_duration(duration_s)
     history = load_history(Path(base_dir) / cfg.path, "pricing.spot_prices.path")
     out: dict[tuple[str, str], PriceSeries] = {}
+    ratios: dict[str, float] = {}
     shift = cfg.shift
     for pool_type, az in pools:
         src_type = cfg.instance_type or pool_type
@@ -371,7 +372,9 @@ def replay_spot_prices(
                 replayed, _replayed_steps(new_series, new_origin, duration_s), at_s
             )
         if cfg.type_ratio == "cross-section" and pool_type != src_type:
-            replayed = scaled_prices(replayed, type_price_ratio(history, pool_type, src_type))
+            if pool_type not in ratios:  # one ratio per type, whatever its AZs
+                ratios[pool_type] = type_price_ratio(history, pool_type, src_type)
+            replayed = scaled_prices(replayed, ratios[pool_type])
         out[(pool_type, az)] = replayed
     return out
 

@@ -13,16 +13,11 @@ from hypothesis import strategies as st
 from agents.cost.plan import (
     CONSOLIDATE_SHARE,
     Layout,
-    Slot,
     adjust_cover,
     cheapest_cover,
     min_cost_cover,
 )
 from bench import runner
-
-
-def _slots(ppn: list[int]) -> list[Slot]:
-    return [Slot(0, f"p{i}", "az-a", True, n, 1.0) for i, n in enumerate(ppn)]
 
 
 def _brute_force(pods: int, prices: list[float], ppn: list[int]) -> float:
@@ -56,42 +51,42 @@ def test_min_cost_cover_is_the_optimum(pods: int, types: list[tuple[int, float]]
 def test_a_greedy_fill_is_not_the_cover() -> None:
     # 12 pods: one 10-pod node ($1.00) + one 3-pod node ($0.31) = $1.31 (cheapest per pod
     # first); four 3-pod nodes = $1.24.
-    slots = _slots([10, 3])
-    assert cheapest_cover(12, [0, 1], [1.0, 0.31], slots) == {0: 0, 1: 4}
-    assert cheapest_cover(11.2, [0, 1], [1.0, 0.31], slots) == {0: 0, 1: 4}
-    assert cheapest_cover(0, [0, 1], [1.0, 0.31], slots) == {0: 0, 1: 0}
+    ppn = [10, 3]
+    assert cheapest_cover(12, [0, 1], [1.0, 0.31], ppn) == {0: 0, 1: 4}
+    assert cheapest_cover(11.2, [0, 1], [1.0, 0.31], ppn) == {0: 0, 1: 4}
+    assert cheapest_cover(0, [0, 1], [1.0, 0.31], ppn) == {0: 0, 1: 0}
 
 
 def test_adjust_cover_buys_a_shortfall_cheaply_and_keeps_what_runs() -> None:
-    slots = _slots([31, 7, 1])
+    ppn = [31, 7, 1]
     price = [1.232, 0.308, 0.085]
     desired = [0, 2, 0]  # 14 pods on the middle type
-    adjust_cover(20, [0, 1, 2], price, slots, desired)
+    adjust_cover(20, [0, 1, 2], price, ppn, desired)
     # 6 more pods: six 1-pod nodes $0.51 > one 7-pod node $0.308; the two running stay
     assert desired == [0, 3, 0]
 
 
 def test_adjust_cover_releases_the_dearest_pods_first() -> None:
-    slots = _slots([31, 7, 1])
+    ppn = [31, 7, 1]
     price = [1.232, 0.308, 0.085]
     desired = [1, 2, 3]  # 48 pods
-    adjust_cover(40, [0, 1, 2], price, slots, desired)
+    adjust_cover(40, [0, 1, 2], price, ppn, desired)
     assert desired == [1, 2, 0]  # the 1-pod nodes ($0.085 a pod) go first: 45 pods left
-    assert sum(d * s.pods_per_node for d, s in zip(desired, slots, strict=True)) >= 40
+    assert sum(d * n for d, n in zip(desired, ppn, strict=True)) >= 40
 
 
 def test_adjust_cover_consolidates_when_the_nodes_cost_too_much_more() -> None:
-    slots = _slots([31, 1])
+    ppn = [31, 1]
     price = [1.0, 0.2]
     desired = [0, 30]  # 30 small nodes: $6.00 for what one big node holds for $1.00
-    adjust_cover(30, [0, 1], price, slots, desired)
+    adjust_cover(30, [0, 1], price, ppn, desired)
     assert desired == [1, 0]
     within = [0, 5]  # $1.00 = the cheapest cover: no swap
-    adjust_cover(5, [0, 1], price, slots, within)
+    adjust_cover(5, [0, 1], price, ppn, within)
     assert within == [0, 5]
     near = [0, 6]  # $1.20 for 6 pods vs one big node at $1.00: more than 10% dearer
     assert 1.2 > (1 + CONSOLIDATE_SHARE) * 1.0
-    adjust_cover(6, [0, 1], price, slots, near)
+    adjust_cover(6, [0, 1], price, ppn, near)
     assert near == [1, 0]
 
 
