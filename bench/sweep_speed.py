@@ -4,8 +4,10 @@ the same run (the ratio is what to compare; the machines we run on are shared an
 The sweep is :data:`SCENARIOS` x :data:`POLICIES` x :data:`SEEDS` seeds, one simulated
 day each, with policies that need no trained model (so nothing is trained while timing).
 The Ray time is the user's: starting a local Ray of ``workers`` CPUs, the replays, and
-shutting it down; the time of the replays alone on the running Ray is reported beside it.
-Every executor must give the same rows apart from wall time (checked).
+shutting it down; the time of the replays alone on the running Ray is reported beside it,
+and so is the process executor's (``workers`` spawned processes, their start included) as
+the reference for what the replays themselves allow on this machine. Every executor must
+give the same rows apart from wall time (checked).
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ def timed_sweep(
 
 
 def sweep_speed(workers: int = 2, parallel: ExecutorName = "ray") -> dict[str, Any]:
-    """Serial and ``parallel`` wall seconds of the 100-replay sweep and their ratio."""
+    """Serial, process-pool and ``parallel`` wall seconds of the 100-replay sweep and their
+    ratios to serial."""
     specs = sweep_specs()
     with tempfile.TemporaryDirectory(prefix="opsbench-sweep-speed-") as scratch:
         serial_rows, serial_s, _ = timed_sweep("serial", specs, workers=1, scratch=Path(scratch))
+        process_rows, process_s, _ = timed_sweep(
+            "process", specs, workers=workers, scratch=Path(scratch)
+        )
         rows, total_s, replays_s = timed_sweep(
             parallel, specs, workers=workers, scratch=Path(scratch)
         )
@@ -61,5 +67,8 @@ def sweep_speed(workers: int = 2, parallel: ExecutorName = "ray") -> dict[str, A
         f"{parallel}_replays_only_s": round(replays_s, 2),
         "ratio": round(serial_s / total_s, 3),
         "ratio_replays_only": round(serial_s / replays_s, 3),
-        "identical_rows": rows == serial_rows,
+        f"{parallel}_start_and_stop_s": round(total_s - replays_s, 2),
+        "process_s": round(process_s, 2),
+        "process_ratio": round(serial_s / process_s, 3),
+        "identical_rows": rows == serial_rows and process_rows == serial_rows,
     }

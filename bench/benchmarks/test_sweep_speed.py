@@ -23,7 +23,9 @@ def test_ray_sweep_vs_serial(benchmark: BenchmarkFixture) -> None:
         f"\n{result['replays']} one-day replays: serial {result['serial_s']:.1f} s, ray "
         f"{result['ray_s']:.1f} s with start and stop ({result['ray_replays_only_s']:.1f} s "
         f"replays only) on {result['workers']} workers: x{result['ratio']} "
-        f"(x{result['ratio_replays_only']} replays only)"
+        f"(x{result['ratio_replays_only']} replays only; Ray's start and stop "
+        f"{result['ray_start_and_stop_s']:.1f} s); process pool {result['process_s']:.1f} s "
+        f"(x{result['process_ratio']})"
     )
     assert result["identical_rows"]
     assert result["ratio"] >= TARGET_RATIO
