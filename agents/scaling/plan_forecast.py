@@ -11,13 +11,18 @@ the origin ending now (:func:`~agents.forecasting.features.origin_features` of t
 5-minute means of the minutes it holds), and the model forecasts from it. A tick whose
 minute has no metrics keeps the forecast it held.
 
-Here the same rows are built for every origin together (:func:`origin_rows`: the bucket
-means of each of the 5 bucket alignments are computed once, and every window statistic
-by the same numpy reductions over the same contiguous values) and forecast in blocks
-(:func:`predict_rows`: the gradient-boosting forecaster's compiled trees walked for many
-rows at once, every step the one-row path's element by element). The result equals the
-policy's forecast bit for bit (``tests/agents/test_plan_forecast.py`` drives the policy
-and compares).
+Here the same rows are built for every origin together (:func:`feature_rows`,
+:func:`origin_rows`: the bucket means of each of the 5 bucket alignments are computed
+once, and every window statistic by the same numpy reductions over the same contiguous
+values) and forecast in blocks (:func:`predict_rows`: the gradient-boosting forecaster's
+compiled trees walked for many rows at once, every step the one-row path's element by
+element; any other forecaster row by row). The result equals the policy's forecast bit
+for bit (``tests/agents/test_plan_forecast.py`` replays the policy and compares).
+
+Ticks are 60 s apart (``control.interval_s: 60``). The load is what the policy's metrics
+report: in a simulator replay the sum of the pools' ``request_rate_rps``, each pool's
+share of the minute's offered requests; that sum may differ from the workload's
+``offered_rps`` in the last bit (forecasts then differ by ~1e-16 relative).
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ ORIGIN_BLOCK = 1024
 """Origins whose window statistics are computed together (bounds the (origins, window)
 temporaries: 1,024 x 288 buckets x 8 bytes = 2.4 MB)."""
 TREE_BLOCK = 128
-"""Rows walked through the compiled trees together (bounds the (nodes, rows) decisions:
-about 6,600 nodes x 256 rows for 3 x 300 depth-3 trees)."""
+"""Rows walked through the compiled trees together (the (split nodes, rows) decisions and
+(trees, rows) walk stay in cache: 64 to 256 rows were equally fast, 512 half as fast, for
+3 x 300 depth-3 trees)."""
 
 
 def plan_forecasts(
@@ -93,6 +99,39 @@ def plan_forecasts(
         Inputs of the wrong shape or type, a load that is negative or not finite, too
         little history, or an unknown role.
     """
+    rows, in_force = feature_rows(
+        model,
+        history_rps=history_rps,
+        history_gap=history_gap,
+        start=start,
+        offered_rps=offered_rps,
+        observed=observed,
+        role=role,
+    )
+    out: np.ndarray = predict_rows(model, role, rows)[in_force]
+    return out
+
+
+def feature_rows(
+    model: ScalingModel,
+    *,
+    history_rps: np.ndarray,
+    history_gap: np.ndarray,
+    start: datetime,
+    offered_rps: np.ndarray,
+    observed: np.ndarray | None = None,
+    role: str = "plan",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The feature rows the policy forecasts ``role`` from in a replay, and which of them
+    each tick's forecast comes from (parameters and errors: :func:`plan_forecasts`).
+
+    Returns
+    -------
+    tuple[numpy.ndarray, numpy.ndarray]
+        ``rows``: ``float64`` ``(1 + minutes observed, n_features)``, the rows the
+        policy reads back from its online store, in time order (row 0: at reset);
+        ``in_force``: ``int64`` ``(n + 1,)``, the row whose forecast tick ``k`` holds.
+    """
     history, gap, offered, seen = _checked_inputs(history_rps, history_gap, offered_rps, observed)
     meta = model.metadata
     horizons = {"plan": meta.plan_horizon_min, "forecast": meta.forecast_horizon_min}
@@ -104,7 +143,7 @@ def plan_forecasts(
         raise ValueError("plan_forecasts: the model's feature columns are not this version's")
     pipeline = LoadPipeline(history, gap, start, step_s=meta.step_s)  # the policy's at reset
     minutes, held_before = replay_minutes(history, gap, offered, seen, keep=pipeline.keep)
-    origin_ticks = np.concatenate(([0], np.flatnonzero(seen) + 1))
+    origin_ticks = np.concatenate(([0], np.flatnonzero(seen) + 1))  # ticks that re-forecast
     rows = origin_rows(
         minutes,
         held_before + origin_ticks,
@@ -113,10 +152,8 @@ def plan_forecasts(
         step_s=meta.step_s,
         horizon_steps=horizons[role] * MINUTE_S // meta.step_s,
     )
-    quantiles = predict_rows(model, role, rows)
-    in_force = np.concatenate(([0], np.cumsum(seen)))  # the origin each tick's forecast is of
-    out: np.ndarray = quantiles[in_force]
-    return out
+    in_force = np.concatenate(([0], np.cumsum(seen)))
+    return rows, in_force
 
 
 def _checked_inputs(

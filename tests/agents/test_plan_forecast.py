@@ -16,6 +16,7 @@ from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
 from agents.scaling.plan_forecast import (
     SplitFirst,
+    feature_rows,
     gbm_rows,
     origin_rows,
     plan_forecasts,
@@ -150,10 +151,11 @@ def test_equals_what_the_policy_holds_at_every_tick(
     ("history_min", "role"), [(2 * DAY_MIN + 3, "plan"), (9 * DAY_MIN + 2, "forecast")]
 )
 def test_feature_rows_equal_the_pipelines(history_min: int, role: str, gbm: ScalingModel) -> None:
-    """Every origin's row equals LoadPipeline.features cell for cell (NaN where the
-    series is too short), on a history shorter than a week (one-week cells NaN) and on
-    one longer than the pipeline keeps, with gaps in the history and unseen minutes
-    (the first two among them)."""
+    """Every origin's row equals the one the policy's pipeline builds (observing minute
+    k - 1 at tick k) cell for cell, NaN where the series is too short, and each tick
+    holds the latest origin's: on a history shorter than a week (one-week cells NaN) and
+    one longer than the pipeline keeps, with gaps in the history and unseen minutes (the
+    first two among them); the lower-level parts give the same rows."""
     rng = np.random.default_rng(7)
     history = minute_load(history_min, seed=2)
     gap = np.zeros(history.size, dtype=bool)
@@ -166,25 +168,39 @@ def test_feature_rows_equal_the_pipelines(history_min: int, role: str, gbm: Scal
     meta = gbm.metadata
     horizon_min = meta.plan_horizon_min if role == "plan" else meta.forecast_horizon_min
     pipeline = LoadPipeline(history, gap, START)
-    start_s = pipeline.origin_end_s
+    start_s = int(np.datetime64(START, "s").astype(np.int64))
     expected = [pipeline.features(horizon_min)]
-    ticks = [0]
-    for k in np.flatnonzero(seen) + 1:
-        pipeline.observe(start_s + (int(k) - 1) * 60, float(offered[k - 1]))
-        expected.append(pipeline.features(horizon_min))
-        ticks.append(int(k))
+    latest = [0]  # per tick, the index in expected of the row in force
+    for tick in range(1, n + 1):
+        if seen[tick - 1]:
+            minute_start = start_s + (int(60.0 * tick // 60) - 1) * 60  # as decide()
+            assert pipeline.observe(minute_start, float(offered[tick - 1]))
+            expected.append(pipeline.features(horizon_min))
+        latest.append(len(expected) - 1)
+    rows, in_force = feature_rows(
+        gbm,
+        history_rps=history,
+        history_gap=gap,
+        start=START,
+        offered_rps=offered,
+        observed=seen,
+        role=role,
+    )
+    assert rows.shape == (1 + seen.sum(), len(feature_names()))
+    assert np.isnan(rows).any() == (history_min < 7 * DAY_MIN)
+    assert np.array_equal(rows, np.array(expected), equal_nan=True)
+    assert np.array_equal(in_force, latest)
     minutes, kept = replay_minutes(history, gap, offered, seen, keep=pipeline.keep)
-    rows = origin_rows(
+    ticks = np.concatenate(([0], np.flatnonzero(seen) + 1))
+    again = origin_rows(
         minutes,
-        kept + np.array(ticks),
-        start_s + 60 * np.array(ticks),
+        kept + ticks,
+        start_s + 60 * ticks,
         keep=pipeline.keep,
         step_s=300,
         horizon_steps=horizon_min // 5,
     )
-    assert rows.shape == (len(ticks), len(feature_names()))
-    assert np.isnan(rows).any() == (history_min < 7 * DAY_MIN)
-    assert np.array_equal(rows, np.array(expected), equal_nan=True)
+    assert np.array_equal(again, rows, equal_nan=True)
 
 
 def test_the_batch_tree_walk_equals_the_one_row_path(gbm: ScalingModel) -> None:
