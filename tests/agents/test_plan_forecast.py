@@ -10,18 +10,11 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from agents.forecasting.features import feature_names, make_features
+from agents.forecasting.features import make_features
 from agents.forecasting.models import QuantileGBMForecaster, SeasonalNaiveForecaster
 from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
-from agents.scaling.plan_forecast import (
-    SplitFirst,
-    feature_rows,
-    gbm_rows,
-    origin_rows,
-    plan_forecasts,
-    replay_minutes,
-)
+from agents.scaling.plan_forecast import plan_forecasts
 from agents.scaling.policy import PredictivePolicy
 from agents.scaling.training import load_or_train, plan_window_min
 from sim.control import ControlContext, Decision, Observation
@@ -142,83 +135,6 @@ def test_equals_what_the_policy_holds_at_every_tick(
         assert got.shape == (n_ticks, 3)
         assert np.array_equal(got, np.array(policy.held[role])), role
     assert not np.array_equal(got[60], got[58])  # the forecasts do move
-
-
-# --------------------------------------------------------------------------- the parts
-
-
-@pytest.mark.parametrize(
-    ("history_min", "role"), [(2 * DAY_MIN + 3, "plan"), (9 * DAY_MIN + 2, "forecast")]
-)
-def test_feature_rows_equal_the_pipelines(history_min: int, role: str, gbm: ScalingModel) -> None:
-    """Every origin's row equals the one the policy's pipeline builds (observing minute
-    k - 1 at tick k) cell for cell, NaN where the series is too short, and each tick
-    holds the latest origin's: on a history shorter than a week (one-week cells NaN) and
-    one longer than the pipeline keeps, with gaps in the history and unseen minutes (the
-    first two among them); the lower-level parts give the same rows."""
-    rng = np.random.default_rng(7)
-    history = minute_load(history_min, seed=2)
-    gap = np.zeros(history.size, dtype=bool)
-    gap[rng.integers(0, history.size, 40)] = True
-    history[gap] = np.nan
-    n = 700
-    offered = minute_load(n, seed=3)
-    seen = rng.random(n) > 0.2
-    seen[:2] = False
-    meta = gbm.metadata
-    horizon_min = meta.plan_horizon_min if role == "plan" else meta.forecast_horizon_min
-    pipeline = LoadPipeline(history, gap, START)
-    start_s = int(np.datetime64(START, "s").astype(np.int64))
-    expected = [pipeline.features(horizon_min)]
-    latest = [0]  # per tick, the index in expected of the row in force
-    for tick in range(1, n + 1):
-        if seen[tick - 1]:
-            minute_start = start_s + (int(60.0 * tick // 60) - 1) * 60  # as decide()
-            assert pipeline.observe(minute_start, float(offered[tick - 1]))
-            expected.append(pipeline.features(horizon_min))
-        latest.append(len(expected) - 1)
-    rows, in_force = feature_rows(
-        gbm,
-        history_rps=history,
-        history_gap=gap,
-        start=START,
-        offered_rps=offered,
-        observed=seen,
-        role=role,
-    )
-    assert rows.shape == (1 + seen.sum(), len(feature_names()))
-    assert np.isnan(rows).any() == (history_min < 7 * DAY_MIN)
-    assert np.array_equal(rows, np.array(expected), equal_nan=True)
-    assert np.array_equal(in_force, latest)
-    minutes, kept = replay_minutes(history, gap, offered, seen, keep=pipeline.keep)
-    ticks = np.concatenate(([0], np.flatnonzero(seen) + 1))
-    again = origin_rows(
-        minutes,
-        kept + ticks,
-        start_s + 60 * ticks,
-        keep=pipeline.keep,
-        step_s=300,
-        horizon_steps=horizon_min // 5,
-    )
-    assert np.array_equal(again, rows, equal_nan=True)
-
-
-def test_the_batch_tree_walk_equals_the_one_row_path(gbm: ScalingModel) -> None:
-    """Rows with missing cells through the renumbered trees equal CompiledTrees.predict_one,
-    and gbm_rows equals predict_row, bit for bit."""
-    forecaster = gbm.forecasters["plan"]
-    assert isinstance(forecaster, QuantileGBMForecaster)
-    rng = np.random.default_rng(11)
-    design = rng.uniform(0.0, 2.0, (300, int(forecaster.used_columns_.sum())))
-    design[rng.random(design.shape) < 0.1] = np.nan
-    trees = forecaster.compiled_
-    expected = np.array([trees.predict_one(row) for row in design])
-    assert np.array_equal(SplitFirst.of(trees).raw_predictions(design), expected)
-    rows = rng.uniform(200.0, 2000.0, (300, len(feature_names())))
-    rows[:, -2:] = rng.integers(0, 7, (300, 2))  # hour of day, day of week
-    rows[rng.random(rows.shape) < 0.1] = np.nan
-    expected = np.array([gbm.predict_row("plan", row) for row in rows])
-    assert np.array_equal(gbm_rows(forecaster, rows), expected)
 
 
 def test_shape_dtype_and_row_zero(gbm: ScalingModel) -> None:
