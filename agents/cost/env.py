@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +30,6 @@ from agents.cost.fleet import (
     minute_prices,
     window_transitions,
 )
-from agents.cost.env_sizing import PredictiveSizing, SizingSource
 from agents.cost.plan import Layout, Tick, decode_action
 from agents.cost.view import n_features
 from scenarios import data_path
@@ -41,6 +40,9 @@ from sim.scenario import ReplayedSpotPrices
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.traffic import ServiceModel
 from sim.world import World, prepare
+
+if TYPE_CHECKING:
+    from agents.cost.env_sizing import PredictiveSizing, SizingSource
 
 __all__ = ["ENV_ID", "SLO_PENALTY", "SpotFleetEnv", "prepare_world"]
 

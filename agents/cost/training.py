@@ -37,17 +37,19 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from agents.artifacts import staging_folder
 from agents.cost.env import SLO_PENALTY, SpotFleetEnv
-from agents.cost.env_sizing import SizingSource
 from agents.cost.model import MAX_TIMESTEPS, MIN_TIMESTEPS, CostModel, HazardPrior, save_model
 from agents.cost.view import n_features
 from sim import atomic
 from sim.world import World
+
+if TYPE_CHECKING:
+    from agents.cost.env_sizing import SizingSource
 
 DEFAULT_TIMESTEPS = 300_000
 N_ENVS = 4
