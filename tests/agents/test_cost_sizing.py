@@ -27,8 +27,8 @@ DAYS = 1.0
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
+def models(default_scaling_models: Path) -> Path:
+    return default_scaling_models
 
 
 @pytest.fixture(scope="module")
