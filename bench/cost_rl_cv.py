@@ -16,6 +16,13 @@ and ``uniform-progress`` on the same replay. The best heuristic of a set is the 
 of those at SLO >= 99.9% (else the one with the best SLO). Per set: each seed's cost and
 SLO, the saving against the best heuristic (mean ± sd over seeds).
 
+With ``sizing="predictive"`` every policy runs under the ``predictive`` scaling policy
+(``predictive+<mix>``, provisioning for ``sizing_quantile``: 0.9, what ``bench sizing-cv``
+picks), and ``cost-rl`` is trained under that sizing (feature version 2: the forecast's
+quantiles and each AZ's drop hazard in its observation, :mod:`agents.cost.env_sizing`);
+the scaling model is the scenario's registered one (``scaling-<scenario>``, trained on the
+history before the replay window; :func:`prepare` trains it first, once).
+
 What is not held out: the spot prices (the c5a.2xlarge us-east-1 series the training
 draws from include the scenario's AZs, replayed here over a different window) and the
 load (the training draws from the two weeks before the replay window).
@@ -27,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import fmean, pstdev
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,8 +42,16 @@ from agents.cost.model import CostModel
 from bench import runner
 from bench.cost import DAYS, SCENARIO, SLO_TARGET, TRACE_SETS, on_trace_set
 from bench.executors import Executor, SerialExecutor
+from sim.errors import InputError
+
+if TYPE_CHECKING:
+    from agents.cost.env_sizing import SizingSource
+    from sim.world import World
 
 HEURISTICS = ("spot-greedy", "price-capacity", "uniform-progress")
+SIZING_QUANTILE = 0.9
+"""The predictive sizing's quantile: what ``bench sizing-cv``'s rule picks on the four
+shipped traces (chosen before this bench ran under it)."""
 SEEDS = 5
 TARGET_SAVING = 0.03
 
@@ -55,14 +70,31 @@ class FoldTask(BaseModel):
     vector_envs: int | None = Field(default=None, ge=1)
     availability: Literal["traces", "generated"] = "traces"
     scenario: str = SCENARIO
+    sizing: Literal["controller", "predictive"] = "controller"
+    sizing_quantile: float = Field(default=SIZING_QUANTILE, gt=0, lt=1)
+    models_dir: str = str(runner.MODELS_DIR)
 
 
 def replay(task: FoldTask, model: CostModel | None = None) -> dict[str, Any]:
-    """Replay ``task.policy`` on the held-out set (with ``model`` for ``cost-rl``)."""
-    prepared = runner.prepare_run(task.scenario, policy=task.policy, days=task.days)
-    on_trace_set(prepared, task.trace_set)
+    """Replay ``task.policy`` on the held-out set (with ``model`` for ``cost-rl``), under
+    the task's sizing."""
+    if task.sizing == "controller":
+        prepared = runner.prepare_run(task.scenario, policy=task.policy, days=task.days)
+        on_trace_set(prepared, task.trace_set)
+        if model is not None:
+            prepared.policy.use_model(model)  # type: ignore[attr-defined]
+    else:
+        prepared = runner.prepare_run(
+            task.scenario,
+            policy=f"predictive+{task.policy}",
+            params={"sizing": {"quantile": task.sizing_quantile}},
+            days=task.days,
+        )
+        on_trace_set(prepared, task.trace_set)
+        if model is not None:  # the sizing's registered model; the mix's is this one
+            prepared.policy.mix.use_model(model)  # type: ignore[attr-defined]
+        runner.attach_model(prepared, models_dir=task.models_dir, kinds=frozenset({"scaling"}))
     if model is not None:
-        prepared.policy.use_model(model)  # type: ignore[attr-defined]
         prepared.model_version = f"held-out-{task.trace_set}-seed{task.seed}"
     summary = runner.run(prepared)
     return {
@@ -85,6 +117,13 @@ def run_task(task: FoldTask) -> dict[str, Any]:
 
     assert task.seed is not None
     world = prepare_world(task.scenario)
+    source = (
+        None
+        if task.sizing == "controller"
+        else predictive_source(
+            task.scenario, world, task.sizing_quantile, task.models_dir, task.days
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         model = train(
             world,
@@ -94,9 +133,38 @@ def run_task(task: FoldTask) -> dict[str, Any]:
             held_out_traces=frozenset(TRACE_SETS[task.trace_set]),
             vector_envs=task.vector_envs,
             availability=task.availability,
+            sizing_source=source,
         )
         row = replay(task, model)
     return row | {"eval_mean_reward": model.metadata.eval_mean_reward}
+
+
+def predictive_source(
+    scenario: str, world: World, quantile: float, models_dir: str, days: float | None = None
+) -> SizingSource:
+    """The predictive sizing a cost-rl trains under: ``scenario``'s registered scaling
+    model (trained and registered first if there is none) provisioning for ``quantile``,
+    its forecasts over ``world``'s history (InputError if the history is too short)."""
+    from agents.cost.env_sizing import SizingSource
+    from agents.scaling.policy import PredictiveParams
+
+    prepared = runner.prepare_run(scenario, policy="predictive", days=days)
+    runner.attach_model(prepared, models_dir=models_dir)
+    model = prepared.policy.model  # type: ignore[attr-defined]
+    try:
+        return SizingSource.for_world(world, model, PredictiveParams(quantile=quantile))
+    except ValueError as exc:
+        raise InputError(scenario, "workload.start", str(exc), "a longer history") from None
+
+
+def prepare(todo: Sequence[FoldTask]) -> None:
+    """Train and register, once and here, the scaling model the predictive tasks read
+    (before the jobs fan out to workers that would otherwise each train it)."""
+    for task in todo:
+        if task.sizing == "predictive":
+            prepared = runner.prepare_run(task.scenario, policy="predictive", days=task.days)
+            runner.attach_model(prepared, models_dir=task.models_dir)
+            return
 
 
 def tasks(
@@ -107,27 +175,27 @@ def tasks(
     vector_envs: int | None = None,
     availability: Literal["traces", "generated"] = "traces",
     scenario: str = SCENARIO,
+    sizing: Literal["controller", "predictive"] = "controller",
+    sizing_quantile: float = SIZING_QUANTILE,
 ) -> list[FoldTask]:
     """The training jobs first (longest), then the heuristics' replays, on ``scenario``."""
+    common: dict[str, Any] = {
+        "days": days, "scenario": scenario, "sizing": sizing, "sizing_quantile": sizing_quantile
+    }  # fmt: skip
     learned = [
         FoldTask(
             trace_set=s,
             policy="cost-rl",
             seed=seed,
             timesteps=timesteps,
-            days=days,
             vector_envs=vector_envs,
             availability=availability,
-            scenario=scenario,
+            **common,
         )
         for s in sets
         for seed in range(seeds)
     ]
-    fixed = [
-        FoldTask(trace_set=s, policy=p, days=days, scenario=scenario)
-        for s in sets
-        for p in HEURISTICS
-    ]
+    fixed = [FoldTask(trace_set=s, policy=p, **common) for s in sets for p in HEURISTICS]
     return learned + fixed
 
 
@@ -182,6 +250,8 @@ def cost_rl_cv(
     vector_envs: int | None = None,
     availability: Literal["traces", "generated"] = "traces",
     scenario: str = SCENARIO,
+    sizing: Literal["controller", "predictive"] = "controller",
+    sizing_quantile: float = SIZING_QUANTILE,
     executor: Executor | None = None,
     on_done: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -189,11 +259,16 @@ def cost_rl_cv(
     (``vector_envs``: train on the vectorised env, see :func:`agents.cost.training.train`;
     ``availability``: train on windows of the dev traces or on series from the generator
     fitted on them, without the held-out set either way)."""
-    todo = tasks(sets, seeds, timesteps, days, vector_envs, availability, scenario)
+    todo = tasks(
+        sets, seeds, timesteps, days, vector_envs, availability, scenario, sizing, sizing_quantile
+    )
+    prepare(todo)
     ex = executor or SerialExecutor()
     rows = ex.map(run_task, todo, on_done or (lambda i, r: None))
     return {
         "scenario": scenario,
+        "sizing": sizing,
+        "sizing_quantile": sizing_quantile if sizing == "predictive" else None,
         "days": days,
         "seeds": seeds,
         "timesteps": timesteps,

@@ -375,17 +375,24 @@ def attach_model(
     retrain: bool = False,
     promote: bool = False,
     progress: ProgressText | None = None,
+    kinds: frozenset[str] | None = None,
 ) -> ModelVersion | None:
     """Give a policy that declares a model need (``policy.needs.model``) its model from the
     registry at ``models_dir`` (a folder or a registry URI): ``model`` (a reference, see
     :class:`~agents.lifecycle.registry.ModelRef`), else the default for the world, trained
     and registered first where that kind of model is trained on demand (always with
     ``retrain``; ``promote`` makes a version trained here the champion). Returns the
-    version used (None for a policy without a model)."""
+    version used (None for a policy without a model). ``kinds``: attach only the parts
+    needing these kinds of model (e.g. ``{"scaling"}`` when the caller hands the mix its
+    own)."""
     prepared.models_dir = models_dir
     policy = prepared.policy
     # a composed controller (agents.cost.composed): each part with its own model
-    parts = [p for p in getattr(policy, "parts", (policy,)) if p.needs.model is not None]
+    parts = [
+        p
+        for p in getattr(policy, "parts", (policy,))
+        if p.needs.model is not None and (kinds is None or p.needs.model in kinds)
+    ]
     if not parts:
         if model is not None:
             raise InputError(

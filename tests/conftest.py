@@ -30,3 +30,15 @@ def small_analyser() -> Any:
         return SecurityAnalyser(max_iter=5, calibration_folds=2).fit(
             records, [label.label for label in labels]
         )
+
+
+@pytest.fixture(scope="session")
+def default_scaling_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model registry holding ``scaling-default`` (the predictive agent's model of the
+    ``default`` scenario's history), trained once per session (about 10 s)."""
+    from bench import runner
+
+    models = tmp_path_factory.mktemp("scaling-models")
+    prepared = runner.prepare_run("default", policy="predictive", days=0.05)
+    runner.attach_model(prepared, models_dir=models, store=models / "store.duckdb")
+    return models

@@ -52,6 +52,15 @@ class SizingPolicy(Policy, Protocol):
     def last_target_pods(self) -> float | None: ...
 
 
+@runtime_checkable
+class ForecastingSizing(SizingPolicy, Protocol):
+    """A sizing policy that also exposes its plan-horizon forecast (``predictive``): the
+    median and the quantile it provisions for, in pods (``None`` before its first)."""
+
+    @property
+    def plan_forecast_pods(self) -> tuple[float, float] | None: ...
+
+
 class ComposedParams(BaseModel):
     """Parameters of a composed controller: each part's own ``control.params``."""
 
@@ -152,6 +161,7 @@ class ComposedPolicy:
 
     def reset(self, context: ControlContext) -> None:
         self.sizing.reset(context)
+        self.mix.sized_by = self.sizing.name
         self.mix.reset(context)
         self._last = None
 
@@ -159,7 +169,14 @@ class ComposedPolicy:
         sized = self.sizing.decide(observation)
         target = self.sizing.last_target_pods
         mix = self.mix
-        mixed = mix.decide(observation, plan_pods=None if target is None else float(target))
+        forecast = (
+            self.sizing.plan_forecast_pods if isinstance(self.sizing, ForecastingSizing) else None
+        )
+        mixed = mix.decide(
+            observation,
+            plan_pods=None if target is None else float(target),
+            forecast_pods=forecast,
+        )
         ctrl = mix.ctrl
         assert ctrl is not None
         plan = ctrl.plan_pods

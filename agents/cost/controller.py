@@ -15,6 +15,7 @@ import numpy as np
 
 from agents.cost.plan import Layout, LoadPlanner, Mix, Tick, execute
 from agents.cost.view import FeatureTracker
+from sim.market.hazard import DropRatePrior
 
 PLAN_WINDOW_MIN = 30
 PLAN_MARGIN = 0.2
@@ -40,6 +41,10 @@ class Controller:
         Wall-clock time of simulated t = 0.
     history_rps
         Offered load of each minute before t = 0 (requests/s).
+    feature_version, hazard_prior
+        The observation's version and (version 2) its drop-rate prior
+        (:class:`~agents.cost.view.FeatureTracker`); version 2 also needs
+        :attr:`forecast_pods` set by the sizing before :meth:`features`.
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class Controller:
         slo_p95_ms: float,
         start: datetime,
         history_rps: np.ndarray,
+        feature_version: int = 1,
+        hazard_prior: DropRatePrior | None = None,
     ) -> None:
         self.layout = layout
         self.pod_rate_rps = pod_rate_rps
@@ -60,7 +67,11 @@ class Controller:
             slo_p95_ms=slo_p95_ms,
             start=start,
             history_rps=history_rps,
+            version=feature_version,
+            hazard_prior=hazard_prior,
         )
+        self.forecast_pods: tuple[float, float] | None = None
+        """The sizing's plan-horizon forecast (median, provisioned quantile) in pods."""
         self.tick: Tick | None = None
         self.plan_pods = 0.0
         self.pods_now = 0.0
@@ -81,7 +92,7 @@ class Controller:
     def features(self) -> np.ndarray:
         """The observation vector of the last tick."""
         assert self.tick is not None
-        return self.tracker.vector(self.tick, self.plan_pods)
+        return self.tracker.vector(self.tick, self.plan_pods, self.forecast_pods)
 
     def desired(self, mix: Mix, plan_pods: float | None = None) -> list[int]:
         """Desired nodes per slot for ``mix`` (``plan_pods`` overrides the plan).

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +30,7 @@ from agents.cost.fleet import (
     minute_prices,
     window_transitions,
 )
-from agents.cost.plan import Layout, decode_action
+from agents.cost.plan import Layout, Tick, decode_action
 from agents.cost.view import n_features
 from scenarios import data_path
 from sim.market.availability import AvailabilitySeries, load_availability_trace
@@ -40,6 +40,9 @@ from sim.scenario import ReplayedSpotPrices
 from sim.scenario_files import find_scenario, load_scenario_file
 from sim.traffic import ServiceModel
 from sim.world import World, prepare
+
+if TYPE_CHECKING:
+    from agents.cost.env_sizing import PredictiveSizing, SizingSource
 
 __all__ = ["ENV_ID", "SLO_PENALTY", "SpotFleetEnv", "prepare_world"]
 
@@ -200,6 +203,15 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     :func:`training_availability_model` (fitted on the same traces, so without the
     held-out ones; :mod:`sim.market.availability_model`).
 
+    ``sizing``: whose plan the mix holds, the controller's own (``"controller"``, the
+    default; feature version 1) or the ``predictive`` scaling policy's, read from a
+    :class:`~agents.cost.env_sizing.SizingSource` (``sizing_source``: the trained scaling
+    model, its parameters and its forecasts over the scenario's history, built once and
+    shared by every environment of a training run): the observation is then feature
+    version 2, with the sizing's forecast and each spot AZ's drop hazard
+    (:mod:`agents.cost.view`), and train-mode windows start once the history holds
+    the :data:`~agents.scaling.history.MIN_HISTORY_DAYS` the forecaster needs.
+
     ``reset(seed=...)`` makes the episode (window, generators) a function of the seed.
     Registered without ``max_episode_steps``: the environment truncates its episodes
     itself (see :func:`agents.cost.register`).
@@ -218,12 +230,21 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         slo_penalty: float = SLO_PENALTY,
         held_out_traces: frozenset[str] = frozenset(),
         availability: Literal["traces", "generated"] = "traces",
+        sizing_source: SizingSource | None = None,
     ) -> None:
         if availability not in ("traces", "generated"):
             raise ValueError(f"availability {availability!r}: 'traces' or 'generated'")
         if world is None:
             world = prepare_world(scenario, days)
         self.world = world
+        self.sizing_source = sizing_source
+        self.sizing: PredictiveSizing | None = None
+        self.feature_version = 1 if sizing_source is None else 2
+        self.hazard_prior = None
+        if sizing_source is not None:
+            from sim.market.hazard import training_prior
+
+            self.hazard_prior = training_prior(held_out_traces)
         self.availability_traces = training_traces(held_out_traces)
         self.availability = availability
         self.availability_model = (
@@ -244,7 +265,14 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
             world.n_minutes if mode == "replay" else min(episode_minutes, world.n_minutes)
         )
         n_spot = self._n_spot = len(self.layout.spot_slots)
-        self.observation_space = spaces.Box(-1.0, 1.0, (n_features(self.layout),), np.float32)
+        if sizing_source is not None:
+            self.sizing = sizing_source.sizing(
+                pod_rate_rps=self.pod_rate,
+                target_utilization=sc.cluster.target_utilization,
+                max_pods=sum(s.max_nodes * s.pods_per_node for s in self.layout.pools),
+            )
+        n_obs = n_features(self.layout, self.feature_version)
+        self.observation_space = spaces.Box(-1.0, 1.0, (n_obs,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (4 + n_spot,), np.float32)
         self._od_slot = self.layout.od_slots[0]
         self.od_price_per_pod = (
@@ -264,8 +292,11 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         world, layout = self.world, self.layout
         n = self.episode_minutes
         hist = world.workload.history_rps
-        load_source = hist if hist.size >= n + 1440 else world.workload.offered_rps
-        first = 1440 if load_source is hist else 0
+        if self.sizing_source is not None:  # the forecasts cover the history from its start
+            load_source, first = hist, self.sizing_source.history_start_min
+        else:
+            load_source = hist if hist.size >= n + 1440 else world.workload.offered_rps
+            first = 1440 if load_source is hist else 0
         start = int(rng.integers(first, max(first + 1, load_source.size - n + 1)))
         offered = load_source[start : start + n]
         history = load_source[:start]
@@ -294,6 +325,7 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         sc = world.scenario
         from datetime import timedelta
 
+        self._window_start = start
         return Market(
             start=world.workload.start + timedelta(minutes=start - hist.size),
             offered_rps=offered.tolist(),
@@ -331,11 +363,45 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
             slo_p95_ms=self.slo_p95_ms,
             start=market.start,
             history_rps=market.history_rps,
+            feature_version=self.feature_version,
+            hazard_prior=self.hazard_prior,
         )
-        self.ctrl.observe(self.model.tick())
+        if self.sizing is not None:
+            source = self.sizing_source
+            assert source is not None
+            if self.mode == "replay":
+                self.sizing.begin(source.replay_forecasts(self.world, market.gaps))
+            else:
+                self.sizing.begin(
+                    source.history_forecasts, self._window_start - source.history_start_min
+                )
         self.steps = 0
+        self._last_load = 0.0
+        if self.sizing is None:
+            self.ctrl.observe(self.model.tick())
+        else:
+            self._observe_sized(self.model.tick())
         self.totals = {"cost_usd": 0.0, "spot_cost_usd": 0.0, "od_ref_usd": 0.0, "violations": 0}
         return self.ctrl.features(), {}
+
+    def _observe_sized(self, tick: Tick) -> None:
+        """Under predictive sizing: the controller takes in the tick, then the plan and
+        the forecast features are the predictive rule's at this tick (:attr:`steps`)."""
+        ctrl, sizing, model = self.ctrl, self.sizing, self.model
+        assert ctrl is not None and model is not None and sizing is not None
+        if tick.load_rps is not None:
+            self._last_load = tick.load_rps
+        ctrl.observe(tick)
+        ctrl.plan_pods = float(
+            sizing.target_pods(
+                self.steps,
+                load_rps=tick.load_rps,
+                cpu=tick.cpu,
+                serving_pods=model.last_serving_pods,
+                last_load_rps=self._last_load,
+            )
+        )
+        ctrl.forecast_pods = sizing.forecast_pods(self.steps)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         model, ctrl = self.model, self.ctrl
@@ -344,7 +410,11 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         plan = ctrl.plan_pods
         model.apply(ctrl.desired(mix))
         result = model.advance()
-        ctrl.observe(model.tick())
+        self.steps += 1
+        if self.sizing is None:
+            ctrl.observe(model.tick())
+        else:
+            self._observe_sized(model.tick())
         od_ref = max(plan, 1.0) * self.od_price_per_pod / 60.0
         violation = 0 if result.ok else 1
         reward = -result.cost_usd / od_ref - self.slo_penalty * violation
@@ -353,7 +423,6 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         t["spot_cost_usd"] += result.spot_cost_usd
         t["od_ref_usd"] += od_ref
         t["violations"] += violation
-        self.steps += 1
         truncated = self.steps >= self.episode_minutes
         info: dict[str, Any] = {"cost_usd": result.cost_usd, "slo_ok": result.ok}
         if truncated:

@@ -226,6 +226,8 @@ class FleetModel:
         self.minute_prices = list(zip(*market.prices, strict=True))
         self.serving_pods = 0
         self.serve_acc = 0.0
+        self.last_serving_pods = 0.0
+        """Pods that served the last minute (mean over its seconds)."""
         self.serve_last = 0.0
         self.cost = 0.0
         self.spot_cost = 0.0
@@ -632,7 +634,7 @@ class FleetModel:
         self._run_until(t_end)
         self._acc_all_slots()
         self._acc_serving()
-        pods = self.serve_acc / 60.0
+        pods = self.last_serving_pods = self.serve_acc / 60.0
         self.serve_acc = 0.0
         if self.failure_p > 0:
             self._random_failures()

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.cost.plan import Layout
-from agents.cost.view import N_GLOBAL, PER_SLOT, n_features
+from agents.cost.view import FEATURE_VERSIONS, features_for, n_features
 from agents.artifacts import (
     publish,
     read_metadata,
@@ -42,10 +42,13 @@ from agents.artifacts import (
     verified_payload,
 )
 from sim.errors import InputError
+from sim.market.hazard import DropRatePrior
 
 METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.zip"
 FEATURE_VERSION = 1
+"""The feature version a model trained under the controller's own sizing reads; one
+trained under ``predictive`` sizing reads version 2 (:mod:`agents.cost.view`)."""
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MODELS_DIR = Path(".opsbench") / "models"
 MIN_TIMESTEPS = 4_096
@@ -61,6 +64,25 @@ def trusted_roots(models_dir: Path = MODELS_DIR) -> tuple[Path, ...]:
     return ((models_dir / "cost").resolve(), SHIPPED_DIR.resolve())
 
 
+class HazardPrior(BaseModel):
+    """The Gamma prior on an AZ's spot drops per up-hour the hazard features use
+    (:class:`sim.market.hazard.DropRatePrior`, fitted on the training traces)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    shape: float = Field(gt=0)
+    rate_up_hours: float = Field(gt=0)
+    window_min: int = Field(gt=0)
+
+    def prior(self) -> DropRatePrior:
+        return DropRatePrior(self.shape, self.rate_up_hours, self.window_min)
+
+    @classmethod
+    def of(cls, prior: DropRatePrior) -> HazardPrior:
+        return cls(
+            shape=prior.shape, rate_up_hours=prior.rate_up_hours, window_min=prior.window_min
+        )
+
+
 class CostModelMetadata(BaseModel):
     """``metadata.json`` of a saved cost model."""
 
@@ -72,6 +94,17 @@ class CostModelMetadata(BaseModel):
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     algorithm: Literal["PPO"]
     feature_version: int
+    sizing: Literal["controller", "predictive"] = Field(
+        default="controller",
+        description="the sizing it was trained under: the controller's own plan, or the "
+        "predictive policy's (run it as predictive+cost-rl)",
+    )
+    sizing_quantile: float | None = Field(
+        default=None, description="predictive sizing: the quantile provisioned for"
+    )
+    hazard_prior: HazardPrior | None = Field(
+        default=None, description="feature version 2: the drop-rate prior of the hazard features"
+    )
     obs_dim: int = Field(gt=0)
     n_spot: int = Field(gt=0)
     act_dim: int = Field(gt=0)
@@ -116,7 +149,8 @@ class CostModel:
     def check_layout(self, layout: Layout, *, source: str) -> None:
         """InputError unless the model was trained for this fleet's shape."""
         n_spot = len(layout.spot_slots)
-        if self.metadata.n_spot != n_spot or self.metadata.obs_dim != n_features(layout):
+        version = self.metadata.feature_version
+        if self.metadata.n_spot != n_spot or self.metadata.obs_dim != n_features(layout, version):
             raise InputError(
                 self.folder / METADATA_FILE,
                 "n_spot",
@@ -156,7 +190,7 @@ def save_model(
             "model_version": digest[:12],
             "model_sha256": digest,
             "algorithm": "PPO",
-            "feature_version": FEATURE_VERSION,
+            "feature_version": meta.get("feature_version", FEATURE_VERSION),
             "activation": "tanh",
             "libraries": library_versions(),
         }
@@ -192,12 +226,22 @@ def load_model(
             retrain,
         )
     payload = verified_payload(resolved / MODEL_FILE, meta.model_sha256, retrain, shown=model_path)
-    if meta.feature_version != FEATURE_VERSION or meta.obs_dim != N_GLOBAL + PER_SLOT * meta.n_spot:
+    version = meta.feature_version
+    if version not in FEATURE_VERSIONS or meta.obs_dim != features_for(meta.n_spot, version):
         raise InputError(
             meta_path,
             "feature_version",
-            f"features v{meta.feature_version} with {meta.obs_dim} inputs",
-            f"v{FEATURE_VERSION} ({N_GLOBAL} + {PER_SLOT} per spot slot); {retrain}",
+            f"features v{version} with {meta.obs_dim} inputs",
+            f"v1 ({features_for(meta.n_spot, 1)} inputs for {meta.n_spot} spot slots) or v2 "
+            f"({features_for(meta.n_spot, 2)}, with predictive sizing and a hazard prior); "
+            f"{retrain}",
+        )
+    if (version == 2) != (meta.sizing == "predictive" and meta.hazard_prior is not None):
+        raise InputError(
+            meta_path,
+            "sizing",
+            f"features v{version} with sizing {meta.sizing!r}",
+            f"v1 with sizing 'controller', or v2 with 'predictive' and a hazard_prior; {retrain}",
         )
     names = [
         *(

@@ -21,6 +21,7 @@ from agents.cost.heuristics import HindsightRule, MixRule
 from agents.cost.plan import Layout, Mix, decode_action
 from agents.cost.view import tick_from_observation
 from sim.control import NEEDS_NOTHING, ControlContext, Decision, Observation, PolicyNeeds
+from sim.errors import InputError
 
 
 class NoParams(BaseModel):
@@ -48,6 +49,9 @@ class CostPolicy:
         self.rule = rule
         self.ctrl: Controller | None = None
         self.layout: Layout | None = None
+        self.sized_by: str | None = None
+        """The sizing policy of the composed controller this mix runs in (set by it
+        before :meth:`reset`); ``None`` alone."""
 
     def reset(self, context: ControlContext) -> None:
         self.layout = Layout.of(context.pools, source=context.scenario_id)
@@ -58,6 +62,7 @@ class CostPolicy:
             slo_p95_ms=context.slo_p95_latency_ms,
             start=context.start,
             history_rps=context.history_offered_rps,
+            **self.feature_options(),
         )
         if isinstance(self.rule, HindsightRule):
             self.rule.configure(
@@ -67,17 +72,29 @@ class CostPolicy:
         if self.rule is not None:
             self.rule.reset(self.ctrl, context.foresight)
 
+    def feature_options(self) -> dict[str, Any]:
+        """The controller's feature version and hazard prior (the rules read version 1)."""
+        return {}
+
     def choose(self, ctrl: Controller) -> Mix:
         assert self.rule is not None
         return self.rule.mix(ctrl)
 
-    def decide(self, observation: Observation, plan_pods: float | None = None) -> Decision:
+    def decide(
+        self,
+        observation: Observation,
+        plan_pods: float | None = None,
+        forecast_pods: tuple[float, float] | None = None,
+    ) -> Decision:
         """The mix's nodes for this tick; ``plan_pods`` (a composed controller's sizing)
         replaces the plan (the controller's own, or the rule's) before the mix is chosen,
-        so the features and records show the plan executed."""
+        so the features and records show the plan executed; ``forecast_pods`` (a
+        forecasting sizing's plan-horizon median and provisioned quantile, pods) feeds
+        feature version 2."""
         ctrl, layout = self.ctrl, self.layout
         assert ctrl is not None and layout is not None
         ctrl.observe(tick_from_observation(layout, observation))
+        ctrl.forecast_pods = forecast_pods
         if plan_pods is not None:
             ctrl.plan_pods = plan_pods
         mix = self.choose(ctrl)
@@ -197,9 +214,25 @@ class CostRLPolicy(CostPolicy):
         """Set the trained model (a :class:`agents.cost.model.CostModel`)."""
         self.model = model
 
+    def feature_options(self) -> dict[str, Any]:
+        meta = self.model.metadata
+        prior = meta.hazard_prior.prior() if meta.hazard_prior is not None else None
+        return {"feature_version": meta.feature_version, "hazard_prior": prior}
+
     def reset(self, context: ControlContext) -> None:
         if self.model is None:
             raise ValueError("cost-rl needs a trained model (opsbench train cost)")
+        meta = self.model.metadata
+        if meta.sizing == "predictive" and self.sized_by != "predictive":
+            where = "alone" if self.sized_by is None else f"under {self.sized_by}"
+            raise InputError(
+                self.model.folder / "metadata.json",
+                "sizing",
+                f"model {self.model.version} was trained under predictive sizing and reads its "
+                f"forecast; here cost-rl runs {where}",
+                "--policy predictive+cost-rl, or a model trained under the controller's own "
+                "sizing (opsbench train cost without --sizing)",
+            )
         super().reset(context)
         assert self.layout is not None
         self.model.check_layout(self.layout, source=context.scenario_id)

@@ -37,16 +37,19 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from agents.artifacts import staging_folder
 from agents.cost.env import SLO_PENALTY, SpotFleetEnv
-from agents.cost.model import MAX_TIMESTEPS, MIN_TIMESTEPS, CostModel, save_model
+from agents.cost.model import MAX_TIMESTEPS, MIN_TIMESTEPS, CostModel, HazardPrior, save_model
 from agents.cost.view import n_features
 from sim import atomic
 from sim.world import World
+
+if TYPE_CHECKING:
+    from agents.cost.env_sizing import SizingSource
 
 DEFAULT_TIMESTEPS = 300_000
 N_ENVS = 4
@@ -82,6 +85,7 @@ def train(
     held_out_traces: frozenset[str] = frozenset(),
     vector_envs: int | None = None,
     availability: Literal["traces", "generated"] = "traces",
+    sizing_source: SizingSource | None = None,
 ) -> CostModel:
     """Train PPO on ``world``'s scenario and publish the best evaluated policy in
     ``folder`` with its training logs (see the module). ``episode_minutes``: the
@@ -96,8 +100,12 @@ def train(
     ``MIN_TIMESTEPS / vector_envs`` per sub-environment, which must divide it).
     ``availability``: the training and evaluation episodes' spot availability, windows of
     the dev traces (``"traces"``) or series from the generator fitted on them
-    (``"generated"``; :class:`~agents.cost.env.SpotFleetEnv`)."""
+    (``"generated"``; :class:`~agents.cost.env.SpotFleetEnv`). ``sizing_source``: train
+    under the ``predictive`` sizing it holds (feature version 2; the model then runs as
+    ``predictive+cost-rl``); the scalar environments only."""
     check_timesteps(timesteps)
+    if sizing_source is not None and vector_envs is not None:
+        raise ValueError("predictive sizing trains on the scalar environment (no vector_envs)")
     n_envs = N_ENVS if vector_envs is None else vector_envs
     if n_envs < 1 or MIN_TIMESTEPS % n_envs:
         raise ValueError(f"vector_envs {n_envs} must divide {MIN_TIMESTEPS:,} (e.g. 16, 32, 64)")
@@ -118,6 +126,7 @@ def train(
             env = SpotFleetEnv(
                 world, mode="train", episode_minutes=episode_minutes, slo_penalty=slo_penalty,
                 held_out_traces=held_out_traces, availability=availability,
+                sizing_source=sizing_source,
             )  # fmt: skip
             return Monitor(env, filename=str(logs / name))
 
@@ -132,10 +141,12 @@ def train(
     try:
         if vector_envs is None:
             venv = DummyVecEnv([make(f"train-{i}") for i in range(N_ENVS)])
-            layout = cast(SpotFleetEnv, venv.envs[0].unwrapped).layout
+            first_env = cast(SpotFleetEnv, venv.envs[0].unwrapped)
+            layout, hazard_prior = first_env.layout, first_env.hazard_prior
         else:
             venv, layout = _vector(world, logs, vector_envs, episode_minutes, slo_penalty,
                                    held_out_traces, availability)  # fmt: skip
+            hazard_prior = None
         venv.seed(seed)
         evaluation = _evaluation(
             DummyVecEnv([make("eval")]),
@@ -165,8 +176,10 @@ def train(
             ppo.policy.load_state_dict(best.state)
         if progress is not None:
             progress(timesteps, timesteps)
+        version = 1 if sizing_source is None else 2
         meta: dict[str, Any] = {
-            "obs_dim": n_features(layout),
+            "feature_version": version,
+            "obs_dim": n_features(layout, version),
             "n_spot": len(layout.spot_slots),
             "act_dim": 4 + len(layout.spot_slots),
             "net_arch": NET_ARCH,
@@ -178,6 +191,10 @@ def train(
             "eval_mean_reward": round(float(evaluation.best_mean_reward), 4),
             "eval_at_timesteps": best.at_timesteps,
         }
+        if sizing_source is not None and hazard_prior is not None:
+            meta["sizing"] = "predictive"
+            meta["sizing_quantile"] = sizing_source.params.quantile
+            meta["hazard_prior"] = HazardPrior.of(hazard_prior).model_dump()
         return save_model(ppo, folder, meta, staging=staging)
     finally:
         atomic.discard(staging)  # published by then, unless training failed
@@ -286,9 +303,14 @@ def _evaluation(eval_env: Any, *, seed: int, every: int, log_path: Path) -> Any:
     return SameEpisodesEval()
 
 
-def evaluate_in_env(world: World, act: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-    """Run ``act`` over the whole replay in the fast model (replay mode)."""
-    env = SpotFleetEnv(world, mode="replay")
+def evaluate_in_env(
+    world: World,
+    act: Callable[[np.ndarray], np.ndarray],
+    sizing_source: SizingSource | None = None,
+) -> dict[str, float]:
+    """Run ``act`` over the whole replay in the fast model (replay mode), under
+    ``sizing_source``'s predictive sizing if given."""
+    env = SpotFleetEnv(world, mode="replay", sizing_source=sizing_source)
     obs, _ = env.reset(seed=0)
     done = False
     info: dict[str, Any] = {}

@@ -24,6 +24,19 @@ idx  global features
 and per spot slot (spot pool x AZ), 5 each: spot price / on-demand price, spot on offer
 now (0/1), unavailable share of the last hour (EWMA, 60 min), availability drops seen in
 the last 6 hours (/ 6), the slot's active pods / planned pods (/ 2).
+
+Feature version 2 (a policy trained under the ``predictive`` sizing it runs with) appends,
+after those:
+
+=====  ===================================================================
+idx    sizing and hazard features (v2)
+=====  ===================================================================
++0     the sizing's plan-horizon forecast, median, in pods / planned pods (/ 2)
++1     the same at the quantile the sizing provisions for (/ 2)
++2...  per spot slot: the probability of at least one availability drop in its
+       AZ within the next 30 up-minutes, from the AZ's recent history under a
+       Gamma prior fitted on the training traces (:mod:`sim.market.hazard`)
+=====  ===================================================================
 """
 
 from __future__ import annotations
@@ -36,18 +49,32 @@ import numpy as np
 
 from agents.cost.plan import Layout, Tick
 from sim.control import Observation
+from sim.market.hazard import DropHazard, DropRatePrior
 
 N_GLOBAL = 11
 PER_SLOT = 5
+FEATURE_VERSIONS = (1, 2)
+N_SIZING = 2
+"""Version 2's global sizing features (the forecast's median and provisioned quantile)."""
+PER_SLOT_HAZARD = 1
+"""Version 2's per-slot feature (the drop probability)."""
 SLO_TARGET = 0.999
 DROP_WINDOW_S = 6 * 3600.0
 DAY_MIN = 1440
 FORECAST_AHEAD_MIN = 30
 
 
-def n_features(layout: Layout) -> int:
-    """Length of the observation vector for ``layout``."""
-    return N_GLOBAL + PER_SLOT * len(layout.spot_slots)
+def n_features(layout: Layout, version: int = 1) -> int:
+    """Length of the observation vector for ``layout`` at feature ``version``."""
+    return features_for(len(layout.spot_slots), version)
+
+
+def features_for(n_spot: int, version: int) -> int:
+    """Length of the observation vector with ``n_spot`` spot slots at feature ``version``."""
+    if version not in FEATURE_VERSIONS:
+        raise ValueError(f"feature version {version}: one of {FEATURE_VERSIONS}")
+    extra = N_SIZING + PER_SLOT_HAZARD * n_spot if version == 2 else 0
+    return N_GLOBAL + PER_SLOT * n_spot + extra
 
 
 def _clip01(x: float) -> float:
@@ -69,6 +96,10 @@ class FeatureTracker:
         Wall-clock time of simulated t = 0 (for the time of day).
     history_rps
         Offered load (requests/s) of each minute before t = 0, oldest first.
+    version
+        The feature version (see the module).
+    hazard_prior
+        Version 2: the drop-rate prior behind the per-slot drop probabilities.
     """
 
     def __init__(
@@ -79,8 +110,20 @@ class FeatureTracker:
         slo_p95_ms: float,
         start: datetime,
         history_rps: np.ndarray,
+        version: int = 1,
+        hazard_prior: DropRatePrior | None = None,
     ) -> None:
+        if version not in FEATURE_VERSIONS:
+            raise ValueError(f"feature version {version}: one of {FEATURE_VERSIONS}")
+        if version == 2 and hazard_prior is None:
+            raise ValueError("feature version 2 needs a hazard prior")
         self.layout = layout
+        self.version = version
+        self.hazard = (
+            DropHazard(hazard_prior, len(layout.spot_slots))
+            if version == 2 and hazard_prior is not None
+            else None
+        )
         self.slo_p95_ms = slo_p95_ms
         od = next(p for p in layout.pools if p.capacity_type == "on-demand")
         self.cap_pods = max(1.0, float(od.max_nodes * od.pods_per_node))
@@ -131,9 +174,18 @@ class FeatureTracker:
             prev_avail[j] = up
             while q and q[0] < oldest_s:
                 q.popleft()
+        if self.hazard is not None:
+            self.hazard.update([available[k] for k in self.layout.spot_slots])
 
-    def vector(self, tick: Tick, plan_pods: float) -> np.ndarray:
-        """The observation (float32, in ``[-1, 1]``) after :meth:`update` with ``tick``."""
+    def vector(
+        self,
+        tick: Tick,
+        plan_pods: float,
+        forecast_pods: tuple[float, float] | None = None,
+    ) -> np.ndarray:
+        """The observation (float32, in ``[-1, 1]``) after :meth:`update` with ``tick``;
+        ``forecast_pods`` (version 2, required there): the sizing's plan-horizon forecast,
+        median and provisioned quantile, in pods."""
         plan = max(1.0, plan_pods)
         load = self.last_load or 0.0
         forecast = 0.5
@@ -173,6 +225,13 @@ class FeatureTracker:
                     _clip01(active[k] * ppn[k] / plan / 2.0),
                 )
             )
+        if self.hazard is not None:
+            if forecast_pods is None:
+                raise ValueError("feature version 2 needs the sizing's forecast (forecast_pods)")
+            median, upper = forecast_pods
+            out.append(_clip01(median / plan / 2.0))
+            out.append(_clip01(upper / plan / 2.0))
+            out.extend(self.hazard.probabilities())
         return np.array(out, dtype=np.float32)
 
 

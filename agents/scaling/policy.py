@@ -168,6 +168,18 @@ class PredictivePolicy:
         assert self.model is not None
         self.forecast = {role: self.model.predict_row(role, row) for role, row in rows.items()}
 
+    @property
+    def plan_forecast_pods(self) -> tuple[float, float] | None:
+        """The plan horizon's forecast in pods at the target utilisation: the median and
+        the quantile provisioned for now (``None`` before the first plan forecast)."""
+        plan = self.forecast.get("plan")
+        if plan is None:
+            return None
+        return (
+            float(plan[self.median_index]) / self.pod_rate,
+            float(plan[self.q_index]) / self.pod_rate,
+        )
+
     def recommend(self, rows: dict[str, np.ndarray], observation: Observation) -> Decision:
         """Features in, decision and records out (what the latency benchmark times)."""
         self.forecast_from(rows)

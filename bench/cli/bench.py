@@ -491,6 +491,13 @@ def check_three_spot_azs(scenario: str) -> None:
 @click.option("--scenario", default="default", show_default=True,
               help="a shipped scenario id or file with on-demand and spot pools over three "
               "spot AZs (e.g. right-sizing)")  # fmt: skip
+@click.option("--sizing", type=click.Choice(["controller", "predictive"]), default="controller",
+              show_default=True, help="the plan every policy holds: the cost controller's own, "
+              "or the predictive scaling policy's (predictive+MIX; cost-rl trained under it, "
+              "with its forecast and each AZ's drop hazard in the observation)")  # fmt: skip
+@click.option("--sizing-quantile", type=click.Choice(["0.5", "0.75", "0.9"]), default="0.9",
+              show_default=True,
+              help="--sizing predictive: the quantile provisioned for")  # fmt: skip
 @executor_options("trainings and replays")
 @json_option
 def bench_cost_rl_cv(
@@ -501,6 +508,8 @@ def bench_cost_rl_cv(
     vector_envs: int | None,
     availability: Literal["traces", "generated"],
     scenario: str,
+    sizing: Literal["controller", "predictive"],
+    sizing_quantile: str,
     executor_name: str,
     address: str | None,
     workers: int | None,
@@ -516,17 +525,27 @@ def bench_cost_rl_cv(
             raise InputError("--set", "", f"unknown trace set {name!r}", ", ".join(TRACE_SETS))
     check_vector_envs(vector_envs)
     check_three_spot_azs(scenario)
+    if sizing == "predictive" and vector_envs is not None:
+        raise InputError(
+            "--vector-envs", "", "given with --sizing predictive",
+            "no --vector-envs: predictive sizing trains on the scalar environment",
+        )  # fmt: skip
     chosen = sets or tuple(TRACE_SETS)
     days = DAYS if days is None else days
-    total = len(tasks(chosen, seeds, timesteps, days, vector_envs, availability, scenario))
+    q = float(sizing_quantile)
+    total = len(tasks(chosen, seeds, timesteps, days, vector_envs, availability, scenario,
+                      sizing, q))  # fmt: skip
     with fanned_out(executor_name, workers, address, "jobs", total) as (ex, one_done):
         result = cost_rl_cv(sets=chosen, seeds=seeds, timesteps=timesteps, days=days,
                             vector_envs=vector_envs, availability=availability,
-                            scenario=scenario, executor=ex, on_done=one_done)  # fmt: skip
+                            scenario=scenario, sizing=sizing, sizing_quantile=q,
+                            executor=ex, on_done=one_done)  # fmt: skip
     if as_json:
         click.echo(json.dumps(result))
         return
     trained_on = "" if availability == "traces" else ", on generated availability"
+    if sizing == "predictive":
+        trained_on += f", under predictive sizing at q{q:g}"
     table = Table(title=f"cost-rl trained without the set ({seeds} seeds{trained_on}) vs the "
                   "best heuristic", box=None, pad_edge=False, collapse_padding=True)  # fmt: skip
     table.add_column("held-out set", no_wrap=True)

@@ -203,6 +203,24 @@ def _check_tensorboard(folder: Path) -> None:
     help="the training episodes' spot availability: windows of the dev traces, or series "
     "from the generator fitted on them (sim.market.availability_model)",
 )
+@click.option(
+    "--sizing",
+    type=click.Choice(["controller", "predictive"]),
+    default="controller",
+    show_default=True,
+    help="the plan the mix learns to hold: the cost controller's own, or the predictive "
+    "scaling policy's (the scenario's scaling model, trained first if needed; the model "
+    "then runs as predictive+cost-rl, with the forecast and each AZ's drop hazard in its "
+    "observation)",
+)
+@click.option(
+    "--sizing-quantile",
+    type=click.Choice(["0.5", "0.75", "0.9"]),
+    default="0.9",
+    show_default=True,
+    help="--sizing predictive: the quantile the sizing provisions for (run the model with "
+    "control.params.sizing.quantile set to it)",
+)
 @executor_options("candidates")
 @models_option
 @promote_option
@@ -219,6 +237,8 @@ def train_cost(
     candidates: int,
     vector_envs: int | None,
     availability: Literal["traces", "generated"],
+    sizing: Literal["controller", "predictive"],
+    sizing_quantile: str,
     executor_name: str,
     address: str | None,
     workers: int | None,
@@ -230,6 +250,7 @@ def train_cost(
     from agents.cost.env import SpotFleetEnv
     from agents.cost.training import DEFAULT_TIMESTEPS, evaluate_in_env, train
     from bench import registered_models as rm
+    from bench.cost_rl_cv import predictive_source
 
     from bench.executors import check_executor
 
@@ -241,13 +262,24 @@ def train_cost(
         raise InputError(
             "--availability", "", f"{availability} given with --candidates > 1", "one candidate"
         )
+    if sizing == "predictive" and (candidates > 1 or vector_envs is not None):
+        given = "--candidates > 1" if candidates > 1 else "--vector-envs"
+        raise InputError(
+            given.split()[0], "", f"{given} given with --sizing predictive",
+            "one candidate on the scalar environment",
+        )  # fmt: skip
     registry = open_registry(models_dir)
     if tensorboard is not None:
         _check_tensorboard(tensorboard)
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
     check_vector_envs(vector_envs)
     world = runner.prepare_run(scenario, policy="on-demand").world
-    SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
+    source = (
+        predictive_source(scenario, world, float(sizing_quantile), models_dir)
+        if sizing == "predictive"
+        else None
+    )
+    SpotFleetEnv(world, mode="train", sizing_source=source)  # bad fleet shape: exit 2 now
     scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
     folder = Path(scratch.name) / "model"
     search_card: dict[str, Any] = {}
@@ -268,6 +300,7 @@ def train_cost(
                     progress=lambda done, _total: update(done),
                     vector_envs=vector_envs,
                     availability=availability,
+                    sizing_source=source,
                 )
         else:
             model, search_card = _search_cost(
@@ -276,7 +309,7 @@ def train_cost(
                 workers=workers or os.cpu_count() or 1, vector_envs=vector_envs,
             )  # fmt: skip
             seed = search_card["chosen_seed"]
-        check = evaluate_in_env(world, model.act)
+        check = evaluate_in_env(world, model.act, sizing_source=source)
         meta = model.metadata
         history_s = world.workload.history_rps.size * 60
         version = rm.register(

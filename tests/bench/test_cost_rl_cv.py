@@ -3,6 +3,7 @@ arithmetic, and one small training + replay end to end."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,8 @@ def test_a_fold_trains_without_its_traces_and_replays_on_them(
     ("args", "needle"),
     [(["--set", "nope"], "'nope'"), (["--timesteps", "10"], "--timesteps"),
      (["--days", "0"], "--days"), (["--seeds", "0"], "--seeds"),
-     (["--vector-envs", "3"], "does not divide")],
+     (["--vector-envs", "3"], "does not divide"),
+     (["--sizing", "predictive", "--vector-envs", "32"], "--sizing predictive")],
 )  # fmt: skip
 def test_bad_options_are_one_line(
     capsys: pytest.CaptureFixture[str], args: list[str], needle: str
@@ -144,3 +146,21 @@ def test_a_scenario_without_three_spot_azs_is_refused(capsys: pytest.CaptureFixt
     code, out, err = run_main(capsys, ["bench", "cost-rl-cv", "--scenario", "nasa-diurnal"])
     assert code == 2 and out == ""
     assert "--scenario" in err and "three spot AZs" in err
+
+
+def test_under_predictive_sizing_every_policy_runs_composed_and_cost_rl_trains_under_it(
+    default_scaling_models: Path,
+) -> None:
+    """``--sizing predictive``: the heuristics replay as ``predictive+<mix>`` at the
+    sizing quantile, cost-rl trains on feature version 2 without the set and replays as
+    ``predictive+cost-rl``; the scaling model is read from the registry."""
+    common = {"trace_set": "preempt-p3", "days": 0.05, "models_dir": str(default_scaling_models)}
+    todo = tasks(["preempt-p3"], 1, MIN_TIMESTEPS, 0.05, sizing="predictive")
+    assert {(t.sizing, t.sizing_quantile) for t in todo} == {("predictive", 0.9)}
+    sized = run_task(FoldTask(policy="spot-greedy", sizing="predictive", **common))
+    own = run_task(FoldTask(policy="spot-greedy", **common))
+    assert sized["cost_usd"] != own["cost_usd"]  # the predictive plan, not the controller's
+    learned = run_task(
+        FoldTask(policy="cost-rl", seed=0, timesteps=MIN_TIMESTEPS, sizing="predictive", **common)
+    )
+    assert learned["cost_usd"] > 0 and np.isfinite(learned["eval_mean_reward"])
