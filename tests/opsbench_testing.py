@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import strategies as st
@@ -241,3 +243,35 @@ def run_nab(
     """``opsbench anomaly nab --data DATA --windows WINDOWS --out OUT [EXTRA...]``."""
     args = ["anomaly", "nab", "--data", str(data), "--windows", str(windows), "--out", str(out)]
     return run_main(capsys, [*args, *extra])
+
+
+SYNTHETIC_START = datetime(2024, 1, 8)
+"""Where the synthetic scaling tests' replays start (their history ends here)."""
+
+
+def minute_load(n: int, seed: int = 0) -> np.ndarray:
+    """Requests/s per minute: a daily cycle with noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 1000 + 600 * np.sin(2 * np.pi * t / 1440) + rng.normal(0, 40, n).clip(-300, 300)
+
+
+def train_synthetic_scaling(base: Path) -> tuple[Any, Path, np.ndarray]:
+    """A gbm-quantile scaling model trained on 3 days of :func:`minute_load` history in a
+    registry under ``base``: (model, its folder, the history)."""
+    from agents.scaling.training import load_or_train, plan_window_min
+
+    history = minute_load(3 * 1440)
+    model, folder, trained_now = load_or_train(
+        history,
+        np.zeros(history.size, dtype=bool),
+        SYNTHETIC_START,
+        models_dir=base,
+        store_path=base / "store.duckdb",
+        name="test",
+        source="synthetic test load",
+        forecaster="gbm-quantile",
+        plan_window=plan_window_min(135.0, 300.0),
+    )
+    assert trained_now
+    return model, folder, history

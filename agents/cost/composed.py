@@ -162,6 +162,7 @@ class ComposedPolicy:
     def reset(self, context: ControlContext) -> None:
         self.sizing.reset(context)
         self.mix.sized_by = self.sizing.name
+        self.mix.sizing_forecasts = isinstance(self.sizing, ForecastingSizing)
         self.mix.reset(context)
         self._last = None
 

@@ -52,6 +52,8 @@ class CostPolicy:
         self.sized_by: str | None = None
         """The sizing policy of the composed controller this mix runs in (set by it
         before :meth:`reset`); ``None`` alone."""
+        self.sizing_forecasts = False
+        """Whether that sizing hands its forecast to :meth:`decide` (``predictive``)."""
 
     def reset(self, context: ControlContext) -> None:
         self.layout = Layout.of(context.pools, source=context.scenario_id)
@@ -223,8 +225,12 @@ class CostRLPolicy(CostPolicy):
         if self.model is None:
             raise ValueError("cost-rl needs a trained model (opsbench train cost)")
         meta = self.model.metadata
-        if meta.sizing == "predictive" and self.sized_by != "predictive":
-            where = "alone" if self.sized_by is None else f"under {self.sized_by}"
+        if meta.sizing == "predictive" and not self.sizing_forecasts:
+            where = (
+                "alone"
+                if self.sized_by is None
+                else f"under {self.sized_by}, which hands it no forecast"
+            )
             raise InputError(
                 self.model.folder / "metadata.json",
                 "sizing",

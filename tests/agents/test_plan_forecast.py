@@ -5,10 +5,10 @@ input refused with one clear line."""
 
 from __future__ import annotations
 
-from datetime import datetime
 
 import numpy as np
 import pytest
+from opsbench_testing import SYNTHETIC_START, minute_load, train_synthetic_scaling
 
 from agents.forecasting.features import make_features
 from agents.forecasting.models import QuantileGBMForecaster, SeasonalNaiveForecaster
@@ -16,7 +16,6 @@ from agents.scaling.model import ScalingModel
 from agents.scaling.pipeline import LoadPipeline
 from agents.scaling.plan_forecast import plan_forecasts
 from agents.scaling.policy import PredictivePolicy
-from agents.scaling.training import load_or_train, plan_window_min
 from sim.control import ControlContext, Decision, Observation
 from sim.engine import Replay
 from sim.scenario import TelemetryGap
@@ -24,33 +23,14 @@ from sim.scenario_files import find_scenario, load_scenario_file
 from sim.telemetry import MemorySink
 from sim.world import World, prepare
 
-START = datetime(2024, 1, 8)
+START = SYNTHETIC_START
 DAY_MIN = 1440
-
-
-def minute_load(n: int, seed: int = 0) -> np.ndarray:
-    """Requests/s per minute: a daily cycle with noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    return 1000 + 600 * np.sin(2 * np.pi * t / DAY_MIN) + rng.normal(0, 40, n).clip(-300, 300)
 
 
 @pytest.fixture(scope="module")
 def gbm(tmp_path_factory: pytest.TempPathFactory) -> ScalingModel:
     """A gbm-quantile model trained on 3 days of synthetic load (as test_predictive's)."""
-    base = tmp_path_factory.mktemp("models")
-    history = minute_load(3 * DAY_MIN)
-    model, _, _ = load_or_train(
-        history,
-        np.zeros(history.size, dtype=bool),
-        START,
-        models_dir=base,
-        store_path=base / "store.duckdb",
-        name="test",
-        source="synthetic test load",
-        forecaster="gbm-quantile",
-        plan_window=plan_window_min(135.0, 300.0),
-    )
+    model, _, _ = train_synthetic_scaling(tmp_path_factory.mktemp("models"))
     assert isinstance(model.forecasters["plan"], QuantileGBMForecaster)
     return model
 

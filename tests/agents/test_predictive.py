@@ -8,7 +8,7 @@ import functools
 
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from fresh_python import run_script
 from hypothesis import strategies as st
+from opsbench_testing import SYNTHETIC_START, minute_load, train_synthetic_scaling
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from agents.forecasting.compiled import CompiledTrees
@@ -29,43 +30,21 @@ from agents.scaling.policy import PredictiveParams, PredictivePolicy
 from agents.scaling.recommendation import Recommendation
 from agents.scaling.training import (
     history_series,
-    load_or_train,
     peak_targets,
-    plan_window_min,
 )
 from features.views import VIEWS
 from sim.control import ControlContext, Observation, PoolMetrics, PoolSpec, PoolState
 from sim.errors import InputError
 from sim.traces import Trace
 
-START = datetime(2024, 1, 8)
+START = SYNTHETIC_START
 AZS = ("a", "b")
-
-
-def minute_load(n: int, seed: int = 0) -> np.ndarray:
-    """Requests/s per minute: a daily cycle with noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    return 1000 + 600 * np.sin(2 * np.pi * t / 1440) + rng.normal(0, 40, n).clip(-300, 300)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """A gbm-quantile model trained on 3 days of history (folder, history)."""
-    base = tmp_path_factory.mktemp("models")
-    history = minute_load(3 * 1440)
-    _, folder, trained_now = load_or_train(
-        history,
-        np.zeros(history.size, dtype=bool),
-        START,
-        models_dir=base,
-        store_path=base / "store.duckdb",
-        name="test",
-        source="synthetic test load",
-        forecaster="gbm-quantile",
-        plan_window=plan_window_min(135.0, 300.0),
-    )
-    assert trained_now
+    _, folder, history = train_synthetic_scaling(tmp_path_factory.mktemp("models"))
     return folder, history
 
 
