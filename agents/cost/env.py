@@ -171,7 +171,9 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     and spot shares of the plan, time of day, recent interruptions, and per spot AZ
     its price / on-demand ratio, whether spot is on offer, the share of the last hour
     without it, drops in the last 6 h and its share of the plan (table in
-    :mod:`agents.cost.view`).
+    :mod:`agents.cost.view`). Under predictive sizing (feature version 2) ``2 + n_spot``
+    more: the sizing's forecast (median and provisioned quantile over the plan) and each
+    spot AZ's probability of a drop within 30 up-minutes.
 
     ## Rewards
 
@@ -203,12 +205,12 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
     :func:`training_availability_model` (fitted on the same traces, so without the
     held-out ones; :mod:`sim.market.availability_model`).
 
-    ``sizing``: whose plan the mix holds, the controller's own (``"controller"``, the
-    default; feature version 1) or the ``predictive`` scaling policy's, read from a
-    :class:`~agents.cost.env_sizing.SizingSource` (``sizing_source``: the trained scaling
-    model, its parameters and its forecasts over the scenario's history, built once and
-    shared by every environment of a training run): the observation is then feature
-    version 2, with the sizing's forecast and each spot AZ's drop hazard
+    ``sizing_source``: whose plan the mix holds. ``None`` (the default): the
+    controller's own, feature version 1. A :class:`~agents.cost.env_sizing.SizingSource`
+    (the trained scaling model, its parameters and its forecasts over the scenario's
+    history, built once and shared by every environment of a training run): the
+    ``predictive`` scaling policy's plan (:mod:`agents.cost.env_sizing`), and the
+    observation is feature version 2, with the sizing's forecast and each spot AZ's drop hazard
     (:mod:`agents.cost.view`), and train-mode windows start once the history holds
     the :data:`~agents.scaling.history.MIN_HISTORY_DAYS` the forecaster needs.
 
