@@ -39,8 +39,11 @@ neither an up-minute nor a drop, so before any tick ``d = u = 0`` (the prior alo
 the first tick can never be a drop. After tick ``k`` the window is minutes
 ``k - W + 1 .. k`` (fewer at the start). :class:`DropHazard` (online, O(1) per tick per
 AZ: a ring buffer of the last ``W`` minutes' integer flags and running counts) and
-:func:`hazard_series` (batch, cumulative sums) count the same integers and apply the same
-formula, so they agree exactly.
+:func:`hazard_series` (batch, cumulative sums) count the same integers exactly and apply the
+same formula, the online one in Python scalars (a per-tick update of a few AZs is ~40%
+faster in the cost environment than numpy on 3-element arrays), so the probabilities agree
+to the last bits (numpy's vectorised ``log1p``/``expm1`` against the C library's; tested to
+1e-12 relative).
 
 The probability is about up-time: while an AZ is unavailable it is the probability of a
 drop within the first ``HAZARD_HORIZON_MIN`` minutes after capacity comes back.
@@ -283,49 +286,52 @@ class DropHazard:
         self.prior = prior
         self.n_az = int(n_az)
         window = prior.window_min
-        self._up_flags = np.zeros((window, self.n_az), dtype=np.int64)
-        self._drop_flags = np.zeros((window, self.n_az), dtype=np.int64)
+        # plain Python integers: a per-tick update of a few AZs is several times faster
+        # than numpy on arrays this small (the cost environment updates every step)
+        self._up_flags = [[0] * self.n_az for _ in range(window)]
+        self._drop_flags = [[0] * self.n_az for _ in range(window)]
         self._slot = 0
-        self._up_minutes = np.zeros(self.n_az, dtype=np.int64)
-        self._drops = np.zeros(self.n_az, dtype=np.int64)
-        self._last: np.ndarray | None = None
+        self._up_minutes = [0] * self.n_az
+        self._drops = [0] * self.n_az
+        self._last: list[bool] | None = None
         if initial is not None:
             self._last = self._states(initial, "initial")
+        self._h_up_hours = HAZARD_HORIZON_MIN / 60.0
 
-    def _states(self, values: Sequence[bool], name: str) -> np.ndarray:
-        states = np.asarray(values)
-        if states.dtype != np.bool_ or states.shape != (self.n_az,):
-            raise ValueError(
-                f"{name} must be {self.n_az} bools (one per AZ), got {states.dtype} "
-                f"of shape {states.shape}"
-            )
-        return states.copy()
+    def _states(self, values: Sequence[bool], name: str) -> list[bool]:
+        states = list(values)
+        if len(states) != self.n_az or not all(isinstance(v, bool | np.bool_) for v in states):
+            raise ValueError(f"{name} must be {self.n_az} bools (one per AZ), got {values!r}")
+        return [bool(v) for v in states]
 
     def update(self, available: Sequence[bool]) -> None:
         """Take in one minute tick: whether each AZ's spot capacity is on offer now."""
         now = self._states(available, "available")
         slot = self._slot
-        if self._last is None:
-            up = np.zeros(self.n_az, dtype=np.int64)
-            dropped = up
-        else:
-            up = self._last.astype(np.int64)
-            dropped = (self._last & ~now).astype(np.int64)
-        self._up_minutes += up - self._up_flags[slot]
-        self._drops += dropped - self._drop_flags[slot]
-        self._up_flags[slot] = up
-        self._drop_flags[slot] = dropped
+        up_row, drop_row = self._up_flags[slot], self._drop_flags[slot]
+        last, ups, drops = self._last, self._up_minutes, self._drops
+        for j in range(self.n_az):
+            up = 0 if last is None else int(last[j])
+            dropped = 1 if (last is not None and last[j] and not now[j]) else 0
+            ups[j] += up - up_row[j]
+            drops[j] += dropped - drop_row[j]
+            up_row[j] = up
+            drop_row[j] = dropped
         self._slot = (slot + 1) % self.prior.window_min
         self._last = now
 
     def counts(self) -> tuple[list[int], list[int]]:
         """``(drops, up_minutes)`` per AZ over the last ``W`` minutes."""
-        return self._drops.tolist(), self._up_minutes.tolist()
+        return list(self._drops), list(self._up_minutes)
 
     def probabilities(self) -> list[float]:
-        """Per AZ, P(>= 1 drop within ``HAZARD_HORIZON_MIN`` up-minutes)."""
-        p = np.asarray(self.prior.drop_probability(self._drops, self._up_minutes))
-        return [float(x) for x in p]
+        """Per AZ, P(>= 1 drop within ``HAZARD_HORIZON_MIN`` up-minutes) (the arithmetic
+        of :meth:`DropRatePrior.drop_probability`, in scalars)."""
+        a, b, h = self.prior.shape, self.prior.rate_up_hours, self._h_up_hours
+        return [
+            -math.expm1(-(a + d) * math.log1p(h / (b + u / 60.0)))
+            for d, u in zip(self._drops, self._up_minutes, strict=True)
+        ]
 
 
 def _window_totals(minutes: np.ndarray, window_min: int) -> tuple[np.ndarray, np.ndarray]:

@@ -129,7 +129,9 @@ def test_online_equals_batch(history: tuple[DropRatePrior, np.ndarray, np.ndarra
     for k, row in enumerate(available):
         online.update(row.tolist())
         assert online.counts() == (drops[k].tolist(), up[k].tolist())
-        assert np.array_equal(np.array(online.probabilities()), batch[k])
+        # the counts agree exactly; the probabilities to the last bits (numpy's vectorised
+        # log1p/expm1 against the C library's in the online scalars)
+        np.testing.assert_allclose(online.probabilities(), batch[k], rtol=1e-12, atol=0)
 
 
 @settings(max_examples=30, deadline=None)
