@@ -274,12 +274,12 @@ def train_cost(
     steps = DEFAULT_TIMESTEPS if timesteps is None else timesteps
     check_vector_envs(vector_envs)
     world = runner.prepare_run(scenario, policy="on-demand").world
+    SpotFleetEnv(world, mode="train")  # bad fleet shape: exit 2 before any training
     source = (
         predictive_source(scenario, world, float(sizing_quantile), models_dir)
         if sizing == "predictive"
         else None
     )
-    SpotFleetEnv(world, mode="train", sizing_source=source)  # bad fleet shape: exit 2 now
     scratch = tempfile.TemporaryDirectory(prefix="opsbench-train-")
     folder = Path(scratch.name) / "model"
     search_card: dict[str, Any] = {}

@@ -170,6 +170,20 @@ def test_train_cost_timesteps_are_at_least_one_rollout_and_bounded(
     assert not models.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--vector-envs", "32"], "--vector-envs"), (["--candidates", "2"], "--candidates")],
+)
+def test_train_cost_under_predictive_sizing_is_one_candidate_on_the_scalar_env(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    models = tmp_path / "models"
+    args = ["train", "cost", "--scenario", "default", "--sizing", "predictive", *extra,
+            "--models", str(models)]  # fmt: skip
+    one_line_error(*run_main(capsys, args), needle, "with --sizing predictive")
+    assert not models.exists()
+
+
 def test_a_never_updated_model_is_refused_not_preferred(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,9 +198,7 @@ def test_a_never_updated_model_is_refused_not_preferred(
     card = ModelCard(agent="cost-rl", artefact_sha256=folder_digest(own))
     registry.promote("cost-rl-default", registry.register("cost-rl-default", own, card).version)
     code, out, err = run_main(capsys, ["replay", "default", "--policy", "cost-rl", *SHORT])
-    one_line_error(
-        code, out, err, "cost-rl-default/1: metadata.json", "timesteps", "never updated"
-    )
+    one_line_error(code, out, err, "cost-rl-default/1: metadata.json", "timesteps", "never updated")
 
 
 def test_train_cost_models_or_tensorboard_that_is_a_file_is_one_line(
