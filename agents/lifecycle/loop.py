@@ -189,6 +189,8 @@ class ManagedPredictive:
         self.name = champion.name
         self.needs = champion.needs
         self.params = champion.params
+        self.applied: PredictivePolicy = champion
+        """The policy whose decision was applied last."""
 
     # ------------------------------------------------------------------ Policy
     def use_model(self, model: ScalingModel) -> None:
@@ -237,6 +239,7 @@ class ManagedPredictive:
         self.rng = component_rng(context.seed, "lifecycle-canary")
         self.last_target_pods: int | None = None
         """The pod target of the decision applied last (a composed controller's sizing)."""
+        self.applied = self.champion
 
     def decide(self, observation: Observation) -> Decision:
         now_min = int(observation.sim_time_s // MINUTE_S)
@@ -254,6 +257,7 @@ class ManagedPredictive:
         if rollout is None or second is None:
             self.pending.append(_Pending(now_min, self.champion.last_target_pods, None, None))
             self.last_target_pods = first_pods
+            self.applied = self.champion
             return first
         self.pending.append(
             _Pending(
@@ -265,7 +269,14 @@ class ManagedPredictive:
         )
         use_challenger = rollout.stage == "canary" and self._canary_tick(rollout, now_min)
         self.last_target_pods = second_pods if use_challenger else first_pods
+        self.applied = rollout.policy if use_challenger else self.champion
         return _combined(first, second, use_challenger)
+
+    @property
+    def plan_forecast_pods(self) -> tuple[float, float] | None:
+        """The plan-horizon forecast (median, provisioned quantile; pods) of the policy
+        whose decision was applied last (a composed controller hands it to its mix)."""
+        return self.applied.plan_forecast_pods
 
     # ------------------------------------------------------------------ monitoring
     def _observe(self, observation: Observation, now_min: int) -> None:

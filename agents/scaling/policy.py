@@ -98,6 +98,7 @@ class PredictivePolicy:
     def __init__(self, params: PredictiveParams | None = None) -> None:
         self.params = params or PredictiveParams()
         self.model: ScalingModel | None = None
+        self.forecast: dict[str, np.ndarray] = {}
 
     def use_model(self, model: ScalingModel) -> None:
         """Set the trained model (before :meth:`reset`)."""

@@ -164,3 +164,20 @@ def test_the_environment_under_predictive_sizing_bills_what_the_simulator_bills(
     totals = info["totals"]
     assert totals["cost_usd"] == pytest.approx(truth["cost_usd"], rel=0.02)
     assert totals["slo_attainment"] == pytest.approx(truth["slo_attainment"], rel=0.02)
+
+
+def test_a_lifecycle_managed_sizing_hands_the_mix_the_applied_forecast(models: Path) -> None:
+    """Under a scenario's lifecycle loop the sizing is the loop; it forwards the forecast of
+    the policy whose decision it applied, so a predictive-trained cost-rl can run there."""
+    from agents.lifecycle.loop import ManagedPredictive
+
+    prepared = runner.prepare_run("bad-model", policy="predictive+spot-greedy", days=0.05)
+    runner.attach_model(prepared, models_dir=models, store=models / "store.duckdb")
+    composed = prepared.policy
+    loop = composed.sizing  # type: ignore[attr-defined]
+    assert isinstance(loop, ManagedPredictive)
+    runner.run(prepared)
+    assert composed.mix.sizing_forecasts  # type: ignore[attr-defined]
+    forecast = loop.plan_forecast_pods
+    assert forecast is not None and forecast == loop.applied.plan_forecast_pods
+    assert composed.mix.ctrl.forecast_pods == forecast  # type: ignore[attr-defined]
