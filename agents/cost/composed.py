@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.cost.policies import CostPolicy
+from agents.cost.policies import CostPolicy, SizedBy
 from agents.registry import MIX_POLICIES, POLICIES, SIZING_POLICIES
 from sim.control import (
     ControlContext,
@@ -161,8 +161,12 @@ class ComposedPolicy:
 
     def reset(self, context: ControlContext) -> None:
         self.sizing.reset(context)
-        self.mix.sized_by = self.sizing.name
-        self.mix.sizing_forecasts = isinstance(self.sizing, ForecastingSizing)
+        params = getattr(self.sizing, "params", None)
+        self.mix.sized_by = SizedBy(
+            name=self.sizing.name,
+            forecasts=isinstance(self.sizing, ForecastingSizing),
+            quantile=getattr(params, "quantile", None),
+        )
         self.mix.reset(context)
         self._last = None
 

@@ -12,6 +12,7 @@ its spot share moves by more than 10 points.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,17 @@ from agents.cost.plan import Layout, Mix, decode_action
 from agents.cost.view import tick_from_observation
 from sim.control import NEEDS_NOTHING, ControlContext, Decision, Observation, PolicyNeeds
 from sim.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class SizedBy:
+    """The sizing part of the composed controller a mix runs in."""
+
+    name: str
+    forecasts: bool
+    """Whether it hands its plan-horizon forecast to the mix (``predictive``)."""
+    quantile: float | None
+    """The quantile it provisions for (``predictive``), else ``None``."""
 
 
 class NoParams(BaseModel):
@@ -49,11 +61,9 @@ class CostPolicy:
         self.rule = rule
         self.ctrl: Controller | None = None
         self.layout: Layout | None = None
-        self.sized_by: str | None = None
+        self.sized_by: SizedBy | None = None
         """The sizing policy of the composed controller this mix runs in (set by it
         before :meth:`reset`); ``None`` alone."""
-        self.sizing_forecasts = False
-        """Whether that sizing hands its forecast to :meth:`decide` (``predictive``)."""
 
     def reset(self, context: ControlContext) -> None:
         self.layout = Layout.of(context.pools, source=context.scenario_id)
@@ -225,12 +235,9 @@ class CostRLPolicy(CostPolicy):
         if self.model is None:
             raise ValueError("cost-rl needs a trained model (opsbench train cost)")
         meta = self.model.metadata
-        if meta.sizing == "predictive" and not self.sizing_forecasts:
-            where = (
-                "alone"
-                if self.sized_by is None
-                else f"under {self.sized_by}, which hands it no forecast"
-            )
+        sized_by = self.sized_by
+        if meta.sizing == "predictive" and (sized_by is None or not sized_by.forecasts):
+            where = "alone" if sized_by is None else f"under {sized_by.name}, which has no forecast"
             raise InputError(
                 self.model.folder / "metadata.json",
                 "sizing",
@@ -239,6 +246,17 @@ class CostRLPolicy(CostPolicy):
                 "--policy predictive+cost-rl, or a model trained under the controller's own "
                 "sizing (opsbench train cost without --sizing)",
             )
+        if meta.sizing == "predictive" and sized_by is not None:
+            if sized_by.quantile != meta.sizing_quantile:
+                raise InputError(
+                    context.scenario_id,
+                    "control.params.sizing.quantile",
+                    f"{sized_by.quantile}: model {self.model.version} was trained under "
+                    f"predictive sizing at {meta.sizing_quantile} and reads that forecast",
+                    f"{meta.sizing_quantile}, or a model trained at {sized_by.quantile} "
+                    f"(opsbench train cost --sizing predictive --sizing-quantile "
+                    f"{sized_by.quantile})",
+                )
         super().reset(context)
         assert self.layout is not None
         self.model.check_layout(self.layout, source=context.scenario_id)

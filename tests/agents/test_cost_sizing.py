@@ -124,6 +124,16 @@ def test_a_model_trained_under_predictive_sizing_records_it_and_runs_only_compos
     for policy in ("reactive+cost-rl", "oracle+cost-rl"):
         with pytest.raises(InputError, match="trained under predictive sizing"):
             run(policy)
+    other = runner.prepare_run(
+        "default", policy="predictive+cost-rl", params={"sizing": {"quantile": 0.75}}, days=0.25
+    )
+    other.policy.mix.use_model(model)  # type: ignore[attr-defined]
+    runner.attach_model(
+        other, models_dir=models, store=models / "store.duckdb", kinds=frozenset({"scaling"})
+    )
+    other.model_version = "test"
+    with pytest.raises(InputError, match=r"control\.params\.sizing\.quantile"):
+        runner.run(other)
     alone = runner.prepare_run("default", policy="cost-rl", days=0.25)
     alone.policy.use_model(model)  # type: ignore[attr-defined]
     alone.model_version = "test"
@@ -177,7 +187,7 @@ def test_a_lifecycle_managed_sizing_hands_the_mix_the_applied_forecast(models: P
     loop = composed.sizing  # type: ignore[attr-defined]
     assert isinstance(loop, ManagedPredictive)
     runner.run(prepared)
-    assert composed.mix.sizing_forecasts  # type: ignore[attr-defined]
+    assert composed.mix.sized_by.forecasts  # type: ignore[attr-defined]
     forecast = loop.plan_forecast_pods
     assert forecast is not None and forecast == loop.applied.plan_forecast_pods
     assert composed.mix.ctrl.forecast_pods == forecast  # type: ignore[attr-defined]
