@@ -148,13 +148,19 @@ def predictive_source(
     from agents.cost.env_sizing import SizingSource
     from agents.scaling.policy import PredictiveParams
 
-    prepared = runner.prepare_run(scenario, policy="predictive", days=days)
-    runner.attach_model(prepared, models_dir=models_dir)
-    model = prepared.policy.model  # type: ignore[attr-defined]
+    model = scaling_model(scenario, models_dir, days)
     try:
         return SizingSource.for_world(world, model, PredictiveParams(quantile=quantile))
     except ValueError as exc:
         raise InputError(scenario, "workload.start", str(exc), "a longer history") from None
+
+
+def scaling_model(scenario: str, models_dir: str, days: float | None = None) -> Any:
+    """``scenario``'s registered scaling model (``scaling-<scenario>``), trained and
+    registered first if there is none."""
+    prepared = runner.prepare_run(scenario, policy="predictive", days=days)
+    runner.attach_model(prepared, models_dir=models_dir)
+    return prepared.policy.model  # type: ignore[attr-defined]
 
 
 def prepare(todo: Sequence[FoldTask]) -> None:
@@ -162,8 +168,7 @@ def prepare(todo: Sequence[FoldTask]) -> None:
     (before the jobs fan out to workers that would otherwise each train it)."""
     for task in todo:
         if task.sizing == "predictive":
-            prepared = runner.prepare_run(task.scenario, policy="predictive", days=task.days)
-            runner.attach_model(prepared, models_dir=task.models_dir)
+            scaling_model(task.scenario, task.models_dir, task.days)
             return
 
 

@@ -6,7 +6,7 @@ The hazard (:mod:`sim.market.hazard`) counts an AZ's drops and up-minutes over t
 :data:`~sim.market.hazard.HAZARD_HORIZON_MIN` up-minutes) through a Gamma prior fitted by
 empirical Bayes. ``W`` is chosen among :data:`~sim.market.hazard.HAZARD_WINDOWS_MIN` on
 the 16 dev availability and preemption traces the cost agent trains on
-(:func:`sim.market.hazard.training_observations`, each over its whole length, sampled at
+(:func:`agents.cost.env.training_observations`, each over its whole length, sampled at
 minute ticks), on availability alone:
 
 - for each held-out trace and each ``W``, the prior is fitted on the other 15 traces
@@ -36,6 +36,7 @@ from statistics import fmean, stdev
 
 import numpy as np
 
+from agents.cost.env import training_observations
 from sim.market.availability import AvailabilitySeries
 from sim.market.hazard import (
     HAZARD_HORIZON_MIN,
@@ -45,7 +46,6 @@ from sim.market.hazard import (
     fit_drop_rate_prior,
     hazard_series,
     observed_minutes,
-    training_observations,
 )
 
 

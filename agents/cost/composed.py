@@ -24,7 +24,7 @@ whenever the plan or the nodes per pool change.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,9 @@ from sim.control import (
     PolicyNeeds,
 )
 from sim.errors import InputError
+
+if TYPE_CHECKING:
+    from agents.scaling.policy import PredictiveParams
 
 SEPARATOR = "+"
 
@@ -55,7 +58,10 @@ class SizingPolicy(Policy, Protocol):
 @runtime_checkable
 class ForecastingSizing(SizingPolicy, Protocol):
     """A sizing policy that also exposes its plan-horizon forecast (``predictive``): the
-    median and the quantile it provisions for, in pods (``None`` before its first)."""
+    median and the quantile it provisions for (``params.quantile``), in pods (``None``
+    before its first)."""
+
+    params: PredictiveParams
 
     @property
     def plan_forecast_pods(self) -> tuple[float, float] | None: ...
@@ -161,12 +167,11 @@ class ComposedPolicy:
 
     def reset(self, context: ControlContext) -> None:
         self.sizing.reset(context)
-        params = getattr(self.sizing, "params", None)
-        self.mix.sized_by = SizedBy(
-            name=self.sizing.name,
-            forecasts=isinstance(self.sizing, ForecastingSizing),
-            quantile=getattr(params, "quantile", None),
-        )
+        sizing = self.sizing
+        if isinstance(sizing, ForecastingSizing):
+            self.mix.sized_by = SizedBy(sizing.name, True, sizing.params.quantile)
+        else:
+            self.mix.sized_by = SizedBy(sizing.name, False, None)
         self.mix.reset(context)
         self._last = None
 

@@ -35,6 +35,7 @@ from agents.cost.view import n_features
 from scenarios import data_path
 from sim.market.availability import AvailabilitySeries, load_availability_trace
 from sim.market.availability_model import AvailabilityModel, fit_availability
+from sim.market.hazard import HAZARD_WINDOW_MIN, DropRatePrior, fit_drop_rate_prior
 from sim.market.prices import PriceSeries, replay_spot_prices
 from sim.scenario import ReplayedSpotPrices
 from sim.scenario_files import find_scenario, load_scenario_file
@@ -105,10 +106,34 @@ def training_availability_model(exclude: frozenset[str] = frozenset()) -> Availa
     """The availability generator (:mod:`sim.market.availability_model`) fitted on
     :func:`training_traces` ``(exclude)``, each trace whole (its last spell cut at the
     trace's end), so the traces named in ``exclude`` take no part in it."""
-    kept = training_traces(exclude)
+    observed = training_observations(exclude)
+    return fit_availability([s for _, s, _ in observed], [d for _, _, d in observed])
+
+
+def training_observations(
+    exclude: frozenset[str] = frozenset(),
+) -> tuple[tuple[str, AvailabilitySeries, float], ...]:
+    """``(name, series, duration_s)`` of each of :func:`training_traces` ``(exclude)``:
+    the dev traces, whole, by path relative to ``scenarios/data/spot/traces``, with the
+    seconds each covers."""
     lengths = _dev_trace_lengths()
-    names = [name for name in _dev_traces() if name not in exclude]
-    return fit_availability(kept, [lengths[name] for name in names])
+    names = [name for name in lengths if name not in exclude]
+    series = training_traces(exclude)
+    return tuple((name, one, lengths[name]) for name, one in zip(names, series, strict=True))
+
+
+@lru_cache(maxsize=8)
+def training_prior(exclude: frozenset[str] = frozenset()) -> DropRatePrior:
+    """The hazard features' drop-rate prior (:func:`sim.market.hazard.fit_drop_rate_prior`
+    over :data:`~sim.market.hazard.HAZARD_WINDOW_MIN`-minute windows) fitted on
+    :func:`training_observations` ``(exclude)``, each trace over its whole length, so the
+    traces named in ``exclude`` take no part in it. Cached per ``exclude``."""
+    observed = training_observations(exclude)
+    return fit_drop_rate_prior(
+        [series for _, series, _ in observed],
+        HAZARD_WINDOW_MIN,
+        durations_s=[duration for _, _, duration in observed],
+    )
 
 
 @lru_cache(maxsize=1)
@@ -242,10 +267,8 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         self.sizing_source = sizing_source
         self.sizing: PredictiveSizing | None = None
         self.feature_version = 1 if sizing_source is None else 2
-        self.hazard_prior = None
+        self.hazard_prior: DropRatePrior | None = None
         if sizing_source is not None:
-            from sim.market.hazard import training_prior
-
             self.hazard_prior = training_prior(held_out_traces)
         self.availability_traces = training_traces(held_out_traces)
         self.availability = availability
@@ -327,7 +350,6 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
         sc = world.scenario
         from datetime import timedelta
 
-        self._window_start = start
         return Market(
             start=world.workload.start + timedelta(minutes=start - hist.size),
             offered_rps=offered.tolist(),
@@ -374,9 +396,8 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
             if self.mode == "replay":
                 self.sizing.begin(source.replay_forecasts(self.world, market.gaps))
             else:
-                self.sizing.begin(
-                    source.history_forecasts, self._window_start - source.history_start_min
-                )
+                offset = self.window_start_min(market) - source.history_start_min
+                self.sizing.begin(source.history_forecasts, offset)
         self.steps = 0
         self._last_load = 0.0
         if self.sizing is None:
@@ -385,6 +406,12 @@ class SpotFleetEnv(gym.Env[np.ndarray, np.ndarray]):
             self._observe_sized(self.model.tick())
         self.totals = {"cost_usd": 0.0, "spot_cost_usd": 0.0, "od_ref_usd": 0.0, "violations": 0}
         return self.ctrl.features(), {}
+
+    def window_start_min(self, market: Market) -> int:
+        """The history minute a train-mode window starts at (its load's first minute)."""
+        workload = self.world.workload
+        before_replay_s = (workload.start - market.start).total_seconds()
+        return int(workload.history_rps.size) - round(before_replay_s / 60.0)
 
     def _observe_sized(self, tick: Tick) -> None:
         """Under predictive sizing: the controller takes in the tick, then the plan and

@@ -21,7 +21,7 @@ controller will run with on new load.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -54,7 +54,6 @@ class SizingSource:
     params: PredictiveParams
     history_forecasts: np.ndarray
     history_start_min: int
-    _replay: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_world(cls, world: World, model: ScalingModel, params: PredictiveParams) -> SizingSource:
@@ -82,19 +81,16 @@ class SizingSource:
 
     def replay_forecasts(self, world: World, gaps: list[bool]) -> np.ndarray:
         """The forecasts at every tick of ``world``'s replay (``gaps``: minutes without
-        metrics), computed once per gap pattern."""
-        key = tuple(int(g) for g in gaps)
-        if key not in self._replay:
-            w = world.workload
-            self._replay[key] = plan_forecasts(
-                self.model,
-                history_rps=w.history_rps,
-                history_gap=w.history_filled,
-                start=w.start,
-                offered_rps=w.offered_rps[: len(gaps)],
-                observed=~np.asarray(gaps, dtype=bool),
-            )
-        return self._replay[key]
+        metrics)."""
+        w = world.workload
+        return plan_forecasts(
+            self.model,
+            history_rps=w.history_rps,
+            history_gap=w.history_filled,
+            start=w.start,
+            offered_rps=w.offered_rps[: len(gaps)],
+            observed=~np.asarray(gaps, dtype=bool),
+        )
 
     def sizing(
         self, *, pod_rate_rps: float, target_utilization: float, max_pods: int

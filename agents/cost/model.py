@@ -184,13 +184,13 @@ def save_model(
     digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()
     metadata = CostModelMetadata.model_validate(
         {
+            "feature_version": FEATURE_VERSION,
             **meta,
             "schema_version": 1,
             "kind": "cost",
             "model_version": digest[:12],
             "model_sha256": digest,
             "algorithm": "PPO",
-            "feature_version": meta.get("feature_version", FEATURE_VERSION),
             "activation": "tanh",
             "libraries": library_versions(),
         }

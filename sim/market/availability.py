@@ -62,6 +62,11 @@ class AvailabilitySeries:
         k = max(int(np.searchsorted(self.times_s, t_s, side="right")) - 1, 0)
         return bool(self.available[k])
 
+    def available_at_many(self, times_s: np.ndarray) -> np.ndarray:
+        """:meth:`available_at` at each of ``times_s`` (s): bool, shaped like it."""
+        k = np.maximum(np.searchsorted(self.times_s, times_s, side="right") - 1, 0)
+        return np.asarray(self.available[k], dtype=bool)
+
     def transitions(self) -> list[tuple[float, bool]]:
         """``(time_s, new_state)`` for every change after t=0, in time order."""
         return [

@@ -54,7 +54,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import optimize, special
@@ -95,6 +94,14 @@ windows the marginal likelihood keeps rising as ``a, b -> inf`` at fixed ``a / b
 constant rate), so the fit stops at ``1e6``."""
 
 
+def _check_window(window_min: object, name: str = "window_min") -> None:
+    """ValueError unless ``window_min`` is an integer >= 1 (minutes)."""
+    if isinstance(window_min, bool) or not isinstance(window_min, int | np.integer):
+        raise ValueError(f"{name}(={window_min!r}) must be an integer >= 1")
+    if window_min < 1:
+        raise ValueError(f"{name}(={window_min}) must be an integer >= 1")
+
+
 @dataclass(frozen=True, slots=True)
 class DropRatePrior:
     """The Gamma prior on an AZ's drop rate and the window it is updated over.
@@ -119,9 +126,7 @@ class DropRatePrior:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"DropRatePrior.{name}(={value!r}) must be finite and > 0")
-        window = self.window_min
-        if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
-            raise ValueError(f"DropRatePrior.window_min(={window!r}) must be an integer >= 1")
+        _check_window(self.window_min, "DropRatePrior.window_min")
 
     @property
     def mean_drops_per_up_hour(self) -> float:
@@ -160,9 +165,9 @@ def minute_availability(series: AvailabilitySeries, offset_s: float, n_minutes: 
         raise ValueError(f"offset_s(={offset_s}) must be finite")
     if isinstance(n_minutes, bool) or not isinstance(n_minutes, int | np.integer) or n_minutes < 0:
         raise ValueError(f"n_minutes(={n_minutes!r}) must be an integer >= 0")
-    ticks = offset_s + np.arange(int(n_minutes), dtype=np.float64) * MINUTE_S
-    idx = np.maximum(np.searchsorted(series.times_s, ticks, side="right") - 1, 0)
-    return np.asarray(series.available[idx], dtype=bool)
+    return series.available_at_many(
+        offset_s + np.arange(int(n_minutes), dtype=np.float64) * MINUTE_S
+    )
 
 
 def observed_minutes(series: AvailabilitySeries, duration_s: float | None = None) -> np.ndarray:
@@ -205,10 +210,7 @@ def window_counts(
     Two int64 arrays shaped like ``available``.
     """
     avail, init = _check_batch(available, initial)
-    if isinstance(window_min, bool) or not isinstance(window_min, int | np.integer):
-        raise ValueError(f"window_min(={window_min!r}) must be an integer >= 1")
-    if window_min < 1:
-        raise ValueError(f"window_min(={window_min}) must be an integer >= 1")
+    _check_window(window_min)
     up, dropped = _minute_flags(avail, init)
     n = avail.shape[-2]
     hi = np.arange(1, n + 1)
@@ -266,7 +268,7 @@ class DropHazard:
     Parameters
     ----------
     prior
-        The drop-rate prior and its window ``W`` (:func:`training_prior`).
+        The drop-rate prior and its window ``W`` (:func:`agents.cost.env.training_prior`).
     n_az
         Number of AZs (>= 1).
     initial
@@ -391,10 +393,7 @@ def fit_drop_rate_prior(
     """
     if not traces:
         raise ValueError("fit_drop_rate_prior needs at least one availability trace, got none")
-    if isinstance(window_min, bool) or not isinstance(window_min, int | np.integer):
-        raise ValueError(f"window_min(={window_min!r}) must be an integer >= 1")
-    if window_min < 1:
-        raise ValueError(f"window_min(={window_min}) must be an integer >= 1")
+    _check_window(window_min)
     if durations_s is not None and len(durations_s) != len(traces):
         raise ValueError(f"{len(traces)} traces but {len(durations_s)} durations_s")
     ends: Sequence[float | None] = [None] * len(traces) if durations_s is None else durations_s
@@ -434,31 +433,4 @@ def fit_drop_rate_prior(
         shape=math.exp(float(result.x[0])),
         rate_up_hours=math.exp(float(result.x[1])),
         window_min=int(window_min),
-    )
-
-
-def training_observations(
-    exclude: frozenset[str] = frozenset(),
-) -> tuple[tuple[str, AvailabilitySeries, float], ...]:
-    """``(name, series, duration_s)`` of each of
-    :func:`agents.cost.env.training_traces` ``(exclude)``: the dev traces, whole, by path
-    relative to ``scenarios/data/spot/traces``, with the seconds each covers."""
-    from agents.cost.env import _dev_trace_lengths, training_traces  # lazy: no import cycle
-
-    lengths = _dev_trace_lengths()
-    names = [name for name in lengths if name not in exclude]
-    series = training_traces(exclude)
-    return tuple((name, one, lengths[name]) for name, one in zip(names, series, strict=True))
-
-
-@lru_cache(maxsize=8)
-def training_prior(exclude: frozenset[str] = frozenset()) -> DropRatePrior:
-    """:func:`fit_drop_rate_prior` over :data:`HAZARD_WINDOW_MIN`-minute windows of the
-    training traces (:func:`training_observations`, each over its whole length), so the
-    traces named in ``exclude`` take no part in it. Cached per ``exclude``."""
-    observed = training_observations(exclude)
-    return fit_drop_rate_prior(
-        [series for _, series, _ in observed],
-        HAZARD_WINDOW_MIN,
-        durations_s=[duration for _, _, duration in observed],
     )

@@ -91,7 +91,8 @@ def test_train_mode_windows_read_the_forecasts_of_their_own_minutes(
     env.reset(seed=11)
     sizing = env.sizing
     assert sizing is not None
-    offset = env._window_start - source.history_start_min
+    assert env.model is not None
+    offset = env.window_start_min(env.model.market) - source.history_start_min
     assert sizing.offset == offset >= 0
     row = source.history_forecasts[offset]
     median, upper = sizing.forecast_pods(0)

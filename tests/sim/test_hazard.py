@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
+from agents.cost.env import training_observations, training_prior
 from sim.market.availability import AvailabilitySeries
 from sim.market.hazard import (
     HAZARD_HORIZON_MIN,
@@ -21,8 +22,6 @@ from sim.market.hazard import (
     fit_drop_rate_prior,
     hazard_series,
     minute_availability,
-    training_observations,
-    training_prior,
     window_counts,
 )
 
